@@ -1,0 +1,34 @@
+"""Server configuration: every limit has a default here and can be overridden
+from the command line. One frozen object is built at start-up and passed
+down; nothing reads the environment later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one client can make the server hold or do."""
+
+    max_line: int = 64 * KIB            # one command line, excluding literals
+    max_literal: int = 64 * MIB         # one literal (APPEND message)
+    max_command: int = 80 * MIB         # one whole command, lines plus literals
+    max_nesting: int = 32               # parenthesis depth in one command
+    max_bad_commands: int = 20          # BAD answers before BYE
+    max_pipelined: int = 256            # parsed commands queued per connection
+    max_connections: int = 4096         # open connections per process
+    preauth_timeout: float = 60.0       # seconds, not authenticated state
+    auth_timeout: float = 30 * 60.0     # seconds, RFC 3501 §5.4: at least 30 min
+    failed_login_delay: float = 1.0     # seconds before NO [AUTHENTICATIONFAILED]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path = Path("imapd-data")
+    limits: Limits = field(default_factory=Limits)
+    server_name: str = "imapd"
