@@ -1,1 +1,1 @@
-
+"""Per-connection session state (``state.py``) and the selected-mailbox view."""

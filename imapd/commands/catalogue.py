@@ -1,0 +1,43 @@
+"""Every fixed response text and code the server layer sends, in one place.
+
+Tests import these too, so a wording change is one edit. Codes are the
+RFC 3501 §7.1 and RFC 5530 response-code atoms.
+"""
+
+from __future__ import annotations
+
+# --- response codes (RFC 3501 §7.1, RFC 5530 §3) ---------------------------
+CODE_CAPABILITY = "CAPABILITY"
+CODE_ALERT = "ALERT"
+CODE_AUTHENTICATIONFAILED = "AUTHENTICATIONFAILED"
+CODE_AUTHORIZATIONFAILED = "AUTHORIZATIONFAILED"
+CODE_SERVERBUG = "SERVERBUG"
+CODE_TOOBIG = "TOOBIG"
+CODE_UNAVAILABLE = "UNAVAILABLE"
+CODE_CANNOT = "CANNOT"
+
+# --- untagged status texts --------------------------------------------------
+GREETING = "imapd ready"
+BYE_LOGOUT = "IMAP4rev1 Server logging out"
+BYE_AUTOLOGOUT = "Autologout; idle for too long"
+BYE_TOO_MANY_BAD = "Too many invalid commands"
+BYE_TOO_MANY_CONNECTIONS = "Too many connections, try again later"
+BYE_SHUTDOWN = "Server shutting down"
+BYE_FATAL_FRAME = "Input too large, closing connection"
+
+# --- tagged completions -----------------------------------------------------
+OK_CAPABILITY = "CAPABILITY completed"
+OK_NOOP = "NOOP completed"
+OK_LOGOUT = "LOGOUT completed"
+OK_LOGGED_IN = "Logged in"
+
+# --- failures ---------------------------------------------------------------
+BAD_WRONG_STATE = "Command not allowed in this state"
+BAD_UNKNOWN_COMMAND = "Unknown or unsupported command"
+NO_AUTHENTICATION_FAILED = "Authentication failed"
+NO_AUTHORIZATION_FAILED = "Authorization identity not allowed"
+NO_UNSUPPORTED_MECHANISM = "Unsupported authentication mechanism"
+BAD_AUTH_CANCELLED = "AUTHENTICATE cancelled"
+BAD_INVALID_BASE64 = "Invalid base64 data"
+BAD_MALFORMED_PLAIN = "Malformed PLAIN credentials"
+NO_SERVERBUG = "Internal server error; the incident was logged"

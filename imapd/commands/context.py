@@ -1,0 +1,117 @@
+"""What a command handler gets and returns; the handler-facing API.
+
+A handler is::
+
+    async def handle_noop(cmd: Noop, ctx: CommandContext) -> Completion
+
+It reads ``ctx.session`` / ``ctx.config`` / ``ctx.users`` / ``ctx.store``,
+sends untagged responses with ``ctx.send`` (written at once, in order),
+returns a ``Completion`` (the tagged OK) or raises ``imapd.errors.ImapError``
+(tagged NO/BAD). Handlers never build bytes and never import Twisted: time
+and threads come from ``ctx.runtime``, provided by the server layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import (
+    Any, Awaitable, Callable, Generic, ParamSpec, Protocol, TypeVar,
+)
+
+from imapd.config import Config
+from imapd.session.state import Session, State
+from imapd.users import UserDatabase
+from imapd.wire.responses import Continuation, Response, ResponseCode
+
+P = ParamSpec("P")
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+class Runtime(Protocol):
+    """Time and threads for handlers (the server implements it on the
+    reactor; tests use a ``task.Clock`` and run "threads" inline)."""
+
+    def sleep(self, seconds: float) -> Awaitable[None]: ...
+
+    def in_thread(
+        self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Server features fixed at start-up that shape the capability list
+    (see ``imapd.capabilities``)."""
+
+    literal_plus: bool = False
+    sasl_mechanisms: tuple[str, ...] = ("PLAIN",)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The tagged OK a handler returns: ``tag OK [code] text``."""
+
+    text: str = "completed"
+    code: ResponseCode | None = None
+
+
+class ConnectionClosed(Exception):
+    """Raised into a handler waiting for client input when the connection
+    goes away; the dispatcher stops quietly."""
+
+
+@dataclass(eq=False)
+class CommandContext:
+    """Everything one command may use. One per connection, reused by each
+    command on it."""
+
+    session: Session
+    config: Config
+    users: UserDatabase
+    runtime: Runtime
+    features: Features
+    sender: Callable[[Response], None]
+    continuation_reader: Callable[[Continuation], Awaitable[bytes]]
+    # The mail store (``imapd.mailstore.interface.MailStore``) once wired;
+    # typed loosely so this layer does not depend on it yet.
+    store: Any = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def send(self, response: Response) -> None:
+        """Write an untagged (or continuation) response now, in order."""
+        self.sender(response)
+
+    def read_continuation(self, prompt: Continuation) -> Awaitable[bytes]:
+        """Send ``+ ...`` and wait for the client's next line (without its
+        CRLF), e.g. a SASL response (RFC 3501 §6.2.2). Raises
+        ``ConnectionClosed`` if the client goes away, and ``ImapError`` (BAD)
+        if the line is over-long."""
+        return self.continuation_reader(prompt)
+
+
+Handler = Callable[[C, CommandContext], Awaitable[Completion]]
+
+# Legal-state sets for the registry (RFC 3501 §6.1–§6.4).
+ANY_STATE = frozenset({State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED})
+NOT_AUTHENTICATED = frozenset({State.NOT_AUTHENTICATED})
+AUTHENTICATED = frozenset({State.AUTHENTICATED, State.SELECTED})
+SELECTED = frozenset({State.SELECTED})
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec(Generic[C]):
+    """One row of the dispatch table (``imapd.commands.registry``).
+
+    ``may_send_expunge`` is False for commands during which untagged EXPUNGE
+    must not be sent (FETCH, STORE, SEARCH and their UID forms; RFC 3501
+    §7.4.1), so the dispatcher holds expunges back for them.
+    """
+
+    command_type: type[C]
+    handler: Handler[C]
+    states: frozenset[State]
+    may_send_expunge: bool = True
+
+
+AnySpec = CommandSpec[Any]  # a row of the table, whatever its command type
