@@ -252,7 +252,8 @@ class UserDatabase:
         write them back atomically. Nothing is written if the caller raises."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock_file, self._lock:
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(lock_fd, "r+b") as lock_file, self._lock:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             self._stamp = None
             self._refresh()

@@ -25,6 +25,9 @@ BYE_TOO_MANY_CONNECTIONS = "Too many connections, try again later"
 BYE_SHUTDOWN = "Server shutting down"
 BYE_FATAL_FRAME = "Input too large, closing connection"
 
+# --- continuation requests (RFC 3501 §7.5) -------------------------------
+CONTINUE_LITERAL = "Ready for literal data"
+
 # --- tagged completions -----------------------------------------------------
 OK_CAPABILITY = "CAPABILITY completed"
 OK_NOOP = "NOOP completed"

@@ -1,1 +1,4 @@
+"""The Twisted layer: protocol, factory, listening service, timers.
 
+The only package (with ``imapd.cli``) that imports ``twisted.internet``.
+"""

@@ -1,0 +1,127 @@
+"""The server factory: what all connections of one server share.
+
+It holds the configuration, the user database, the mail store (optional
+until the store is wired), the dispatcher and the clock; builds one
+``ImapServerProtocol`` per connection; counts connections; and, when the
+store has ``poll_changes``, calls it on a short timer so changes made by
+other processes on the same data directory reach this process's views.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from imapd import capabilities
+from imapd.commands import auth
+from imapd.commands.context import CommandContext, Features, Runtime
+from imapd.commands.dispatch import Dispatcher
+from imapd.commands.registry import Registry, default_registry
+from imapd.config import Config
+from imapd.server.protocol import ImapServerProtocol
+from imapd.server.runtime import Clock, ReactorRuntime, global_reactor
+from imapd.session.state import Session
+from imapd.users import UserDatabase
+from imapd.wire.responses import Continuation, Response
+
+log = Logger(namespace="imapd.server")
+
+DEFAULT_POLL_INTERVAL = 0.5
+
+
+class ImapServerFactory(ServerFactory):
+    """Builds IMAP connections. ``clock`` and ``runtime`` default to the
+    global reactor; tests pass a ``task.Clock`` and an ``InlineRuntime``."""
+
+    protocol = ImapServerProtocol
+
+    def __init__(
+        self,
+        config: Config,
+        users: UserDatabase,
+        store: Any = None,
+        *,
+        clock: Clock | None = None,
+        runtime: Runtime | None = None,
+        registry: Registry | None = None,
+        features: Features | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self.config = config
+        self.users = users
+        self.store = store
+        self.clock: Clock = clock if clock is not None else global_reactor()
+        self.runtime = runtime if runtime is not None else ReactorRuntime(self.clock)
+        self.registry = registry if registry is not None else default_registry()
+        self.features = features if features is not None else Features(
+            literal_plus=capabilities.framer_supports_literal_plus(config.limits),
+        )
+        # Start-up check: never advertise what we cannot do.
+        capabilities.check_handlers(
+            self.features, self.registry.command_types(), auth.MECHANISMS
+        )
+        self.dispatcher = Dispatcher(self.registry, config.limits.max_bad_commands)
+        self.connections: set[ImapServerProtocol] = set()
+        self.poll_interval = poll_interval
+        self._poller: LoopingCall | None = None
+
+    def buildProtocol(self, addr: IAddress | None) -> ImapServerProtocol:
+        return ImapServerProtocol(self)
+
+    def make_context(
+        self,
+        session: Session,
+        sender: Callable[[Response], None],
+        continuation_reader: Callable[[Continuation], Awaitable[bytes]],
+    ) -> CommandContext:
+        return CommandContext(
+            session=session, config=self.config, users=self.users,
+            runtime=self.runtime, features=self.features, sender=sender,
+            continuation_reader=continuation_reader, store=self.store,
+        )
+
+    def connection_opened(self, connection: ImapServerProtocol) -> bool:
+        """Register a connection; False when over ``Limits.max_connections``."""
+        if len(self.connections) >= self.config.limits.max_connections:
+            return False
+        self.connections.add(connection)
+        return True
+
+    def connection_closed(self, connection: ImapServerProtocol) -> None:
+        self.connections.discard(connection)
+
+    def shutdown_connections(self) -> None:
+        for connection in list(self.connections):
+            connection.shutdown()
+
+    # --- store change polling ------------------------------------------------
+
+    def startFactory(self) -> None:
+        poll = getattr(self.store, "poll_changes", None)
+        if poll is None or self._poller is not None:
+            return
+        self._poller = LoopingCall(self._poll_once)
+        self._poller.clock = self.clock  # type: ignore[assignment]
+        self._poller.start(self.poll_interval, now=False)
+
+    def stopFactory(self) -> None:
+        if self._poller is not None and self._poller.running:
+            self._poller.stop()
+        self._poller = None
+
+    def _poll_once(self) -> Deferred[None]:
+        """One ``await store.poll_changes()``; errors are logged, never stop
+        the loop (LoopingCall waits for this Deferred, so polls never overlap)."""
+        d: Deferred[None] = Deferred.fromCoroutine(self.store.poll_changes())
+
+        def logged(failure: Failure) -> None:
+            log.failure("store.poll_changes failed", failure)
+
+        d.addErrback(logged)
+        return d

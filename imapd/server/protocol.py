@@ -1,0 +1,280 @@
+"""One IMAP connection: bytes in, framed and parsed commands dispatched one
+at a time, responses out in order (RFC 3501 §2.2, §5.5).
+
+The protocol owns no IMAP semantics. It feeds bytes to the wire framer,
+queues complete frames (pipelining: each command is answered in order and
+only one runs at a time), parses each frame just before running it, hands
+it to the dispatcher, and writes the reply. It also owns what needs the
+reactor: the autologout timer (RFC 3501 §5.4), the continuation exchange of
+AUTHENTICATE, back-pressure when too many commands are queued, and closing.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import TYPE_CHECKING, Union, cast
+from typing import Protocol as TypingProtocol
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from imapd import capabilities
+from imapd.commands import catalogue
+from imapd.commands.context import CommandContext, ConnectionClosed
+from imapd.errors import ImapError
+from imapd.server.runtime import Timer
+from imapd.session.state import Session, State
+from imapd.wire.commands import Command, CommandSyntaxError
+from imapd.wire.encode import encode_response_chunks
+from imapd.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
+from imapd.wire.parse import parse_command
+from imapd.wire.responses import (
+    Continuation, Response, ResponseCode, Status, Tagged, Untagged,
+)
+from imapd.wire.values import Atom
+
+if TYPE_CHECKING:
+    from imapd.server.factory import ImapServerFactory
+
+log = Logger(namespace="imapd.protocol")
+
+QueuedItem = Union[CommandFrame, FrameError]
+
+
+class Transport(TypingProtocol):
+    """The transport methods we use (``ITCPTransport`` and ``IProducer``),
+    typed for mypy without the zope plugin."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def getPeer(self) -> object: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+
+def format_peer(address: object) -> str:
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+class ImapServerProtocol(Protocol):
+    """The server side of one IMAP connection."""
+
+    def __init__(self, factory: ImapServerFactory) -> None:
+        self.server = factory
+        self.limits = factory.config.limits
+        self.framer = Framer(self.limits)
+        self.session = Session(peer="?")
+        self.ctx: CommandContext | None = None
+        self._queue: collections.deque[QueuedItem] = collections.deque()
+        self._running = False
+        self._pumping = False
+        self._closing = False
+        self._lost = False
+        self._paused = False
+        self._waiter: Deferred[bytes] | None = None
+        self._timer: Timer | None = None
+
+    def _transport(self) -> Transport:
+        assert self.transport is not None
+        return cast(Transport, self.transport)
+
+    # --- connection lifecycle ------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.session = Session(
+            peer=format_peer(self._transport().getPeer()),
+            secure=ISSLTransport.providedBy(self.transport),
+        )
+        self.ctx = self.server.make_context(self.session, self.send, self._read_continuation)
+        if not self.server.connection_opened(self):
+            self.send(Untagged(Status.BYE, catalogue.BYE_TOO_MANY_CONNECTIONS))
+            self.close()
+            return
+        log.debug("session {id} connected from {peer}", id=self.session.session_id,
+                  peer=self.session.peer)
+        caps = capabilities.advertised(self.session, self.server.features)
+        code = ResponseCode(catalogue.CODE_CAPABILITY, tuple(Atom(c) for c in caps))
+        self.send(Untagged(Status.OK, catalogue.GREETING, code))
+        self._arm_timer()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = self._closing = True
+        self._queue.clear()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if self._waiter is not None:
+            waiter, self._waiter = self._waiter, None
+            waiter.errback(ConnectionClosed())
+        self.session.deselect()
+        self.session.state = State.LOGOUT
+        self.server.connection_closed(self)
+        log.debug("session {id} closed", id=self.session.session_id)
+
+    def close(self) -> None:
+        """Stop taking commands and close once queued output is written."""
+        self._closing = True
+        if self.transport is not None:
+            self._transport().loseConnection()
+
+    def shutdown(self) -> None:
+        """Server shutdown: say BYE (RFC 3501 §7.1.5) and close."""
+        if not self._closing:
+            self.send(Untagged(Status.BYE, catalogue.BYE_SHUTDOWN))
+            self.close()
+
+    # --- output ----------------------------------------------------------------
+
+    def send(self, response: Response) -> None:
+        """Encode and write one response (the encoder streams literals)."""
+        if self._lost or self.transport is None:
+            return
+        for chunk in encode_response_chunks(response):
+            self._transport().write(chunk)
+
+    # --- input -----------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if self.session.authenticated:
+            self._arm_timer()  # long uploads keep an authenticated session alive
+        for event in self.framer.feed(data):
+            if isinstance(event, NeedContinuation):
+                self.send(Continuation(catalogue.CONTINUE_LITERAL))
+            elif isinstance(event, FrameError) and event.fatal:
+                self._fatal_frame_error(event)
+                return
+            else:
+                self._arm_timer()
+                self._enqueue(event)
+        self._pump()
+        if len(self._queue) >= self.limits.max_pipelined and not self._paused:
+            self._paused = True
+            self._transport().pauseProducing()
+
+    def _enqueue(self, item: QueuedItem) -> None:
+        if self._waiter is not None:
+            waiter, self._waiter = self._waiter, None
+            self._deliver_continuation(item, waiter)
+        else:
+            self._queue.append(item)
+
+    def _fatal_frame_error(self, error: FrameError) -> None:
+        self._write_frame_error(error)
+        self.send(Untagged(Status.BYE, catalogue.BYE_FATAL_FRAME))
+        self.close()
+
+    def _write_frame_error(self, error: FrameError) -> bool:
+        """Answer a framing error (tagged when the tag was readable); True
+        when the bad-command budget is spent."""
+        status = Status.NO if error.code == catalogue.CODE_TOOBIG else Status.BAD
+        code = ResponseCode(error.code) if error.code else None
+        reply: Tagged | Untagged
+        if error.tag is None:
+            reply = Untagged(status, error.reason, code)
+        else:
+            reply = Tagged(error.tag, status, error.reason, code)
+        self.send(reply)
+        return self.server.dispatcher.count_reply(self.session, Status.BAD)
+
+    # --- running commands, one at a time -----------------------------------------
+
+    def _pump(self) -> None:
+        """Start queued commands while none is running. Re-entrant calls (a
+        command that completed synchronously) just return; the loop goes on."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue and not self._running and not self._closing:
+                item = self._queue.popleft()
+                if self._paused and len(self._queue) < self.limits.max_pipelined // 2:
+                    self._paused = False
+                    self._transport().resumeProducing()
+                if isinstance(item, FrameError):
+                    if self._write_frame_error(item):
+                        self._say_bye(catalogue.BYE_TOO_MANY_BAD)
+                    continue
+                self._running = True
+                parsed = parse_command(item.data)
+                Deferred.fromCoroutine(self._execute(parsed)).addErrback(self._crashed)
+        finally:
+            self._pumping = False
+
+    async def _execute(self, parsed: Command | CommandSyntaxError) -> None:
+        assert self.ctx is not None
+        outcome = await self.server.dispatcher.dispatch(parsed, self.ctx)
+        self._running = False
+        if outcome is None or self._lost:
+            return
+        self.send(outcome.reply)
+        if self.session.state is State.LOGOUT:
+            self.close()
+        elif outcome.budget_exhausted:
+            self._say_bye(catalogue.BYE_TOO_MANY_BAD)
+        else:
+            self._arm_timer()
+            self._pump()
+
+    def _crashed(self, failure: Failure) -> None:
+        log.failure("session {id}: protocol error", failure, id=self.session.session_id)
+        self._running = False
+        self.close()
+
+    def _say_bye(self, text: str) -> None:
+        self.send(Untagged(Status.BYE, text))
+        self.close()
+
+    # --- AUTHENTICATE continuation exchange (RFC 3501 §6.2.2) ---------------------
+
+    def _read_continuation(self, prompt: Continuation) -> Deferred[bytes]:
+        """Send ``+ ...``; the next frame from the client is the answer, not
+        a command. It may already be queued (the client was quick)."""
+        if self._lost:
+            return fail(ConnectionClosed())
+        self.send(prompt)
+        if self._queue:
+            result: Deferred[bytes] = Deferred()
+            self._deliver_continuation(self._queue.popleft(), result)
+            return result
+        self._waiter = Deferred()
+        return self._waiter
+
+    @staticmethod
+    def _deliver_continuation(item: QueuedItem, waiter: Deferred[bytes]) -> None:
+        if isinstance(item, FrameError):
+            waiter.errback(ImapError.bad(item.reason))
+        else:
+            waiter.callback(item.data.removesuffix(b"\r\n"))
+
+    # --- autologout (RFC 3501 §5.4) -------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        """(Re)start the inactivity timer for the current state: short before
+        authentication, at least 30 minutes after (Limits)."""
+        if self._closing:
+            return
+        timeout = (
+            self.limits.auth_timeout if self.session.authenticated
+            else self.limits.preauth_timeout
+        )
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(timeout)
+        else:
+            self._timer = self.server.clock.callLater(timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        log.info("session {id} ({peer}): autologout", id=self.session.session_id,
+                 peer=self.session.peer)
+        self._say_bye(catalogue.BYE_AUTOLOGOUT)
+

@@ -1,0 +1,31 @@
+"""twistd plugin: ``twistd -n imapd --data DIR --imap tcp:1143``.
+
+Same options and service as ``imapd serve`` (``imapd.cli``). Kept tiny and
+import-cheap: twistd imports every plugin just to list them, so nothing
+here imports the reactor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from zope.interface import implementer  # type: ignore[import-untyped]
+
+from imapd.cli import ServeOptions, build_service
+
+
+@implementer(IServiceMaker, IPlugin)
+class ImapdServiceMaker:
+    tapname = "imapd"
+    description = "imapd, an IMAP4rev1 server"
+    options = ServeOptions
+
+    def makeService(self, options: ServeOptions) -> Any:
+        from imapd.server.runtime import global_reactor
+
+        return build_service(options, global_reactor())
+
+
+service_maker = ImapdServiceMaker()
