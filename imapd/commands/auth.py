@@ -53,6 +53,8 @@ def decode_sasl_base64(data: bytes) -> bytes:
     ``=`` is the empty response). Raise BAD on anything but clean base64."""
     if data == b"=":
         return b""
+    if len(data) % 4:  # a2b_base64 tolerates stray padding; RFC 4648 does not
+        raise ImapError.bad(catalogue.BAD_INVALID_BASE64)
     try:
         return binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):

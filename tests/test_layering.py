@@ -1,0 +1,109 @@
+"""The layering of docs/architecture.md, enforced on the source (AST).
+
+Each module may import only from its own layer or lower ones, and only the
+server layer and the CLI may import ``twisted.internet`` (so everything
+below can be tested with plain values, no reactor).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "imapd"
+
+# Higher number = higher layer. Keys are module-name prefixes; the longest
+# matching prefix decides.
+RANKS: dict[str, int] = {
+    "imapd": 0,               # __init__, model, errors, config: shared value types
+    "imapd.wire": 1,          # pure framing, parsing, encoding
+    "imapd.message": 2,       # pure MIME analysis (builds wire.values trees)
+    "imapd.mailstore": 2,     # the only mutator of mail
+    "imapd.users": 2,         # user database
+    "imapd.session": 3,       # per-connection state, selected views
+    "imapd.commands": 4,      # handlers, registry, dispatcher
+    "imapd.capabilities": 4,
+    "imapd.server": 5,        # Twisted: protocol, factory, service
+    "imapd.cli": 6,
+    "imapd.__main__": 6,
+}
+PURE_LAYERS = ("imapd.wire", "imapd.message", "imapd.mailstore")
+MAY_IMPORT_TWISTED_INTERNET = ("imapd.server", "imapd.cli")
+
+
+def layer_of(module: str) -> str:
+    matches = [p for p in RANKS if module == p or module.startswith(p + ".")]
+    return max(matches, key=len)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) for every import statement, at any depth."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            found.append((node.lineno, base))
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_sources_found() -> None:
+    names = {module_name(p) for p in SOURCES}
+    assert {"imapd.server.protocol", "imapd.commands.dispatch", "imapd.cli"} <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
+def test_imports_respect_layers(path: Path) -> None:
+    me = module_name(path)
+    my_layer = layer_of(me)
+    problems = []
+    for line, target in imports_of(path):
+        if target.startswith("twisted.internet") and not me.startswith(MAY_IMPORT_TWISTED_INTERNET):
+            problems.append(f"line {line}: {target} (only server/cli may use the reactor)")
+        if target == "imapd" or not target.startswith("imapd."):
+            continue
+        target_layer = layer_of(target)
+        if RANKS[target_layer] > RANKS[my_layer]:
+            problems.append(f"line {line}: {target} is above {my_layer}")
+        if my_layer in PURE_LAYERS and target_layer in PURE_LAYERS and target_layer != my_layer:
+            if RANKS[target_layer] >= RANKS[my_layer]:
+                problems.append(f"line {line}: {target} is a sibling pure layer")
+    assert problems == [], f"{me}: " + "; ".join(problems)
+
+
+def test_the_check_catches_violations(tmp_path: Path) -> None:
+    """The scanner must see nested and relative imports, or it proves nothing."""
+    source = "def f():\n    from ..server import protocol\n    import twisted.internet.reactor\n"
+    probe = tmp_path / "imapd" / "wire" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text(source)
+    global ROOT
+    saved = ROOT
+    ROOT = tmp_path
+    try:
+        tree_imports = [t for _, t in imports_of(probe)]
+    finally:
+        ROOT = saved
+    assert "imapd.server.protocol" in tree_imports
+    assert "twisted.internet.reactor" in tree_imports
+    assert RANKS[layer_of("imapd.server.protocol")] > RANKS[layer_of("imapd.wire.probe")]
