@@ -1,0 +1,152 @@
+"""Text for SEARCH (RFC 3501 §6.4.4).
+
+String keys match as case-insensitive substrings of *decoded* text:
+
+* header keys (HEADER, SUBJECT, FROM, TO, CC, BCC) look at the values of the
+  message's top-level header fields with RFC 2047 words decoded and folding
+  removed;
+* BODY looks at the body: every text part (and parts without a
+  Content-Type, which default to text/plain) with its transfer encoding
+  (quoted-printable, base64) and charset decoded, plus the headers of
+  attached messages, which are part of the body;
+* TEXT looks at the message's header too.
+
+Non-text parts (images, application/*) are not searched.  Case folding is
+``str.casefold`` on both sides.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime
+import re
+from typing import Iterator, Literal, Union
+
+from imapd.message.addresses import parse_address_list
+from imapd.message.headers import (
+    HeaderField,
+    decode_charset,
+    decode_words,
+    param,
+    split_fields,
+    unfold,
+)
+from imapd.message.model import MessageInfo, Part
+from imapd.wire.commands import TextScope
+
+Scope = Union[Literal["BODY", "TEXT"], TextScope]
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _top_fields(raw: bytes, info: MessageInfo) -> list[HeaderField]:
+    root = info.root
+    return split_fields(bytes(raw[root.header_start:root.body_start]))[0]
+
+
+def header_values(raw: bytes, info: MessageInfo, name: str) -> list[str]:
+    """Decoded values of every top-level header field called ``name`` (any
+    case), in order.  An empty list means the header is absent; a present
+    but empty header gives ``""`` (SEARCH HEADER with an empty string
+    matches every message that has the field, RFC 3501 §6.4.4)."""
+    key = name.encode("utf-8", "replace").lower()
+    return [
+        decode_words(unfold(field.value))
+        for field in _top_fields(raw, info) if field.name and field.key == key
+    ]
+
+
+def address_search_text(raw: bytes, info: MessageInfo, name: str) -> list[str]:
+    """Text to search for FROM / TO / CC / BCC (RFC 3501 §6.4.4): each
+    decoded header value, followed by its addresses written plainly as
+    ``name mailbox@host``, so ``user@example.org`` matches even when the
+    header spells it with comments or blanks."""
+    key = name.encode("utf-8", "replace").lower()
+    texts: list[str] = []
+    for field in _top_fields(raw, info):
+        if not field.name or field.key != key:
+            continue
+        value = unfold(field.value)
+        pieces = [decode_words(value)]
+        for display, _, mailbox, host in parse_address_list(value):
+            if display:
+                pieces.append(decode_words(display))
+            if mailbox is not None and host is not None:
+                pieces.append(decode_words(mailbox + b"@" + host))
+        texts.append("\n".join(pieces))
+    return texts
+
+
+def sent_date(info: MessageInfo) -> datetime.date | None:
+    """The date written in the Date header, without time or zone (RFC 3501
+    SENTBEFORE / SENTON / SENTSINCE); None when the header is missing or
+    unparseable (such a message matches none of the SENT* keys)."""
+    return info.sent_date
+
+
+def _scope_name(scope: Scope) -> str:
+    return scope.value if isinstance(scope, TextScope) else str(scope).upper()
+
+
+def searchable_text(raw: bytes, info: MessageInfo, scope: Scope) -> str:
+    """All decoded text that BODY (or TEXT) searches, case-folded; a caller
+    testing several strings against one message computes it once."""
+    chunks: list[str] = []
+    if _scope_name(scope) == "TEXT":
+        chunks.append(_header_text(raw, info.root))
+    for part in _walk(info.root):
+        if part.envelope is not None and part is not info.root:
+            chunks.append(_header_text(raw, part))
+        if not part.multipart and part.message is None and part.media_type == b"text":
+            chunks.append(_decoded_body(raw, part))
+    return "\n".join(chunks).casefold()
+
+
+def matches_text(raw: bytes, info: MessageInfo, needle: str, scope: Scope) -> bool:
+    """SEARCH BODY / TEXT: is ``needle`` a case-insensitive substring of the
+    decoded message text?  An empty needle matches every message."""
+    return needle.casefold() in searchable_text(raw, info, scope)
+
+
+def _walk(part: Part) -> Iterator[Part]:
+    yield part
+    for child in part.children:
+        yield from _walk(child)
+    if part.message is not None:
+        yield from _walk(part.message)
+
+
+def _header_text(raw: bytes, part: Part) -> str:
+    fields = split_fields(bytes(raw[part.header_start:part.body_start]))[0]
+    return "\n".join(
+        decode_words(field.name) + ": " + decode_words(unfold(field.value))
+        if field.name else decode_words(unfold(field.raw))
+        for field in fields
+    )
+
+
+def _decoded_body(raw: bytes, part: Part) -> str:
+    data = bytes(raw[part.body_start:part.body_end])
+    return decode_charset(decode_transfer(data, part.encoding), param(part.params, b"charset"))
+
+
+def decode_transfer(data: bytes, encoding: bytes) -> bytes:
+    """Undo a Content-Transfer-Encoding (RFC 2045 §6), leniently: invalid
+    base64 characters are skipped and a truncated group dropped; unknown
+    encodings are returned as they are."""
+    if encoding == b"base64":
+        try:
+            return binascii.a2b_base64(data)
+        except (binascii.Error, ValueError):
+            cleaned = _NOT_BASE64.sub(b"", data)
+            cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+            try:
+                return binascii.a2b_base64(cleaned)
+            except (binascii.Error, ValueError):
+                return data
+    if encoding == b"quoted-printable":
+        try:
+            return binascii.a2b_qp(data)
+        except (binascii.Error, ValueError):
+            return data
+    return data
