@@ -24,7 +24,7 @@ from .matcher import MATCHED, is_prefix_response, match_args
 from .mbox import MboxError, MboxSource
 from .report import Failure, Outcome, ScriptResult
 from .script import Expectation, Group, Script, ScriptCommand, ScriptError, parse_script_file
-from .setup import SetupFailed, SetupSkipped, choose_logins, define_variables, imap_quote, prepare, skip_and_logout
+from .preparation import SetupFailed, SetupSkipped, choose_logins, define_variables, imap_quote, prepare, skip_and_logout
 from .tokens import ArgKind, format_args, printable, tokenize_response
 from .variables import ExpansionError, Variables, expand_command, expand_for_display
 
