@@ -17,6 +17,7 @@ from imapd.wire import commands as c
 
 IMAP4REV1 = "IMAP4rev1"
 LITERAL_PLUS = "LITERAL+"
+SASL_IR = "SASL-IR"
 
 # What each capability requires to be registered (RFC 3501 §6 lists the
 # IMAP4rev1 base; RFC 7888 LITERAL+ is a framer feature, no command).
@@ -25,12 +26,14 @@ _AUTH_COMMANDS: tuple[type, ...] = (c.Authenticate,)
 
 
 def advertised(session: Session, features: Features) -> tuple[str, ...]:
-    """The capabilities for this session right now. ``AUTH=`` mechanisms are
-    listed only before authentication: they mean nothing afterwards."""
+    """The capabilities for this session right now. ``AUTH=`` mechanisms and
+    SASL-IR (RFC 4959: initial response on AUTHENTICATE) are listed only
+    before authentication: they mean nothing afterwards."""
     caps = [IMAP4REV1]
     if features.literal_plus:
         caps.append(LITERAL_PLUS)
-    if not session.authenticated:
+    if not session.authenticated and features.sasl_mechanisms:
+        caps.append(SASL_IR)
         caps.extend(f"AUTH={mech}" for mech in features.sasl_mechanisms)
     return tuple(caps)
 
