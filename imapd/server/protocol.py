@@ -255,7 +255,8 @@ class ImapServerProtocol(Protocol):
         if isinstance(item, FrameError):
             waiter.errback(ImapError.bad(item.reason))
         else:
-            waiter.callback(item.data.removesuffix(b"\r\n"))
+            # The framer accepts a bare LF as a line end, like CRLF.
+            waiter.callback(item.data.removesuffix(b"\n").removesuffix(b"\r"))
 
     # --- autologout (RFC 3501 §5.4) -------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""End to end: the real server process on a loopback port, driven by stdlib
+imaplib (an independent client) and by raw sockets."""
+
+from __future__ import annotations
+
+import base64
+import imaplib
+import signal
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.server import RunningServer, add_user, running_server, stop_process
+
+FAST = ["--failed-login-delay", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("e2e"), {"alice": "wonderland"}, FAST) as s:
+        yield s
+
+
+class Raw:
+    """A line-oriented raw socket client."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+        self.buffer = b""
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buffer)
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line + b"\r\n"
+
+    def until_tagged(self, tag: bytes) -> list[bytes]:
+        lines = [self.line()]
+        while not lines[-1].startswith(tag + b" "):
+            lines.append(self.line())
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_imaplib_capability_login_logout(server: RunningServer) -> None:
+    imap = imaplib.IMAP4(server.host, server.port)
+    assert imap.welcome.startswith(b"* OK [CAPABILITY IMAP4rev1")
+    assert {"IMAP4REV1", "AUTH=PLAIN", "SASL-IR"} <= set(imap.capabilities)
+    typ, data = imap.login("alice", "wonderland")
+    assert typ == "OK" and data == [b"[CAPABILITY IMAP4rev1 LITERAL+] Logged in"]
+    typ, data = imap.capability()
+    assert typ == "OK" and data == [b"IMAP4rev1 LITERAL+"]
+    assert imap.noop()[0] == "OK"
+    assert imap.logout()[0] == "BYE"
+
+
+def test_imaplib_wrong_password_and_unknown_user(server: RunningServer) -> None:
+    for user, password in [("alice", "nope"), ("nobody", "wonderland")]:
+        imap = imaplib.IMAP4(server.host, server.port)
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            imap.login(user, password)
+        imap.shutdown()
+
+
+def test_imaplib_authenticate_plain(server: RunningServer) -> None:
+    imap = imaplib.IMAP4(server.host, server.port)
+    typ, _ = imap.authenticate("PLAIN", lambda challenge: b"\0alice\0wonderland")
+    assert typ == "OK" and imap.state == "AUTH"
+    imap.logout()
+
+
+def test_user_added_while_running_can_log_in(server: RunningServer) -> None:
+    add_user(server.data_dir, "carol", "c-password")
+    imap = imaplib.IMAP4(server.host, server.port)
+    assert imap.login("carol", "c-password")[0] == "OK"
+    imap.logout()
+
+
+def test_raw_malformed_and_oversize_input_get_bad_and_connection_survives(server: RunningServer) -> None:
+    raw = Raw(server)
+    assert raw.line().startswith(b"* OK [CAPABILITY IMAP4rev1")
+    raw.sock.sendall(b"a1 FROBNICATE now\r\n")
+    assert raw.line().startswith(b"a1 BAD ")
+    raw.sock.sendall(b"\x00\xff\xfe garbage\r\n")
+    assert raw.line().startswith(b"* BAD ")
+    raw.sock.sendall(b"a2 NOOP " + b"x" * 70000 + b"\r\n")
+    assert raw.line().startswith(b"a2 BAD ")
+    raw.sock.sendall(b"a3 NOOP\r\n")
+    assert raw.line() == b"a3 OK NOOP completed\r\n"
+    raw.close()
+
+
+def test_raw_pipelined_login_with_literal_and_logout(server: RunningServer) -> None:
+    raw = Raw(server)
+    raw.line()
+    plain = base64.b64encode(b"\0alice\0wonderland")
+    raw.sock.sendall(
+        b"p1 NOOP\r\np2 LOGIN {5+}\r\nalice wonderland\r\np3 LOGOUT\r\n"
+        b"p4 AUTHENTICATE PLAIN " + plain + b"\r\n")
+    assert raw.until_tagged(b"p3") == [
+        b"p1 OK NOOP completed\r\n",
+        b"p2 OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n",
+        b"* BYE IMAP4rev1 Server logging out\r\n",
+        b"p3 OK LOGOUT completed\r\n",
+    ]
+    with pytest.raises(EOFError):
+        raw.line()  # closed; p4 never ran
+
+
+def test_sigterm_says_bye_and_exits_cleanly(tmp_path: Path) -> None:
+    with running_server(tmp_path, {}) as server:
+        raw = Raw(server)
+        raw.line()
+        assert stop_process(server.process) == 0
+        assert raw.line() == b"* BYE Server shutting down\r\n"
+        raw.close()
+        assert "Traceback" not in server.log()
+        assert "no users yet" in server.log()
+
+
+def test_sigint_stops_too(tmp_path: Path) -> None:
+    with running_server(tmp_path, {}) as server:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(15) == 0
