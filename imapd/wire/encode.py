@@ -1,0 +1,246 @@
+"""Response encoder: response values -> wire bytes (RFC 3501 §4, §7, §9).
+
+This is the only module that formats server response bytes. Representation
+choices (RFC 3501 §4.3, §9):
+
+* ``IString`` is written quoted when every octet is a 7-bit TEXT-CHAR
+  (no NUL, CR, LF, no 8-bit) and it is at most ``MAX_QUOTED`` octets;
+  otherwise as a literal ``{n}CRLF...``. Inside quotes ``"`` and ``\\``
+  are backslash-escaped.
+* ``MailboxName`` is modified UTF-7 (§5.1.3), always quoted (a literal if
+  it is too long), so names such as ``NIL`` or ``""`` are unambiguous.
+* ``None`` is ``NIL``; ``int`` must be a non-negative number (bool is
+  refused: it is almost certainly a bug).
+* ``Atom`` is written verbatim; it must not be empty or contain CR, LF or NUL
+  (that would let data inject protocol lines).
+* Free text (``resp-text``) has CR/LF replaced by spaces for the same reason.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from imapd.wire import responses as r
+from imapd.wire.mutf7 import encode_mutf7
+from imapd.wire.values import Atom, IString, Literal, LiteralStream, MailboxName, PList, Value
+
+MAX_QUOTED = 1000  # longer strings go out as literals (readable, no huge lines)
+_NOT_QUOTABLE = frozenset(b"\x00\r\n") | frozenset(range(0x80, 0x100))
+_CRLF = b"\r\n"
+
+
+def encode_response(response: r.Response) -> bytes:
+    """The complete bytes of one response, CRLF included."""
+    return b"".join(encode_response_chunks(response))
+
+
+def encode_response_chunks(response: r.Response) -> Iterator[bytes]:
+    """The bytes of one response in pieces; ``LiteralStream`` content is
+    produced lazily, chunk by chunk, so large bodies never sit in memory."""
+    out = _Writer()
+    _write_response(out, response)
+    out.raw(_CRLF)
+    yield from out.finish()
+
+
+class _Writer:
+    """Accumulates small pieces into chunks; streams are separate chunks."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._chunks: list[bytes | LiteralStream] = []
+
+    def raw(self, data: bytes) -> None:
+        self._pieces.append(data)
+
+    def stream(self, value: LiteralStream) -> None:
+        self._pieces.append(b"%s{%d}\r\n" % (b"~" if value.binary else b"", _number(value.size)))
+        self._chunks.append(b"".join(self._pieces))
+        self._pieces = []
+        self._chunks.append(value)
+
+    def finish(self) -> Iterator[bytes]:
+        self._chunks.append(b"".join(self._pieces))
+        for chunk in self._chunks:
+            if isinstance(chunk, LiteralStream):
+                yield from _stream_chunks(chunk)
+            elif chunk:
+                yield chunk
+
+
+def _stream_chunks(value: LiteralStream) -> Iterator[bytes]:
+    sent = 0
+    for chunk in value.chunks():
+        sent += len(chunk)
+        if sent > value.size:
+            raise ValueError(f"LiteralStream produced more than its size {value.size}")
+        if chunk:
+            yield chunk
+    if sent != value.size:
+        raise ValueError(f"LiteralStream produced {sent} octets, announced {value.size}")
+
+
+# --- values -------------------------------------------------------------------
+
+def _number(value: int) -> int:
+    if isinstance(value, bool) or value < 0:
+        raise ValueError(f"not an IMAP number: {value!r}")
+    return value
+
+
+def _atom(text: str) -> bytes:
+    data = text.encode("utf-8")
+    if not data or b"\r" in data or b"\n" in data or b"\x00" in data:
+        raise ValueError(f"not a valid atom: {text!r}")
+    return data
+
+
+def encode_string(data: bytes) -> bytes:
+    """An IMAP ``string``: quoted when possible, else a literal (§4.3)."""
+    if len(data) > MAX_QUOTED or not _NOT_QUOTABLE.isdisjoint(data):
+        return b"{%d}\r\n%s" % (len(data), data)
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def encode_mailbox(name: str) -> bytes:
+    """A mailbox name: modified UTF-7 (§5.1.3), as a string."""
+    return encode_string(encode_mutf7(name))
+
+
+def write_value(out: _Writer, value: Value) -> None:
+    if value is None:
+        out.raw(b"NIL")
+    elif isinstance(value, int):
+        out.raw(b"%d" % _number(value))
+    elif isinstance(value, Atom):
+        out.raw(_atom(value.value))
+    elif isinstance(value, IString):
+        out.raw(encode_string(value.value))
+    elif isinstance(value, Literal):
+        prefix = b"~" if value.binary else b""
+        out.raw(b"%s{%d}\r\n%s" % (prefix, len(value.value), value.value))
+    elif isinstance(value, LiteralStream):
+        out.stream(value)
+    elif isinstance(value, MailboxName):
+        out.raw(encode_mailbox(value.value))
+    elif isinstance(value, PList):
+        _write_list(out, value.items)
+    else:
+        raise TypeError(f"not an IMAP value: {value!r}")
+
+
+def _write_list(out: _Writer, items: tuple[Value, ...]) -> None:
+    out.raw(b"(")
+    _write_spaced(out, items)
+    out.raw(b")")
+
+
+def _write_spaced(out: _Writer, items: tuple[Value, ...]) -> None:
+    for index, item in enumerate(items):
+        if index:
+            out.raw(b" ")
+        write_value(out, item)
+
+
+def _text(text: str) -> bytes:
+    """``text = 1*TEXT-CHAR``: no CR or LF may slip into a status line."""
+    return text.replace("\r", " ").replace("\n", " ").encode("utf-8")
+
+
+def _write_code(out: _Writer, code: r.ResponseCode | None) -> None:
+    """``"[" resp-text-code "]" SP`` (§7.1)."""
+    if code is None:
+        return
+    out.raw(b" [" + _atom(code.name))
+    if code.args:
+        out.raw(b" ")
+        _write_spaced(out, code.args)
+    out.raw(b"]")
+
+
+def _write_status(out: _Writer, status: r.Status, text: str, code: r.ResponseCode | None) -> None:
+    out.raw(status.value.encode("ascii"))
+    _write_code(out, code)
+    if text:
+        out.raw(b" " + _text(text))
+
+
+# --- responses -------------------------------------------------------------------
+
+def _write_response(out: _Writer, response: r.Response) -> None:
+    if isinstance(response, r.Tagged):
+        out.raw(_atom(response.tag) + b" ")
+        _write_status(out, response.status, response.text, response.code)
+    elif isinstance(response, r.Continuation):
+        out.raw(b"+ " + (response.data if response.data is not None else _text(response.text)))
+    else:
+        out.raw(b"* ")
+        _write_untagged(out, response)
+
+
+def _write_untagged(out: _Writer, response: r.Response) -> None:
+    if isinstance(response, r.Untagged):
+        _write_status(out, response.status, response.text, response.code)
+    elif isinstance(response, r.Capability):
+        out.raw(b" ".join([b"CAPABILITY"] + [_atom(cap) for cap in response.capabilities]))
+    elif isinstance(response, (r.ListResponse)):
+        _write_list_response(out, response)
+    elif isinstance(response, r.StatusResponse):
+        out.raw(b"STATUS " + encode_mailbox(response.mailbox) + b" (")
+        out.raw(b" ".join(b"%s %d" % (_atom(name), _number(n)) for name, n in response.items))
+        out.raw(b")")
+    elif isinstance(response, r.SearchResponse):
+        out.raw(b"".join([b"SEARCH"] + [b" %d" % _number(n) for n in response.numbers]))
+        if response.modseq is not None:
+            out.raw(b" (MODSEQ %d)" % _number(response.modseq))
+    elif isinstance(response, r.FlagsResponse):
+        out.raw(b"FLAGS (" + b" ".join(_atom(flag) for flag in response.flags) + b")")
+    elif isinstance(response, (r.Exists, r.Recent)):
+        name = b"EXISTS" if isinstance(response, r.Exists) else b"RECENT"
+        out.raw(b"%d %s" % (_number(response.count), name))
+    elif isinstance(response, r.Expunge):
+        out.raw(b"%d EXPUNGE" % _number(response.seq))
+    elif isinstance(response, r.FetchResponse):
+        _write_fetch(out, response)
+    elif isinstance(response, r.Generic):
+        _write_generic(out, response)
+    else:
+        raise TypeError(f"not a response: {response!r}")
+
+
+def _write_list_response(out: _Writer, response: r.ListResponse) -> None:
+    """``("LIST" / "LSUB") SP mailbox-list`` (§7.2.2, RFC 5258 extended items)."""
+    out.raw(b"LSUB (" if response.lsub else b"LIST (")
+    out.raw(b" ".join(_atom(attribute) for attribute in response.attributes))
+    out.raw(b") ")
+    if response.delimiter is None:
+        out.raw(b"NIL")
+    else:
+        delimiter = response.delimiter.encode("ascii")
+        if len(delimiter) != 1 or not 0x01 <= delimiter[0] <= 0x7F or delimiter in b"\r\n":
+            raise ValueError(f"invalid hierarchy delimiter {response.delimiter!r}")
+        out.raw(encode_string(delimiter))
+    out.raw(b" " + encode_mailbox(response.name))
+    if response.extended:
+        out.raw(b" ")
+        _write_list(out, response.extended)
+
+
+def _write_fetch(out: _Writer, response: r.FetchResponse) -> None:
+    """``nz-number SP "FETCH" SP "(" msg-att ")"`` with ``NAME value`` pairs (§7.4.2)."""
+    if response.seq < 1:
+        raise ValueError(f"FETCH sequence number must be positive: {response.seq}")
+    out.raw(b"%d FETCH (" % response.seq)
+    for index, (name, value) in enumerate(response.items):
+        out.raw((b" " if index else b"") + _atom(name) + b" ")
+        write_value(out, value)
+    out.raw(b")")
+
+
+def _write_generic(out: _Writer, response: r.Generic) -> None:
+    if response.number is not None:
+        out.raw(b"%d " % _number(response.number))
+    out.raw(_atom(response.name))
+    for value in response.values:
+        out.raw(b" ")
+        write_value(out, value)

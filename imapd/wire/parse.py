@@ -1,0 +1,264 @@
+"""Command parser: one complete frame -> a typed command (RFC 3501 §6, §9).
+
+``parse_command`` never raises: anything it cannot read becomes a
+``CommandSyntaxError`` carrying the tag (when one was readable) and a
+specific reason. Token reading lives in ``lexer``, the two large families
+in ``parse_fetch`` and ``parse_search``; this module holds the entry point
+and the simple commands, one function per command, each quoting its ABNF.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from imapd.config import Limits
+from imapd.model import Secret
+from imapd.wire import commands as c
+from imapd.wire.lexer import ParseError, Reader, normalize_mailbox
+from imapd.wire.parse_fetch import parse_fetch_items
+from imapd.wire.parse_search import parse_search_program
+
+_DEFAULT_NESTING = Limits().max_nesting
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?|=")
+# RFC 3501 §6.3.10 status-att, plus the extension items handlers may know
+# (RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7889 APPENDLIMIT).
+STATUS_ITEMS = frozenset({
+    "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+    "HIGHESTMODSEQ", "SIZE", "DELETED", "APPENDLIMIT",
+})
+
+
+def parse_command(frame: bytes, max_nesting: int = _DEFAULT_NESTING) -> c.Command | c.CommandSyntaxError:
+    """Parse one command frame (as produced by ``Framer``) into a command.
+
+    RFC 3501 §9: ``command = tag SP (command-any / command-auth /
+    command-nonauth / command-select) CRLF``.
+    """
+    reader = Reader(frame, max_nesting)
+    try:
+        tag = reader.tag().decode("ascii")
+    except ParseError:
+        return c.CommandSyntaxError(None, "Missing or invalid tag")
+    try:
+        return _parse_after_tag(reader, tag)
+    except ParseError as error:
+        return c.CommandSyntaxError(tag, error.reason)
+    except (RecursionError, MemoryError):  # defence in depth; nesting is bounded
+        return c.CommandSyntaxError(tag, "Command too complex")
+
+
+def _parse_after_tag(reader: Reader, tag: str) -> c.Command:
+    reader.sp("command name")
+    name = reader.keyword()
+    if name == "UID":
+        reader.sp("command after UID")
+        name = reader.keyword()
+        uid_parser = _UID_COMMANDS.get(name)
+        if uid_parser is None:
+            raise ParseError(f"Unknown UID command {name[:40]}")
+        command = uid_parser(reader, tag, True)
+    else:
+        parser = _COMMANDS.get(name)
+        if parser is not None:
+            command = parser(reader, tag)
+        elif name in _UID_COMMANDS:
+            command = _UID_COMMANDS[name](reader, tag, False)
+        else:
+            raise ParseError(f"Unknown command {name[:40]}")
+    reader.end()
+    return command
+
+
+# --- any state and not authenticated (§6.1, §6.2) ------------------------------
+
+def _no_arguments(kind: Callable[[str], c.Command]) -> Callable[[Reader, str], c.Command]:
+    """CAPABILITY, NOOP, LOGOUT, STARTTLS, CHECK, CLOSE, EXPUNGE: no arguments."""
+    def parse(reader: Reader, tag: str) -> c.Command:
+        return kind(tag)
+    return parse
+
+
+def _authenticate(reader: Reader, tag: str) -> c.Command:
+    """``"AUTHENTICATE" SP auth-type [SP (base64 / "=")]`` (§6.2.2, RFC 4959)."""
+    reader.sp("authentication mechanism")
+    mechanism = reader.atom("authentication mechanism").decode("ascii").upper()
+    initial: bytes | None = None
+    if reader.peek() == 0x20:
+        reader.sp("initial response")
+        found = _BASE64.match(reader.data, reader.pos)
+        if found is None or not found.group():
+            raise ParseError("Invalid initial response: expected base64 or '='")
+        reader.pos = found.end()
+        initial = found.group()
+    return c.Authenticate(tag, mechanism, initial)
+
+
+def _login(reader: Reader, tag: str) -> c.Command:
+    """``"LOGIN" SP userid SP password`` (§6.2.3)."""
+    reader.sp("user name")
+    raw_user = reader.astring("user name")
+    try:
+        username = raw_user.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("Invalid user name: not UTF-8") from None
+    reader.sp("password")
+    password = Secret(reader.astring("password"))
+    return c.Login(tag, username, password)
+
+
+# --- authenticated (§6.3) ---------------------------------------------------------
+
+def _one_mailbox(kind: Callable[[str, str], c.Command]) -> Callable[[Reader, str], c.Command]:
+    """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE: ``SP mailbox``."""
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp("mailbox name")
+        return kind(tag, reader.mailbox())
+    return parse
+
+
+def _rename(reader: Reader, tag: str) -> c.Command:
+    """``"RENAME" SP mailbox SP mailbox`` (§6.3.5)."""
+    reader.sp("mailbox name")
+    old = reader.mailbox()
+    reader.sp("new mailbox name")
+    return c.Rename(tag, old, reader.mailbox("new mailbox name"))
+
+
+def _list_like(kind: Callable[[str, str, str], c.Command]) -> Callable[[Reader, str], c.Command]:
+    """``"LIST" SP mailbox SP list-mailbox`` (§6.3.8), same for LSUB (§6.3.9).
+    The reference keeps its spelling (it is a prefix, not a name)."""
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp("reference name")
+        reference = reader.decode_mailbox(reader.astring("reference name"), "reference name")
+        reader.sp("mailbox pattern")
+        pattern = reader.decode_mailbox(reader.list_mailbox(), "mailbox pattern")
+        return kind(tag, reference, pattern)
+    return parse
+
+
+def _status(reader: Reader, tag: str) -> c.Command:
+    """``"STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`` (§6.3.10)."""
+    reader.sp("mailbox name")
+    mailbox = reader.mailbox()
+    reader.sp("status items")
+    reader.expect(b"(", "Invalid status items: expected '('")
+    items: list[str] = []
+    while True:
+        item = reader.atom("status item").decode("ascii").upper()
+        if item not in STATUS_ITEMS:
+            raise ParseError(f"Unknown status item {item[:40]}")
+        items.append(item)
+        if reader.skip(b")"):
+            return c.Status(tag, mailbox, tuple(items))
+        reader.expect(b" ", "Invalid status items: expected space or ')'")
+
+
+def _append(reader: Reader, tag: str) -> c.Command:
+    """``"APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`` (§6.3.11).
+    A literal8 (``~{n}``, RFC 3516) is accepted for the message too."""
+    reader.sp("mailbox name")
+    mailbox = reader.mailbox()
+    reader.sp("message literal")
+    flags: tuple[str, ...] = ()
+    if reader.peek() == 0x28:  # "("
+        reader.enter()
+        flags = reader.flag_list()
+        reader.leave()
+        reader.sp("message literal")
+    internal_date = None
+    if reader.peek() == 0x22:  # '"'
+        internal_date = reader.date_time()
+        reader.sp("message literal")
+    if reader.peek() not in (0x7B, 0x7E):
+        raise ParseError("Invalid APPEND: the message must be a literal")
+    message = reader.literal("message", binary_ok=True)
+    return c.Append(tag, mailbox, flags, internal_date, message)
+
+
+# --- selected (§6.4) -----------------------------------------------------------------
+
+def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``"SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key)`` (§6.4.4)."""
+    reader.sp("search criteria")
+    charset, criteria = parse_search_program(reader)
+    return c.Search(tag, uid, charset, criteria)
+
+
+def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``"FETCH" SP sequence-set SP (macro / fetch-att / "(" ... ")")`` (§6.4.5)."""
+    reader.sp("sequence set")
+    seqset = reader.seqset()
+    reader.sp("FETCH attributes")
+    return c.Fetch(tag, uid, seqset, parse_fetch_items(reader))
+
+
+_STORE_MODES = {"FLAGS": c.StoreMode.REPLACE, "+FLAGS": c.StoreMode.ADD, "-FLAGS": c.StoreMode.REMOVE}
+
+
+def _store(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``"STORE" SP sequence-set SP store-att-flags`` (§6.4.6), where
+    ``store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))``."""
+    reader.sp("sequence set")
+    seqset = reader.seqset()
+    reader.sp("FLAGS, +FLAGS or -FLAGS")
+    sign = b"" if reader.peek() not in (0x2B, 0x2D) else bytes([reader.data[reader.pos]])
+    reader.pos += len(sign)
+    item = sign.decode("ascii") + reader.atom("FLAGS, +FLAGS or -FLAGS").decode("ascii").upper()
+    silent = item.endswith(".SILENT")
+    mode = _STORE_MODES.get(item.removesuffix(".SILENT"))
+    if mode is None:
+        raise ParseError(f"Invalid STORE item {item[:40]}: expected [+|-]FLAGS[.SILENT]")
+    reader.sp("flags")
+    if reader.peek() == 0x28:
+        reader.enter()
+        flags = reader.flag_list()
+        reader.leave()
+    else:
+        flags_list = [reader.flag()]
+        while reader.skip(b" "):
+            flags_list.append(reader.flag())
+        flags = tuple(flags_list)
+    return c.Store(tag, uid, seqset, mode, silent, flags)
+
+
+def _copy(reader: Reader, tag: str, uid: bool) -> c.Command:
+    """``"COPY" SP sequence-set SP mailbox`` (§6.4.7)."""
+    reader.sp("sequence set")
+    seqset = reader.seqset()
+    reader.sp("mailbox name")
+    return c.Copy(tag, uid, seqset, reader.mailbox())
+
+
+_COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
+    "CAPABILITY": _no_arguments(c.Capability),
+    "NOOP": _no_arguments(c.Noop),
+    "LOGOUT": _no_arguments(c.Logout),
+    "STARTTLS": _no_arguments(c.StartTLS),
+    "AUTHENTICATE": _authenticate,
+    "LOGIN": _login,
+    "SELECT": _one_mailbox(c.Select),
+    "EXAMINE": _one_mailbox(c.Examine),
+    "CREATE": _one_mailbox(c.Create),
+    "DELETE": _one_mailbox(c.Delete),
+    "RENAME": _rename,
+    "SUBSCRIBE": _one_mailbox(c.Subscribe),
+    "UNSUBSCRIBE": _one_mailbox(c.Unsubscribe),
+    "LIST": _list_like(c.List),
+    "LSUB": _list_like(c.Lsub),
+    "STATUS": _status,
+    "APPEND": _append,
+    "CHECK": _no_arguments(c.Check),
+    "CLOSE": _no_arguments(c.Close),
+    "EXPUNGE": _no_arguments(c.Expunge),
+}
+
+# Commands that take the UID prefix (§6.4.8); called with uid=False without it.
+_UID_COMMANDS: dict[str, Callable[[Reader, str, bool], c.Command]] = {
+    "SEARCH": _search,
+    "FETCH": _fetch,
+    "STORE": _store,
+    "COPY": _copy,
+}
+
+__all__ = ["parse_command", "normalize_mailbox", "STATUS_ITEMS"]
