@@ -12,6 +12,7 @@ from __future__ import annotations
 import getopt
 import getpass
 import os
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -190,8 +191,23 @@ def run_serve(options: ServeOptions) -> int:
         print(error, file=sys.stderr)
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    install_stop_signals(reactor)
     reactor.run()
     return 0
+
+
+def install_stop_signals(reactor: Any) -> None:
+    """SIGTERM and SIGINT stop the reactor, even when SIGINT was inherited
+    as ignored (a background job), where Twisted would leave it alone."""
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if not stopping:
+            stopping.append(signum)
+            reactor.callFromThread(reactor.stop)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 # --- user management -----------------------------------------------------------

@@ -215,8 +215,8 @@ class ImapServerProtocol(Protocol):
         assert self.ctx is not None
         outcome = await self.server.dispatcher.dispatch(parsed, self.ctx)
         self._running = False
-        if outcome is None or self._lost:
-            return
+        if outcome is None or self._closing:
+            return  # the connection went away (or timed out) under the command
         self.send(outcome.reply)
         if self.session.state is State.LOGOUT:
             self.close()

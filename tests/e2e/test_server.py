@@ -56,7 +56,7 @@ def test_imaplib_capability_login_logout(server: RunningServer) -> None:
     typ, data = imap.login("alice", "wonderland")
     assert typ == "OK" and data == [b"[CAPABILITY IMAP4rev1 LITERAL+] Logged in"]
     typ, data = imap.capability()
-    assert typ == "OK" and data == [b"IMAP4rev1 LITERAL+"]
+    assert typ == "OK" and data[-1] == b"IMAP4rev1 LITERAL+"  # imaplib also keeps the code
     assert imap.noop()[0] == "OK"
     assert imap.logout()[0] == "BYE"
 
