@@ -115,6 +115,7 @@ class Connection:
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
 
     def next_tag(self) -> bytes:
@@ -156,11 +157,13 @@ class Connection:
         refused the literal), in which case the rest is not sent.
         """
         segments, tail = split_command_literals(text, literal_plus=literal_plus)
-        prefix = tag + b" "
+        # Coalesce writes: flush only when a synchronizing literal makes us wait.
+        pending = bytearray(tag + b" ")
         for segment in segments:
-            self.send(prefix + segment.head)
-            prefix = b""
+            pending += segment.head
             if segment.synchronizing:
+                self.send(bytes(pending))
+                pending.clear()
                 while True:
                     response = self.read_response()
                     if response.kind == "continuation":
@@ -168,8 +171,9 @@ class Connection:
                     on_response(response)
                     if response.kind == "tagged" and response.tag == tag:
                         return False
-            self.send(segment.literal)
-        self.send(prefix + tail + b"\r\n")
+            pending += segment.literal
+        pending += tail + b"\r\n"
+        self.send(bytes(pending))
         return True
 
     def read_response(self, timeout: float | None = None) -> Response:

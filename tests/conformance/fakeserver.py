@@ -7,8 +7,9 @@ LIST/LSUB, CREATE, APPEND, SELECT, LOGOUT). Tests give the rules for the
 commands of their script, including deliberately wrong answers.
 
 Response lines are written as given plus CRLF; ``{tag}`` is replaced by the
-command's tag. ``DISCONNECT`` closes the connection. A rule with no lines
-never answers (for timeout tests).
+command's tag. ``DISCONNECT`` closes the connection. Lines after ``DEFER`` are
+held back and sent after the answer to the next command, which only works if
+the client pipelines. A rule with no lines never answers (for timeout tests).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 
 DISCONNECT = b"DISCONNECT"
+DEFER = b"DEFER"  # the lines after it are sent only after the next command's answer
 DEFAULT_CAPABILITIES = b"IMAP4rev1 LITERAL+ IDLE"
 _LITERAL_RE = re.compile(rb"~?\{(\d+)(\+?)\}\r?\n$")
 
@@ -32,6 +34,7 @@ class Rule:
     responses: list[bytes]
     connection: int | None = None  # only on this 1-based connection
     times: int | None = None  # how often it may fire; None = always
+    also: dict[int, list[bytes]] = field(default_factory=dict)  # unsolicited lines for other connections
 
     def matches(self, text: bytes, connection: int) -> bool:
         if self.connection is not None and self.connection != connection:
@@ -60,7 +63,7 @@ class FakeImapServer:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
+        self._sockets: dict[int, socket.socket] = {}
         self._stopping = False
         self._accepted = 0
 
@@ -73,7 +76,7 @@ class FakeImapServer:
     def __exit__(self, *exc: object) -> None:
         self._stopping = True
         self._listener.close()
-        for sock in list(self._sockets):
+        for sock in list(self._sockets.values()):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -86,10 +89,11 @@ class FakeImapServer:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._accepted += 1
                 index = self._accepted
-                self._sockets.append(sock)
+                self._sockets[index] = sock
             thread = threading.Thread(target=self._serve, args=(sock, index), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -98,6 +102,7 @@ class FakeImapServer:
         reader = sock.makefile("rb")
         try:
             sock.sendall(self.greeting + b"\r\n")
+            deferred: list[bytes] = []
             while True:
                 command = self._read_command(reader, sock)
                 if command is None:
@@ -105,8 +110,17 @@ class FakeImapServer:
                 tag, _, text = command.partition(b" ")
                 with self._lock:
                     self.commands.append((index, text))
-                if not self._answer(sock, index, tag, text):
+                responses, also = self._responses_for(index, text)
+                self._notify_others(also)
+                lines = [line.replace(b"{tag}", tag) for line in responses]
+                if DEFER in lines:
+                    at = lines.index(DEFER)
+                    lines, held = lines[:at], lines[at + 1 :]
+                else:
+                    held = []
+                if not self._send_lines(sock, lines + deferred):
                     return
+                deferred = held
         except OSError:
             return
         finally:
@@ -128,24 +142,34 @@ class FakeImapServer:
                 sock.sendall(b"+ go ahead\r\n")
             data += reader.read(int(match.group(1)))
 
-    def _answer(self, sock: socket.socket, index: int, tag: bytes, text: bytes) -> bool:
-        """Send the first matching rule's lines; False once the connection was closed."""
-        responses = self._responses_for(index, text)
-        for line in responses:
+    def _send_lines(self, sock: socket.socket, lines: list[bytes]) -> bool:
+        """Send response lines; False once the connection was closed."""
+        data = bytearray()
+        for line in lines:
             if line == DISCONNECT:
+                sock.sendall(data)
                 sock.shutdown(socket.SHUT_RDWR)
                 return False
-            sock.sendall(line.replace(b"{tag}", tag) + b"\r\n")
+            data += line + b"\r\n"
+        sock.sendall(data)
         return True
 
-    def _responses_for(self, index: int, text: bytes) -> list[bytes]:
+    def _responses_for(self, index: int, text: bytes) -> tuple[list[bytes], dict[int, list[bytes]]]:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(text, index):
                     if rule.times is not None:
                         rule.times -= 1
-                    return list(rule.responses)
-        return self._default_responses(text)
+                    return list(rule.responses), rule.also
+        return self._default_responses(text), {}
+
+    def _notify_others(self, also: dict[int, list[bytes]]) -> None:
+        """Push unsolicited lines to other connections (another session's changes)."""
+        for index, lines in also.items():
+            with self._lock:
+                target = self._sockets.get(index)
+            if target is not None:
+                target.sendall(b"".join(line + b"\r\n" for line in lines))
 
     def _default_responses(self, text: bytes) -> list[bytes]:
         """Answers to the runner's setup commands, and OK to anything else."""
