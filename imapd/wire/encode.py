@@ -7,8 +7,9 @@ choices (RFC 3501 §4.3, §9):
   (no NUL, CR, LF, no 8-bit) and it is at most ``MAX_QUOTED`` octets;
   otherwise as a literal ``{n}CRLF...``. Inside quotes ``"`` and ``\\``
   are backslash-escaped.
-* ``MailboxName`` is modified UTF-7 (§5.1.3), always quoted (a literal if
-  it is too long), so names such as ``NIL`` or ``""`` are unambiguous.
+* ``MailboxName`` is modified UTF-7 (§5.1.3), bare when it consists of
+  atom characters (as in the RFC's examples), else quoted; ``NIL`` and the
+  empty name are always quoted so they cannot be misread.
 * ``None`` is ``NIL``; ``int`` must be a non-negative number (bool is
   refused: it is almost certainly a bug).
 * ``Atom`` is written verbatim; it must not be empty or contain CR, LF or NUL
@@ -27,6 +28,8 @@ from imapd.wire.values import Atom, IString, Literal, LiteralStream, MailboxName
 MAX_QUOTED = 1000  # longer strings go out as literals (readable, no huge lines)
 _NOT_QUOTABLE = frozenset(b"\x00\r\n") | frozenset(range(0x80, 0x100))
 _CRLF = b"\r\n"
+# RFC 3501 ATOM-CHAR: CHAR except atom-specials ( ) { SP CTL % * " \ ]
+_ATOM_SAFE = frozenset(range(0x21, 0x7F)) - frozenset(b'(){%*"\\]')
 
 
 def encode_response(response: r.Response) -> bytes:
@@ -103,8 +106,14 @@ def encode_string(data: bytes) -> bytes:
 
 
 def encode_mailbox(name: str) -> bytes:
-    """A mailbox name: modified UTF-7 (§5.1.3), as a string."""
-    return encode_string(encode_mutf7(name))
+    """A mailbox name (§9 ``mailbox = "INBOX" / astring``) in modified UTF-7
+    (§5.1.3): bare as in the RFC's examples (``* LIST () "/" foo/bar``) when
+    it is made of atom characters and cannot be mistaken for NIL, else a
+    quoted string (or literal)."""
+    encoded = encode_mutf7(name)
+    if encoded and _ATOM_SAFE.issuperset(encoded) and encoded.upper() != b"NIL":
+        return encoded
+    return encode_string(encoded)
 
 
 def write_value(out: _Writer, value: Value) -> None:
@@ -172,6 +181,8 @@ def _write_response(out: _Writer, response: r.Response) -> None:
         out.raw(_atom(response.tag) + b" ")
         _write_status(out, response.status, response.text, response.code)
     elif isinstance(response, r.Continuation):
+        if response.data is not None and (b"\r" in response.data or b"\n" in response.data):
+            raise ValueError("continuation data must be one line of base64")
         out.raw(b"+ " + (response.data if response.data is not None else _text(response.text)))
     else:
         out.raw(b"* ")
