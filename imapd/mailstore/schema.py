@@ -1,0 +1,154 @@
+"""The SQLite schema and connection set-up of the default store.
+
+One database file, ``mail.sqlite3``, in the data directory, holds every
+user's mailboxes, messages and bodies (docs/storage.md explains why bodies
+live in the database). WAL mode lets readers in any process work while one
+writer commits; ``synchronous=FULL`` fsyncs the WAL at every commit, so a
+committed change survives a crash or power loss.
+
+Tables (all per-mailbox numbers are 64-bit; UIDs stay below 2**32):
+
+* ``mailboxes``: one row per mailbox or ``\\Noselect`` placeholder
+  (``selectable=0``). ``id`` is AUTOINCREMENT so an id is never reused: a
+  session holding a deleted mailbox's id can never reach a new one.
+  ``recent_from``: UIDs at or above it are not yet claimed as ``\\Recent``.
+* ``messages``: one row per message; ``modseq`` indexed for CONDSTORE.
+* ``expunged``: (mailbox, uid, modseq) of every expunged message, for QRESYNC
+  (RFC 7162 §3.2.5.2) and for cross-process change detection.
+* ``bodies``: the exact message bytes and the caller's meta blob, shared by
+  copies through a reference count (``meta`` is stored before ``data`` so
+  reading it does not walk the body's overflow pages).
+* ``keywords``: every keyword a mailbox has seen, in its first spelling.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+DB_FILENAME = "mail.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_DDL = """
+CREATE TABLE settings(
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE users(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE mailboxes(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    selectable INTEGER NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    recent_from INTEGER NOT NULL DEFAULT 1,
+    special_use TEXT,
+    UNIQUE(user_id, name)
+);
+CREATE TABLE bodies(
+    id INTEGER PRIMARY KEY,
+    refs INTEGER NOT NULL,
+    meta BLOB NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE messages(
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    body_id INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    tz_minutes INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    sysflags INTEGER NOT NULL,
+    keywords TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_by_modseq ON messages(mailbox_id, modseq);
+CREATE TABLE expunged(
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_by_modseq ON expunged(mailbox_id, modseq);
+CREATE TABLE keywords(
+    mailbox_id INTEGER NOT NULL,
+    folded TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY(mailbox_id, folded)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions(
+    user_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY(user_id, name)
+) WITHOUT ROWID;
+"""
+
+
+def connect(data_dir: Path, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) the store database with the settings that
+    make commits durable and concurrent access safe."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        data_dir / DB_FILENAME,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+        check_same_thread=check_same_thread,
+    )
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise RuntimeError(f"cannot put {data_dir / DB_FILENAME} in WAL mode: {mode}")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA cache_size=-32768")  # KiB: 32 MiB page cache
+    _ensure_schema(conn)
+    return conn
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    with write_transaction(conn):
+        # Re-read under the write lock: another process may have just done it.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            for statement in _DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            raise RuntimeError(f"unsupported store schema version {version}")
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT. Taking the write lock up front means a
+    transaction never fails half-way on a lock upgrade; other writers wait
+    up to the busy timeout. Any exception rolls back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def read_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A consistent snapshot for several reads (WAL readers never block)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
