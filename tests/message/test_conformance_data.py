@@ -25,7 +25,7 @@ from imapd.message import (
     matches_text,
     section_bytes,
 )
-from imapd.wire.commands import Partial, Section, SectionText
+from imapd.wire.commands import Partial, Section, SectionText, TextScope
 
 from .conftest import CONFORMANCE
 from .imapfmt import fmt
@@ -206,7 +206,7 @@ def _search(messages: list[tuple[bytes, MessageInfo]], words: list[str]) -> set[
     hits = set()
     for number, (raw, info) in enumerate(messages, 1):
         if key in ("text", "body"):
-            hit = matches_text(raw, info, words[1], key.upper())  # type: ignore[arg-type]
+            hit = matches_text(raw, info, words[1], TextScope(key.upper()))
         else:
             field, needle = (words[1], words[2]) if key == "header" else (key, words[1])
             hit = any(needle.lower() in value.lower() for value in header_values(raw, info, field))

@@ -7,6 +7,7 @@ import datetime
 import pytest
 
 from imapd.message import (
+    MessageInfo,
     address_search_text,
     analyze,
     decode_transfer,
@@ -20,7 +21,7 @@ from imapd.wire.commands import TextScope
 from .conftest import load_fixture
 
 
-def _load(name: str):  # type: ignore[no-untyped-def]
+def _load(name: str) -> tuple[bytes, MessageInfo]:
     raw = load_fixture(name)
     return raw, analyze(raw)
 

@@ -1,0 +1,288 @@
+"""Properties of the message model.
+
+* Any bytes at all: analyze/envelope/body_structure/section_bytes never
+  raise, every span lies inside the message and nests inside its parent, no
+  NUL reaches an IMAP string, and the serialization round-trips.
+* Generated MIME trees: the parser finds exactly the parts that were
+  generated, with the exact header and body bytes of each (RFC 3501 §6.4.5
+  numbering, RFC 2046 §5.1.1 boundaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imapd.message import (
+    MessageInfo,
+    Part,
+    address_search_text,
+    analyze,
+    analyze_strict,
+    body_structure,
+    envelope,
+    find_part,
+    header_values,
+    matches_text,
+    section_bytes,
+    section_span,
+)
+from imapd.wire.commands import Section, SectionText
+from imapd.wire.values import IString, PList, Value
+
+# --- checks that hold for every input ----------------------------------------
+
+
+def _check_part(part: Part, start: int, end: int) -> None:
+    assert start <= part.header_start <= part.body_start <= part.body_end <= end
+    previous = part.body_start
+    for child in part.children:
+        assert child.header_start >= previous  # children in order, no overlap
+        _check_part(child, part.body_start, part.body_end)
+        previous = child.body_end
+    if part.message is not None:
+        assert (part.message.header_start, part.message.body_end) == (part.body_start, part.body_end)
+        _check_part(part.message, part.body_start, part.body_end)
+    if part.children:
+        assert part.multipart
+    assert part.lines >= 0
+
+
+def _strings(value: Value) -> Iterator[bytes]:
+    if isinstance(value, IString):
+        yield value.value
+    elif isinstance(value, PList):
+        for item in value.items:
+            yield from _strings(item)
+
+
+def _check_body(value: Value) -> None:
+    """The RFC 3501 §9 ``body`` shape: a multipart is 1*body then the subtype;
+    a MESSAGE/RFC822 part carries envelope, body and line count."""
+    assert isinstance(value, PList)
+    items = value.items
+    if isinstance(items[0], PList):
+        count = 0
+        while isinstance(items[count], PList):
+            _check_body(items[count])
+            count += 1
+        assert count >= 1 and isinstance(items[count], IString)
+        return
+    assert isinstance(items[0], IString) and isinstance(items[1], IString)
+    assert isinstance(items[6], int)
+    if (items[0].value, items[1].value) == (b"MESSAGE", b"RFC822"):
+        assert isinstance(items[7], PList) and len(items[7].items) == 10
+        _check_body(items[8])
+        assert isinstance(items[9], int)
+
+
+def _all_paths(info: MessageInfo, limit: int = 60) -> list[tuple[int, ...]]:
+    paths: list[tuple[int, ...]] = [()]
+    queue: list[tuple[int, ...]] = [()]
+    while queue and len(paths) < limit:
+        base = queue.pop(0)
+        number = 1
+        while find_part(info, base + (number,)) is not None and len(paths) < limit:
+            paths.append(base + (number,))
+            queue.append(base + (number,))
+            number += 1
+    return paths
+
+
+def check_everything(raw: bytes) -> MessageInfo:
+    info = analyze_strict(raw)
+    assert analyze(raw) == info
+    assert info.size == len(raw)
+    assert info.root.header_start == 0 and info.root.body_end == len(raw)
+    _check_part(info.root, 0, len(raw))
+    assert MessageInfo.from_bytes(info.to_bytes()) == info
+    for value in (envelope(info), body_structure(info, False), body_structure(info, True)):
+        assert all(b"\0" not in s for s in _strings(value))
+    _check_body(body_structure(info, False))
+    _check_body(body_structure(info, True))
+    for path in _all_paths(info):
+        for text in (None, *SectionText):
+            section = Section(path, text, ("SUBJECT", "FROM") if text else ())
+            data = section_bytes(raw, info, section)
+            span = section_span(info, section)
+            if span is not None:
+                assert 0 <= span[0] <= span[1] <= len(raw)
+                assert data == raw[span[0]:span[1]]
+            assert data is None or isinstance(data, bytes)
+    header_values(raw, info, "subject")
+    address_search_text(raw, info, "from")
+    matches_text(raw, info, "x", "TEXT")
+    return info
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes(raw: bytes) -> None:
+    check_everything(raw)
+
+
+_SOUP = [
+    b"\r\n", b"\n", b"\r", b" ", b"\t", b":", b";", b"=", b'"', b"(", b")", b"<", b">", b"@",
+    b",", b"\0", b"\xff", b"\xc3\xa9", b"--", b"--b", b"--b--", b"--c", b"b", b"x",
+    b"Content-Type: multipart/mixed; boundary=b\r\n",
+    b"Content-Type: multipart/digest; boundary=c\r\n",
+    b"Content-Type: multipart/alternative; boundary=\"b\"\r\n",
+    b"Content-Type: message/rfc822\r\n", b"Content-Type: text/plain; charset=utf-8\r\n",
+    b"Content-Type: text/", b"Content-Type:", b"Content-Transfer-Encoding: base64\r\n",
+    b"Content-Transfer-Encoding: quoted-printable\r\n",
+    b"Content-Disposition: attachment; filename*0*=utf-8''a%20; filename*1=b\r\n",
+    b"Content-Language: en, (c) de\r\n", b"Content-Location: x\r\n", b"Content-MD5: y\r\n",
+    b"From: A <a@b>, g: c@d;\r\n", b"To: \"x\\\"\" <@r:e@f>\r\n", b"Subject: =?utf-8?q?a?=\r\n",
+    b"Date: Sat, 24 Mar 2007 23:00:00 +0200\r\n", b"Sender: \r\n", b"Reply-To: (c)\r\n",
+    b"=?utf-8?b?", b"?=", b"=C3=A9", b"SGVsbG8=",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_SOUP), max_size=80))
+def test_mime_token_soup(chunks: list[bytes]) -> None:
+    check_everything(b"".join(chunks))
+
+
+# --- generated MIME trees ------------------------------------------------------
+
+
+@dataclass
+class Node:
+    header: bytes                      # header block including the blank line
+    body: bytes
+    children: list[Node] = field(default_factory=list)   # multipart
+    inner: Node | None = None                            # message/rfc822
+
+    def raw(self) -> bytes:
+        return self.header + self.body
+
+
+_LEAF_FIELDS = [
+    b"Content-Type: text/plain\r\n", b"Content-Type: application/octet-stream\r\n",
+    b"Content-Type: image/png; name=x.png\r\n", b"Content-Transfer-Encoding: base64\r\n",
+    b"X-Other: value\r\n", b"Subject: s\r\n", b"From: a@example.org\r\n",
+]
+# No "-" in bodies, so no line can look like a delimiter.
+_BODY = st.binary(max_size=40).map(
+    lambda data: bytes(b"ab =\t\r\n\xe9"[c % 8] for c in data)
+)
+
+
+@st.composite
+def leaf(draw: st.DrawFn) -> Node:
+    fields = draw(st.lists(st.sampled_from(_LEAF_FIELDS), max_size=3))
+    return Node(b"".join(fields) + b"\r\n", draw(_BODY))
+
+
+@st.composite
+def multipart_node(draw: st.DrawFn, depth: int) -> Node:
+    # Every nested boundary extends its ancestors' ("bd", "bdx", "bdxx"), so
+    # each inner delimiter line starts with every outer delimiter: matching
+    # by prefix would split the wrong parts.
+    boundary = b"bd" + b"x" * depth
+    subtype = draw(st.sampled_from([b"mixed", b"alternative", b"related"]))
+    children = draw(st.lists(entity(depth + 1), min_size=1, max_size=3))
+    preamble = draw(st.sampled_from([b"", b"preamble\r\n", b"pre"]))
+    padding = draw(st.sampled_from([b"", b" ", b" \t"]))
+    epilogue = draw(st.sampled_from([b"", b"\r\n", b"\r\nepilogue\r\n"]))
+    body = preamble + (b"\r\n" if preamble else b"")
+    for index, child in enumerate(children):
+        body += (b"\r\n" if index else b"") + b"--" + boundary + padding + b"\r\n" + child.raw()
+    body += b"\r\n--" + boundary + b"--" + padding + epilogue
+    header = b"Content-Type: multipart/" + subtype + b'; boundary="' + boundary + b'"\r\n\r\n'
+    return Node(header, body, children=children)
+
+
+@st.composite
+def message_node(draw: st.DrawFn, depth: int) -> Node:
+    inner = draw(entity(depth + 1))
+    inner.header = b"Subject: inner\r\n" + inner.header
+    return Node(b"Content-Type: message/rfc822\r\n\r\n", inner.raw(), inner=inner)
+
+
+def entity(depth: int) -> st.SearchStrategy[Node]:
+    if depth >= 3:
+        return leaf()
+    return st.one_of(leaf(), multipart_node(depth), message_node(depth))
+
+
+def expected_sections(node: Node, path: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], Node]]:
+    """(part number, node) for ``node`` addressed as a body part."""
+    yield path, node
+    for index, child in enumerate(node.children, 1):
+        yield from expected_sections(child, path + (index,))
+    if node.inner is not None:
+        if node.inner.children:
+            for index, child in enumerate(node.inner.children, 1):
+                yield from expected_sections(child, path + (index,))
+        else:
+            yield from expected_sections(node.inner, path + (1,))
+
+
+def top_sections(root: Node) -> Iterator[tuple[tuple[int, ...], Node]]:
+    if root.children:
+        for index, child in enumerate(root.children, 1):
+            yield from expected_sections(child, (index,))
+    else:
+        yield from expected_sections(root, (1,))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entity(0))
+def test_generated_trees_are_found_exactly(root: Node) -> None:
+    raw = root.raw()
+    info = check_everything(raw)
+    assert section_bytes(raw, info, Section(text=SectionText.HEADER)) == root.header
+    assert section_bytes(raw, info, Section(text=SectionText.TEXT)) == root.body
+    for path, node in top_sections(root):
+        assert section_bytes(raw, info, Section(path)) == node.body, path
+        assert section_bytes(raw, info, Section(path, SectionText.MIME)) == node.header, path
+        found = find_part(info, path)
+        assert found is not None
+        part = found[0]
+        if part.multipart:
+            assert len(part.children) == len(node.children)
+        if node.inner is not None:
+            assert section_bytes(raw, info, Section(path, SectionText.HEADER)) == node.inner.header
+            assert section_bytes(raw, info, Section(path, SectionText.TEXT)) == node.inner.body
+    count = sum(1 for _ in top_sections(root))
+    assert find_part(info, (count + 1,)) is None
+
+
+def test_deep_nesting_is_bounded() -> None:
+    # 200 nested message/rfc822 parts: parsed to MAX_DEPTH, then opaque.
+    raw = b"Content-Type: message/rfc822\r\n\r\n" * 200 + b"Subject: bottom\r\n\r\nbody\r\n"
+    info = check_everything(raw)
+    structure = body_structure(info, True)
+    depth = 0
+    value: Value = structure
+    while isinstance(value, PList) and value.items[0] == IString(b"MESSAGE"):
+        value = value.items[8]
+        depth += 1
+    assert depth == 50
+    assert isinstance(value, PList) and value.items[:2] == (IString(b"APPLICATION"), IString(b"OCTET-STREAM"))
+
+
+def test_many_parts_are_bounded() -> None:
+    raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n" + b"--x\r\n\r\na\r\n" * 20_000
+    info = analyze_strict(raw)
+    assert len(info.root.children) == 9_999  # MAX_PARTS counts the root too
+    header = len(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n")
+    # each "--x\r\n\r\na\r\n" is 10 bytes; the 9,999th part's body is its "a"
+    assert info.root.children[-1].body_end == header + 10 * 9_998 + 8
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{}", b"[]", b"not json", b'{"v": 99}', b'{"v": 1}', b'{"v": 1, "size": 1, "root": []}',
+     b'{"v": 1, "size": -1, "root": null}', b"\xff\xfe",
+     b'{"v":1,"size":3,"root":[2,1,0,"text","plain",[],null,null,"7bit",null,null,null,null,0,0,[],null,null]}'],
+)
+def test_from_bytes_rejects_garbage(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        MessageInfo.from_bytes(data)
