@@ -184,6 +184,7 @@ def run_serve(options: ServeOptions) -> int:
 
     reactor = global_reactor()
     start_logging(options["log-level"])
+    install_stop_signals(reactor)  # before "listening" is logged: tests signal at once
     service = build_service(options, reactor)
     try:
         service.startService()
@@ -191,7 +192,6 @@ def run_serve(options: ServeOptions) -> int:
         print(error, file=sys.stderr)
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    install_stop_signals(reactor)
     reactor.run()
     return 0
 
