@@ -55,7 +55,7 @@ def test_imaplib_capability_login_logout(server: RunningServer) -> None:
     assert {"IMAP4REV1", "AUTH=PLAIN", "SASL-IR"} <= set(imap.capabilities)
     typ, data = imap.login("alice", "wonderland")
     assert typ == "OK" and data == [b"[CAPABILITY IMAP4rev1 LITERAL+] Logged in"]
-    typ, data = imap.capability()
+    typ, data = imap.capability()  # type: ignore[assignment]
     assert typ == "OK" and data[-1] == b"IMAP4rev1 LITERAL+"  # imaplib also keeps the code
     assert imap.noop()[0] == "OK"
     assert imap.logout()[0] == "BYE"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from twisted.python.failure import Failure
 
 from imapd.commands import catalogue
 from imapd.commands.auth import (
@@ -44,7 +45,12 @@ def test_failed_login_answers_only_after_the_delay(
     ctx, _, clock = make_context(users, limits=Limits(failed_login_delay=2.0))
     d = start(handle_login(c.Login("a", username, Secret(password)), ctx))
     failures: list[ImapError] = []
-    d.addErrback(lambda f: failures.append(f.value))
+
+    def failed(failure: Failure) -> None:
+        assert isinstance(failure.value, ImapError)
+        failures.append(failure.value)
+
+    d.addErrback(failed)
     clock.advance(1.9)
     assert failures == []
     clock.advance(0.1)

@@ -86,13 +86,13 @@ def test_serve_options_refuse_bad_values(argv: list[str]) -> None:
 def test_bind_failure_messages() -> None:
     from imapd.server.service import describe_listen_failure
 
-    denied = CannotListenError("", 143, OSError(errno.EACCES, "Permission denied"))
-    message = describe_listen_failure("tcp:143", Failure(denied))
+    denied = CannotListenError("", 143, OSError(errno.EACCES, "Permission denied"))  # type: ignore[no-untyped-call]
+    message = describe_listen_failure("tcp:143", Failure(denied))  # type: ignore[no-untyped-call]
     assert message.startswith("imapd: cannot listen on tcp:143: permission denied")
     assert message.endswith("try --imap tcp:1143")
     assert "\n" not in message
-    in_use = CannotListenError("", 1143, OSError(errno.EADDRINUSE, "Address in use"))
-    assert describe_listen_failure("tcp:1143", Failure(in_use)) == (
+    in_use = CannotListenError("", 1143, OSError(errno.EADDRINUSE, "Address in use"))  # type: ignore[no-untyped-call]
+    assert describe_listen_failure("tcp:1143", Failure(in_use)) == (  # type: ignore[no-untyped-call]
         "imapd: cannot listen on tcp:1143: address already in use")
 
 

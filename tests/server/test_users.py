@@ -100,7 +100,7 @@ def test_unknown_users_cost_one_argon2_verification(tmp_path: Path) -> None:
     calls: list[str] = []
 
     class SpyHasher(argon2.PasswordHasher):
-        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # type: ignore[override]
             calls.append("verify")
             return super().verify(hash, password)
 

@@ -100,7 +100,7 @@ def result_of(d: Deferred[T] | Coroutine[Any, Any, T]) -> T:
     result = results[0]
     if isinstance(result, Failure):
         result.raiseException()
-    return result  # type: ignore[return-value]
+    return result
 
 
 class FakeView:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -40,17 +40,17 @@ class Conversation:
             users, store, clock=self.clock, runtime=InlineRuntime(self.clock),
         )
         peer = IPv4Address("TCP", "127.0.0.1", 40001)
-        self.transport = StringTransport(peerAddress=peer)
-        self.protocol: ImapServerProtocol = self.factory.buildProtocol(peer)
-        self.protocol.makeConnection(self.transport)
+        self.transport = StringTransport(peerAddress=peer)  # type: ignore[no-untyped-call]
+        self.protocol: ImapServerProtocol = self.factory.buildProtocol(cast(Any, peer))
+        self.protocol.makeConnection(self.transport)  # type: ignore[no-untyped-call]
 
     def send(self, data: bytes) -> None:
         self.protocol.dataReceived(data)
 
     def read(self) -> bytes:
         """Everything written since the last read."""
-        value: bytes = self.transport.value()
-        self.transport.clear()
+        value: bytes = self.transport.value()  # type: ignore[no-untyped-call]
+        self.transport.clear()  # type: ignore[no-untyped-call]
         return value
 
     def exchange(self, data: bytes) -> bytes:
@@ -66,4 +66,4 @@ class Conversation:
         from twisted.internet.error import ConnectionDone
         from twisted.python.failure import Failure
 
-        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.protocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[no-untyped-call]
