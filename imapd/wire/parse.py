@@ -20,7 +20,7 @@ from imapd.wire.parse_fetch import parse_fetch_items
 from imapd.wire.parse_search import parse_search_program
 
 _DEFAULT_NESTING = Limits().max_nesting
-_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?|=")
+_BASE64 = re.compile(rb"=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 # RFC 3501 §6.3.10 status-att, plus the extension items handlers may know
 # (RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7889 APPENDLIMIT).
 STATUS_ITEMS = frozenset({
@@ -39,6 +39,8 @@ def parse_command(frame: bytes, max_nesting: int = _DEFAULT_NESTING) -> c.Comman
     try:
         tag = reader.tag().decode("ascii")
     except ParseError:
+        return c.CommandSyntaxError(None, "Missing or invalid tag")
+    if reader.peek() != 0x20 and not reader.at_eol():  # e.g. "a+b": not a tag
         return c.CommandSyntaxError(None, "Missing or invalid tag")
     try:
         return _parse_after_tag(reader, tag)

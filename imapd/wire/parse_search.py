@@ -98,7 +98,7 @@ class SearchParser:
         first = reader.peek()
         if 0x30 <= first <= 0x39 or first in (0x2A, 0x24):  # digit, "*", "$"
             return SearchSeq(reader.seqset())
-        name = reader.keyword()
+        name = reader.atom("search key").decode("ascii").upper()
         if name in _FLAG_KEYS:
             return _FLAG_KEYS[name]
         if name == "NEW":
