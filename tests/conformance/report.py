@@ -52,7 +52,8 @@ class Failure:
         if self.best_match:
             lines.append(f"  best match: {_clip(self.best_match)}")
         if self.received:
-            lines.append("  server sent on this connection during the group:")
+            during = "the group" if self.group else "this setup command"
+            lines.append(f"  server sent on this connection during {during}:")
             shown = self.received[-MAX_RECEIVED_LINES:]
             if len(self.received) > len(shown):
                 lines.append(f"    ... ({len(self.received) - len(shown)} earlier lines)")
@@ -90,8 +91,12 @@ class ScriptResult:
         """Multi-line description: the status line, then every failure."""
         if self.outcome is Outcome.SKIPPED:
             return f"{self.name}: skipped ({self.skip_reason})"
-        status = "ok" if self.passed else "FAILED"
-        head = f"{self.name}: {status} ({self.groups_run - self.groups_failed}/{self.groups_run} command groups passed)"
+        if self.passed:
+            head = f"{self.name}: ok ({self.groups_run}/{self.groups_run} command groups passed)"
+        elif self.groups_run == 0:
+            head = f"{self.name}: FAILED (before the first command group)"
+        else:
+            head = f"{self.name}: FAILED ({self.groups_failed}/{self.groups_run} command groups failed)"
         parts = [head] + [failure.format() for failure in self.failures]
         return "\n\n".join(parts)
 
