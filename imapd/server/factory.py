@@ -40,6 +40,7 @@ class ImapServerFactory(ServerFactory):
     global reactor; tests pass a ``task.Clock`` and an ``InlineRuntime``."""
 
     protocol = ImapServerProtocol
+    noisy = False  # our own "listening on" line replaces Twisted's
 
     def __init__(
         self,

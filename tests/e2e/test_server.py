@@ -129,3 +129,21 @@ def test_sigint_stops_too(tmp_path: Path) -> None:
     with running_server(tmp_path, {}) as server:
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(15) == 0
+
+
+def test_credentials_never_reach_the_log_even_at_debug(tmp_path: Path) -> None:
+    secret = "s3cret-Pa55"
+    plain = base64.b64encode(f"\0alice\0{secret}".encode()).decode()
+    with running_server(tmp_path, {"alice": secret}, [*FAST, "--log-level", "debug"]) as server:
+        imap = imaplib.IMAP4(server.host, server.port)
+        imap.login("alice", secret)
+        imap.logout()
+        imap = imaplib.IMAP4(server.host, server.port)
+        imap.authenticate("PLAIN", lambda _: f"\0alice\0{secret}".encode())
+        imap.logout()
+        with pytest.raises(imaplib.IMAP4.error):
+            imaplib.IMAP4(server.host, server.port).login("alice", secret + "x")
+        stop_process(server.process)
+        log = server.log()
+    assert "session" in log  # debug lines were written
+    assert secret not in log and plain not in log
