@@ -139,8 +139,20 @@ def write_value(out: _Writer, value: Value) -> None:
 
 
 def _write_list(out: _Writer, items: tuple[Value, ...]) -> None:
+    """A parenthesized list. Items are space-separated, except inside the
+    leading run of lists, which are written back to back: that is what the
+    grammar asks for in every place lists repeat without a separator,
+    ``"(" 1*address ")"`` in an envelope and ``1*body SP media-subtype`` in a
+    multipart body structure (RFC 3501 §9), and what clients expect
+    (``((NIL NIL "a" "b")(NIL NIL "c" "d"))``)."""
     out.raw(b"(")
-    _write_spaced(out, items)
+    leading_lists = True
+    for index, item in enumerate(items):
+        is_list = isinstance(item, PList)
+        if index and not (leading_lists and is_list):
+            out.raw(b" ")
+        leading_lists = leading_lists and is_list
+        write_value(out, item)
     out.raw(b")")
 
 
