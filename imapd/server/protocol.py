@@ -185,7 +185,7 @@ class ImapServerProtocol(Protocol):
         else:
             reply = Tagged(error.tag, status, error.reason, code)
         self.send(reply)
-        return self.server.dispatcher.count_reply(self.session, Status.BAD)
+        return self.server.dispatcher.count_reply(self.session, status)
 
     # --- running commands, one at a time -----------------------------------------
 
