@@ -18,40 +18,43 @@ When a header occurs more than once, the first occurrence is used.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Mapping
 
 from imapd.message.addresses import parse_address_list
-from imapd.message.headers import HeaderField, unfold
+from imapd.message.headers import unfold
 from imapd.message.model import AddressList, EnvelopeData, MessageInfo
 from imapd.wire.values import PList, Value, nstring
 
-_TEXT_FIELDS = frozenset((b"date", b"subject", b"in-reply-to", b"message-id"))
-_ADDRESS_FIELDS = frozenset((b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc"))
+#: The header fields an ENVELOPE is built from (lower-case).
+ENVELOPE_FIELDS = (
+    b"date", b"subject", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
+    b"in-reply-to", b"message-id",
+)
 
 
-def build_envelope_data(fields: Iterable[HeaderField]) -> EnvelopeData:
-    """Collect the envelope fields of one message header (first occurrence
-    of each header wins)."""
-    texts: dict[bytes, bytes] = {}
-    lists: dict[bytes, AddressList] = {}
-    for field in fields:
-        key = field.key
-        if key in _TEXT_FIELDS:
-            if key not in texts:
-                texts[key] = unfold(field.value)
-        elif key in _ADDRESS_FIELDS and key not in lists:
-            lists[key] = parse_address_list(unfold(field.value))
+def build_envelope_data(values: Mapping[bytes, bytes]) -> EnvelopeData:
+    """Build the envelope from the still-folded values of the first
+    occurrence of each :data:`ENVELOPE_FIELDS` header (absent ones missing)."""
+
+    def text(name: bytes) -> bytes | None:
+        value = values.get(name)
+        return None if value is None else unfold(value)
+
+    def addresses(name: bytes) -> AddressList | None:
+        value = values.get(name)
+        return None if value is None else parse_address_list(unfold(value))
+
     return EnvelopeData(
-        date=texts.get(b"date"),
-        subject=texts.get(b"subject"),
-        from_=lists.get(b"from"),
-        sender=lists.get(b"sender"),
-        reply_to=lists.get(b"reply-to"),
-        to=lists.get(b"to"),
-        cc=lists.get(b"cc"),
-        bcc=lists.get(b"bcc"),
-        in_reply_to=texts.get(b"in-reply-to"),
-        message_id=texts.get(b"message-id"),
+        date=text(b"date"),
+        subject=text(b"subject"),
+        from_=addresses(b"from"),
+        sender=addresses(b"sender"),
+        reply_to=addresses(b"reply-to"),
+        to=addresses(b"to"),
+        cc=addresses(b"cc"),
+        bcc=addresses(b"bcc"),
+        in_reply_to=text(b"in-reply-to"),
+        message_id=text(b"message-id"),
     )
 
 

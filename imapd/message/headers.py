@@ -19,8 +19,8 @@ import datetime
 import email.utils
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
-_WSP = b" \t"
 _CRLF_BLANK = b"\n\r\n"
 _LF_BLANK = b"\n\n"
 
@@ -60,28 +60,30 @@ def find_header_end(raw: bytes, start: int, end: int) -> int:
         return start + 2
     if raw.startswith(b"\n", start, end):
         return start + 1
-    crlf = raw.find(_CRLF_BLANK, start, end)
-    # Only look for LF LF before the CRLF blank line, so that a huge body is
-    # never scanned twice.
-    lf = raw.find(_LF_BLANK, start, end if crlf < 0 else crlf + 1)
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        return lf + 2
-    if crlf >= 0:
-        return crlf + 3
+    # Search in growing windows so that a CRLF message is not scanned to
+    # the end for LF LF (or the reverse): the cost stays proportional to
+    # where the blank line is.
+    window = 4096
+    pos = start
+    while pos < end:
+        limit = min(end, pos + window)
+        crlf = raw.find(_CRLF_BLANK, pos, min(end, limit + 2))
+        lf = raw.find(_LF_BLANK, pos, min(end, limit + 1))
+        if lf >= 0 and (crlf < 0 or lf < crlf):
+            return lf + 2
+        if crlf >= 0:
+            return crlf + 3
+        pos = limit  # every match starting before limit has been seen
+        window *= 2
     return end
 
 
-def _field_name(first_line: bytes) -> tuple[bytes, bytes]:
-    """Split ``Name: value`` into (name, value); (b"", b"") if malformed."""
-    colon = first_line.find(b":")
-    if colon <= 0:
-        return b"", b""
-    name = first_line[:colon].rstrip(_WSP)
-    # RFC 5322 ftext is printable ASCII except colon; allow 8-bit bytes but
-    # not blanks or control characters (that is a body line or mbox From_).
-    if not name or any(c <= 0x20 or c == 0x7F for c in name):
-        return b"", b""
-    return name, first_line[colon + 1:]
+# A field starts at every line that does not begin with a blank (RFC 5322
+# §2.2.3); its name is printable ASCII without colon (8-bit tolerated), then
+# optional blanks (obsolete syntax, RFC 5322 §4.5) and the colon.
+_FIELD_START = re.compile(rb"(?<=\n)(?![ \t])")
+_FIELD_NAME = re.compile(rb"([^\x00-\x20\x7f:]+)[ \t]*:")
+_FIELD_END = re.compile(rb"\n(?![ \t])")
 
 
 def split_fields(block: bytes) -> tuple[list[HeaderField], bytes]:
@@ -90,7 +92,9 @@ def split_fields(block: bytes) -> tuple[list[HeaderField], bytes]:
     ``block`` is the header as :func:`find_header_end` delimits it.  Returns
     the fields in order and the blank line (``b"\\r\\n"``, ``b"\\n"`` or
     ``b""`` when the header ends without one).  Lines starting with a blank
-    continue the previous field (RFC 5322 §2.2.3).
+    continue the previous field (RFC 5322 §2.2.3).  Lines that are not
+    fields (no colon, blanks in the name: an mbox ``From `` line) are kept
+    with an empty name.
     """
     blank = b""
     if block.endswith(b"\n\r\n") or block == b"\r\n":
@@ -99,33 +103,61 @@ def split_fields(block: bytes) -> tuple[list[HeaderField], bytes]:
         blank = b"\n"
     body = block[: len(block) - len(blank)]
     fields: list[HeaderField] = []
-    if not body:
-        return fields, blank
-    lines = body.split(b"\n")
-    last = len(lines) - 1
-    pending: list[bytes] = []
-    for index, line in enumerate(lines):
-        if index < last:
-            line += b"\n"
-        elif not line:
-            break
-        if pending and line[:1] in (b" ", b"\t"):
-            pending.append(line)
+    for raw in _FIELD_START.split(body):
+        if not raw:
             continue
-        if pending:
-            fields.append(_make_field(pending))
-        pending = [line]
-    if pending:
-        fields.append(_make_field(pending))
+        match = _FIELD_NAME.match(raw)
+        if match is None:
+            fields.append(HeaderField(b"", raw, b""))
+        else:
+            fields.append(HeaderField(match.group(1), raw, raw[match.end():]))
     return fields, blank
 
 
-def _make_field(lines: list[bytes]) -> HeaderField:
-    raw = b"".join(lines)
-    name, value = _field_name(lines[0])
-    if name:
-        value = raw[len(lines[0]) - len(value):]
-    return HeaderField(name, raw, value)
+_NAME_PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _name_pattern(name: bytes) -> re.Pattern[bytes]:
+    pattern = _NAME_PATTERNS.get(name)
+    if pattern is None:
+        # A literal prefix lets the regex engine scan at C speed.
+        pattern = re.compile(b"\n" + re.escape(name) + rb"[ \t]*:")
+        _NAME_PATTERNS[name] = pattern
+    return pattern
+
+
+def first_values(block: bytes, names: Iterable[bytes]) -> dict[bytes, bytes]:
+    """The still-folded value of the first field with each of ``names``
+    (lower-case) in a header block; absent names are left out.
+
+    One regex search per name, so the cost does not grow with the number of
+    fields: a hostile message made of millions of header lines is analysed
+    in the time of a few scans of its bytes.
+    """
+    lowered = b"\n" + block.lower()
+    has_content = b"\ncontent-" in lowered
+    found: dict[bytes, bytes] = {}
+    for name in names:
+        if not has_content and name.startswith(b"content-"):
+            continue
+        match = _name_pattern(name).search(lowered)
+        if match is None:
+            continue
+        start = match.end() - 1  # offsets in block are one less (the "\n")
+        end = _FIELD_END.search(block, start)
+        found[name] = block[start:end.end() if end is not None else len(block)]
+    return found
+
+
+def all_values(block: bytes, name: bytes) -> list[bytes]:
+    """Still-folded values of every field called ``name`` (lower-case)."""
+    lowered = b"\n" + block.lower()
+    values: list[bytes] = []
+    for match in _name_pattern(name).finditer(lowered):
+        start = match.end() - 1
+        end = _FIELD_END.search(block, start)
+        values.append(block[start:end.end() if end is not None else len(block)])
+    return values
 
 
 def unfold(value: bytes) -> bytes:

@@ -25,6 +25,7 @@ from typing import Iterator, Literal, Union
 from imapd.message.addresses import parse_address_list
 from imapd.message.headers import (
     HeaderField,
+    all_values,
     decode_charset,
     decode_words,
     param,
@@ -49,11 +50,10 @@ def header_values(raw: bytes, info: MessageInfo, name: str) -> list[str]:
     case), in order.  An empty list means the header is absent; a present
     but empty header gives ``""`` (SEARCH HEADER with an empty string
     matches every message that has the field, RFC 3501 §6.4.4)."""
+    root = info.root
+    block = bytes(raw[root.header_start:root.body_start])
     key = name.encode("utf-8", "replace").lower()
-    return [
-        decode_words(unfold(field.value))
-        for field in _top_fields(raw, info) if field.name and field.key == key
-    ]
+    return [decode_words(unfold(value)) for value in all_values(block, key)]
 
 
 def address_search_text(raw: bytes, info: MessageInfo, name: str) -> list[str]:

@@ -27,16 +27,15 @@ from __future__ import annotations
 import logging
 import re
 
-from imapd.message.envelope import build_envelope_data
+from imapd.message.envelope import ENVELOPE_FIELDS, build_envelope_data
 from imapd.message.headers import (
-    HeaderField,
     Params,
     find_header_end,
+    first_values,
     param,
     parse_sent_date,
     parse_structured,
     skip_comment,
-    split_fields,
     unfold,
 )
 from imapd.message.model import Disposition, EnvelopeData, MessageInfo, Part
@@ -49,11 +48,12 @@ MAX_PARTS = 10_000
 _TEXT_PLAIN = (b"text", b"plain")
 _MESSAGE_RFC822 = (b"message", b"rfc822")
 _US_ASCII: Params = ((b"charset", b"us-ascii"),)
-_CONTENT_KEYS = frozenset((
+_CONTENT_FIELDS = (
     b"content-type", b"content-transfer-encoding", b"content-id",
     b"content-description", b"content-md5", b"content-disposition",
     b"content-language", b"content-location",
-))
+)
+_MESSAGE_FIELDS = _CONTENT_FIELDS + ENVELOPE_FIELDS
 _TOKEN = rb"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+"
 _MEDIA_TYPE = re.compile(_TOKEN + rb"/" + _TOKEN)
 _ENCODING = re.compile(rb"[^\s();\"]+")
@@ -127,8 +127,10 @@ class _Scanner:
         raw = self.raw
         self.parts += 1
         body_start = find_header_end(raw, start, end)
-        fields, _ = split_fields(raw[start:body_start])
-        content = _content_fields(fields)
+        values = first_values(
+            raw[start:body_start], _MESSAGE_FIELDS if is_message else _CONTENT_FIELDS,
+        )
+        content = {name: unfold(values[name]) for name in _CONTENT_FIELDS if name in values}
         media_type, media_subtype, params = _content_type(content.get(b"content-type"), default)
         children: tuple[Part, ...] = ()
         message: Part | None = None
@@ -157,14 +159,16 @@ class _Scanner:
             location=content.get(b"content-location"),
             lines=count_lines(raw, body_start, end),
             multipart=multipart, children=children, message=message,
-            envelope=build_envelope_data(fields) if is_message else None,
+            envelope=build_envelope_data(values) if is_message else None,
         )
 
     def _children(
         self, start: int, end: int, boundary: bytes, depth: int,
         default: tuple[bytes, bytes],
     ) -> tuple[Part, ...]:
-        delimiters = find_delimiters(self.raw, start, end, boundary)
+        delimiters = find_delimiters(
+            self.raw, start, end, boundary, limit=MAX_PARTS - self.parts + 1,
+        )
         children: list[Part] = []
         for index, (_, after, close) in enumerate(delimiters):
             if close or self.parts >= MAX_PARTS:
@@ -178,39 +182,67 @@ class _Scanner:
 
 
 def find_delimiters(
-    raw: bytes, start: int, end: int, boundary: bytes,
+    raw: bytes, start: int, end: int, boundary: bytes, limit: int = MAX_PARTS + 1,
 ) -> list[tuple[int, int, bool]]:
     """Delimiter lines of ``boundary`` in raw[start:end] (RFC 2046 §5.1.1).
 
     Returns (line start, offset after the line, is close delimiter) for each,
-    stopping after the close delimiter.  A delimiter is ``--boundary`` at the
-    start of a line, optionally ``--``, then only blanks to the line end.
+    stopping after the close delimiter or ``limit`` delimiters.  A delimiter
+    is ``--boundary`` at the start of a line, optionally ``--``, then only
+    blanks to the line end (so ``--b1`` does not end a part of ``b``).
     """
     marker = b"--" + boundary
     found: list[tuple[int, int, bool]] = []
     pos = start
-    while True:
+    rejected = 0
+    while len(found) < limit:
+        if rejected > _MAX_CHEAP_REJECTS:
+            return found + _delimiters_by_regex(raw, pos, end, boundary, limit - len(found))
         at = raw.find(marker, pos, end)
         if at < 0:
-            return found
+            break
         pos = at + 1
         if at != start and raw[at - 1] != 0x0A:
+            rejected += 1
             continue
         after = at + len(marker)
         newline = raw.find(b"\n", after, min(end, after + 1024))
-        if newline < 0 and end - after > 1024:
-            continue  # far too much junk after the marker to be padding
         line_end = end if newline < 0 else newline + 1
-        rest = raw[after:line_end]
+        rest = raw[after:min(line_end, after + 1024)]
         close = rest.startswith(b"--")
-        if close:
-            rest = rest[2:]
-        if rest.strip(b" \t\r\n"):
+        if (newline < 0 and end - after > 1024) or rest[2 if close else 0:].strip(b" \t\r\n"):
+            rejected += 1
             continue
         found.append((at, line_end, close))
         if close:
-            return found
+            break
         pos = line_end
+    return found
+
+
+# After this many near-misses ("--boundary" inside lines, "--boundaryX"
+# lines) the scan switches from a Python loop to one compiled regex, so
+# hostile input stays linear at C speed while normal messages do not pay
+# for compiling a pattern per boundary.
+_MAX_CHEAP_REJECTS = 1000
+
+
+def _delimiters_by_regex(
+    raw: bytes, pos: int, end: int, boundary: bytes, limit: int,
+) -> list[tuple[int, int, bool]]:
+    # The line feed ending a delimiter is matched by lookahead: it may also
+    # be the one that precedes the next delimiter.
+    pattern = re.compile(b"\n--" + re.escape(boundary) + rb"(--)?[ \t\r]*(?=\n|\Z)")
+    found: list[tuple[int, int, bool]] = []
+    for match in pattern.finditer(raw, max(pos - 1, 0), end):
+        if len(found) >= limit:
+            break
+        close = match.group(1) is not None
+        line_end = match.end() + 1 if match.end() < end else end
+        found.append((match.start() + 1, line_end, close))
+        if close:
+            break
+    return found
 
 
 def cut_before_delimiter(raw: bytes, delimiter: int, part_start: int) -> int:
@@ -221,18 +253,6 @@ def cut_before_delimiter(raw: bytes, delimiter: int, part_start: int) -> int:
     if delimiter - 1 >= part_start and raw[delimiter - 1] == 0x0A:
         return delimiter - 1
     return max(delimiter, part_start)
-
-
-def _content_fields(fields: list[HeaderField]) -> dict[bytes, bytes]:
-    """First occurrence of each MIME content header, unfolded."""
-    content: dict[bytes, bytes] = {}
-    for field in fields:
-        if not field.name.lower().startswith(b"content-"):
-            continue
-        key = field.key
-        if key in _CONTENT_KEYS and key not in content:
-            content[key] = unfold(field.value)
-    return content
 
 
 def _content_type(

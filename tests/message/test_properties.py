@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -17,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imapd.message.headers import find_header_end
+from imapd.message.structure import MAX_PARTS, _delimiters_by_regex, find_delimiters
 from imapd.message import (
     MessageInfo,
     Part,
@@ -286,3 +290,73 @@ def test_many_parts_are_bounded() -> None:
 def test_from_bytes_rejects_garbage(data: bytes) -> None:
     with pytest.raises(ValueError):
         MessageInfo.from_bytes(data)
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3000), st.sampled_from([b"\n", b"\r\n", b"\r", b"x"])),
+             max_size=12),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_find_header_end_matches_reference(
+    runs: list[tuple[int, bytes]], cut_start: int, cut_end: int,
+) -> None:
+    # Long runs cross the 4 KiB search windows of find_header_end.
+    raw = b"".join(b"a" * length + sep for length, sep in runs)
+    start, end = min(cut_start, len(raw)), max(0, len(raw) - cut_end)
+    if start > end:
+        start = end
+    expected = end
+    if raw.startswith(b"\r\n", start, end):
+        expected = start + 2
+    elif raw.startswith(b"\n", start, end):
+        expected = start + 1
+    else:
+        match = _BLANK_LINE.search(raw, start, end)
+        if match is not None:
+            expected = match.end()
+    assert find_header_end(raw, start, end) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a\r\n" * 500_000,                                     # all header lines
+        b"Subject: x\r\n" + b" folded\r\n" * 500_000,                  # one huge folded field
+        b"x" * 5_000_000,                                             # no line break at all
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--bb\r\n" * 800_000,  # near-delimiters
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"\r\n--b" * 1_000_000,
+    ],
+    ids=["header-lines", "folded", "no-newline", "near-delimiters", "empty-parts"],
+)
+def test_hostile_input_is_linear(raw: bytes) -> None:
+    # Typically 20-300 ms; quadratic behaviour would take minutes.
+    started = time.perf_counter()
+    info = analyze_strict(raw)
+    assert time.perf_counter() - started < 5.0
+    assert info.size == len(raw)
+
+
+_DELIMITER_SOUP = [b"\n", b"\r\n", b"--b", b"--bb", b"--b--", b"b", b" ", b"\t", b"\r", b"x", b"-"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_DELIMITER_SOUP), max_size=60))
+def test_delimiter_regex_fallback_agrees_with_scan(chunks: list[bytes]) -> None:
+    raw = b"\n" + b"".join(chunks)
+    scanned = find_delimiters(raw, 0, len(raw), b"b")
+    assert _delimiters_by_regex(raw, 1, len(raw), b"b", MAX_PARTS + 1) == scanned
+    assert find_delimiters(raw, 0, len(raw), b"b", limit=1) == scanned[:1]
+
+
+def test_many_near_miss_delimiters_switch_to_regex() -> None:
+    near_misses = b"--bx\r\n" * 1500
+    raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + near_misses + (
+        b"--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
+    )
+    info = analyze_strict(raw)
+    assert [raw[c.body_start:c.body_end] for c in info.root.children] == [b"one", b"two"]
