@@ -9,7 +9,8 @@ choices (RFC 3501 §4.3, §9):
   are backslash-escaped.
 * ``MailboxName`` is modified UTF-7 (§5.1.3), bare when it consists of
   atom characters (as in the RFC's examples), else quoted; ``NIL`` and the
-  empty name are always quoted so they cannot be misread.
+  empty name and all-digit names are always quoted so they cannot be
+  misread (as NIL or a number) by lenient clients.
 * ``None`` is ``NIL``; ``int`` must be a non-negative number (bool is
   refused: it is almost certainly a bug).
 * ``Atom`` is written verbatim; it must not be empty or contain CR, LF or NUL
@@ -30,6 +31,9 @@ _NOT_QUOTABLE = frozenset(b"\x00\r\n") | frozenset(range(0x80, 0x100))
 _CRLF = b"\r\n"
 # RFC 3501 ATOM-CHAR: CHAR except atom-specials ( ) { SP CTL % * " \ ]
 _ATOM_SAFE = frozenset(range(0x21, 0x7F)) - frozenset(b'(){%*"\\]')
+# Mailbox names are also quoted when they hold "[" so that no client can
+# mistake them for a section spelling such as BODY[...].
+_BARE_MAILBOX = _ATOM_SAFE - frozenset(b"[")
 
 
 def encode_response(response: r.Response) -> bytes:
@@ -108,10 +112,11 @@ def encode_string(data: bytes) -> bytes:
 def encode_mailbox(name: str) -> bytes:
     """A mailbox name (§9 ``mailbox = "INBOX" / astring``) in modified UTF-7
     (§5.1.3): bare as in the RFC's examples (``* LIST () "/" foo/bar``) when
-    it is made of atom characters and cannot be mistaken for NIL, else a
+    it is made of atom characters and cannot be mistaken for NIL or a
+    number, else a
     quoted string (or literal)."""
     encoded = encode_mutf7(name)
-    if encoded and _ATOM_SAFE.issuperset(encoded) and encoded.upper() != b"NIL":
+    if encoded and _BARE_MAILBOX.issuperset(encoded) and encoded.upper() != b"NIL" and not encoded.isdigit():
         return encoded
     return encode_string(encoded)
 

@@ -1,0 +1,131 @@
+"""Hypothesis strategies that generate valid commands in the parser's normal
+form (what ``parse_command`` returns), for ``parse(encode(c)) == c``."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from typing import Callable, TypeVar
+
+from hypothesis import strategies as st
+
+from imapd.model import SYSTEM_FLAGS, RECENT, SeqRange, Secret, SequenceSet, canonical_flag
+from imapd.wire import commands as c
+from imapd.wire.lexer import ATOM_CHARS, TAG_CHARS, normalize_mailbox
+from imapd.wire.parse import STATUS_ITEMS
+from imapd.wire.parse_search import HEADER_SHORTHANDS
+
+T = TypeVar("T")
+MAX32 = 2**32 - 1
+
+tags = st.text(TAG_CHARS.decode("ascii"), min_size=1, max_size=8)
+atoms = st.text(ATOM_CHARS.decode("ascii"), min_size=1, max_size=10)
+# Any text a person could name a mailbox: every plane, no lone surrogates.
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=16)
+# Strings sent as astrings cannot carry NUL (RFC 3501 §4.3: not even in literals).
+nul_free_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=16)
+mailboxes = any_text.map(normalize_mailbox) | st.sampled_from(["INBOX", "inbox", "Sent", "a/b"]).map(normalize_mailbox)
+header_names = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters=":"), min_size=1, max_size=12,
+).map(str.upper)
+
+keywords = atoms.filter(lambda a: not a.startswith("\\"))
+flags = st.sampled_from(SYSTEM_FLAGS + (RECENT,)) | keywords | atoms.map(lambda a: canonical_flag("\\" + a))
+flag_tuples = st.lists(flags, max_size=4).map(tuple)
+
+seq_numbers = st.none() | st.integers(1, MAX32)
+seq_ranges = st.builds(SeqRange, seq_numbers, seq_numbers)
+seqsets = st.lists(seq_ranges, min_size=1, max_size=4).map(lambda r: SequenceSet(tuple(r))) | st.just(
+    SequenceSet((), saved=True)
+)
+
+dates = st.dates(min_value=datetime.date(1, 1, 1), max_value=datetime.date(9999, 12, 31))
+zones = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: datetime.timezone(datetime.timedelta(minutes=m)))
+date_times = st.builds(
+    lambda d, h, mi, s, z: datetime.datetime(d.year, d.month, d.day, h, mi, s, tzinfo=z),
+    st.dates(min_value=datetime.date(1, 1, 2), max_value=datetime.date(9999, 12, 30)),
+    st.integers(0, 23), st.integers(0, 59), st.integers(0, 59), zones,
+)
+
+
+def _tagged(builder: Callable[..., T], *args: st.SearchStrategy[object]) -> st.SearchStrategy[T]:
+    return st.builds(builder, tags, *args)
+
+
+# --- SEARCH ---------------------------------------------------------------------
+
+search_leaves: st.SearchStrategy[c.SearchKey] = st.one_of(
+    st.just(c.SearchAll()),
+    st.builds(c.SearchFlag, st.sampled_from(SYSTEM_FLAGS + (RECENT,)), st.booleans()),
+    st.builds(c.SearchFlag, keywords, st.booleans()),
+    st.builds(c.SearchDate, st.sampled_from(c.DateField), st.sampled_from(c.DateOp), dates),
+    st.builds(c.SearchHeader, st.sampled_from(sorted(HEADER_SHORTHANDS)) | header_names, nul_free_text),
+    st.builds(c.SearchText, st.sampled_from(c.TextScope), nul_free_text),
+    st.builds(c.SearchSize, st.booleans(), st.integers(0, 2**63 - 1)),
+    st.builds(c.SearchSeq, seqsets),
+    st.builds(c.SearchUid, seqsets),
+)
+
+
+def _extend_search(children: st.SearchStrategy[c.SearchKey]) -> st.SearchStrategy[c.SearchKey]:
+    return st.one_of(
+        st.builds(c.SearchNot, children),
+        st.builds(c.SearchOr, children, children),
+        st.lists(children, min_size=1, max_size=3).map(lambda keys: c.SearchAnd(tuple(keys))),
+    )
+
+
+search_keys = st.recursive(search_leaves, _extend_search, max_leaves=8)
+charsets = st.none() | st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1", "KOI8-R", "X-UNKNOWN"])
+searches = _tagged(
+    c.Search, st.booleans(), charsets,
+    st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
+)
+
+# --- FETCH ----------------------------------------------------------------------
+
+simple_fetch = st.sampled_from([k for k in c.FetchKind if k is not c.FetchKind.BODY_SECTION]).map(c.FetchAttribute)
+parts = st.lists(st.integers(1, MAX32), max_size=3).map(tuple)
+
+
+@st.composite
+def sections(draw: st.DrawFn) -> c.Section:
+    part = draw(parts)
+    texts = [None, *c.SectionText] if part else [None, *(t for t in c.SectionText if t is not c.SectionText.MIME)]
+    text = draw(st.sampled_from(texts))
+    fields: tuple[str, ...] = ()
+    if text in (c.SectionText.HEADER_FIELDS, c.SectionText.HEADER_FIELDS_NOT):
+        fields = tuple(draw(st.lists(header_names, min_size=1, max_size=3)))
+    return c.Section(part, text, fields)
+
+
+partials = st.none() | st.builds(c.Partial, st.integers(0, MAX32), st.integers(1, MAX32))
+section_fetch = st.builds(
+    lambda s, peek, partial: c.FetchAttribute(c.FetchKind.BODY_SECTION, s, peek, partial),
+    sections(), st.booleans(), partials,
+)
+fetches = _tagged(
+    c.Fetch, st.booleans(), seqsets, st.lists(simple_fetch | section_fetch, min_size=1, max_size=4).map(tuple),
+)
+
+# --- everything else --------------------------------------------------------------
+
+base64_responses = st.just(b"=") | st.binary(min_size=1, max_size=30).map(base64.b64encode)
+commands: st.SearchStrategy[c.Command] = st.one_of(
+    _tagged(c.Capability), _tagged(c.Noop), _tagged(c.Logout), _tagged(c.StartTLS),
+    _tagged(c.Check), _tagged(c.Close), _tagged(c.Expunge),
+    _tagged(
+        c.Authenticate, st.from_regex(r"[A-Z0-9_-]{1,12}", fullmatch=True), st.none() | base64_responses,
+    ),
+    _tagged(c.Login, nul_free_text, st.binary(max_size=20).map(lambda b: Secret(b.replace(b"\x00", b"")))),
+    _tagged(c.Select, mailboxes), _tagged(c.Examine, mailboxes), _tagged(c.Create, mailboxes),
+    _tagged(c.Delete, mailboxes), _tagged(c.Subscribe, mailboxes), _tagged(c.Unsubscribe, mailboxes),
+    _tagged(c.Rename, mailboxes, mailboxes),
+    _tagged(c.List, any_text, any_text), _tagged(c.Lsub, any_text, any_text),
+    _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
+    _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)),
+    searches,
+    fetches,
+    _tagged(c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples),
+    _tagged(c.Copy, st.booleans(), seqsets, mailboxes),
+)
