@@ -79,8 +79,9 @@ class Reader:
         return self.data[self.pos:self.pos + len(text)].upper() == text.upper()
 
     def at_eol(self) -> bool:
-        rest = self.data[self.pos:]
-        return rest in (b"\r\n", b"\n", b"")
+        """At the final line end (CRLF, or bare LF, see ``framer``)."""
+        remaining = len(self.data) - self.pos
+        return remaining <= 2 and self.data[self.pos:] in (b"\r\n", b"\n", b"")
 
     def end(self) -> None:
         """The command must be over here (RFC 3501 §9: command ends in CRLF)."""
