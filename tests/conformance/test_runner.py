@@ -455,3 +455,16 @@ def test_command_line_runs_a_directory(tmp_path: Path, capsys: pytest.CaptureFix
     assert "bad: FAILED" in out and "bad:3 " in out
     assert "skip: skipped (server lacks capability NOTIFY" in out
     assert "3 test groups: 1 failed, 1 skipped due to missing capabilities" in out
+
+
+def test_output_directive_expands_variables(tmp_path: Path) -> None:
+    rules = [Rule(rb"fetch 1 uid", [b"* 1 FETCH (UID 77)", b"{tag} OK"])]
+    result, _ = run_inline(tmp_path, b"messages: 1\n\nok fetch 1 uid\n* 1 fetch (uid $u)\n!output uid=$u box=$mailbox\n",
+                           rules)
+    assert result.outcome is Outcome.PASSED and result.outputs == ["uid=77 box=imaptest"]
+
+
+def test_group_on_a_logged_out_connection_fails(tmp_path: Path) -> None:
+    result, _ = run_inline(tmp_path, b"\nok logout\nok noop\n", [])
+    assert "connection 1 is already closed" in only_failure(result)
+    assert result.failures[0].line == 3
