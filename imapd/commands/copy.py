@@ -1,0 +1,33 @@
+"""COPY and UID COPY (RFC 3501 §6.4.7, §6.4.8).
+
+The messages of the set are copied to the end of the target mailbox, with
+their flags and internal dates, under new UIDs, and are ``\\Recent`` there.
+The store does it in one transaction: all messages or none. A target that
+does not exist is ``NO [TRYCREATE]`` (the store raises it, also for an empty
+UID set, so the client learns the target is missing either way). The target
+may be the selected mailbox itself: the copies then arrive in this session's
+view like anyone's new messages and are announced with EXISTS before the
+tagged OK (RFC 3501 §7.3.1). COPY only reads the source, so it works in a
+read-only (EXAMINEd) mailbox too.
+"""
+
+from __future__ import annotations
+
+from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.commands.fetch_items import selected_view
+from imapd.mailstore.interface import MailStore
+from imapd.wire.commands import Copy
+
+
+async def handle_copy(cmd: Copy, ctx: CommandContext) -> Completion:
+    """COPY / UID COPY (RFC 3501 §6.4.7, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    pairs = view.resolve(cmd.seqset, cmd.uid)
+    await store.copy(view.selection, [uid for _, uid in pairs], cmd.mailbox)
+    return Completion("UID COPY completed" if cmd.uid else "COPY completed")
+
+
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Copy, handle_copy, SELECTED),
+)

@@ -1,0 +1,126 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8; responses §7.4.2).
+
+For each message of the set, in ascending order, one untagged
+``* seq FETCH (...)`` with the items in the order the client asked for them
+(duplicates answered once). UID FETCH always includes UID (RFC 3501 §6.4.8);
+when the client did not ask for it, it comes last, as in the RFC's example
+``* 23 FETCH (FLAGS (\\Seen) UID 4827313)``.
+
+Sequence numbers outside 1..EXISTS are a client error (BAD, raised by the
+view's ``resolve``); UIDs that do not exist are ignored, and ``n:*`` always
+includes the highest UID (RFC 3501 §6.4.8, §9). Messages that another
+session expunged but this client has not yet been told about (expunges are
+held back during FETCH, RFC 3501 §7.4.1) are left out of the answer
+(RFC 2180 §4.1.2 allows this).
+
+Fetching ``BODY[...]`` (not ``BODY.PEEK``), ``RFC822`` or ``RFC822.TEXT``
+sets ``\\Seen`` unless the mailbox is read-only; a message whose flags
+changed that way gets its new FLAGS in the same FETCH response even when
+FLAGS was not asked for (RFC 3501 §6.4.5: "if this causes the flags to
+change, they SHOULD be included as part of the FETCH responses").
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.commands.fetch_items import (
+    MessageSource, item_name, item_value, needs_info, selected_view, sets_seen,
+)
+from imapd.mailstore.flags import FlagOp
+from imapd.mailstore.interface import MailStore
+from imapd.mailstore.records import MessageRecord
+from imapd.model import SEEN
+from imapd.session.view import SelectedView
+from imapd.wire.commands import Fetch, FetchAttribute, FetchKind
+from imapd.wire.responses import FetchResponse
+from imapd.wire.values import Value
+
+# Messages whose records (and analyses) are read from the store at once.
+BATCH_SIZE = 256
+_UID = FetchAttribute(FetchKind.UID)
+
+
+def response_attributes(cmd: Fetch) -> tuple[FetchAttribute, ...]:
+    """The items to answer, in the client's order, each response name once;
+    UID added at the end for UID FETCH when not asked for (§6.4.8)."""
+    names: set[str] = set()
+    attributes: list[FetchAttribute] = []
+    for attribute in cmd.attributes:
+        name = item_name(attribute)
+        if name not in names:
+            names.add(name)
+            attributes.append(attribute)
+    if cmd.uid and _UID.kind.value not in names:
+        attributes.append(_UID)
+    return tuple(attributes)
+
+
+async def _mark_seen(
+    store: MailStore, view: SelectedView, records: Sequence[MessageRecord]
+) -> dict[int, tuple[str, ...]]:
+    """Set ``\\Seen`` on the records lacking it; their new flags by UID."""
+    unseen = [record.uid for record in records if SEEN not in record.flags]
+    if not unseen:
+        return {}
+    result = await store.store_flags(view.selection, unseen, FlagOp.ADD, (SEEN,))
+    return {state.uid: state.flags for state in result.states if state.uid in result.changed}
+
+
+async def _fetch_items(
+    source: MessageSource,
+    view: SelectedView,
+    attributes: Sequence[FetchAttribute],
+    flags: tuple[str, ...],
+) -> list[tuple[str, Value]]:
+    uid = source.record.uid
+    items: list[tuple[str, Value]] = []
+    for attribute in attributes:
+        value: Value
+        if attribute.kind is FetchKind.FLAGS:
+            value = view.flags_value(uid, flags)
+        elif attribute.kind is FetchKind.UID:
+            value = uid
+        else:
+            value = await item_value(source, attribute)
+        items.append((item_name(attribute), value))
+    return items
+
+
+async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
+    """FETCH / UID FETCH (RFC 3501 §6.4.5, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    pairs = view.resolve(cmd.seqset, cmd.uid)
+    attributes = response_attributes(cmd)
+    marks_seen = not view.readonly and any(sets_seen(a) for a in cmd.attributes)
+    with_meta = any(needs_info(a) for a in attributes)
+    asks_flags = any(a.kind is FetchKind.FLAGS for a in attributes)
+    for start in range(0, len(pairs), BATCH_SIZE):
+        batch = pairs[start:start + BATCH_SIZE]
+        records = await store.fetch_records(
+            view.selection, [uid for _, uid in batch], with_meta=with_meta
+        )
+        by_uid = {record.uid: record for record in records}
+        new_flags = await _mark_seen(store, view, records) if marks_seen else {}
+        for seq, uid in batch:
+            record = by_uid.get(uid)
+            if record is None:
+                continue  # expunged by another session; not yet announced
+            flags = new_flags.get(uid, record.flags)
+            source = MessageSource(store, view.selection, record)
+            items = await _fetch_items(source, view, attributes, flags)
+            if uid in new_flags and not asks_flags:
+                items.append(("FLAGS", view.flags_value(uid, flags)))
+            ctx.send(FetchResponse(seq, tuple(items)))
+    return Completion("UID FETCH completed" if cmd.uid else "FETCH completed")
+
+
+# FETCH must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1); UID
+# FETCH may be, but holding them back is allowed and keeps one rule.
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Fetch, handle_fetch, SELECTED, may_send_expunge=False),
+)
+
+__all__ = ["SPECS", "handle_fetch", "response_attributes"]

@@ -1,0 +1,115 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8; response §7.2.5).
+
+The answer is one ``* SEARCH`` with the matching messages' sequence numbers
+(UIDs for UID SEARCH), ascending; an empty ``* SEARCH`` when none match.
+
+``CHARSET`` may be UTF-8 or US-ASCII (the parser decodes strings as UTF-8,
+which also accepts the raw UTF-8 many clients send without CHARSET); any
+other charset is ``NO [BADCHARSET (UTF-8 US-ASCII)]`` (RFC 3501 §6.4.4,
+§7.1).
+
+Speed: the candidates are the messages the client knows (the view's
+sequence numbers; messages expunged by others but not yet announced are
+gone from the store and match nothing). Their store records decide every
+cheap key first (``search_eval``); only messages still undecided get their
+analysis (the store's ``meta``) loaded, and only those still undecided after
+that get their bytes read — one message at a time, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.commands.fetch_items import selected_view
+from imapd.commands.search_eval import Candidate, Evaluator, uses_saved_result
+from imapd.errors import ImapError
+from imapd.mailstore.interface import MailStore
+from imapd.message import MessageInfo, analyze
+from imapd.session.view import SelectedView
+from imapd.wire.commands import Search
+from imapd.wire.responses import SearchResponse
+
+SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+# Undecided messages whose analyses are read from the store at once.
+BATCH_SIZE = 256
+
+
+def _info_from_meta(meta: bytes) -> MessageInfo | None:
+    try:
+        return MessageInfo.from_bytes(meta)
+    except ValueError:
+        return None  # missing or foreign analysis: recomputed from the bytes
+
+
+async def _decide(
+    store: MailStore, view: SelectedView, evaluator: Evaluator, cmd: Search,
+    undecided: Sequence[Candidate],
+) -> list[Candidate]:
+    """The undecided candidates that match, loading analysis, then bytes."""
+    matched: list[Candidate] = []
+    for start in range(0, len(undecided), BATCH_SIZE):
+        batch = undecided[start:start + BATCH_SIZE]
+        records = await store.fetch_records(
+            view.selection, [c.record.uid for c in batch], with_meta=True
+        )
+        metas = {record.uid: record.meta for record in records}
+        for candidate in batch:
+            candidate.info = _info_from_meta(metas.get(candidate.record.uid, b""))
+            verdict = (
+                None if candidate.info is None
+                else evaluator.evaluate(cmd.criteria, candidate)
+            )
+            if verdict is None:
+                candidate.raw = await store.read_message(view.selection, candidate.record.uid)
+                if candidate.raw is None:
+                    continue  # expunged meanwhile
+                if candidate.info is None:
+                    candidate.info = analyze(candidate.raw)
+                verdict = evaluator.evaluate(cmd.criteria, candidate)
+            if verdict:
+                matched.append(candidate)
+            candidate.raw = None  # keep at most one message's bytes in memory
+    return matched
+
+
+async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
+    """SEARCH / UID SEARCH (RFC 3501 §6.4.4, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    if cmd.charset is not None and cmd.charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {cmd.charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+    if uses_saved_result(cmd.criteria):
+        raise ImapError.bad("No saved search result to use")
+    if cmd.uid:
+        view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
+    uids = list(view.uids)
+    records = await store.fetch_records(view.selection, uids) if uids else []
+    by_uid = {record.uid: record for record in records}
+    evaluator = Evaluator(len(uids), uids[-1] if uids else 0)
+    matched: list[Candidate] = []
+    undecided: list[Candidate] = []
+    for seq, uid in enumerate(uids, start=1):
+        record = by_uid.get(uid)
+        if record is None:
+            continue  # expunged by another session; not yet announced
+        candidate = Candidate(seq, record, view.is_recent(uid))
+        verdict = evaluator.evaluate(cmd.criteria, candidate)
+        if verdict is None:
+            undecided.append(candidate)
+        elif verdict:
+            matched.append(candidate)
+    matched += await _decide(store, view, evaluator, cmd, undecided)
+    matched.sort(key=lambda c: c.seq)
+    numbers = tuple(c.record.uid if cmd.uid else c.seq for c in matched)
+    ctx.send(SearchResponse(numbers))
+    return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed")
+
+
+# SEARCH must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1).
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Search, handle_search, SELECTED, may_send_expunge=False),
+)
