@@ -16,9 +16,9 @@ into a group marker for the client.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from imapd.message.headers import read_quoted, skip_comment
+from imapd.message.headers import skip_comment, unescape
 
 #: (name, adl, mailbox, host), each None for NIL.
 Address = tuple[bytes | None, bytes | None, bytes | None, bytes | None]
@@ -27,12 +27,19 @@ MISSING_MAILBOX = b"MISSING_MAILBOX"
 MISSING_DOMAIN = b"MISSING_DOMAIN"
 GROUP_END: Address = (None, None, None, None)
 
-_ATOM = re.compile(rb'[^\s()<>@,;:."\[\]\\]+|\\.?')
 _BLANKS = re.compile(rb"[ \t\r\n]+")
+# One token at a position that is not "(" (comments nest: skip_comment).
+_TOKEN = re.compile(
+    rb'(?P<blank>[ \t\r\n]+)'
+    rb'|(?P<qstr>"(?P<content>[^"\\]*(?:\\.[^"\\]*)*\\?)"?)'
+    rb'|(?P<dlit>\[[^\]]*\]?)'
+    rb'|(?P<special>[<>@,;:.\]])'
+    rb'|(?P<atom>[^\s()<>@,;:."\[\]\\]+|\\.?)',
+    re.DOTALL,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str        # "atom", "qstr", "comment", "dlit" or the special itself
     text: bytes      # as written (quoted strings with their quotes)
     value: bytes     # unescaped content (quoted strings, comments)
@@ -43,38 +50,26 @@ def _tokenize(data: bytes) -> list[_Token]:
     tokens: list[_Token] = []
     pos, space, size = 0, False, len(data)
     while pos < size:
-        c = data[pos]
-        if c in (0x20, 0x09, 0x0D, 0x0A):
-            blanks = _BLANKS.match(data, pos)
-            pos = blanks.end() if blanks is not None else pos + 1
-            space = True
-            continue
-        if c == 0x28:  # "(" comment
+        if data[pos] == 0x28:  # "(" comment
             end = skip_comment(data, pos)
             inner = data[pos + 1:end - 1] if data[end - 1:end] == b")" else data[pos + 1:end]
-            tokens.append(_Token("comment", data[pos:end], _unescape(inner), space))
+            tokens.append(_Token("comment", data[pos:end], unescape(inner), space))
             pos, space = end, True
             continue
-        if c == 0x22:  # quoted string
-            value, end = read_quoted(data, pos)
-            tokens.append(_Token("qstr", data[pos:end], value, space))
-        elif c == 0x5B:  # "[" domain literal
-            close = data.find(b"]", pos)
-            end = size if close < 0 else close + 1
-            tokens.append(_Token("dlit", data[pos:end], data[pos:end], space))
-        elif c in b"<>@,;:.]":
-            end = pos + 1
-            tokens.append(_Token(chr(c), data[pos:end], data[pos:end], space))
-        else:
-            match = _ATOM.match(data, pos)
-            end = match.end() if match is not None and match.end() > pos else pos + 1
-            tokens.append(_Token("atom", data[pos:end], data[pos:end], space))
-        pos, space = end, False
+        match = _TOKEN.match(data, pos)
+        if match is None:  # pragma: no cover - every byte starts some token
+            pos += 1
+            continue
+        kind, text, pos = match.lastgroup or "atom", match.group(), match.end()
+        if kind == "blank":
+            space = True
+            continue
+        if kind == "special":
+            kind = text.decode("ascii")
+        value = unescape(match.group("content")) if kind == "qstr" else text
+        tokens.append(_Token(kind, text, value, space))
+        space = False
     return tokens
-
-
-def _unescape(data: bytes) -> bytes:
-    return re.sub(rb"\\(.)", rb"\1", data, flags=re.DOTALL) if b"\\" in data else data
 
 
 def _join(tokens: list[_Token], use_value: bool) -> bytes:

@@ -18,7 +18,7 @@ When a header occurs more than once, the first occurrence is used.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from imapd.message.addresses import parse_address_list
 from imapd.message.headers import unfold
@@ -32,17 +32,27 @@ ENVELOPE_FIELDS = (
 )
 
 
-def build_envelope_data(values: Mapping[bytes, bytes]) -> EnvelopeData:
+def build_envelope_data(
+    values: Mapping[bytes, bytes],
+    budget: Callable[[bytes], bytes | None] = lambda value: value,
+    max_text: int | None = None,
+) -> EnvelopeData:
     """Build the envelope from the still-folded values of the first
-    occurrence of each :data:`ENVELOPE_FIELDS` header (absent ones missing)."""
+    occurrence of each :data:`ENVELOPE_FIELDS` header (absent ones missing).
+
+    ``budget`` may shorten address-list values before they are parsed and
+    ``max_text`` caps the other values (hostile-input limits of the caller).
+    """
 
     def text(name: bytes) -> bytes | None:
         value = values.get(name)
-        return None if value is None else unfold(value)
+        return None if value is None else unfold(value)[:max_text]
 
     def addresses(name: bytes) -> AddressList | None:
         value = values.get(name)
-        return None if value is None else parse_address_list(unfold(value))
+        if value is None:
+            return None
+        return parse_address_list(budget(unfold(value)) or b"")
 
     return EnvelopeData(
         date=text(b"date"),

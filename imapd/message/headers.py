@@ -222,39 +222,42 @@ class _Cursor:
         return match.group()
 
 
+_COMMENT_SPECIAL = re.compile(rb"[()\\]")
+_QUOTED = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)(\\?)("?)', re.DOTALL)
+_QUOTED_PAIR = re.compile(rb"\\(.)", re.DOTALL)
+
+
 def skip_comment(data: bytes, pos: int) -> int:
-    """Offset after the (possibly nested) comment starting at ``pos``."""
+    """Offset after the (possibly nested) comment starting at ``pos``; an
+    unterminated comment runs to the end of ``data``."""
     depth = 0
-    while pos < len(data):
-        c = data[pos]
+    while True:
+        match = _COMMENT_SPECIAL.search(data, pos)
+        if match is None:
+            return len(data)
+        at = match.start()
+        c = data[at]
         if c == 0x5C:  # backslash quotes the next byte
-            pos += 2
+            pos = at + 2
             continue
-        if c == 0x28:
-            depth += 1
-        elif c == 0x29:
-            depth -= 1
-            if depth == 0:
-                return pos + 1
-        pos += 1
-    return len(data)
+        depth += 1 if c == 0x28 else -1
+        pos = at + 1
+        if depth == 0:
+            return pos
+
+
+def unescape(data: bytes) -> bytes:
+    """Remove quoted-pair backslashes (RFC 5322 §3.2.1)."""
+    return _QUOTED_PAIR.sub(rb"\1", data) if b"\\" in data else data
 
 
 def read_quoted(data: bytes, pos: int) -> tuple[bytes, int]:
     """Unescaped content of the quoted string at ``pos`` and the offset after
     it.  An unterminated string runs to the end of ``data``."""
-    out = bytearray()
-    pos += 1
-    while pos < len(data):
-        c = data[pos]
-        if c == 0x22:
-            return bytes(out), pos + 1
-        if c == 0x5C and pos + 1 < len(data):
-            pos += 1
-            c = data[pos]
-        out.append(c)
-        pos += 1
-    return bytes(out), pos
+    match = _QUOTED.match(data, pos)
+    if match is None:  # pragma: no cover - the pattern matches any '"'
+        return b"", len(data)
+    return unescape(match.group(1)) + match.group(2), match.end()
 
 
 def parse_structured(value: bytes) -> tuple[bytes, Params]:

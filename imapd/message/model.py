@@ -117,14 +117,14 @@ class MessageInfo:
         return self.envelope_data.date
 
     def to_bytes(self) -> bytes:
-        """Compact, versioned JSON (bytes as Latin-1 code points)."""
+        """Compact, versioned JSON in UTF-8 (bytes as Latin-1 code points)."""
         doc = {
             "v": FORMAT_VERSION,
             "size": self.size,
             "sent": self.sent_date.isoformat() if self.sent_date else None,
             "root": _dump_part(self.root),
         }
-        return json.dumps(doc, separators=(",", ":")).encode("ascii")
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MessageInfo:

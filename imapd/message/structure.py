@@ -44,6 +44,16 @@ _log = logging.getLogger(__name__)
 
 MAX_DEPTH = 50
 MAX_PARTS = 10_000
+#: Bytes of structured header values (address lists, Content-Type and
+#: Content-Disposition parameters) parsed per message.  Parsing them runs at
+#: Python speed, so a hostile message must not make APPEND do it for
+#: megabytes; real messages use a few KiB.  Past the budget values are
+#: parsed truncated, except that every Content-Type still gets
+#: :data:`MIN_CONTENT_TYPE` bytes so the structure stays right.
+STRUCTURED_BUDGET = 256 * 1024
+MIN_CONTENT_TYPE = 256
+#: Longest unstructured value kept (Subject, Message-ID, Content-ID...).
+MAX_FIELD_BYTES = 64 * 1024
 
 _TEXT_PLAIN = (b"text", b"plain")
 _MESSAGE_RFC822 = (b"message", b"rfc822")
@@ -118,6 +128,7 @@ class _Scanner:
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self.parts = 0
+        self.budget = STRUCTURED_BUDGET
 
     def entity(
         self, start: int, end: int, depth: int,
@@ -130,8 +141,14 @@ class _Scanner:
         values = first_values(
             raw[start:body_start], _MESSAGE_FIELDS if is_message else _CONTENT_FIELDS,
         )
-        content = {name: unfold(values[name]) for name in _CONTENT_FIELDS if name in values}
-        media_type, media_subtype, params = _content_type(content.get(b"content-type"), default)
+        content = {
+            name: unfold(values[name])[:MAX_FIELD_BYTES]
+            for name in _CONTENT_FIELDS if name in values
+        }
+        ctype = content.get(b"content-type")
+        if ctype is not None:
+            ctype = self.spend(ctype, MIN_CONTENT_TYPE)
+        media_type, media_subtype, params = _content_type(ctype, default)
         children: tuple[Part, ...] = ()
         message: Part | None = None
         multipart = False
@@ -154,13 +171,25 @@ class _Scanner:
             description=content.get(b"content-description"),
             encoding=_encoding(content.get(b"content-transfer-encoding")),
             md5=content.get(b"content-md5"),
-            disposition=_disposition(content.get(b"content-disposition")),
+            disposition=_disposition(self.spend(content.get(b"content-disposition"))),
             language=_language(content.get(b"content-language")),
             location=content.get(b"content-location"),
             lines=count_lines(raw, body_start, end),
             multipart=multipart, children=children, message=message,
-            envelope=build_envelope_data(values) if is_message else None,
+            envelope=self._envelope(values) if is_message else None,
         )
+
+    def spend(self, value: bytes | None, minimum: int = 0) -> bytes | None:
+        """``value`` cut to what is left of the structured-parsing budget."""
+        if value is None:
+            return None
+        allowed = max(self.budget, minimum)
+        value = value[:allowed]
+        self.budget = max(0, self.budget - len(value))
+        return value
+
+    def _envelope(self, values: dict[bytes, bytes]) -> EnvelopeData:
+        return build_envelope_data(values, self.spend, MAX_FIELD_BYTES)
 
     def _children(
         self, start: int, end: int, boundary: bytes, depth: int,

@@ -212,3 +212,17 @@ N = None
 )
 def test_parse_address_list(value: bytes, addresses: tuple[object, ...]) -> None:
     assert parse_address_list(value) == addresses
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (b'"a\\\\" <x@y>', b"a\\"),            # escaped backslash, then closing quote
+        (b'"a\\" <x@y>', None),                # escaped quote: the string never closes,
+        (b'"unterminated <x@y>', None),        # so everything is one broken local part
+        (b'"" <x@y>', None),                   # empty display name is NIL
+        (b"(outer (inner) \\) x) <x@y>", b"outer (inner) ) x"),
+    ],
+)
+def test_address_name_quoting(value: bytes, name: bytes | None) -> None:
+    assert parse_address_list(value)[0][0] == name

@@ -20,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imapd.message.headers import find_header_end
-from imapd.message.structure import MAX_PARTS, _delimiters_by_regex, find_delimiters
+from imapd.message.structure import (
+    MAX_FIELD_BYTES,
+    MAX_PARTS,
+    STRUCTURED_BUDGET,
+    _delimiters_by_regex,
+    find_delimiters,
+)
 from imapd.message import (
     MessageInfo,
     Part,
@@ -360,3 +366,23 @@ def test_many_near_miss_delimiters_switch_to_regex() -> None:
     )
     info = analyze_strict(raw)
     assert [raw[c.body_start:c.body_end] for c in info.root.children] == [b"one", b"two"]
+
+
+def test_structured_budget_bounds_address_parsing() -> None:
+    address = b"Some Name <user@example.org>, "
+    raw = (
+        b"To: " + address * 40_000 + b"\r\n"
+        b"Subject: " + b"s" * 100_000 + b"\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b--\r\n"
+    )
+    info = analyze_strict(raw)
+    to = info.envelope_data.to
+    assert to is not None
+    assert to[0] == (b"Some Name", None, b"user", b"example.org")
+    # Only the budget's worth of the value was parsed (the last one may be cut).
+    assert len(to) == pytest.approx(STRUCTURED_BUDGET / len(address), abs=2)
+    # The Content-Type after the exhausted budget is still understood.
+    assert info.root.multipart and len(info.root.children) == 1
+    assert info.envelope_data.subject == b"s" * MAX_FIELD_BYTES
+    assert len(info.to_bytes()) < 2 * STRUCTURED_BUDGET
