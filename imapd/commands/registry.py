@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from imapd.commands import anystate, auth
+from imapd.commands import anystate, append, auth, copy, fetch, mailbox, search, select, store
 from imapd.commands.context import AnySpec, CommandSpec
 
 __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
@@ -18,6 +18,13 @@ __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
 ALL_SPECS: tuple[AnySpec, ...] = (
     *anystate.SPECS,   # CAPABILITY NOOP LOGOUT
     *auth.SPECS,       # LOGIN AUTHENTICATE
+    *select.SPECS,     # SELECT EXAMINE CHECK CLOSE EXPUNGE
+    *mailbox.SPECS,    # CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE LIST LSUB STATUS
+    *append.SPECS,     # APPEND
+    *fetch.SPECS,      # FETCH, UID FETCH
+    *store.SPECS,      # STORE, UID STORE
+    *search.SPECS,     # SEARCH, UID SEARCH
+    *copy.SPECS,       # COPY, UID COPY
 )
 
 

@@ -1,0 +1,176 @@
+"""SELECT, EXAMINE (RFC 3501 §6.3.1, §6.3.2) and the selected-state
+commands CHECK, CLOSE, EXPUNGE (§6.4.1–§6.4.3).
+
+Also the small accessors other handler families use to reach the store
+and the selected mailbox: ``store_of``, ``user_of``, ``selected_view``.
+
+Untagged updates caused by a command (the EXPUNGEs of EXPUNGE, the EXISTS
+of an APPEND into the selected mailbox, other sessions' changes) are not
+sent here: the store delivers them to the session's ``SelectedView`` and
+the dispatcher drains it just before the tagged reply (RFC 3501 §7).
+"""
+
+from __future__ import annotations
+
+from imapd.commands import catalogue
+from imapd.commands.context import (
+    AUTHENTICATED, SELECTED, AnySpec, CommandContext, CommandSpec, Completion,
+)
+from imapd.errors import ImapError
+from imapd.mailstore.interface import MailStore
+from imapd.model import SYSTEM_FLAGS
+from imapd.session.state import State
+from imapd.session.view import SelectedView
+from imapd.wire import commands as c
+from imapd.wire.responses import (
+    Exists, FlagsResponse, Recent, Response, ResponseCode, Status, Untagged,
+)
+from imapd.wire.values import Atom, PList
+
+# PERMANENTFLAGS' "\*": clients may create new keywords (RFC 3501 §7.1).
+NEW_KEYWORDS = "\\*"
+
+
+# --- accessors shared by handler families -------------------------------------
+
+def store_of(ctx: CommandContext) -> MailStore:
+    """The mail store; NO [UNAVAILABLE] when the server runs without one."""
+    store: MailStore | None = ctx.store
+    if store is None:
+        raise ImapError.no(catalogue.NO_STORE_UNAVAILABLE, catalogue.CODE_UNAVAILABLE)
+    return store
+
+
+def user_of(ctx: CommandContext) -> str:
+    """The authenticated user (the registry only runs these handlers in the
+    authenticated or selected state, where it is always set)."""
+    user = ctx.session.user
+    if user is None:
+        raise ImapError.bad(catalogue.BAD_WRONG_STATE)
+    return user
+
+
+def selected_view(ctx: CommandContext) -> SelectedView:
+    """The session's selected mailbox view (selected state only)."""
+    view = ctx.session.selected
+    if not isinstance(view, SelectedView):
+        raise ImapError.bad(catalogue.BAD_WRONG_STATE)
+    return view
+
+
+# --- SELECT / EXAMINE -----------------------------------------------------------
+
+def selection_responses(view: SelectedView) -> list[Response]:
+    """The untagged data SELECT and EXAMINE must send (RFC 3501 §6.3.1):
+    FLAGS, EXISTS, RECENT, then OK [UNSEEN] (only when some message is
+    unseen), OK [PERMANENTFLAGS] (empty for a read-only mailbox, §6.3.2),
+    OK [UIDVALIDITY], OK [UIDNEXT]."""
+    snapshot = view.selection.snapshot
+    flags = SYSTEM_FLAGS + snapshot.keywords
+    responses: list[Response] = [
+        FlagsResponse(flags),
+        Exists(view.exists),
+        Recent(view.recent_count),
+    ]
+    if view.first_unseen_seq is not None:
+        responses.append(_status_ok(
+            catalogue.CODE_UNSEEN, view.first_unseen_seq, catalogue.TEXT_UNSEEN))
+    if view.readonly:
+        responses.append(_status_ok(
+            catalogue.CODE_PERMANENTFLAGS, PList(()), catalogue.TEXT_NO_PERMANENTFLAGS))
+    else:
+        permanent = PList(tuple(Atom(f) for f in flags + (NEW_KEYWORDS,)))
+        responses.append(_status_ok(
+            catalogue.CODE_PERMANENTFLAGS, permanent, catalogue.TEXT_PERMANENTFLAGS))
+    responses.append(_status_ok(
+        catalogue.CODE_UIDVALIDITY, view.uidvalidity, catalogue.TEXT_UIDVALIDITY))
+    responses.append(_status_ok(
+        catalogue.CODE_UIDNEXT, snapshot.uidnext, catalogue.TEXT_UIDNEXT))
+    return responses
+
+
+def _status_ok(code: str, value: int | PList, text: str) -> Untagged:
+    return Untagged(Status.OK, text, ResponseCode(code, (value,)))
+
+
+async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> SelectedView:
+    """Select ``name`` for the session (RFC 3501 §6.3.1, §6.3.2).
+
+    The current selection, if any, is closed first: "If the client
+    [selects] while a mailbox is already selected, the currently selected
+    mailbox is deselected" and a failed SELECT leaves the session in the
+    authenticated state (§6.3.1). EXAMINE opens a read-only selection that
+    changes no flags and consumes no \\Recent.
+    """
+    store = store_of(ctx)
+    user = user_of(ctx)
+    ctx.session.deselect()
+    view = await SelectedView.open(store, user, name, readonly)
+    ctx.session.selected = view
+    ctx.session.state = State.SELECTED
+    for response in selection_responses(view):
+        ctx.send(response)
+    return view
+
+
+async def handle_select(cmd: c.Select, ctx: CommandContext) -> Completion:
+    """RFC 3501 §6.3.1: tagged ``OK [READ-WRITE]``."""
+    await open_mailbox(ctx, cmd.mailbox, readonly=False)
+    return Completion(catalogue.OK_SELECT, ResponseCode(catalogue.CODE_READ_WRITE))
+
+
+async def handle_examine(cmd: c.Examine, ctx: CommandContext) -> Completion:
+    """RFC 3501 §6.3.2: like SELECT but read-only, tagged ``OK [READ-ONLY]``."""
+    await open_mailbox(ctx, cmd.mailbox, readonly=True)
+    return Completion(catalogue.OK_EXAMINE, ResponseCode(catalogue.CODE_READ_ONLY))
+
+
+# --- selected state ------------------------------------------------------------
+
+async def handle_check(cmd: c.Check, ctx: CommandContext) -> Completion:
+    """RFC 3501 §6.4.1: a checkpoint. Every store operation is already
+    committed and synced when it returns, so there is nothing to flush; the
+    dispatcher's drain still reports pending updates."""
+    selected_view(ctx)
+    return Completion(catalogue.OK_CHECK)
+
+
+async def handle_close(cmd: c.Close, ctx: CommandContext) -> Completion:
+    """RFC 3501 §6.4.2: silently expunge ``\\Deleted`` messages (no untagged
+    EXPUNGE; nothing is removed when the mailbox is read-only) and return to
+    the authenticated state. The view is closed before the dispatcher
+    drains, so none of its pending updates are sent either."""
+    view = selected_view(ctx)
+    try:
+        if not view.readonly and not view.deleted:
+            await store_of(ctx).expunge(view.selection)
+    except ImapError as error:
+        # Deleted under us by another process (not yet polled): nothing to
+        # expunge, and CLOSE still leaves the selected state.
+        if error.code != catalogue.CODE_NONEXISTENT:
+            raise
+    finally:
+        ctx.session.deselect()
+    return Completion(catalogue.OK_CLOSE)
+
+
+async def handle_expunge(cmd: c.Expunge, ctx: CommandContext) -> Completion:
+    """RFC 3501 §6.4.3: remove every ``\\Deleted`` message. The store
+    delivers the expunges to this session's view like to every other, and
+    the dispatcher's drain then sends one untagged EXPUNGE per message, each
+    numbered as the mailbox is after the ones before it (§7.4.1). NO on a
+    read-only (EXAMINEd) mailbox."""
+    view = selected_view(ctx)
+    if view.readonly:
+        raise ImapError.no(catalogue.NO_READ_ONLY, catalogue.CODE_READ_ONLY)
+    await store_of(ctx).expunge(view.selection)
+    return Completion(catalogue.OK_EXPUNGE)
+
+
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(c.Select, handle_select, AUTHENTICATED),
+    CommandSpec(c.Examine, handle_examine, AUTHENTICATED),
+    CommandSpec(c.Check, handle_check, SELECTED),
+    CommandSpec(c.Close, handle_close, SELECTED),
+    CommandSpec(c.Expunge, handle_expunge, SELECTED),
+)
