@@ -45,7 +45,7 @@ def test_plain_envelope_and_structure() -> None:
         ' (("Alice Example" NIL "alice" "example.org"))'
         ' (("Alice Example" NIL "alice" "example.org"))'
         ' (("Alice Example" NIL "alice" "example.org"))'
-        ' (("Bob" NIL "bob" "example.net") ("Carol, C." NIL "carol" "example.net"))'
+        ' (("Bob" NIL "bob" "example.net")("Carol, C." NIL "carol" "example.net"))'
         ' (("Dave D." NIL "dave" "example.com")) NIL'
         ' "<CAB123@mail.example.net>" "<20240305091407.GA1234@example.org>")'
     )
@@ -74,12 +74,12 @@ def test_alternative() -> None:
     raw, info = _info("alternative.eml")
     assert fmts(body_structure(info, True)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "QUOTED-PRINTABLE" 94 2 NIL NIL NIL NIL)'
-        ' ("TEXT" "HTML" ("CHARSET" "UTF-8") NIL NIL "BASE64" 104 2 NIL NIL NIL NIL)'
+        '("TEXT" "HTML" ("CHARSET" "UTF-8") NIL NIL "BASE64" 104 2 NIL NIL NIL NIL)'
         ' "ALTERNATIVE" ("BOUNDARY" "----=_Part_1_20240320") NIL NIL NIL)'
     )
     assert fmts(body_structure(info, False)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "QUOTED-PRINTABLE" 94 2)'
-        ' ("TEXT" "HTML" ("CHARSET" "UTF-8") NIL NIL "BASE64" 104 2) "ALTERNATIVE")'
+        '("TEXT" "HTML" ("CHARSET" "UTF-8") NIL NIL "BASE64" 104 2) "ALTERNATIVE")'
     )
     # The line break before "------=_Part..." belongs to the delimiter.
     assert section_bytes(raw, info, Section((1,))) == (
@@ -103,10 +103,10 @@ def test_mixed_attachments_extension_data() -> None:
     assert fmts(body_structure(info, True)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "iso-8859-1") NIL "Cover note" "QUOTED-PRINTABLE" 51 1'
         " NIL NIL NIL NIL)"
-        ' ("APPLICATION" "PDF" ("NAME" "report-q1.pdf") NIL NIL "BASE64" 116'
+        '("APPLICATION" "PDF" ("NAME" "report-q1.pdf") NIL NIL "BASE64" 116'
         ' "Q2hlY2sgSW50ZWdyaXR5IQ==" ("ATTACHMENT" ("FILENAME" "report-q1.pdf" "SIZE" "107"))'
         ' ("en" "de") NIL)'
-        ' ("IMAGE" "PNG" NIL "<logo@example.com>" NIL "BASE64" 96 NIL'
+        '("IMAGE" "PNG" NIL "<logo@example.com>" NIL "BASE64" 96 NIL'
         " (\"INLINE\" (\"FILENAME*\" \"UTF-8''logo%20%E2%9C%93.png\")) NIL"
         ' "http://example.com/logo.png")'
         ' "MIXED" ("BOUNDARY" "outer-XYZ") NIL "en" NIL)'
@@ -144,14 +144,14 @@ def test_nested_message_rfc822() -> None:
     assert len(NESTED_MESSAGE) == 401 and NESTED_MESSAGE.count(b"\n") == 19
     assert fmts(body_structure(info, True)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 34 1 NIL NIL NIL NIL)'
-        ' ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 401'
+        '("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 401'
         ' ("Wed, 10 Apr 2024 17:45:00 +0000" "Project kickoff"'
         ' (("Ivan" NIL "ivan" "example.net")) (("Ivan" NIL "ivan" "example.net"))'
         ' (("Ivan" NIL "ivan" "example.net"))'
-        ' ((NIL NIL "team" NIL) (NIL NIL "grace" "example.org") (NIL NIL "judy" "example.net")'
-        ' (NIL NIL NIL NIL)) NIL NIL NIL "<kickoff@example.net>")'
+        ' ((NIL NIL "team" NIL)(NIL NIL "grace" "example.org")(NIL NIL "judy" "example.net")'
+        '(NIL NIL NIL NIL)) NIL NIL NIL "<kickoff@example.net>")'
         ' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 23 1 NIL NIL NIL NIL)'
-        ' ("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 37 1 NIL NIL NIL NIL)'
+        '("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 37 1 NIL NIL NIL NIL)'
         ' "ALTERNATIVE" ("BOUNDARY" "inner") NIL NIL NIL) 19'
         ' NIL ("INLINE" NIL) NIL NIL)'
         ' "MIXED" ("BOUNDARY" "fwd") NIL NIL NIL)'
@@ -178,11 +178,11 @@ def test_digest_defaults_to_message_rfc822() -> None:
     raw, info = _info("digest.eml")
     assert fmts(body_structure(info, False)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 52 3)'
-        ' ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 98'
+        '("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 98'
         ' ("Thu, 11 Apr 2024 08:00:00 +0000" "First post" ((NIL NIL "kim" "example.org"))'
         ' ((NIL NIL "kim" "example.org")) ((NIL NIL "kim" "example.org")) NIL NIL NIL NIL NIL)'
         ' ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 13 1) 5)'
-        ' ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 95'
+        '("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 95'
         ' ("Thu, 11 Apr 2024 09:00:00 +0000" "Second post" ((NIL NIL "lee" "example.org"))'
         ' ((NIL NIL "lee" "example.org")) ((NIL NIL "lee" "example.org")) NIL NIL NIL NIL NIL)'
         ' ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 9 1) 5) "DIGEST")'
@@ -199,7 +199,7 @@ def test_smime_signed_parts_are_byte_exact() -> None:
     raw, info = _info("smime-signed.eml")
     assert fmts(body_structure(info, True)).startswith(
         '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 23 1 NIL NIL NIL NIL)'
-        ' ("APPLICATION" "PKCS7-SIGNATURE" ("NAME" "smime.p7s") NIL'
+        '("APPLICATION" "PKCS7-SIGNATURE" ("NAME" "smime.p7s") NIL'
         ' "S/MIME Cryptographic Signature" "BASE64" 702 NIL'
         ' ("ATTACHMENT" ("FILENAME" "smime.p7s")) NIL NIL) "SIGNED"'
         ' ("PROTOCOL" "application/pkcs7-signature" "MICALG" "sha-256"'
@@ -221,8 +221,8 @@ def test_malformed_missing_close_delimiters() -> None:
     raw, info = _info("malformed-missing-close.eml")
     assert fmts(body_structure(info, False)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1)'
-        ' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 18 1) "ALTERNATIVE")'
-        ' ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 27 1) "MIXED")'
+        '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 18 1) "ALTERNATIVE")'
+        '("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 27 1) "MIXED")'
     )
     # The unclosed inner multipart ends where the outer delimiter starts.
     assert section_bytes(raw, info, Section((2, 1))) == b"inner never closed"
@@ -253,9 +253,9 @@ def test_malformed_bad_encodings_and_invalid_content_type() -> None:
     raw, info = _info("malformed-bad-encodings.eml")
     assert fmts(body_structure(info, False)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "BASE64" 33 1)'
-        ' ("TEXT" "PLAIN" ("CHARSET" "x-no-such-charset") NIL NIL "QUOTED-PRINTABLE" 41 2)'
-        ' ("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "X-UUENCODE" 18 1)'
-        ' ("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 37 1) "MIXED")'
+        '("TEXT" "PLAIN" ("CHARSET" "x-no-such-charset") NIL NIL "QUOTED-PRINTABLE" 41 2)'
+        '("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "X-UUENCODE" 18 1)'
+        '("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 37 1) "MIXED")'
     )
 
 
@@ -303,7 +303,7 @@ def test_nonascii_headers_keep_encoded_words() -> None:
         ' (("=?ISO-8859-1?Q?Fran=E7oise?=" NIL "francoise" "example.fr"))'
         ' (("=?utf-8?B?5bGx55Sw?=" NIL "yamada" "example.jp"))'
         ' (("=?UTF-8?B?0JjQstCw0L0=?=" NIL "ivan" "example.ru")'
-        ' (NIL NIL "undisclosed-recipients" NIL) (NIL NIL NIL NIL))'
+        '(NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))'
         ' NIL NIL NIL "<nonascii@example.fr>")'
     )
     assert fmts(body_structure(info, False)) == (

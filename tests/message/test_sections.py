@@ -133,18 +133,18 @@ def test_whole_message_header_and_text() -> None:
 def test_structure_of_the_example() -> None:
     assert fmts(body_structure(INFO, False)) == (
         '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 6 1)'
-        ' ("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" 6)'
-        ' ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" ' + str(len(INNER_3)) +
+        '("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" 6)'
+        '("MESSAGE" "RFC822" NIL NIL NIL "7BIT" ' + str(len(INNER_3)) +
         ' (NIL "message 3" NIL NIL NIL NIL NIL NIL NIL NIL)'
         ' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 8 1)'
-        ' ("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" 8) "MIXED") '
+        '("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" 8) "MIXED") '
         + str(INNER_3.count(b"\n")) + ")"
-        ' (("IMAGE" "GIF" NIL NIL NIL "7BIT" 8)'
-        ' ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" ' + str(len(INNER_4_2)) +
+        '(("IMAGE" "GIF" NIL NIL NIL "7BIT" 8)'
+        '("MESSAGE" "RFC822" NIL NIL NIL "7BIT" ' + str(len(INNER_4_2)) +
         ' (NIL "message 4.2" NIL NIL NIL NIL NIL NIL NIL NIL)'
         ' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1)'
-        ' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1)'
-        ' ("TEXT" "RICHTEXT" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1) "ALTERNATIVE")'
+        '(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1)'
+        '("TEXT" "RICHTEXT" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1) "ALTERNATIVE")'
         ' "MIXED") ' + str(INNER_4_2.count(b"\n")) + ') "MIXED") "MIXED")'
     )
     assert INNER_3.endswith(b"--m3--\r\n") and INNER_4_2.endswith(b"--m42--\r\n")
