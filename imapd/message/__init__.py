@@ -2,9 +2,27 @@
 body sections and SEARCH text.
 
 ``analyze(raw)`` runs once at APPEND; its ``MessageInfo`` is serialized with
-``to_bytes()`` and stored beside the message.  FETCH and SEARCH then work
+``to_bytes()`` and stored beside the message (``from_bytes`` raises
+ValueError only for a corrupt or foreign blob).  FETCH and SEARCH then work
 from ``MessageInfo.from_bytes(meta)`` and, for sections and text search, the
 raw bytes.  Nothing here does I/O or raises on malformed messages.
+
+For FETCH:
+
+* ``envelope(info)`` / ``body_structure(info, extended)`` give the ENVELOPE
+  and BODY / BODYSTRUCTURE values (RFC 3501 §7.4.2).
+* ``section_span(info, section)`` gives the (start, end) byte range of a
+  section so large bodies can be streamed from disk; it is None for
+  HEADER.FIELDS[.NOT] (use ``section_bytes``, which reads only the header,
+  ``header_span`` says which) and for sections that do not exist.
+* ``section_bytes(raw, info, section)`` is None when the section does not
+  exist; FETCH should then send an empty string (``BODY[9] ""``), as
+  Dovecot does.  ``apply_partial`` / ``partial_span`` apply ``<o.c>``.
+
+For SEARCH: ``header_values`` (HEADER, SUBJECT), ``address_search_text``
+(FROM, TO, CC, BCC), ``matches_text`` / ``searchable_text`` (BODY, TEXT),
+``sent_date`` (SENTBEFORE, SENTON, SENTSINCE; None when the Date header is
+missing or unparseable).
 """
 
 from __future__ import annotations

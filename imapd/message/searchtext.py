@@ -24,7 +24,6 @@ from typing import Iterator, Literal, Union
 
 from imapd.message.addresses import parse_address_list
 from imapd.message.headers import (
-    HeaderField,
     all_values,
     decode_charset,
     decode_words,
@@ -33,6 +32,7 @@ from imapd.message.headers import (
     unfold,
 )
 from imapd.message.model import MessageInfo, Part
+from imapd.message.structure import STRUCTURED_BUDGET
 from imapd.wire.commands import TextScope
 
 Scope = Union[Literal["BODY", "TEXT"], TextScope]
@@ -40,9 +40,9 @@ Scope = Union[Literal["BODY", "TEXT"], TextScope]
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
-def _top_fields(raw: bytes, info: MessageInfo) -> list[HeaderField]:
+def _header_block(raw: bytes, info: MessageInfo) -> bytes:
     root = info.root
-    return split_fields(bytes(raw[root.header_start:root.body_start]))[0]
+    return bytes(raw[root.header_start:root.body_start])
 
 
 def header_values(raw: bytes, info: MessageInfo, name: str) -> list[str]:
@@ -50,10 +50,8 @@ def header_values(raw: bytes, info: MessageInfo, name: str) -> list[str]:
     case), in order.  An empty list means the header is absent; a present
     but empty header gives ``""`` (SEARCH HEADER with an empty string
     matches every message that has the field, RFC 3501 §6.4.4)."""
-    root = info.root
-    block = bytes(raw[root.header_start:root.body_start])
     key = name.encode("utf-8", "replace").lower()
-    return [decode_words(unfold(value)) for value in all_values(block, key)]
+    return [decode_words(unfold(value)) for value in all_values(_header_block(raw, info), key)]
 
 
 def address_search_text(raw: bytes, info: MessageInfo, name: str) -> list[str]:
@@ -63,12 +61,11 @@ def address_search_text(raw: bytes, info: MessageInfo, name: str) -> list[str]:
     header spells it with comments or blanks."""
     key = name.encode("utf-8", "replace").lower()
     texts: list[str] = []
-    for field in _top_fields(raw, info):
-        if not field.name or field.key != key:
-            continue
-        value = unfold(field.value)
+    for folded in all_values(_header_block(raw, info), key):
+        value = unfold(folded)
         pieces = [decode_words(value)]
-        for display, _, mailbox, host in parse_address_list(value):
+        # Parsing is Python-speed: bound it as analyze() does.
+        for display, _, mailbox, host in parse_address_list(value[:STRUCTURED_BUDGET]):
             if display:
                 pieces.append(decode_words(display))
             if mailbox is not None and host is not None:
