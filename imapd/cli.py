@@ -16,7 +16,7 @@ import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from twisted.python import usage
 
@@ -24,6 +24,9 @@ from imapd import __version__
 from imapd.config import Config, Limits
 from imapd.model import Secret
 from imapd.users import UserDatabase, UserDatabaseError
+
+if TYPE_CHECKING:
+    from imapd.mailstore.interface import MailStore
 
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
@@ -134,12 +137,14 @@ class ServeOptions(_Options):
         return Config(data_dir=resolve_data_dir(self["data"]), limits=self.limits())
 
 
-def open_default_store(data_dir: Path) -> object | None:
-    """Open the embedded default mail store in ``data_dir``.
+def open_default_store(data_dir: Path) -> MailStore:
+    """Open the embedded default mail store in ``data_dir`` (SQLite,
+    ``imapd.mailstore.sqlite``): the one place that opens it. The factory
+    polls it for other processes' changes; the service closes it at
+    shutdown."""
+    from imapd.mailstore.sqlite import open_store
 
-    Returns None until the mail store lands (imapd/mailstore); then this is
-    the one place that opens it (``imapd.mailstore.sqlite.open_store``)."""
-    return None
+    return open_store(data_dir)
 
 
 def build_service(options: ServeOptions, reactor: Any) -> Any:

@@ -71,6 +71,7 @@ class ImapServerFactory(ServerFactory):
         self.connections: set[ImapServerProtocol] = set()
         self.poll_interval = poll_interval
         self._poller: LoopingCall | None = None
+        self._store_closed = False
 
     def buildProtocol(self, addr: IAddress | None) -> ImapServerProtocol:
         return ImapServerProtocol(self)
@@ -115,6 +116,19 @@ class ImapServerFactory(ServerFactory):
         if self._poller is not None and self._poller.running:
             self._poller.stop()
         self._poller = None
+
+    async def close_store(self) -> None:
+        """Stop polling and close the store (server shutdown, after the
+        listening ports are closed). Idempotent; errors are logged."""
+        self.stopFactory()
+        close = getattr(self.store, "close", None)
+        if close is None or self._store_closed:
+            return
+        self._store_closed = True
+        try:
+            await close()
+        except Exception:
+            log.failure("closing the mail store failed")
 
     def _poll_once(self) -> Deferred[None]:
         """One ``await store.poll_changes()``; errors are logged, never stop

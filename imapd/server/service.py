@@ -89,9 +89,13 @@ class ImapdService(service.Service):
         self.reactor.callLater(0, self.reactor.stop)
 
     def stopService(self) -> Deferred[Any]:
-        """Say BYE to every client, then stop listening."""
+        """Say BYE to every client, stop listening, then close the store
+        (every acknowledged change is already durable; closing checkpoints
+        the WAL)."""
         super().stopService()  # type: ignore[no-untyped-call]
         self.factory.shutdown_connections()
         ports, self.ports = self.ports, []
         stopping = [cast(Any, port).stopListening() for port in ports]
-        return DeferredList([d for d in stopping if d is not None])
+        stopped: Deferred[Any] = DeferredList([d for d in stopping if d is not None])
+        stopped.addCallback(lambda _: Deferred.fromCoroutine(self.factory.close_store()))
+        return stopped
