@@ -44,6 +44,8 @@ from imapd.message import (
 from imapd.wire.commands import Section, SectionText
 from imapd.wire.values import IString, PList, Value
 
+from .imapfmt import fmt
+
 # --- checks that hold for every input ----------------------------------------
 
 
@@ -386,3 +388,35 @@ def test_structured_budget_bounds_address_parsing() -> None:
     assert info.root.multipart and len(info.root.children) == 1
     assert info.envelope_data.subject == b"s" * MAX_FIELD_BYTES
     assert len(info.to_bytes()) < 2 * STRUCTURED_BUDGET
+
+
+def test_analyze_falls_back_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> Part:
+        raise RuntimeError("scanner bug")
+
+    monkeypatch.setattr("imapd.message.structure._Scanner.entity", broken)
+    raw = b"Subject: x\r\n\r\nbody\r\n"
+    info = analyze(raw)
+    assert (info.root.body_start, info.root.body_end, info.root.lines) == (14, 20, 1)
+    assert info.size == len(raw) and "scanner bug" in caplog.text
+    assert fmt_structure(info) == b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 6 1)'
+    with pytest.raises(RuntimeError):
+        analyze_strict(raw)
+
+
+def test_other_message_subtypes_are_basic_parts() -> None:
+    raw = (
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+        b"--r\r\n\r\nDelivery failed.\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+        b"Reporting-MTA: dns; mx.example.org\r\n--r--\r\n"
+    )
+    assert fmt_structure(analyze(raw)) == (
+        b'(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 16 1)'
+        b'("MESSAGE" "DELIVERY-STATUS" NIL NIL NIL "7BIT" 34) "REPORT")'
+    )
+
+
+def fmt_structure(info: MessageInfo) -> bytes:
+    return fmt(body_structure(info, False))
