@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from imapd.config import Limits
+from imapd.wire.lexer import TAG_CHARS
 
 TOOBIG = "TOOBIG"  # RFC 4469 / RFC 7889 response code
 
@@ -48,7 +49,7 @@ TOOBIG = "TOOBIG"  # RFC 4469 / RFC 7889 response code
 # ``~{12}`` (RFC 3501 §9 literal, RFC 7888, RFC 3516 literal8). Up to 20
 # digits are recognised so absurd sizes are classed as too big, not as text.
 _LITERAL_AT_END = re.compile(rb"~?\{([0-9]{1,20})(\+?)\}\r?\n\Z")
-_TAG = re.compile(rb"[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c\x7e]+")
+_TAG = re.compile(b"[" + re.escape(TAG_CHARS) + b"]+")
 # The tail of a dropped overlong line that we keep to spot a literal.
 _TAIL_KEEP = 32
 

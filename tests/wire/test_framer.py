@@ -236,6 +236,8 @@ def test_long_line_fed_bytewise_is_linear() -> None:
         (b"a1 NOOP", "a1"),
         (b"A.B-C_d NOOP", "A.B-C_d"),
         (b"x] NOOP", "x]"),
+        (b"}{ NOOP", None),
+        (b"a}b NOOP", "a}b"),
         (b"+ NOOP", None),
         (b"a+b NOOP", None),
         (b"* NOOP", None),
