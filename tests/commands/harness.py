@@ -29,16 +29,17 @@ import datetime
 import string
 import textwrap
 from pathlib import Path
-from typing import Any, Coroutine, Iterable, TypeVar
+from typing import Any, Coroutine, Iterable, Sequence, TypeVar
 
 from twisted.internet.task import Clock
 
 from imapd.config import Config, Limits
-from imapd.mailstore.records import MailboxStatus
+from imapd.mailstore.records import AppendItem, MailboxStatus
 from imapd.mailstore.sqlite import SqliteMailStore, open_store
 from imapd.message import analyze
 from imapd.server.factory import ImapServerFactory
 from imapd.server.runtime import InlineRuntime
+from imapd.session.state import Session
 from imapd.users import UserDatabase
 from tests.support.context import make_users, result_of
 from tests.support.transcript import Conversation
@@ -51,6 +52,15 @@ CRLF = b"\r\n"
 
 class TranscriptError(ValueError):
     """The transcript text itself is malformed (not a server failure)."""
+
+
+def message(n: int, subject: str | None = None) -> bytes:
+    """A small, valid RFC 5322 message numbered ``n``."""
+    title = subject if subject is not None else f"message {n}"
+    return (
+        f"From: Sender <sender@example.org>\r\nTo: alice@example.org\r\n"
+        f"Subject: {title}\r\nMessage-ID: <{n}@example.org>\r\n\r\nBody of {n}.\r\n"
+    ).encode()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -144,6 +154,11 @@ class Client:
         assert out.startswith(b"login OK "), out
 
     @property
+    def session(self) -> Session:
+        """The server's state for this connection (for white-box checks)."""
+        return self.conv.protocol.session
+
+    @property
     def closing(self) -> bool:
         return self.conv.closing
 
@@ -201,6 +216,21 @@ class MailServer:
         meta = analyze(message).to_bytes()
         result = run(self.store.append(user, name, message, flags, internal_date, meta))
         return result.uid
+
+    def append_many(
+        self,
+        name: str,
+        messages: Sequence[bytes],
+        flags: Sequence[Iterable[str]] | None = None,
+        user: str = "alice",
+    ) -> list[int]:
+        """Append several messages in one store transaction (fast set-up);
+        ``flags[i]`` are the flags of ``messages[i]``. Returns the UIDs."""
+        items = [
+            AppendItem(m, tuple(flags[i]) if flags else (), None, analyze(m).to_bytes())
+            for i, m in enumerate(messages)
+        ]
+        return list(run(self.store.append_many(user, name, items)).uids)
 
     def status(self, name: str, user: str = "alice") -> MailboxStatus:
         return run(self.store.status(user, name))
