@@ -206,10 +206,19 @@ class ImapServerProtocol(Protocol):
                         self._say_bye(catalogue.BYE_TOO_MANY_BAD)
                     continue
                 self._running = True
-                parsed = parse_command(item.data)
+                parsed = self._parse(item.data)
                 Deferred.fromCoroutine(self._execute(parsed)).addErrback(self._crashed)
         finally:
             self._pumping = False
+
+    def _parse(self, frame: bytes) -> Command | CommandSyntaxError:
+        """Parse one frame; a parser bug answers BAD instead of wedging the
+        connection (the parser promises never to raise, this keeps it so)."""
+        try:
+            return parse_command(frame, self.limits.max_nesting)
+        except Exception:
+            log.failure("session {id}: parser error", id=self.session.session_id)
+            return CommandSyntaxError(None, "Unparseable command")
 
     async def _execute(self, parsed: Command | CommandSyntaxError) -> None:
         assert self.ctx is not None

@@ -333,3 +333,24 @@ def test_deferred_handlers_really_wait(users: UserDatabase) -> None:
     gate.callback(None)
     assert conv.read() == (
         b"a OK slow done\r\n* CAPABILITY " + PRE_CAPS + b"\r\nb OK CAPABILITY completed\r\n")
+
+
+def test_a_parser_bug_answers_bad_and_the_connection_goes_on(
+    users: UserDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imapd.server.protocol as protocol_module
+
+    conv = connect(users)
+    real_parse = protocol_module.parse_command
+
+    def exploding_parse(frame: bytes, max_nesting: int = 32) -> object:
+        if frame.startswith(b"boom"):
+            raise RuntimeError("simulated parser bug")
+        return real_parse(frame, max_nesting)
+
+    monkeypatch.setattr(protocol_module, "parse_command", exploding_parse)
+    with capturedLogs() as events:
+        reply = conv.exchange(b"boom NOOP\r\na2 NOOP\r\n")
+    assert reply == b"* BAD Unparseable command\r\na2 OK NOOP completed\r\n"
+    assert any("parser error" in str(e.get("log_format", "")) for e in events)
+    assert not conv.closing
