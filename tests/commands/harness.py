@@ -16,7 +16,8 @@ the following ``S:`` lines (each with CRLF), byte for byte. So a literal is
 written as ``C: a APPEND INBOX {5}`` / ``S: + Ready for literal data`` /
 ``C: hello``. ``${name}`` is replaced by the keyword argument ``name``
 (``string.Template``; any other ``$`` is left alone). Blank lines and lines
-starting with ``#`` are ignored.
+starting with ``#`` are ignored. ``C:`` lines at the end with no ``S:``
+after them assert that the server said nothing (yet).
 
 Everything runs synchronously: the runtime is inline and the clock is a
 ``task.Clock`` (``server.clock.advance(s)`` for timers). Several clients of
@@ -34,7 +35,7 @@ from typing import Any, Coroutine, Iterable, Sequence, TypeVar
 from twisted.internet.task import Clock
 
 from imapd.config import Config, Limits
-from imapd.mailstore.records import AppendItem, MailboxStatus
+from imapd.mailstore.records import AppendItem, MailboxStatus, MessageRecord
 from imapd.mailstore.sqlite import SqliteMailStore, open_store
 from imapd.message import analyze
 from imapd.server.factory import ImapServerFactory
@@ -231,6 +232,24 @@ class MailServer:
             for i, m in enumerate(messages)
         ]
         return list(run(self.store.append_many(user, name, items)).uids)
+
+    def read_messages(
+        self, name: str, user: str = "alice"
+    ) -> list[tuple[MessageRecord, bytes]]:
+        """Every message of ``name`` straight from the store (record with
+        meta, exact bytes), ascending by UID. Uses a read-only selection,
+        so no \\Recent is consumed."""
+        selection = run(self.store.select(user, name, readonly=True))
+        try:
+            records = run(self.store.fetch_records(selection, None, with_meta=True))
+            result = []
+            for record in records:
+                data = run(self.store.read_message(selection, record.uid))
+                assert data is not None
+                result.append((record, data))
+            return result
+        finally:
+            selection.close()
 
     def status(self, name: str, user: str = "alice") -> MailboxStatus:
         return run(self.store.status(user, name))
