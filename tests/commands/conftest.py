@@ -9,7 +9,10 @@ from typing import Iterator
 
 import pytest
 
-from tests.commands.harness import Client, MailServer
+# The harness's asserts get pytest's detailed diffs (it is not a test module).
+pytest.register_assert_rewrite("tests.commands.harness")
+
+from tests.commands.harness import Client, MailServer  # noqa: E402
 
 
 @pytest.fixture
