@@ -179,6 +179,14 @@ class MailStore(Protocol):
         by UID. ``meta`` is filled only when ``with_meta``."""
         ...
 
+    async def fetch_flags(
+        self, sel: Selection, uids: Sequence[int] | None = None
+    ) -> list[FlagState]:
+        """Flags and MODSEQ of the given UIDs (all messages when None),
+        ascending by UID: the cheap path for ``FETCH 1:* (FLAGS)`` and
+        CONDSTORE's MODSEQ (RFC 7162 §3.1.4)."""
+        ...
+
     async def read_message(
         self, sel: Selection, uid: int, offset: int = 0, length: int | None = None
     ) -> bytes | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 NOSELECT = "\\Noselect"
 HAS_CHILDREN = "\\HasChildren"
@@ -90,10 +90,10 @@ class AppendResult:
         return self.uids[0]
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(NamedTuple):
     """What FETCH needs of a message besides its bytes. ``flags`` never
-    contains ``\\Recent`` (the view adds it). ``meta`` is b"" unless asked for."""
+    contains ``\\Recent`` (the view adds it). ``meta`` is b"" unless asked for.
+    (A NamedTuple, like FlagState: they are built by the 100,000.)"""
 
     uid: int
     flags: tuple[str, ...]
@@ -103,8 +103,7 @@ class MessageRecord:
     meta: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class FlagState:
+class FlagState(NamedTuple):
     """A message's flags and MODSEQ after a change (RFC 7162 §3.1.4)."""
 
     uid: int

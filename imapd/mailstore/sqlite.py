@@ -251,6 +251,12 @@ class SqliteMailStore:
         with read_transaction(self.conn):
             return msgs.records(self.conn, selection.mailbox_id, uids, with_meta)
 
+    async def fetch_flags(
+        self, sel: Selection, uids: Sequence[int] | None = None
+    ) -> list[FlagState]:
+        selection = self._selection(sel)
+        return msgs.flag_states(self.conn, selection.mailbox_id, uids)
+
     async def read_message(
         self, sel: Selection, uid: int, offset: int = 0, length: int | None = None
     ) -> bytes | None:

@@ -275,6 +275,16 @@ def records(
     return result
 
 
+def flag_states(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int] | None
+) -> list[FlagState]:
+    prefix = "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=?"
+    return [
+        FlagState(r[0], decode_flags(r[1], r[2]), r[3])
+        for r in uid_filtered(conn, prefix, mailbox_id, uids)
+    ]
+
+
 def body_of(conn: sqlite3.Connection, mailbox_id: int, uid: int) -> tuple[int, int] | None:
     """(body id, size) of a message, or None."""
     row = conn.execute(
@@ -293,19 +303,31 @@ def read_body(conn: sqlite3.Connection, body_id: int, offset: int, length: int) 
         return blob.read(length)
 
 
-def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[FlagState]:
+def changed_rows(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[Any]:
+    """(uid, sysflags, keywords, modseq) of messages changed after ``modseq``,
+    ascending by UID. ``INDEXED BY``: for ``ORDER BY uid`` the planner would
+    otherwise walk the primary key, i.e. the whole mailbox."""
     rows = conn.execute(
-        "SELECT uid, sysflags, keywords, modseq FROM messages "
-        "WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+        "SELECT uid, sysflags, keywords, modseq FROM messages INDEXED BY messages_by_modseq "
+        "WHERE mailbox_id=? AND modseq>?",
         (mailbox_id, modseq),
     ).fetchall()
-    return [FlagState(r[0], decode_flags(r[1], r[2]), r[3]) for r in rows]
+    rows.sort()
+    return rows
+
+
+def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[FlagState]:
+    return [
+        FlagState(r[0], decode_flags(r[1], r[2]), r[3])
+        for r in changed_rows(conn, mailbox_id, modseq)
+    ]
 
 
 def expunged_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[tuple[int, int]]:
     """(uid, modseq) expunged after ``modseq``, ascending by UID."""
     rows = conn.execute(
-        "SELECT uid, modseq FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+        "SELECT uid, modseq FROM expunged INDEXED BY expunged_by_modseq "
+        "WHERE mailbox_id=? AND modseq>?",
         (mailbox_id, modseq),
     ).fetchall()
-    return [(int(r[0]), int(r[1])) for r in rows]
+    return sorted((int(r[0]), int(r[1])) for r in rows)

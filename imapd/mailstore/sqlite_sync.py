@@ -31,7 +31,7 @@ from imapd.mailstore.events import (
 )
 from imapd.mailstore.records import FlagState, MailboxSnapshot
 from imapd.mailstore.schema import read_transaction, write_transaction
-from imapd.mailstore.sqlite_messages import decode_flags
+from imapd.mailstore.sqlite_messages import changed_rows, decode_flags, expunged_since
 
 
 class SqliteSelection(Selection):
@@ -209,15 +209,8 @@ class SyncHub:
         changed: list[Any] = []
         expunged: list[Any] = []
         if highestmodseq > since:
-            changed = self.conn.execute(
-                "SELECT uid, sysflags, keywords, modseq FROM messages "
-                "WHERE mailbox_id=? AND modseq>? ORDER BY uid",
-                (mailbox_id, since),
-            ).fetchall()
-            expunged = self.conn.execute(
-                "SELECT uid, modseq FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid",
-                (mailbox_id, since),
-            ).fetchall()
+            changed = changed_rows(self.conn, mailbox_id, since)
+            expunged = expunged_since(self.conn, mailbox_id, since)
         for selection in selections:
             events = _events_for(
                 selection, changed, expunged, int(recent_from),

@@ -62,6 +62,26 @@ def uid_set_text(uids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+_PLIST_CACHE: dict[tuple[tuple[str, ...], bool], PList] = {}
+_PLIST_CACHE_MAX = 4096
+
+
+def flags_plist(flags: tuple[str, ...], recent: bool) -> PList:
+    """FLAGS list values, shared: a mailbox has few distinct flag sets, and
+    ``UID FETCH 1:* FLAGS`` on 100k messages should not build 100k lists."""
+    key = (flags, recent)
+    value = _PLIST_CACHE.get(key)
+    if value is None:
+        items: list[Value] = [Atom(flag) for flag in flags]
+        if recent:
+            items.append(Atom(RECENT))
+        value = PList(tuple(items))
+        if len(_PLIST_CACHE) >= _PLIST_CACHE_MAX:
+            _PLIST_CACHE.clear()
+        _PLIST_CACHE[key] = value
+    return value
+
+
 class SelectedView:
     """See the module docstring. Switches set by the session:
     ``uid_mode`` (set by ``resolve`` once the session used a UID command)
@@ -143,10 +163,7 @@ class SelectedView:
     def flags_value(self, uid: int, flags: Iterable[str]) -> PList:
         """The FLAGS value for a FETCH response: ``flags`` plus ``\\Recent``
         when the message is recent in this session (RFC 3501 §2.3.2)."""
-        items: list[Value] = [Atom(flag) for flag in flags]
-        if uid in self._recent:
-            items.append(Atom(RECENT))
-        return PList(tuple(items))
+        return flags_plist(tuple(flags), uid in self._recent)
 
     # --- resolving client numbers ------------------------------------------
 
