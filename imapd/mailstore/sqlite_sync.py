@@ -162,7 +162,12 @@ class SyncHub:
         ids = self.watched(mailbox_ids)
         if not ids:
             return
-        self._claim_new_messages(ids)
+        try:
+            self._claim_new_messages(ids)
+        except sqlite3.OperationalError:
+            # Busy past the timeout: leave the messages unclaimed for the
+            # next sync rather than fail a caller whose change has committed.
+            pass
         with read_transaction(self.conn):
             for mailbox_id in ids:
                 self._sync_one(mailbox_id, own)

@@ -138,7 +138,10 @@ class SelectedView:
 
     @property
     def recent_count(self) -> int:
-        return sum(1 for uid in self._uids if uid in self._recent)
+        """Announced messages that are \\Recent in this session. (``_recent``
+        only ever holds UIDs that are announced or pending addition.)"""
+        pending = sum(1 for uid in self._pending_added if uid in self._recent)
+        return len(self._recent) - pending
 
     @property
     def uids(self) -> Sequence[int]:
@@ -219,6 +222,7 @@ class SelectedView:
                 self._recent.update(event.recent)
                 queued = True
             elif isinstance(event, MailboxDeleted):
+                self._recent.difference_update(self._pending_added)
                 self._pending_added.clear()
                 queued |= self._queue_expunged(self._uids)
         if queued and self.on_change is not None:

@@ -342,6 +342,18 @@ def test_fetch_records_subsets(store: MailStore) -> None:
     assert len(run(store.fetch_records(sel))) == 600
 
 
+def test_fetch_flags_matches_records(store: MailStore) -> None:
+    fill(store, 5)
+    sel = rw(store)
+    run(store.store_flags(sel, [2, 4], FlagOp.ADD, ["\\Answered", "kw"]))
+    records = run(store.fetch_records(sel))
+    states = run(store.fetch_flags(sel))
+    assert [(s.uid, s.flags, s.modseq) for s in states] == [
+        (r.uid, r.flags, r.modseq) for r in records]
+    assert [s.uid for s in run(store.fetch_flags(sel, [4, 2, 9]))] == [2, 4]
+    assert states[1].flags == ("\\Answered", "kw")
+
+
 # --- STATUS ------------------------------------------------------------------
 
 def test_status_counts(store: MailStore) -> None:

@@ -268,3 +268,19 @@ def test_store_is_in_wal_mode_with_full_sync(store: MailStore) -> None:
         pytest.skip("not an SQLite backend")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_change_queries_use_the_modseq_index(store: MailStore) -> None:
+    """Synchronising a selection must cost O(changes), not O(mailbox)."""
+    conn = getattr(store, "conn", None)
+    if conn is None:
+        pytest.skip("not an SQLite backend")
+    from imapd.mailstore.sqlite_messages import changed_rows, expunged_since
+    plans: list[str] = []
+    conn.set_trace_callback(plans.append)
+    changed_rows(conn, 1, 5)
+    expunged_since(conn, 1, 5)
+    conn.set_trace_callback(None)
+    for statement in plans:
+        detail = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement))
+        assert "_by_modseq" in detail, detail
