@@ -69,7 +69,7 @@ async def _decide(
                 verdict = evaluator.evaluate(cmd.criteria, candidate)
             if verdict:
                 matched.append(candidate)
-            candidate.raw = None  # keep at most one message's bytes in memory
+            candidate.release()  # at most one message's data in memory
     return matched
 
 

@@ -60,6 +60,12 @@ class Candidate:
     def __post_init__(self) -> None:
         self.folded_flags = frozenset(flag.lower() for flag in self.record.flags)
 
+    def release(self) -> None:
+        """Drop the loaded message data once the candidate is decided."""
+        self.info = None
+        self.raw = None
+        self._texts.clear()
+
     def text(self, scope: TextScope) -> str | None:
         """Case-folded searchable text for BODY or TEXT, computed once."""
         if self.raw is None or self.info is None:
