@@ -14,7 +14,7 @@ read-only (EXAMINEd) mailbox too.
 from __future__ import annotations
 
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.commands.fetch_items import selected_view
+from imapd.commands.select import selected_view
 from imapd.mailstore.interface import MailStore
 from imapd.wire.commands import Copy
 

@@ -26,8 +26,9 @@ from typing import Sequence
 
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.commands.fetch_items import (
-    MessageSource, item_name, item_value, needs_info, selected_view, sets_seen,
+    MessageSource, item_name, item_value, needs_info, sets_seen,
 )
+from imapd.commands.select import selected_view
 from imapd.mailstore.flags import FlagOp
 from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import MessageRecord

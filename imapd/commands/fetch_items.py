@@ -8,9 +8,6 @@ the store's ``meta`` blob) and, for body data, byte ranges of the stored
 message. Large ranges are returned as ``LiteralStream`` read from the store
 in chunks, so a 20 MB body never sits in memory as one object (RFC 3501
 §4.3 literals of any size).
-
-It also holds ``selected_view``, the one way the message commands (FETCH,
-STORE, SEARCH, COPY) reach the session's ``SelectedView``.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from __future__ import annotations
 import datetime
 from typing import Iterator
 
-from imapd.commands.context import CommandContext
-from imapd.errors import ImapError
 from imapd.mailstore.events import Selection
 from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import MessageBody, MessageRecord
@@ -27,7 +22,6 @@ from imapd.message import (
     MessageInfo, analyze, apply_partial, body_structure, envelope, filter_header,
     header_span, partial_span, section_span,
 )
-from imapd.session.view import SelectedView
 from imapd.wire.commands import FetchAttribute, FetchKind, Section, SectionText
 from imapd.wire.encode import encode_string
 from imapd.wire.values import IString, Literal, LiteralStream, Value
@@ -50,15 +44,6 @@ _INFO_KINDS = frozenset({
     FetchKind.ENVELOPE, FetchKind.BODY, FetchKind.BODYSTRUCTURE,
     FetchKind.RFC822_HEADER, FetchKind.RFC822_TEXT,
 })
-
-
-def selected_view(ctx: CommandContext) -> SelectedView:
-    """The session's selected mailbox view (the registry only lets these
-    commands run in the selected state, RFC 3501 §6.4)."""
-    view = ctx.session.selected
-    if not isinstance(view, SelectedView):
-        raise ImapError.bad("No mailbox selected")
-    return view
 
 
 def format_internal_date(value: datetime.datetime) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.commands.fetch_items import selected_view
+from imapd.commands.select import selected_view
 from imapd.commands.search_eval import Candidate, Evaluator, uses_saved_result
 from imapd.errors import ImapError
 from imapd.mailstore.interface import MailStore

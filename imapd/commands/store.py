@@ -19,7 +19,7 @@ flags did not change, as the RFC's example shows.
 from __future__ import annotations
 
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.commands.fetch_items import selected_view
+from imapd.commands.select import selected_view
 from imapd.errors import ImapError
 from imapd.mailstore.flags import FlagOp, split_flags
 from imapd.mailstore.interface import MailStore
