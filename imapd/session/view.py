@@ -36,7 +36,7 @@ from imapd.mailstore.events import (
     ChangeEvent, FlagsChanged, MailboxDeleted, MessagesAdded, MessagesExpunged, Selection,
 )
 from imapd.mailstore.interface import MailStore
-from imapd.mailstore.records import FlagState
+from imapd.mailstore.records import FlagState, MailboxSnapshot
 from imapd.model import RECENT, SequenceSet
 from imapd.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
 from imapd.wire.values import Atom, PList, Value
@@ -124,6 +124,17 @@ class SelectedView:
     @property
     def uidvalidity(self) -> int:
         return self.selection.uidvalidity
+
+    @property
+    def snapshot(self) -> MailboxSnapshot:
+        """The mailbox as selected: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
+        keywords (for the SELECT responses, RFC 3501 §6.3.1)."""
+        return self.selection.snapshot
+
+    @property
+    def highestmodseq(self) -> int:
+        """HIGHESTMODSEQ of the changes delivered to this view so far."""
+        return self.selection.highestmodseq
 
     @property
     def deleted(self) -> bool:
