@@ -18,6 +18,8 @@ from imapd.wire import commands as c
 IMAP4REV1 = "IMAP4rev1"
 LITERAL_PLUS = "LITERAL+"
 SASL_IR = "SASL-IR"
+STARTTLS = "STARTTLS"
+LOGINDISABLED = "LOGINDISABLED"
 
 # What each capability requires to be registered (RFC 3501 §6 lists the
 # IMAP4rev1 base; RFC 7888 LITERAL+ is a framer feature, no command).
@@ -25,14 +27,31 @@ _BASE_COMMANDS: tuple[type, ...] = (c.Capability, c.Noop, c.Logout, c.Login)
 _AUTH_COMMANDS: tuple[type, ...] = (c.Authenticate,)
 
 
+def plaintext_auth_allowed(session: Session, features: Features) -> bool:
+    """RFC 3501 §6.2.3 and RFC 8314: passwords may be sent only over TLS,
+    from this host (loopback, UNIX socket), or when the operator allows
+    plaintext (``--allow-plaintext``)."""
+    return session.secure or session.local or features.allow_plaintext
+
+
 def advertised(session: Session, features: Features) -> tuple[str, ...]:
-    """The capabilities for this session right now. ``AUTH=`` mechanisms and
-    SASL-IR (RFC 4959: initial response on AUTHENTICATE) are listed only
-    before authentication: they mean nothing afterwards."""
+    """The capabilities for this session right now.
+
+    Before authentication: STARTTLS while the connection is not encrypted
+    and a certificate is loaded (RFC 3501 §6.2.1); then either SASL-IR
+    (RFC 4959) and the ``AUTH=`` mechanisms, or LOGINDISABLED and no
+    ``AUTH=`` at all when passwords may not be sent on this connection
+    (RFC 3501 §6.2.3, §7.2.1). None of these mean anything after login."""
     caps = [IMAP4REV1]
     if features.literal_plus:
         caps.append(LITERAL_PLUS)
-    if not session.authenticated and features.sasl_mechanisms:
+    if session.authenticated:
+        return tuple(caps)
+    if features.starttls and not session.secure:
+        caps.append(STARTTLS)
+    if not plaintext_auth_allowed(session, features):
+        caps.append(LOGINDISABLED)
+    elif features.sasl_mechanisms:
         caps.append(SASL_IR)
         caps.extend(f"AUTH={mech}" for mech in features.sasl_mechanisms)
     return tuple(caps)
@@ -60,6 +79,8 @@ def check_handlers(
     we could advertise is implemented by ``registered`` command types and
     ``mechanisms`` (the SASL mechanisms the AUTHENTICATE handler knows)."""
     missing = [t.__name__ for t in _BASE_COMMANDS if t not in registered]
+    if features.starttls and c.StartTLS not in registered:
+        missing.append(c.StartTLS.__name__)
     if features.sasl_mechanisms:
         missing += [t.__name__ for t in _AUTH_COMMANDS if t not in registered]
     missing += [

@@ -23,7 +23,7 @@ from twisted.python import usage
 from imapd import __version__
 from imapd.config import Config, Limits
 from imapd.model import Secret
-from imapd.users import UserDatabase, UserDatabaseError
+from imapd.users import UserDatabase, UserDatabaseError, hasher_from_spec
 
 if TYPE_CHECKING:
     from imapd.mailstore.interface import MailStore
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
 DEFAULT_ENDPOINT = "tcp:143"
+DEFAULT_IMAPS_ENDPOINT = "ssl:993"  # RFC 8314 §7.3, when --tls-cert is given
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
@@ -55,6 +56,14 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "preauth-timeout": ("preauth_timeout", float, "idle seconds before login"),
     "auth-timeout": ("auth_timeout", float, "idle seconds after login (>= 1800)"),
     "failed-login-delay": ("failed_login_delay", float, "seconds before a failed login answers"),
+    "max-connections-per-ip": ("max_connections_per_ip", int, "open connections from one address"),
+    "max-connections-per-user": ("max_connections_per_user", int, "logged-in sessions of one user"),
+    "auth-penalty": ("auth_penalty_initial", float,
+                     "delay in seconds after one failed login (doubles per failure; 0: off)"),
+    "auth-penalty-max": ("auth_penalty_max", float, "largest failed-login delay in seconds"),
+    "auth-penalty-window": ("auth_penalty_window", float, "seconds a failed login is remembered"),
+    "max-preauth-duration": ("max_preauth_duration", float,
+                             "seconds a connection may stay unauthenticated"),
 }
 _LIMIT_DEFAULTS = {f.name: f.default for f in fields(Limits)}
 
@@ -100,9 +109,17 @@ class ServeOptions(_Options):
     """Options of ``imapd serve`` and ``twistd imapd``."""
 
     synopsis = "[--data DIR] [--imap ENDPOINT ...] [options]"
+    optFlags = [
+        ["allow-plaintext", None,
+         "allow LOGIN/AUTHENTICATE without TLS from other hosts (unsafe)"],
+    ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
         ["log-level", None, "info", "one of " + ", ".join(LOG_LEVELS)],
+        ["tls-cert", None, None,
+         "PEM certificate (with its chain) for STARTTLS and IMAPS "
+         "(default: a self-signed one generated in DATA/tls)"],
+        ["tls-key", None, None, "PEM private key (default: in the --tls-cert file)"],
     ] + [
         [name, None, None, f"{doc} (default {_LIMIT_DEFAULTS[field]})", kind]
         for name, (field, kind, doc) in LIMIT_OPTIONS.items()
@@ -111,14 +128,32 @@ class ServeOptions(_Options):
     def __init__(self) -> None:
         super().__init__()
         self["imap"] = []
+        self["imaps"] = []
 
     def opt_imap(self, endpoint: str) -> None:
         """Twisted endpoint to serve IMAP on, repeatable (default tcp:143)"""
         self["imap"].append(endpoint)
 
+    def opt_imaps(self, endpoint: str) -> None:
+        """Endpoint for implicit TLS (IMAPS), e.g. ssl:993, repeatable;
+        default ssl:993 when --tls-cert is given; "none" for no IMAPS"""
+        self["imaps"].append(endpoint)
+
     def postOptions(self) -> None:
         if not self["imap"]:
             self["imap"] = [DEFAULT_ENDPOINT]
+        if not self["imaps"] and self["tls-cert"]:
+            self["imaps"] = [DEFAULT_IMAPS_ENDPOINT]
+        self["imaps"] = [e for e in self["imaps"] if e.lower() != "none"]
+        from imapd.server.tls import TLSConfigError, tcp_description_for_implicit_tls
+
+        try:
+            for endpoint in self["imaps"]:
+                tcp_description_for_implicit_tls(endpoint)
+        except TLSConfigError as error:
+            raise usage.UsageError(str(error)) from None
+        if self["tls-key"] and not self["tls-cert"]:
+            raise usage.UsageError("--tls-key needs --tls-cert")
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         limits = self.limits()
@@ -134,7 +169,10 @@ class ServeOptions(_Options):
         return Limits(**overrides)
 
     def config(self) -> Config:
-        return Config(data_dir=resolve_data_dir(self["data"]), limits=self.limits())
+        return Config(
+            data_dir=resolve_data_dir(self["data"]), limits=self.limits(),
+            allow_plaintext=bool(self["allow-plaintext"]),
+        )
 
 
 def open_default_store(data_dir: Path) -> MailStore:
@@ -153,11 +191,17 @@ def build_service(options: ServeOptions, reactor: Any) -> Any:
     from imapd.server.factory import ImapServerFactory
     from imapd.server.service import ImapdService
 
+    from imapd.server.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
+
     config = options.config()
     ensure_data_dir(config.data_dir)
     users = UserDatabase.in_data_dir(config.data_dir)
+    cert = Path(options["tls-cert"]) if options["tls-cert"] else None
+    key = Path(options["tls-key"]) if options["tls-key"] else None
+    tls = ServerTLS(ensure_certificate(config.data_dir, cert, key))
+    install_reload_on_hangup(tls, reactor)
     store = open_default_store(config.data_dir)
-    factory = ImapServerFactory(config, users, store, clock=reactor)
+    factory = ImapServerFactory(config, users, store, clock=reactor, tls=tls)
     if not users.names():
         from twisted.logger import Logger
 
@@ -165,7 +209,7 @@ def build_service(options: ServeOptions, reactor: Any) -> Any:
             "imapd: no users yet; add one with: imapd user add NAME --data {data}",
             data=str(config.data_dir),
         )
-    return ImapdService(factory, options["imap"], reactor)
+    return ImapdService(factory, options["imap"], reactor, tls_endpoints=options["imaps"])
 
 
 def start_logging(level_name: str) -> None:
@@ -186,11 +230,16 @@ def run_serve(options: ServeOptions) -> int:
     the service then says BYE to clients and closes its ports)."""
     from imapd.server.runtime import global_reactor
     from imapd.server.service import ListenError
+    from imapd.server.tls import TLSConfigError
 
     reactor = global_reactor()
     start_logging(options["log-level"])
     install_stop_signals(reactor)  # before "listening" is logged: tests signal at once
-    service = build_service(options, reactor)
+    try:
+        service = build_service(options, reactor)
+    except TLSConfigError as error:
+        print(f"imapd: {error}", file=sys.stderr)
+        return 1
     try:
         service.startService()
     except ListenError as error:
@@ -235,6 +284,15 @@ class _NamedUserOptions(_DataOptions):
 
 class _PasswordUserOptions(_NamedUserOptions):
     optFlags = [["password-stdin", None, "read the password from one line of stdin"]]
+    optParameters: list[list[Any]] = [
+        ["argon2", None, None,
+         "argon2id cost of the new hash: t=ITERATIONS,m=KIB,p=LANES "
+         "(default t=3,m=65536,p=4)"],
+    ]
+
+    def database(self) -> UserDatabase:
+        hasher = hasher_from_spec(self["argon2"]) if self["argon2"] else None
+        return UserDatabase.in_data_dir(resolve_data_dir(self["data"]), hasher)
 
 
 class UserAddOptions(_PasswordUserOptions):
@@ -253,17 +311,29 @@ class UserListOptions(_DataOptions):
     synopsis = "[--data DIR]"
 
 
+class UserImportOptions(_DataOptions):
+    synopsis = "FILE [--replace] [--data DIR]"
+    optFlags = [["replace", None, "replace users that already exist (default: skip them)"]]
+
+    def parseArgs(self, *args: str) -> None:
+        if len(args) != 1:
+            raise usage.UsageError("give exactly one Dovecot passwd-file")
+        self["file"] = args[0]
+
+
 class UserOptions(_Options):
     subCommands = [
         ["add", None, UserAddOptions, "Add a user (password prompted twice)"],
         ["passwd", None, UserPasswdOptions, "Change a user's password"],
         ["del", None, UserDelOptions, "Delete a user"],
         ["list", None, UserListOptions, "List users"],
+        ["import-passwd", None, UserImportOptions,
+         "Import users from a Dovecot passwd-file (user:{SCHEME}hash:...)"],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("user: give one of add, passwd, del, list")
+            raise usage.UsageError("user: give one of add, passwd, del, list, import-passwd")
 
 
 class ImapdOptions(_Options):
@@ -296,6 +366,9 @@ def run_user(options: UserOptions) -> int:
         for name in db.names():
             print(name)
         return 0
+    if command == "import-passwd":
+        ensure_data_dir(db.path.parent)
+        return run_import(db, Path(sub["file"]), bool(sub["replace"]))
     name = sub["name"]
     if command == "del":
         db.delete(name)
@@ -313,6 +386,28 @@ def run_user(options: UserOptions) -> int:
         db.set_password(name, read_password(sub["password-stdin"]))
         print(f"imapd: changed password of {name}")
     return 0
+
+
+def run_import(db: UserDatabase, source: Path, replace_existing: bool) -> int:
+    """``imapd user import-passwd FILE``: one line per refused entry (line
+    number and reason, never the hash), then a summary. Exit 1 if any line
+    was refused (the others are imported)."""
+    from imapd.auth.passwd_import import parse_dovecot_passwd
+
+    try:
+        text = source.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as error:
+        raise UserDatabaseError(f"cannot read {source}: {error.strerror}") from None
+    entries, problems = parse_dovecot_passwd(text)
+    for line_number, reason in problems:
+        print(f"imapd: {source}:{line_number}: skipped: {reason}", file=sys.stderr)
+    skipped = db.import_entries(entries, replace_existing)
+    for name in skipped:
+        print(f"imapd: {name}: already exists, kept (use --replace)", file=sys.stderr)
+    imported = len(entries) - len(skipped)
+    print(f"imapd: imported {imported} user(s) from {source}"
+          + (f", {len(problems) + len(skipped)} skipped" if problems or skipped else ""))
+    return 1 if problems else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

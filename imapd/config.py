@@ -25,6 +25,14 @@ class Limits:
     preauth_timeout: float = 60.0       # seconds, not authenticated state
     auth_timeout: float = 30 * 60.0     # seconds, RFC 3501 §5.4: at least 30 min
     failed_login_delay: float = 1.0     # seconds before NO [AUTHENTICATIONFAILED]
+    # Security limits (issue 6; docs/security.md explains each).
+    max_connections_per_ip: int = 64    # open connections from one address
+    max_connections_per_user: int = 32  # logged-in sessions of one user
+    auth_penalty_initial: float = 2.0   # seconds of delay after the first failure
+    auth_penalty_max: float = 15.0      # cap of the doubling delay (as Dovecot)
+    auth_penalty_window: float = 3600.0  # seconds a failure is remembered
+    auth_penalty_entries: int = 100_000  # addresses/users tracked at most
+    max_preauth_duration: float = 300.0  # seconds a connection may stay unauthenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +40,6 @@ class Config:
     data_dir: Path = Path("imapd-data")
     limits: Limits = field(default_factory=Limits)
     server_name: str = "imapd"
+    # RFC 3501 §6.2.3 / RFC 8314: plaintext LOGIN/AUTHENTICATE is refused on
+    # an unencrypted, non-loopback connection unless this is set.
+    allow_plaintext: bool = False

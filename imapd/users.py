@@ -6,9 +6,17 @@ Format (one user per line, ``#`` comments and blank lines kept as written)::
 
 This is the first two fields of Dovecot's passwd-file format
 (``user:{SCHEME}hash:uid:gid:gecos:home:shell:extra``); anything after the
-password field is kept verbatim, so a Dovecot file can be imported later
-(issue 6) by adding verifiers for more schemes to ``VERIFIERS``. New
-passwords are always hashed with argon2id (argon2-cffi).
+password field is kept verbatim. ``import_entries`` takes Dovecot lines
+(``imapd user import-passwd``); the schemes it accepts and how each is
+verified are in ``imapd.auth.schemes``. New passwords are always hashed
+with argon2id (argon2-cffi).
+
+SCRAM-SHA-256 keys (``imapd.auth.scram``) live in ``users.scram`` beside the
+file, one ``name:{SCRAM-SHA-256}...:binding`` line per user whose password
+was set by imapd. ``binding`` is a digest of the user's password field in
+``users.passwd``: keys whose binding does not match the current field are
+ignored, so a crash between the two writes, an import, or an edit by hand
+can never leave an old password usable through SCRAM.
 
 Concurrency: the CLI may change the file while a server runs. Writers take
 an exclusive ``flock`` on a lock file beside it and rewrite the file
@@ -24,6 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import os
 import tempfile
 import threading
@@ -34,9 +44,12 @@ from typing import Callable, Iterator
 import argon2
 import argon2.exceptions
 
+from imapd.auth import schemes
+from imapd.auth.scram import ScramKeys, derive_keys
 from imapd.model import Secret
 
 USERS_FILE_NAME = "users.passwd"
+SCRAM_FILE_NAME = "users.scram"
 ARGON2ID_SCHEME = "ARGON2ID"
 MAX_NAME_LENGTH = 255
 
@@ -142,9 +155,11 @@ class UserDatabase:
     def __init__(self, path: Path, hasher: argon2.PasswordHasher | None = None) -> None:
         self.path = path
         self._hasher = hasher or argon2.PasswordHasher()
-        self._verifiers: dict[str, Verifier] = {
-            ARGON2ID_SCHEME: _make_argon2_verifier(self._hasher),
-        }
+        self._verifiers: dict[str, Verifier] = dict(schemes.VERIFIERS)
+        self._verifiers[ARGON2ID_SCHEME] = _make_argon2_verifier(self._hasher)
+        self.scram_path = path.with_name(SCRAM_FILE_NAME)
+        self._scram_stamp: tuple[int, int, int] | None = None
+        self._scram: dict[str, tuple[str, str]] = {}  # name -> (keys field, binding)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._lines: list[FileLine] = []
@@ -192,23 +207,63 @@ class UserDatabase:
         validate_name(name)
         validate_password(password)
         field = self._new_password_field(password)
+        keys = derive_keys(password.value)
         with self._write_transaction() as lines:
             if any(isinstance(line, UserEntry) and line.name == name for line in lines):
                 raise UserExists(f"user {name!r} already exists")
             lines.append(UserEntry(name, field))
+            self._write_scram({name: (keys, field)})
 
     def set_password(self, name: str, password: Secret) -> None:
         validate_password(password)
         field = self._new_password_field(password)
+        keys = derive_keys(password.value)
         with self._write_transaction() as lines:
             index = self._index_of(lines, name)
             entry = lines[index]
             assert isinstance(entry, UserEntry)
             lines[index] = replace(entry, password_field=field)
+            self._write_scram({name: (keys, field)})
 
     def delete(self, name: str) -> None:
         with self._write_transaction() as lines:
             del lines[self._index_of(lines, name)]
+            self._write_scram({name: (None, "")})
+
+    def import_entries(self, entries: list[UserEntry], replace_existing: bool) -> list[str]:
+        """Add imported users (password fields already normalized by
+        ``schemes.normalize_password_field``) in one atomic rewrite; return
+        the names skipped because they exist (unless ``replace_existing``).
+        Imported users have no SCRAM keys until their password is set."""
+        for entry in entries:
+            validate_name(entry.name)
+        skipped: list[str] = []
+        with self._write_transaction() as lines:
+            index = {line.name: i for i, line in enumerate(lines) if isinstance(line, UserEntry)}
+            for entry in entries:
+                if entry.name in index and not replace_existing:
+                    skipped.append(entry.name)
+                elif entry.name in index:
+                    lines[index[entry.name]] = entry
+                else:
+                    index[entry.name] = len(lines)
+                    lines.append(entry)
+        return skipped
+
+    def scram_keys(self, name: str) -> ScramKeys | None:
+        """The user's SCRAM-SHA-256 keys, if they exist and belong to the
+        current password (see the module doc); None otherwise."""
+        with self._lock:
+            self._refresh()
+            entry = self._find(name)
+            self._refresh_scram()
+            stored = self._scram.get(name)
+        if entry is None or stored is None:
+            return None
+        keys_field, binding = stored
+        if not hmac.compare_digest(binding, _binding(entry.password_field)):
+            return None
+        return ScramKeys.from_field(keys_field)
 
     # --- internals -----------------------------------------------------------
 
@@ -246,6 +301,34 @@ class UserDatabase:
             self._lines = parse_users_file(self.path.read_text(encoding="utf-8"))
             self._stamp = stamp
 
+    def _refresh_scram(self) -> None:
+        try:
+            st = os.stat(self.scram_path)
+        except FileNotFoundError:
+            self._scram_stamp, self._scram = None, {}
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._scram_stamp:
+            self._scram = parse_scram_file(self.scram_path.read_text(encoding="utf-8"))
+            self._scram_stamp = stamp
+
+    def _write_scram(self, changes: dict[str, tuple[ScramKeys | None, str]]) -> None:
+        """Update ``users.scram`` (caller holds the write lock). Written
+        before ``users.passwd``: until that rename the binding refers to
+        the new password field, which does not exist yet, so the new keys
+        are inert; afterwards the old keys' binding no longer matches."""
+        self._scram_stamp = None
+        self._refresh_scram()
+        current = dict(self._scram)
+        for name, (keys, field) in changes.items():
+            if keys is None:
+                current.pop(name, None)
+            else:
+                current[name] = (keys.to_field(), _binding(field))
+        text = "".join(f"{name}:{keys}:{binding}\n" for name, (keys, binding) in current.items())
+        write_file_atomically(self.scram_path, text.encode("utf-8"))
+        self._scram_stamp = None
+
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[list[FileLine]]:
         """Lock, read the current file, let the caller edit the lines, and
@@ -265,6 +348,39 @@ class UserDatabase:
             )
             write_file_atomically(self.path, text.encode("utf-8"))
             self._stamp = None
+
+
+def hasher_from_spec(spec: str) -> argon2.PasswordHasher:
+    """``t=ITERATIONS,m=KIB,p=LANES`` (any subset; the rest from argon2-cffi's
+    defaults, RFC 9106's low-memory profile) -> a hasher for new passwords.
+    Raise ``UserDatabaseError`` on a malformed or unusable spec."""
+    names = {"t": "time_cost", "m": "memory_cost", "p": "parallelism"}
+    params: dict[str, int] = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        if key.strip() not in names or not value.strip().isdigit():
+            raise UserDatabaseError(f"argon2 parameters: expected t=N,m=KIB,p=N, got {spec!r}")
+        params[names[key.strip()]] = int(value)
+    try:
+        hasher = argon2.PasswordHasher(**params)  # type: ignore[arg-type]
+        hasher.hash(b"probe")
+    except (argon2.exceptions.HashingError, ValueError, TypeError) as error:
+        raise UserDatabaseError(f"argon2 parameters {spec!r} are unusable: {error}") from None
+    return hasher
+
+
+def _binding(password_field: str) -> str:
+    """Ties SCRAM keys to one password field (a fresh argon2 salt each time)."""
+    return hashlib.sha256(password_field.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def parse_scram_file(text: str) -> dict[str, tuple[str, str]]:
+    keys: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) == 3 and parts[0]:
+            keys[parts[0]] = (parts[1], parts[2])
+    return keys
 
 
 def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:

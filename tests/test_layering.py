@@ -23,6 +23,7 @@ RANKS: dict[str, int] = {
     "imapd.message": 2,       # pure MIME analysis (builds wire.values trees)
     "imapd.mailstore": 2,     # the only mutator of mail
     "imapd.users": 2,         # user database
+    "imapd.auth": 2,          # password schemes, penalties, SCRAM keys (pure)
     "imapd.session": 3,       # per-connection state, selected views
     "imapd.commands": 4,      # handlers, registry, dispatcher
     "imapd.capabilities": 4,

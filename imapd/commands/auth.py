@@ -1,50 +1,122 @@
 """LOGIN and AUTHENTICATE (RFC 3501 §6.2.2, §6.2.3; SASL PLAIN RFC 4616;
-SASL-IR RFC 4959).
+SASL-IR RFC 4959; SCRAM-SHA-256 RFC 7677 / RFC 5802).
 
-Both end in ``authenticate_user``: the password check runs in a thread
-(argon2 is slow on purpose), a failure answers ``NO [AUTHENTICATIONFAILED]``
-after ``Limits.failed_login_delay`` whether the user exists or not, and a
-success moves the session to AUTHENTICATED and answers
-``OK [CAPABILITY ...] Logged in``. Credentials are only ever held as
-``Secret`` and are never logged.
+Every mechanism goes through the same gates, in this order:
+
+1. Plaintext policy (RFC 3501 §6.2.3, RFC 8314): on an unencrypted
+   connection from another host, unless ``--allow-plaintext``, every
+   LOGIN/AUTHENTICATE gets ``NO [PRIVACYREQUIRED]`` and the capability list
+   says LOGINDISABLED without ``AUTH=``.
+2. Brute-force penalty (``imapd.auth.penalty``): a delay that grows with
+   recent failures of the client's address or of the user name, applied
+   *before* the password is checked.
+3. The check itself, in a thread (argon2 is slow on purpose). A failure
+   answers ``NO [AUTHENTICATIONFAILED]`` no sooner than
+   ``Limits.failed_login_delay`` after the check started, whether the user
+   exists or not, so answer and timing are the same for both.
+4. The per-user session limit: over it, ``* BYE`` and the connection closes.
+
+Credentials are only ever held as ``Secret`` and are never logged; failed
+attempts are logged with the client address only (a mistyped password is
+often typed into the name field).
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 from typing import Awaitable, Callable
 
+from twisted.logger import Logger
+
 from imapd import capabilities
+from imapd.auth.scram import MECHANISM as SCRAM_SHA_256
+from imapd.auth.scram import ScramExchange, ScramFailed
 from imapd.commands import catalogue
 from imapd.commands.context import (
     NOT_AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
 from imapd.errors import ImapError
 from imapd.model import Secret
+from imapd.session.state import State
 from imapd.wire import commands as c
-from imapd.wire.responses import Continuation, ResponseCode
+from imapd.wire.responses import Continuation, ResponseCode, Status, Untagged
 from imapd.wire.values import Atom
 
+log = Logger(namespace="imapd.auth")
 
-async def authenticate_user(
-    ctx: CommandContext, username: str, password: Secret
-) -> Completion:
-    """Check the credentials and log the session in, or fail after the
-    configured delay with the same answer for every kind of failure."""
-    ok = await ctx.runtime.in_thread(ctx.users.verify, username, password)
-    if not ok:
-        await ctx.runtime.sleep(ctx.config.limits.failed_login_delay)
-        raise ImapError.no(
-            catalogue.NO_AUTHENTICATION_FAILED, catalogue.CODE_AUTHENTICATIONFAILED
-        )
+
+def require_plaintext_allowed(ctx: CommandContext) -> None:
+    """Gate 1: refuse before anything is checked or delayed."""
+    if not capabilities.plaintext_auth_allowed(ctx.session, ctx.features):
+        raise ImapError.no(catalogue.NO_PLAINTEXT_DISABLED, catalogue.CODE_PRIVACYREQUIRED)
+
+
+def _now(ctx: CommandContext) -> float:
+    return ctx.connection.now() if ctx.connection is not None else 0.0
+
+
+async def apply_penalty(ctx: CommandContext, username: str) -> None:
+    """Gate 2: wait out the penalty of this address and this name."""
+    guard = ctx.connection.login_guard() if ctx.connection is not None else None
+    if guard is None:
+        return
+    delay = guard.delay_for(ctx.session.peer_host, username)
+    if delay > 0:
+        await ctx.runtime.sleep(delay)
+
+
+async def fail_authentication(ctx: CommandContext, username: str, started: float) -> None:
+    """Record the failure and raise ``NO [AUTHENTICATIONFAILED]`` once
+    ``failed_login_delay`` has passed since ``started`` (so the time the
+    check took, which differs between schemes and unknown users, is hidden)."""
+    guard = ctx.connection.login_guard() if ctx.connection is not None else None
+    if guard is not None:
+        guard.record_failure(ctx.session.peer_host, username)
+    log.info("session {id} ({peer}): authentication failed",
+             id=ctx.session.session_id, peer=ctx.session.peer)
+    remaining = ctx.config.limits.failed_login_delay - (_now(ctx) - started)
+    if remaining > 0:
+        await ctx.runtime.sleep(remaining)
+    raise ImapError.no(catalogue.NO_AUTHENTICATION_FAILED, catalogue.CODE_AUTHENTICATIONFAILED)
+
+
+def complete_login(ctx: CommandContext, username: str) -> Completion:
+    """Gate 4, then log the session in: ``OK [CAPABILITY ...] Logged in``."""
+    connection = ctx.connection
+    if connection is not None:
+        guard = connection.login_guard()
+        if guard is not None:
+            guard.record_success(ctx.session.peer_host, username)
+        if connection.user_session_count(username) >= ctx.config.limits.max_connections_per_user:
+            log.info("session {id} ({peer}): per-user connection limit reached",
+                     id=ctx.session.session_id, peer=ctx.session.peer)
+            ctx.send(Untagged(Status.BYE, catalogue.BYE_TOO_MANY_FOR_USER))
+            ctx.session.state = State.LOGOUT  # the server closes after the reply
+            raise ImapError.no(catalogue.BYE_TOO_MANY_FOR_USER, catalogue.CODE_LIMIT)
     ctx.session.log_in(username)
+    log.info("session {id} ({peer}): logged in as {user}",
+             id=ctx.session.session_id, peer=ctx.session.peer, user=username)
     caps = capabilities.advertised(ctx.session, ctx.features)
     code = ResponseCode(catalogue.CODE_CAPABILITY, tuple(Atom(cap) for cap in caps))
     return Completion(catalogue.OK_LOGGED_IN, code)
 
 
+async def authenticate_user(
+    ctx: CommandContext, username: str, password: Secret
+) -> Completion:
+    """Gates 2-4 for a user name and password (LOGIN, PLAIN)."""
+    await apply_penalty(ctx, username)
+    started = _now(ctx)
+    ok = await ctx.runtime.in_thread(ctx.users.verify, username, password)
+    if not ok:
+        await fail_authentication(ctx, username, started)
+    return complete_login(ctx, username)
+
+
 async def handle_login(cmd: c.Login, ctx: CommandContext) -> Completion:
-    """RFC 3501 §6.2.3. (Refusing plaintext LOGIN without TLS is issue 6.)"""
+    """RFC 3501 §6.2.3."""
+    require_plaintext_allowed(ctx)
     return await authenticate_user(ctx, cmd.username, cmd.password)
 
 
@@ -92,11 +164,56 @@ async def _plain(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
     return await authenticate_user(ctx, username, password)
 
 
+async def _read_sasl(ctx: CommandContext, challenge: bytes) -> bytes:
+    """Send ``+ base64(challenge)`` and return the decoded client answer."""
+    data = base64.b64encode(challenge)
+    response = await ctx.read_continuation(Continuation(text="", data=data))
+    if response == b"*":  # RFC 3501 §6.2.2: the client cancels
+        raise ImapError.bad(catalogue.BAD_AUTH_CANCELLED)
+    return decode_sasl_base64(response)
+
+
+async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
+    """RFC 5802 §5 over IMAP: client-first (SASL-IR or after ``+``),
+    server-first, client-final, then the server-final as one more challenge
+    answered by an empty line, then the tagged OK (RFC 3501 §6.2.2 has no
+    "additional data with success")."""
+    if cmd.initial_response is not None:
+        client_first = decode_sasl_base64(cmd.initial_response)
+    else:
+        client_first = await _read_sasl(ctx, b"")
+    exchange = ScramExchange(ctx.users.scram_keys)
+    try:
+        server_first = exchange.first(client_first)
+    except ScramFailed:
+        raise ImapError.bad(catalogue.BAD_SCRAM) from None
+    username = exchange.username or ""
+    await apply_penalty(ctx, username)
+    client_final = await _read_sasl(ctx, server_first)
+    started = _now(ctx)
+    try:
+        server_final = exchange.final(client_final)
+    except ScramFailed as failure:
+        if failure.malformed:
+            raise ImapError.bad(catalogue.BAD_SCRAM) from None
+        await fail_authentication(ctx, username, started)
+    if await _read_sasl(ctx, server_final) != b"":
+        raise ImapError.bad(catalogue.BAD_SCRAM)
+    return complete_login(ctx, username)
+
+
 Mechanism = Callable[[c.Authenticate, CommandContext], Awaitable[Completion]]
 
 # SASL mechanisms by upper-case name; capabilities.check_handlers compares
 # this with the advertised AUTH= list at start-up.
-MECHANISMS: dict[str, Mechanism] = {"PLAIN": _plain}
+MECHANISMS: dict[str, Mechanism] = {"PLAIN": _plain, SCRAM_SHA_256: _scram_sha_256}
+
+
+def available_mechanisms() -> tuple[str, ...]:
+    """What the server advertises (in this order). SCRAM-SHA-256 works for
+    users whose password was set by imapd (they have SCRAM keys); for the
+    others it fails like a wrong password, and PLAIN still works."""
+    return ("PLAIN", SCRAM_SHA_256)
 
 
 async def handle_authenticate(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
@@ -104,6 +221,7 @@ async def handle_authenticate(cmd: c.Authenticate, ctx: CommandContext) -> Compl
     mechanism = MECHANISMS.get(cmd.mechanism.upper())
     if mechanism is None or cmd.mechanism.upper() not in ctx.features.sasl_mechanisms:
         raise ImapError.no(catalogue.NO_UNSUPPORTED_MECHANISM)
+    require_plaintext_allowed(ctx)
     return await mechanism(cmd, ctx)
 
 

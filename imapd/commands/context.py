@@ -18,6 +18,7 @@ from typing import (
     Any, Awaitable, Callable, Generic, ParamSpec, Protocol, TypeVar,
 )
 
+from imapd.auth.penalty import LoginGuard
 from imapd.config import Config
 from imapd.session.state import Session, State
 from imapd.users import UserDatabase
@@ -46,6 +47,12 @@ class Features:
 
     literal_plus: bool = False
     sasl_mechanisms: tuple[str, ...] = ("PLAIN",)
+    # STARTTLS (RFC 3501 §6.2.1) is offered when a certificate is loaded.
+    starttls: bool = False
+    # False: refuse plaintext LOGIN/AUTHENTICATE on unencrypted non-local
+    # connections (LOGINDISABLED, RFC 3501 §6.2.3). The server sets it from
+    # ``Config.allow_plaintext``; the permissive default suits unit contexts.
+    allow_plaintext: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,24 @@ class Completion:
 
     text: str = "completed"
     code: ResponseCode | None = None
+
+
+class ConnectionHooks(Protocol):
+    """What the server offers handlers about their connection beyond
+    sending responses (implemented by ``imapd.server.protocol``)."""
+
+    def start_tls(self) -> None:
+        """Discard everything the client sent after the current command and
+        start TLS right after the tagged reply (RFC 3501 §6.2.1)."""
+
+    def now(self) -> float:
+        """The server clock, in seconds."""
+
+    def login_guard(self) -> LoginGuard | None:
+        """The brute-force penalty tracker, if the server has one."""
+
+    def user_session_count(self, user: str) -> int:
+        """Logged-in sessions of ``user`` in this server, this one excluded."""
 
 
 class ConnectionClosed(Exception):
@@ -77,6 +102,9 @@ class CommandContext:
     # typed loosely so this layer does not depend on it yet.
     store: Any = None
     extras: dict[str, object] = field(default_factory=dict)
+    # The server side of this connection (STARTTLS, penalties, limits);
+    # None in unit contexts that have no server.
+    connection: ConnectionHooks | None = None
 
     def send(self, response: Response) -> None:
         """Write an untagged (or continuation) response now, in order."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from imapd.commands import anystate, append, auth, copy, fetch, mailbox, search, select, store
+from imapd.commands import (
+    anystate, append, auth, copy, fetch, mailbox, search, select, starttls, store,
+)
 from imapd.commands.context import AnySpec, CommandSpec
 
 __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
@@ -18,6 +20,7 @@ __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
 ALL_SPECS: tuple[AnySpec, ...] = (
     *anystate.SPECS,   # CAPABILITY NOOP LOGOUT
     *auth.SPECS,       # LOGIN AUTHENTICATE
+    *starttls.SPECS,   # STARTTLS
     *select.SPECS,     # SELECT EXAMINE CHECK CLOSE EXPUNGE
     *mailbox.SPECS,    # CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE LIST LSUB STATUS
     *append.SPECS,     # APPEND

@@ -19,13 +19,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd import capabilities
-from imapd.commands import auth
-from imapd.commands.context import CommandContext, Features, Runtime
+from imapd.auth.penalty import LoginGuard
+from imapd.commands import auth, catalogue
+from imapd.commands.context import CommandContext, ConnectionHooks, Features, Runtime
 from imapd.commands.dispatch import Dispatcher
 from imapd.commands.registry import Registry, default_registry
 from imapd.config import Config
 from imapd.server.protocol import ImapServerProtocol
 from imapd.server.runtime import Clock, ReactorRuntime, global_reactor
+from imapd.server.tls import ServerTLS
 from imapd.session.state import Session
 from imapd.users import UserDatabase
 from imapd.wire.responses import Continuation, Response
@@ -53,6 +55,7 @@ class ImapServerFactory(ServerFactory):
         registry: Registry | None = None,
         features: Features | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        tls: ServerTLS | None = None,
     ) -> None:
         self.config = config
         self.users = users
@@ -60,9 +63,14 @@ class ImapServerFactory(ServerFactory):
         self.clock: Clock = clock if clock is not None else global_reactor()
         self.runtime = runtime if runtime is not None else ReactorRuntime(self.clock)
         self.registry = registry if registry is not None else default_registry()
+        self.tls = tls
         self.features = features if features is not None else Features(
             literal_plus=capabilities.framer_supports_literal_plus(config.limits),
+            sasl_mechanisms=auth.available_mechanisms(),
+            starttls=tls is not None,
+            allow_plaintext=config.allow_plaintext,
         )
+        self.login_guard = LoginGuard(config.limits, self.clock.seconds)
         # Start-up check: never advertise what we cannot do.
         capabilities.check_handlers(
             self.features, self.registry.command_types(), auth.MECHANISMS
@@ -81,19 +89,35 @@ class ImapServerFactory(ServerFactory):
         session: Session,
         sender: Callable[[Response], None],
         continuation_reader: Callable[[Continuation], Awaitable[bytes]],
+        connection: ConnectionHooks | None = None,
     ) -> CommandContext:
         return CommandContext(
             session=session, config=self.config, users=self.users,
             runtime=self.runtime, features=self.features, sender=sender,
             continuation_reader=continuation_reader, store=self.store,
+            connection=connection,
         )
 
-    def connection_opened(self, connection: ImapServerProtocol) -> bool:
-        """Register a connection; False when over ``Limits.max_connections``."""
-        if len(self.connections) >= self.config.limits.max_connections:
-            return False
+    def connection_opened(self, connection: ImapServerProtocol) -> str | None:
+        """Register a connection; or, over ``Limits.max_connections`` or
+        ``Limits.max_connections_per_ip``, the ``* BYE`` text to refuse it with."""
+        limits = self.config.limits
+        if len(self.connections) >= limits.max_connections:
+            return catalogue.BYE_TOO_MANY_CONNECTIONS
+        host = connection.session.peer_host
+        same_host = sum(1 for other in self.connections if other.session.peer_host == host)
+        if same_host >= limits.max_connections_per_ip:
+            return catalogue.BYE_TOO_MANY_FROM_ADDRESS
         self.connections.add(connection)
-        return True
+        return None
+
+    def user_session_count(self, user: str, excluding: object = None) -> int:
+        """Logged-in connections of ``user`` (for the per-user limit)."""
+        return sum(
+            1 for other in self.connections
+            if other is not excluding and other.session.authenticated
+            and other.session.user == user
+        )
 
     def connection_closed(self, connection: ImapServerProtocol) -> None:
         self.connections.discard(connection)

@@ -12,16 +12,19 @@ AUTHENTICATE, back-pressure when too many commands are queued, and closing.
 from __future__ import annotations
 
 import collections
+import ipaddress
 from typing import TYPE_CHECKING, Union, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd import capabilities
+from imapd.auth.penalty import LoginGuard
 from imapd.commands import catalogue
 from imapd.commands.context import CommandContext, ConnectionClosed
 from imapd.errors import ImapError
@@ -58,12 +61,35 @@ class Transport(TypingProtocol):
 
     def resumeProducing(self) -> None: ...
 
+    def startTLS(self, contextFactory: object) -> None: ...
+
 
 def format_peer(address: object) -> str:
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is None or port is None:
         return str(address)
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def peer_host(address: object) -> str:
+    """The address alone (no port), the key of per-address limits."""
+    if isinstance(address, UNIXAddress):
+        return "unix"
+    return str(getattr(address, "host", address))
+
+
+def is_local(address: object) -> bool:
+    """Loopback or a UNIX socket: nobody on a network can read this
+    connection, so plaintext passwords are acceptable (issue 6 policy)."""
+    if isinstance(address, UNIXAddress):
+        return True
+    try:
+        ip = ipaddress.ip_address(str(getattr(address, "host", "")).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 class ImapServerProtocol(Protocol):
@@ -83,6 +109,8 @@ class ImapServerProtocol(Protocol):
         self._paused = False
         self._waiter: Deferred[bytes] | None = None
         self._timer: Timer | None = None
+        self._login_deadline: Timer | None = None
+        self._tls_pending = False
 
     def _transport(self) -> Transport:
         assert self.transport is not None
@@ -91,15 +119,23 @@ class ImapServerProtocol(Protocol):
     # --- connection lifecycle ------------------------------------------------
 
     def connectionMade(self) -> None:
+        address = self._transport().getPeer()
         self.session = Session(
-            peer=format_peer(self._transport().getPeer()),
+            peer=format_peer(address),
             secure=ISSLTransport.providedBy(self.transport),
+            local=is_local(address),
+            peer_host=peer_host(address),
         )
-        self.ctx = self.server.make_context(self.session, self.send, self._read_continuation)
-        if not self.server.connection_opened(self):
-            self.send(Untagged(Status.BYE, catalogue.BYE_TOO_MANY_CONNECTIONS))
-            self.close()
+        self.ctx = self.server.make_context(
+            self.session, self.send, self._read_continuation, connection=self)
+        refusal = self.server.connection_opened(self)
+        if refusal is not None:
+            log.info("session {id} from {peer} refused: {why}", id=self.session.session_id,
+                     peer=self.session.peer, why=refusal)
+            self._say_bye(refusal)
             return
+        self._login_deadline = self.server.clock.callLater(
+            self.limits.max_preauth_duration, self._login_too_slow)
         log.debug("session {id} connected from {peer}", id=self.session.session_id,
                   peer=self.session.peer)
         caps = capabilities.advertised(self.session, self.server.features)
@@ -110,8 +146,9 @@ class ImapServerProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = self._closing = True
         self._queue.clear()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        for timer in (self._timer, self._login_deadline):
+            if timer is not None and timer.active():
+                timer.cancel()
         if self._waiter is not None:
             waiter, self._waiter = self._waiter, None
             waiter.errback(ConnectionClosed())
@@ -227,6 +264,8 @@ class ImapServerProtocol(Protocol):
         if outcome is None or self._closing:
             return  # the connection went away (or timed out) under the command
         self.send(outcome.reply)
+        if self._tls_pending:
+            self._begin_tls()
         if self.session.state is State.LOGOUT:
             self.close()
         elif outcome.budget_exhausted:
@@ -288,3 +327,46 @@ class ImapServerProtocol(Protocol):
                  peer=self.session.peer)
         self._say_bye(catalogue.BYE_AUTOLOGOUT)
 
+
+    def _login_too_slow(self) -> None:
+        """A connection must log in within ``Limits.max_preauth_duration``
+        however busy it keeps itself (a NOOP every 59 s would otherwise hold
+        a slot forever without credentials)."""
+        if not self.session.authenticated and not self._closing:
+            log.info("session {id} ({peer}): not logged in in time",
+                     id=self.session.session_id, peer=self.session.peer)
+            self._say_bye(catalogue.BYE_LOGIN_TOO_SLOW)
+
+    # --- ConnectionHooks: STARTTLS, penalties, per-user limit -----------------------
+
+    def start_tls(self) -> None:
+        """RFC 3501 §6.2.1, and the STARTTLS command-injection fix
+        (CVE-2011-0411 class): whatever the client sent after STARTTLS
+        before the handshake was sent in clear text, unauthenticated, and
+        could have been injected by a man in the middle, so it is dropped,
+        queued commands and unframed bytes alike. TLS starts right after the
+        tagged OK is written."""
+        self._queue.clear()
+        self.framer.discard_buffer()
+        self._tls_pending = True
+        if self._paused:
+            self._paused = False
+            self._transport().resumeProducing()
+
+    def _begin_tls(self) -> None:
+        self._tls_pending = False
+        assert self.server.tls is not None
+        # Twisted writes the OK (already buffered) in clear text, then
+        # every later byte in either direction is TLS.
+        self._transport().startTLS(self.server.tls)
+        self.session.secure = True
+        log.debug("session {id}: TLS started", id=self.session.session_id)
+
+    def now(self) -> float:
+        return self.server.clock.seconds()
+
+    def login_guard(self) -> LoginGuard | None:
+        return self.server.login_guard
+
+    def user_session_count(self, user: str) -> int:
+        return self.server.user_session_count(user, excluding=self)

@@ -4,7 +4,10 @@ Shared by ``imapd serve`` and ``twistd imapd``. Binding happens in
 ``startService``; a failure to bind raises ``ListenError`` with one line a
 person can act on (e.g. port 143 needs privileges: try ``--imap tcp:1143``).
 Each bound port is logged as ``imapd: listening on IMAP <host>:<port>`` with
-the real port, so ``tcp:0`` users (tests) learn it from the log.
+the real port, so ``tcp:0`` users (tests) learn it from the log; implicit-TLS
+ports (``--imaps``, RFC 8314 §3.3) as ``listening on IMAPS <host>:<port>``.
+They are plain TCP endpoints wrapped in Twisted's TLS layer with the
+factory's reloadable ``ServerTLS``, so SIGHUP reloads apply to them too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -53,10 +57,14 @@ class ImapdService(service.Service):
     """Listens with ``factory`` on each endpoint description."""
 
     def __init__(
-        self, factory: ImapServerFactory, endpoints: list[str], reactor: Any
+        self, factory: ImapServerFactory, endpoints: list[str], reactor: Any,
+        tls_endpoints: list[str] | None = None,
     ) -> None:
         self.factory = factory
         self.endpoint_descriptions = list(endpoints)
+        self.tls_endpoint_descriptions = list(tls_endpoints or [])
+        if self.tls_endpoint_descriptions and factory.tls is None:
+            raise ValueError("implicit TLS endpoints need the factory's TLS")
         self.reactor = reactor
         self.ports: list[IListeningPort] = []
 
@@ -65,18 +73,31 @@ class ImapdService(service.Service):
         port already bound) if one fails at once, as TCP binds do."""
         super().startService()  # type: ignore[no-untyped-call]
         failures: list[str] = []
-        for description in self.endpoint_descriptions:
+        plain: list[tuple[str, str, Any]] = [
+            (d, d, self.factory) for d in self.endpoint_descriptions]
+        if self.tls_endpoint_descriptions:
+            from imapd.server.tls import tcp_description_for_implicit_tls
+
+            wrapped = TLSMemoryBIOFactory(cast(Any, self.factory.tls), False, cast(Any, self.factory))
+            wrapped.noisy = False
+            plain += [
+                (d, tcp_description_for_implicit_tls(d), wrapped)
+                for d in self.tls_endpoint_descriptions
+            ]
+        for shown, description, factory in plain:
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
-            d: Deferred[IListeningPort] = endpoint.listen(self.factory)
-            d.addCallbacks(self._listening, self._failed, errbackArgs=(description, failures))
+            d: Deferred[IListeningPort] = endpoint.listen(factory)
+            kind = "IMAP" if factory is self.factory else "IMAPS"
+            d.addCallbacks(self._listening, self._failed, callbackArgs=(kind,),
+                           errbackArgs=(shown, failures))
         if failures:
             self.stopService()
             raise ListenError(failures[0])
 
-    def _listening(self, port: IListeningPort) -> None:
+    def _listening(self, port: IListeningPort, kind: str) -> None:
         self.ports.append(port)
         address = format_peer(cast(Any, port).getHost())
-        log.info("imapd: listening on IMAP {address}", address=address)
+        log.info("imapd: listening on {kind} {address}", kind=kind, address=address)
 
     def _failed(self, failure: Failure, description: str, failures: list[str]) -> None:
         message = describe_listen_failure(description, failure)

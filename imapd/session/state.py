@@ -57,7 +57,8 @@ def next_session_id() -> int:
 @dataclass(eq=False)
 class Session:
     """One client connection's state. ``peer`` is for logs ("1.2.3.4:5678"),
-    ``secure`` is True on a TLS connection."""
+    ``secure`` is True on a TLS connection, ``local`` when the peer is on
+    this host (loopback or a UNIX socket: no network to snoop on)."""
 
     peer: str
     secure: bool = False
@@ -66,6 +67,8 @@ class Session:
     selected: SelectedViewLike | None = None
     session_id: int = field(default_factory=next_session_id)
     bad_commands: int = 0
+    local: bool = False
+    peer_host: str = ""  # the address alone, for per-address limits
 
     @property
     def authenticated(self) -> bool:

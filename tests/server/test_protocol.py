@@ -23,7 +23,7 @@ from imapd.wire import responses as r
 from tests.support.context import FakeView
 from tests.support.transcript import Conversation
 
-PRE_CAPS = b"IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN"
+PRE_CAPS = b"IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256"
 POST_CAPS = b"IMAP4rev1 LITERAL+"
 GREETING = b"* OK [CAPABILITY " + PRE_CAPS + b"] imapd ready\r\n"
 LOGGED_IN = b"OK [CAPABILITY " + POST_CAPS + b"] Logged in\r\n"
@@ -62,7 +62,7 @@ def test_login_then_capability_changes_and_login_again_is_wrong_state(users: Use
 
 @pytest.mark.parametrize("user,password", [(b"alice", b"wrong"), (b"nobody", b"wonderland")])
 def test_failed_login_is_delayed_and_identical(users: UserDatabase, user: bytes, password: bytes) -> None:
-    conv = connect(users)
+    conv = connect(users, auth_penalty_initial=0.0)  # brute-force penalty: tests/security
     assert conv.exchange(b"a LOGIN " + user + b" " + password + b"\r\n") == b""
     conv.clock.advance(DELAY - 0.01)
     assert conv.read() == b""
@@ -132,7 +132,7 @@ def test_syntax_errors_and_unregistered_commands_are_bad(users: UserDatabase) ->
 
 
 def test_pipelined_commands_answer_in_order_one_at_a_time(users: UserDatabase) -> None:
-    conv = connect(users)
+    conv = connect(users, auth_penalty_initial=0.0)  # brute-force penalty: tests/security
     data = b"a NOOP\r\nb LOGIN alice wrong\r\nc CAPABILITY\r\nd LOGIN alice wonderland\r\n"
     assert conv.exchange(data) == b"a OK NOOP completed\r\n"  # b is waiting
     conv.clock.advance(DELAY)
