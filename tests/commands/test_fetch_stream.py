@@ -1,14 +1,18 @@
 """Large FETCH bodies are streamed from the store (RFC 3501 §4.3 literals),
-and the streamed bytes are exactly the requested range."""
+and the streamed bytes are exactly the requested range; INTERNALDATE's
+text form round-trips."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.commands.fetch_items import STREAM_THRESHOLD, MessageSource, _slice_chunks
+from imapd.commands.fetch_items import (
+    STREAM_THRESHOLD, MessageSource, _slice_chunks, format_internal_date,
+)
 from imapd.mailstore.records import MessageBody
 from imapd.message import analyze
 from imapd.wire.values import Literal, LiteralStream
@@ -78,3 +82,26 @@ def test_fetch_of_large_message_is_byte_exact(server: MailServer, client: Client
         b"* 1 FETCH (BODY[TEXT]<%d> {%d}\r\n" % (origin, count) + expected
         + b")\r\nb OK FETCH completed\r\n"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(9999, 12, 31)
+    ),
+    minutes=st.integers(-23 * 60 - 59, 23 * 60 + 59),
+)
+def test_internal_date_format_round_trips(moment: datetime.datetime, minutes: int) -> None:
+    """RFC 3501 §9 date-time, e.g. ``17-Jul-1996 02:44:25 -0700``; parsed
+    back (C-locale month names) it is the same instant in the same zone."""
+    value = moment.replace(microsecond=0, tzinfo=datetime.timezone(datetime.timedelta(minutes=minutes)))
+    text = format_internal_date(value)
+    day, month, rest = text.split("-", 2)
+    assert len(day) == 2 and month in MONTHS
+    parsed = datetime.datetime.strptime(
+        f"{day}-{MONTHS.index(month) + 1:02d}-{rest}", "%d-%m-%Y %H:%M:%S %z"
+    )
+    assert parsed == value and parsed.utcoffset() == value.utcoffset()
+
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
