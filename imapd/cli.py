@@ -112,6 +112,8 @@ class ServeOptions(_Options):
     optFlags = [
         ["allow-plaintext", None,
          "allow LOGIN/AUTHENTICATE without TLS from other hosts (unsafe)"],
+        ["loopback-is-remote", None,
+         "no plaintext logins from loopback either (a local proxy forwards remote clients)"],
     ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
@@ -172,6 +174,7 @@ class ServeOptions(_Options):
         return Config(
             data_dir=resolve_data_dir(self["data"]), limits=self.limits(),
             allow_plaintext=bool(self["allow-plaintext"]),
+            loopback_is_local=not self["loopback-is-remote"],
         )
 
 

@@ -43,3 +43,6 @@ class Config:
     # RFC 3501 §6.2.3 / RFC 8314: plaintext LOGIN/AUTHENTICATE is refused on
     # an unencrypted, non-loopback connection unless this is set.
     allow_plaintext: bool = False
+    # Loopback and UNIX-socket clients count as local (plaintext allowed);
+    # False when a proxy on this host forwards remote clients.
+    loopback_is_local: bool = True

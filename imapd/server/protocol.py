@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import re
 from typing import TYPE_CHECKING, Union, cast
 from typing import Protocol as TypingProtocol
 
@@ -32,7 +33,9 @@ from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
 from imapd.wire.encode import encode_response_chunks
-from imapd.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
+from imapd.wire.framer import (
+    CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
+)
 from imapd.wire.parse import parse_command
 from imapd.wire.responses import (
     Continuation, Response, ResponseCode, Status, Tagged, Untagged,
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
 log = Logger(namespace="imapd.protocol")
 
 QueuedItem = Union[CommandFrame, FrameError]
+
+# A complete STARTTLS command frame (RFC 3501 §6.2.1; tags never hold spaces).
+_STARTTLS_FRAME = re.compile(rb"\A[^ ]+ STARTTLS\r?\n\Z", re.IGNORECASE)
 
 
 class Transport(TypingProtocol):
@@ -111,6 +117,10 @@ class ImapServerProtocol(Protocol):
         self._timer: Timer | None = None
         self._login_deadline: Timer | None = None
         self._tls_pending = False
+        # Input after a queued STARTTLS is held, unanswered, until STARTTLS
+        # is answered: dropped if TLS starts, processed if STARTTLS failed.
+        self._held: tuple[CommandFrame, list[FrameEvent], bytearray] | None = None
+        self._current: QueuedItem | None = None
 
     def _transport(self) -> Transport:
         assert self.transport is not None
@@ -123,7 +133,7 @@ class ImapServerProtocol(Protocol):
         self.session = Session(
             peer=format_peer(address),
             secure=ISSLTransport.providedBy(self.transport),
-            local=is_local(address),
+            local=is_local(address) and self.server.config.loopback_is_local,
             peer_host=peer_host(address),
         )
         self.ctx = self.server.make_context(
@@ -183,21 +193,64 @@ class ImapServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._held is not None:
+            self._hold_more(data)
+            return
         if self.session.authenticated:
             self._arm_timer()  # long uploads keep an authenticated session alive
-        for event in self.framer.feed(data):
-            if isinstance(event, NeedContinuation):
-                self.send(Continuation(catalogue.CONTINUE_LITERAL))
-            elif isinstance(event, FrameError) and event.fatal:
-                self._fatal_frame_error(event)
-                return
-            else:
-                self._arm_timer()
-                self._enqueue(event)
+        if not self._handle_events(self.framer.feed(data)):
+            return
         self._pump()
         if len(self._queue) >= self.limits.max_pipelined and not self._paused:
             self._paused = True
             self._transport().pauseProducing()
+
+    def _handle_events(self, events: list[FrameEvent]) -> bool:
+        """Act on framer events in order; False if the connection is closing.
+        After a STARTTLS frame the rest is held (see ``_held``): not even a
+        literal's ``+`` may be sent for what follows STARTTLS."""
+        for index, event in enumerate(events):
+            if isinstance(event, NeedContinuation):
+                self.send(Continuation(catalogue.CONTINUE_LITERAL))
+            elif isinstance(event, FrameError) and event.fatal:
+                self._fatal_frame_error(event)
+                return False
+            else:
+                self._arm_timer()
+                starttls = (
+                    isinstance(event, CommandFrame) and self._waiter is None
+                    and _STARTTLS_FRAME.match(event.data) is not None
+                )
+                self._enqueue(event)
+                if starttls:
+                    assert isinstance(event, CommandFrame)
+                    self._held = (event, list(events[index + 1:]), bytearray())
+                    return True
+        return True
+
+    def _hold_more(self, data: bytes) -> None:
+        """A client must wait for the STARTTLS answer before sending more
+        (RFC 3501 §6.2.1); a little is held, a flood ends the connection."""
+        assert self._held is not None
+        held_bytes = self._held[2]
+        held_bytes += data
+        if len(held_bytes) > self.limits.max_line:
+            self._say_bye(catalogue.BYE_FATAL_FRAME)
+
+    def _release_held(self, owner: QueuedItem | None) -> None:
+        """STARTTLS (``owner``) was answered without starting TLS: process
+        what was held behind it, as if it had just arrived."""
+        if self._held is None or owner is not self._held[0]:
+            return
+        _, events, held_bytes = self._held
+        self._held = None
+        if not self._handle_events(events):
+            return
+        if held_bytes:
+            if self._held is not None:
+                self._hold_more(bytes(held_bytes))
+            else:
+                self._handle_events(self.framer.feed(bytes(held_bytes)))
 
     def _enqueue(self, item: QueuedItem) -> None:
         if self._waiter is not None:
@@ -243,6 +296,7 @@ class ImapServerProtocol(Protocol):
                         self._say_bye(catalogue.BYE_TOO_MANY_BAD)
                     continue
                 self._running = True
+                self._current = item
                 parsed = self._parse(item.data)
                 Deferred.fromCoroutine(self._execute(parsed)).addErrback(self._crashed)
         finally:
@@ -264,8 +318,11 @@ class ImapServerProtocol(Protocol):
         if outcome is None or self._closing:
             return  # the connection went away (or timed out) under the command
         self.send(outcome.reply)
+        finished, self._current = self._current, None
         if self._tls_pending:
             self._begin_tls()
+        else:
+            self._release_held(finished)
         if self.session.state is State.LOGOUT:
             self.close()
         elif outcome.budget_exhausted:
@@ -348,6 +405,7 @@ class ImapServerProtocol(Protocol):
         tagged OK is written."""
         self._queue.clear()
         self.framer.discard_buffer()
+        self._held = None
         self._tls_pending = True
         if self._paused:
             self._paused = False
