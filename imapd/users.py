@@ -164,6 +164,7 @@ class UserDatabase:
         self._stamp: tuple[int, int, int] | None = None
         self._lines: list[FileLine] = []
         self._dummy_hash: str | None = None
+        self._dummy_params: argon2.Parameters | None = None
 
     @classmethod
     def in_data_dir(
@@ -271,9 +272,24 @@ class UserDatabase:
         return "{" + ARGON2ID_SCHEME + "}" + self._hasher.hash(password.value)
 
     def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash(os.urandom(16))
+        """A hash no password matches, made with the argon2 parameters of
+        the first argon2id user in the file (so checking it costs what
+        checking a real user costs), else with those of new hashes."""
+        params = self._typical_parameters()
+        if self._dummy_hash is None or params != self._dummy_params:
+            hasher = argon2.PasswordHasher.from_parameters(params) if params else self._hasher
+            self._dummy_hash = hasher.hash(os.urandom(16))
+            self._dummy_params = params
         return self._dummy_hash
+
+    def _typical_parameters(self) -> argon2.Parameters | None:
+        for line in self._lines:
+            if isinstance(line, UserEntry) and line.scheme == ARGON2ID_SCHEME:
+                try:
+                    return argon2.extract_parameters(line.hash_data)
+                except argon2.exceptions.InvalidHashError:
+                    continue
+        return None
 
     def _find(self, name: str) -> UserEntry | None:
         for line in self._lines:
