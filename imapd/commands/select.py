@@ -65,7 +65,7 @@ def selection_responses(view: SelectedView) -> list[Response]:
     FLAGS, EXISTS, RECENT, then OK [UNSEEN] (only when some message is
     unseen), OK [PERMANENTFLAGS] (empty for a read-only mailbox, §6.3.2),
     OK [UIDVALIDITY], OK [UIDNEXT]."""
-    snapshot = view.selection.snapshot
+    snapshot = view.snapshot
     flags = SYSTEM_FLAGS + snapshot.keywords
     responses: list[Response] = [
         FlagsResponse(flags),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Sequence
 
 from imapd.config import Limits
+from imapd.mailstore.records import AppendItem, AppendResult
 from imapd.message import analyze
 from tests.commands.harness import Client, MailServer, message
 
@@ -197,3 +199,78 @@ def test_append_needs_authentication(server: MailServer) -> None:
     assert anonymous.exchange(b"a APPEND INBOX {5+}\r\nhello\r\n") == (
         b"a BAD Command not allowed in this state\r\n")
     assert server.status("INBOX").messages == 0
+
+
+class CountingStore:
+    """Counts ``append_many`` calls (one per durable commit) on a real store."""
+
+    def __init__(self, server: MailServer) -> None:
+        self.calls: list[tuple[str, int]] = []
+        original = server.store.append_many
+
+        async def append_many(user: str, name: str, items: Sequence[AppendItem]) -> AppendResult:
+            self.calls.append((name, len(items)))
+            return await original(user, name, items)
+
+        server.store.append_many = append_many  # type: ignore[method-assign]
+
+
+def same_turn(server: MailServer, sends: list[tuple[Client, bytes]]) -> list[bytes]:
+    """Feed several connections before the reactor's next turn (as when a
+    commit blocked it while they all sent), then run that turn."""
+    for client, data in sends:
+        client.conv.send(data)
+    server.clock.advance(0)
+    return [client.read() for client, _ in sends]
+
+
+def test_appends_of_one_turn_share_one_commit(server: MailServer) -> None:
+    counter = CountingStore(server)
+    clients = [server.connect("alice") for _ in range(4)]
+    server.create("Sent")
+    replies = same_turn(server, [
+        (clients[0], b"a APPEND INBOX {5+}\r\nfirst\r\n"),
+        (clients[1], b"b APPEND INBOX (\\Seen) {6+}\r\nsecond\r\n"),
+        (clients[2], b"c APPEND Sent {4+}\r\nsent\r\n"),
+        (clients[3], b"d APPEND INBOX {5+}\r\nthird\r\n"),
+    ])
+    assert replies == [b"a OK APPEND completed\r\n", b"b OK APPEND completed\r\n",
+                       b"c OK APPEND completed\r\n", b"d OK APPEND completed\r\n"]
+    assert counter.calls == [("INBOX", 3), ("Sent", 1)]
+    stored = server.read_messages("INBOX")
+    assert [(r.uid, r.flags, d) for r, d in stored] == [
+        (1, (), b"first"), (2, ("\\Seen",), b"second"), (3, (), b"third")]
+
+
+def test_a_failing_append_does_not_fail_its_batch(server: MailServer) -> None:
+    counter = CountingStore(server)
+    clients = [server.connect("alice") for _ in range(3)]
+    replies = same_turn(server, [
+        (clients[0], b"a APPEND INBOX {4+}\r\ngood\r\n"),
+        (clients[1], b"b APPEND INBOX (\\Recent) {3+}\r\nbad\r\n"),
+        (clients[2], b"c APPEND INBOX {5+}\r\ngood2\r\n"),
+    ])
+    assert replies == [b"a OK APPEND completed\r\n", b"b BAD \\Recent cannot be stored\r\n",
+                       b"c OK APPEND completed\r\n"]
+    # One failed (rolled back) attempt for the batch, then one per message.
+    assert counter.calls == [("INBOX", 3), ("INBOX", 1), ("INBOX", 1), ("INBOX", 1)]
+    assert [d for _, d in server.read_messages("INBOX")] == [b"good", b"good2"]
+
+
+def test_batched_append_to_a_missing_mailbox_is_trycreate(server: MailServer) -> None:
+    first, second = server.connect("alice"), server.connect("alice")
+    replies = same_turn(server, [
+        (first, b"a APPEND INBOX {2+}\r\nok\r\n"),
+        (second, b"b APPEND Missing {2+}\r\nno\r\n"),
+    ])
+    assert replies == [b"a OK APPEND completed\r\n",
+                       b"b NO [TRYCREATE] Mailbox does not exist: Missing\r\n"]
+
+
+def test_append_waits_for_the_next_turn_before_answering(server: MailServer, client: Client) -> None:
+    client.conv.send(b"a APPEND INBOX {2+}\r\nhi\r\n")
+    assert client.read() == b""  # not stored yet: no OK
+    assert server.status("INBOX").messages == 0
+    server.clock.advance(0)
+    assert client.read() == b"a OK APPEND completed\r\n"
+    assert server.status("INBOX").messages == 1
