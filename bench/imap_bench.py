@@ -91,7 +91,7 @@ def fill(data_dir: Path, count: int) -> None:
             items = []
             for index in range(start, min(count, start + FILL_BATCH)):
                 raw = message(index, 2048)
-                flags = ("\\Seen",) if index % 4 else ()
+                flags: tuple[str, ...] = ("\\Seen",) if index % 4 else ()
                 if index % 50 == 0:
                     flags += ("\\Flagged",)
                 items.append(AppendItem(raw, flags, None, analyze(raw).to_bytes()))
