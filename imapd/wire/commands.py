@@ -63,15 +63,40 @@ class Login:
 # --- authenticated (§6.3) ----------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class QResync:
+    """The QRESYNC select parameter (RFC 7162 §3.2.5):
+    ``QRESYNC (uidvalidity modseq [known-uids [(known-seqs known-uids)]])``.
+
+    ``known_uids`` is the client's UID list (None: not given);
+    ``seq_match`` the optional (sequence numbers, UIDs) sample. ``*`` is
+    not allowed in any of these sets (the parser refuses it).
+    """
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select:
+    """``SELECT mailbox [(select-params)]`` (§6.3.1); ``condstore`` is the
+    RFC 7162 §3.1.8 CONDSTORE parameter, ``qresync`` §3.2.5's QRESYNC one."""
+
     tag: str
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Examine:
+    """``EXAMINE mailbox [(select-params)]`` (§6.3.2); see ``Select``."""
+
     tag: str
     mailbox: str
+    condstore: bool = False
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,21 +269,40 @@ class SearchAnd:
     keys: tuple[SearchKey, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SearchModSeq:
+    """``MODSEQ [entry-name entry-type] n`` (RFC 7162 §3.1.5): messages whose
+    MODSEQ is at least ``modseq``. ``entry`` is the unquoted entry name
+    (``/flags/\\seen``), ``entry_type`` ``priv``/``shared``/``all``
+    (lower-cased); both None when absent."""
+
+    modseq: int
+    entry: str | None = None
+    entry_type: str | None = None
+
+
 SearchKey = Union[
     SearchAll, SearchFlag, SearchDate, SearchHeader, SearchText, SearchSize,
-    SearchSeq, SearchUid, SearchNot, SearchOr, SearchAnd,
+    SearchSeq, SearchUid, SearchNot, SearchOr, SearchAnd, SearchModSeq,
 ]
+
+# RFC 4731 ESEARCH and RFC 5182 SEARCHRES result options.
+SEARCH_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """``[UID] SEARCH [CHARSET c] keys`` (§6.4.4). ``charset`` upper-cased or
-    None; ``criteria`` is the top-level AND of the keys."""
+    """``[UID] SEARCH [RETURN (opts)] [CHARSET c] keys`` (§6.4.4, RFC 4731
+    §3.1). ``charset`` upper-cased or None; ``criteria`` is the top-level AND
+    of the keys. ``return_options`` is None for a plain SEARCH, else the
+    upper-cased result options (``SEARCH_RETURN_OPTIONS``) without
+    duplicates, in the client's order; ``()`` for ``RETURN ()``."""
 
     tag: str
     uid: bool
     charset: str | None
     criteria: SearchAnd
+    return_options: tuple[str, ...] | None = None
 
 
 class FetchKind(enum.Enum):
@@ -273,6 +317,7 @@ class FetchKind(enum.Enum):
     BODYSTRUCTURE = "BODYSTRUCTURE"
     UID = "UID"
     BODY_SECTION = "BODY[]"        # BODY[section]<partial> and BODY.PEEK[...]
+    MODSEQ = "MODSEQ"              # RFC 7162 §3.1.4.2
 
 
 class SectionText(enum.Enum):
@@ -315,13 +360,18 @@ class FetchAttribute:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """``[UID] FETCH set items`` (§6.4.5). Macros ALL/FAST/FULL are expanded
-    by the parser into their attribute lists (in the RFC's order)."""
+    """``[UID] FETCH set items [(modifiers)]`` (§6.4.5). Macros ALL/FAST/FULL
+    are expanded by the parser into their attribute lists (in the RFC's
+    order). Modifiers (RFC 7162 §3.1.4.1, §3.2.6): ``changedsince`` (only
+    messages whose MODSEQ is above it), ``vanished`` (UID FETCH with
+    CHANGEDSINCE only: also report expunged UIDs)."""
 
     tag: str
     uid: bool
     seqset: SequenceSet
     attributes: tuple[FetchAttribute, ...]
+    changedsince: int | None = None
+    vanished: bool = False
 
 
 class StoreMode(enum.Enum):
@@ -332,7 +382,8 @@ class StoreMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """``[UID] STORE set [+|-]FLAGS[.SILENT] (flags)`` (§6.4.6)."""
+    """``[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] (flags)``
+    (§6.4.6, RFC 7162 §3.1.3)."""
 
     tag: str
     uid: bool
@@ -340,6 +391,7 @@ class Store:
     mode: StoreMode
     silent: bool
     flags: tuple[str, ...]
+    unchangedsince: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,12 +404,89 @@ class Copy:
     mailbox: str
 
 
+# --- session extensions: IDLE, ENABLE, NAMESPACE, ID, UNSELECT, COMPRESS -------
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """``IDLE`` (RFC 2177 §3); the client ends it with the line ``DONE``,
+    which the handler reads as a continuation, not as a command."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    """``ENABLE 1*(SP capability)`` (RFC 5161 §3.1); names upper-cased
+    (capability names are case-insensitive), in the client's order."""
+
+    tag: str
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """``NAMESPACE`` (RFC 2342 §5)."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Id:
+    """``ID ("field" "value" ...)`` or ``ID NIL`` (RFC 2971 §3.1).
+
+    ``params`` is None for NIL, else the (field, value) pairs in order; a
+    value is None for NIL. Strings are decoded as UTF-8 (invalid octets
+    replaced): the data is informational only (RFC 2971 §3).
+    """
+
+    tag: str
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect:
+    """``UNSELECT`` (RFC 3691 §2)."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compress:
+    """``COMPRESS algorithm`` (RFC 4978 §3); the algorithm upper-cased
+    (only ``DEFLATE`` is defined; the handler refuses others)."""
+
+    tag: str
+    algorithm: str
+
+
+# --- UIDPLUS and MOVE (RFC 4315, RFC 6851) ------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """``[UID] MOVE set mailbox`` (RFC 6851 §3.1)."""
+
+    tag: str
+    uid: bool
+    seqset: SequenceSet
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class UidExpunge:
+    """``UID EXPUNGE uid-set`` (RFC 4315 §2.1)."""
+
+    tag: str
+    seqset: SequenceSet
+
+
 Command = Union[
     Capability, Noop, Logout,
     StartTLS, Authenticate, Login,
     Select, Examine, Create, Delete, Rename, Subscribe, Unsubscribe,
     List, Lsub, Status, Append,
     Check, Close, Expunge, Search, Fetch, Store, Copy,
+    Move, UidExpunge,
+    Idle, Enable, Namespace, Id, Unselect, Compress,
 ]
 
 

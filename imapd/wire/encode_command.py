@@ -107,6 +107,8 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
         out.add(b" (" + " ".join(cmd.items).encode("ascii") + b")")
     elif isinstance(cmd, c.Append):
         _write_append(out, cmd)
+    elif isinstance(cmd, (c.Idle, c.Namespace, c.Unselect, c.Enable, c.Id, c.Compress)):
+        _write_session_extension(out, cmd)
     else:
         _write_selected(out, cmd)
 
@@ -127,6 +129,40 @@ def _write_append(out: _Out, cmd: c.Append) -> None:
         out.add(b" " + encode_date_time(cmd.internal_date))
     out.add(b" ")
     out.literal(cmd.message, binary=b"\x00" in cmd.message)
+
+
+def _write_session_extension(
+    out: _Out, cmd: c.Idle | c.Namespace | c.Unselect | c.Enable | c.Id | c.Compress
+) -> None:
+    """IDLE (RFC 2177), NAMESPACE (RFC 2342), UNSELECT (RFC 3691), ENABLE
+    (RFC 5161), ID (RFC 2971), COMPRESS (RFC 4978)."""
+    if isinstance(cmd, c.Enable):
+        if not cmd.capabilities:
+            raise ValueError("ENABLE needs at least one capability")
+        out.add(b"ENABLE")
+        for name in cmd.capabilities:
+            out.add(b" ")
+            out.atom(name)
+    elif isinstance(cmd, c.Id):
+        out.add(b"ID ")
+        if cmd.params is None:
+            out.add(b"NIL")
+            return
+        out.add(b"(")
+        for index, (field, value) in enumerate(cmd.params):
+            out.add(b" " if index else b"")
+            out.string(field.encode("utf-8"))
+            out.add(b" ")
+            if value is None:
+                out.add(b"NIL")
+            else:
+                out.string(value.encode("utf-8"))
+        out.add(b")")
+    elif isinstance(cmd, c.Compress):
+        out.add(b"COMPRESS ")
+        out.atom(cmd.algorithm)
+    else:
+        out.add(type(cmd).__name__.upper().encode("ascii"))
 
 
 def _write_selected(out: _Out, cmd: c.Command) -> None:

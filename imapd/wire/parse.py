@@ -16,6 +16,7 @@ from imapd.config import Limits
 from imapd.model import Secret
 from imapd.wire import commands as c
 from imapd.wire.lexer import ParseError, Reader, normalize_mailbox
+from imapd.wire.parse_ext import EXTENSION_COMMANDS
 from imapd.wire.parse_fetch import parse_fetch_items
 from imapd.wire.parse_search import parse_search_program
 
@@ -253,6 +254,7 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
     "CHECK": _no_arguments(c.Check),
     "CLOSE": _no_arguments(c.Close),
     "EXPUNGE": _no_arguments(c.Expunge),
+    **EXTENSION_COMMANDS,  # IDLE ENABLE NAMESPACE ID UNSELECT COMPRESS (parse_ext)
 }
 
 # Commands that take the UID prefix (§6.4.8); called with uid=False without it.

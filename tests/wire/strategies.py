@@ -128,4 +128,10 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     fetches,
     _tagged(c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples),
     _tagged(c.Copy, st.booleans(), seqsets, mailboxes),
+    # Session extensions (RFC 2177, 5161, 2342, 2971, 3691, 4978).
+    _tagged(c.Idle), _tagged(c.Namespace), _tagged(c.Unselect),
+    _tagged(c.Enable, st.lists(atoms.map(str.upper), min_size=1, max_size=4).map(tuple)),
+    _tagged(c.Id, st.none() | st.lists(
+        st.tuples(nul_free_text, st.none() | nul_free_text), max_size=4).map(tuple)),
+    _tagged(c.Compress, atoms.map(str.upper)),
 )
