@@ -10,7 +10,7 @@ import imaplib
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, cast
 
 import pytest
 import scramp  # type: ignore[import-untyped]
@@ -119,7 +119,7 @@ def test_scram_sha_256_end_to_end_with_an_independent_client(tls_server: SecureS
     assert "AUTH=SCRAM-SHA-256" in imap.capabilities
     respond, steps = scram("alice", "wonderland")
     typ, data = imap.authenticate("SCRAM-SHA-256", respond)
-    assert typ == "OK" and b"Logged in" in data[0]
+    assert typ == "OK" and b"Logged in" in cast(bytes, data[0])
     assert steps == ["client-first", "client-final", "verified-server"]
     assert imap.select("INBOX")[0] == "OK"
     imap.logout()
