@@ -91,6 +91,8 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
     elif isinstance(cmd, (c.Select, c.Examine, c.Create, c.Delete, c.Subscribe, c.Unsubscribe)):
         out.add(type(cmd).__name__.upper().encode("ascii") + b" ")
         out.mailbox(cmd.mailbox)
+        if isinstance(cmd, (c.Select, c.Examine)):
+            out.add(encode_select_params(cmd.condstore, cmd.qresync))
     elif isinstance(cmd, c.Rename):
         out.add(b"RENAME ")
         out.mailbox(cmd.old)
@@ -166,10 +168,12 @@ def _write_session_extension(
 
 
 def _write_selected(out: _Out, cmd: c.Command) -> None:
-    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy)) and cmd.uid:
+    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy, c.Move)) and cmd.uid:
         out.add(b"UID ")
     if isinstance(cmd, c.Search):
         out.add(b"SEARCH ")
+        if cmd.return_options is not None:
+            out.add(b"RETURN (" + " ".join(cmd.return_options).encode("ascii") + b") ")
         if cmd.charset is not None:
             out.add(b"CHARSET ")
             out.astring(cmd.charset.encode("ascii"))
@@ -178,15 +182,64 @@ def _write_selected(out: _Out, cmd: c.Command) -> None:
     elif isinstance(cmd, c.Fetch):
         out.add(b"FETCH " + encode_seqset(cmd.seqset) + b" (")
         out.add(b" ".join(encode_fetch_attribute(a) for a in cmd.attributes) + b")")
+        out.add(encode_fetch_modifiers(cmd.changedsince, cmd.vanished))
     elif isinstance(cmd, c.Store):
         silent = b".SILENT" if cmd.silent else b""
-        out.add(b"STORE " + encode_seqset(cmd.seqset) + b" " + cmd.mode.value.encode() + silent + b" ")
+        out.add(b"STORE " + encode_seqset(cmd.seqset))
+        if cmd.unchangedsince is not None:
+            out.add(b" (UNCHANGEDSINCE %d)" % _modseq(cmd.unchangedsince, zero_ok=True))
+        out.add(b" " + cmd.mode.value.encode() + silent + b" ")
         _write_flag_list(out, cmd.flags)
-    elif isinstance(cmd, c.Copy):
-        out.add(b"COPY " + encode_seqset(cmd.seqset) + b" ")
+    elif isinstance(cmd, (c.Copy, c.Move)):
+        out.add(b"COPY " if isinstance(cmd, c.Copy) else b"MOVE ")
+        out.add(encode_seqset(cmd.seqset) + b" ")
         out.mailbox(cmd.mailbox)
+    elif isinstance(cmd, c.UidExpunge):
+        out.add(b"UID EXPUNGE " + encode_seqset(cmd.seqset))
     else:
         raise TypeError(f"not a command: {cmd!r}")
+
+
+# --- CONDSTORE / QRESYNC pieces (RFC 7162 §7) --------------------------------------
+
+def _modseq(value: int, zero_ok: bool = False) -> int:
+    if not (0 if zero_ok else 1) <= value < 2**63:
+        raise ValueError(f"invalid mod-sequence {value}")
+    return value
+
+
+def _plain_seqset(seqset: SequenceSet) -> bytes:
+    """A set where ``*`` and ``$`` are not allowed (QRESYNC known sets)."""
+    if seqset.saved or any(r.start is None or r.end is None for r in seqset.ranges):
+        raise ValueError("'*' and '$' are not allowed here")
+    return encode_seqset(seqset)
+
+
+def encode_select_params(condstore: bool, qresync: c.QResync | None) -> bytes:
+    """`` (CONDSTORE QRESYNC (uidvalidity modseq [known-uids] [(seqs uids)]))``,
+    or nothing when neither is given (RFC 7162 §3.1.8, §3.2.5)."""
+    params: list[bytes] = [b"CONDSTORE"] if condstore else []
+    if qresync is not None:
+        if not 0 < qresync.uidvalidity < 2**32:
+            raise ValueError(f"invalid UIDVALIDITY {qresync.uidvalidity}")
+        text = b"QRESYNC (%d %d" % (qresync.uidvalidity, _modseq(qresync.modseq))
+        if qresync.known_uids is not None:
+            text += b" " + _plain_seqset(qresync.known_uids)
+        if qresync.seq_match is not None:
+            sequences, uids = qresync.seq_match
+            text += b" (" + _plain_seqset(sequences) + b" " + _plain_seqset(uids) + b")"
+        params.append(text + b")")
+    return b" (" + b" ".join(params) + b")" if params else b""
+
+
+def encode_fetch_modifiers(changedsince: int | None, vanished: bool) -> bytes:
+    """`` (CHANGEDSINCE n [VANISHED])`` (RFC 7162 §3.1.4.1, §3.2.6) or nothing."""
+    if changedsince is None:
+        if vanished:
+            raise ValueError("VANISHED requires CHANGEDSINCE")
+        return b""
+    text = b" (CHANGEDSINCE %d" % _modseq(changedsince, zero_ok=True)
+    return text + (b" VANISHED)" if vanished else b")")
 
 
 # --- pieces ---------------------------------------------------------------------
@@ -318,6 +371,12 @@ def _write_search_key(out: _Out, key: c.SearchKey, charset: str | None) -> None:
         _write_search_key(out, key.left, charset)
         out.add(b" ")
         _write_search_key(out, key.right, charset)
+    elif isinstance(key, c.SearchModSeq):
+        out.add(b"MODSEQ ")
+        if key.entry is not None:
+            out.string(key.entry.encode("ascii"))
+            out.add(b" " + (key.entry_type or "all").encode("ascii") + b" ")
+        out.add(b"%d" % _modseq(key.modseq, zero_ok=True))
     else:
         if not key.keys:
             raise ValueError("empty search key list")

@@ -19,6 +19,10 @@ from imapd.wire.lexer import ParseError, Reader, normalize_mailbox
 from imapd.wire.parse_ext import EXTENSION_COMMANDS
 from imapd.wire.parse_fetch import parse_fetch_items
 from imapd.wire.parse_search import parse_search_program
+from imapd.wire.parse_sync import (
+    parse_fetch_modifiers, parse_move, parse_search_return, parse_select_params,
+    parse_store_modifiers, parse_uid_expunge,
+)
 
 _DEFAULT_NESTING = Limits().max_nesting
 _BASE64 = re.compile(rb"=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -113,10 +117,21 @@ def _login(reader: Reader, tag: str) -> c.Command:
 # --- authenticated (§6.3) ---------------------------------------------------------
 
 def _one_mailbox(kind: Callable[[str, str], c.Command]) -> Callable[[Reader, str], c.Command]:
-    """SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE: ``SP mailbox``."""
+    """CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE: ``SP mailbox``."""
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp("mailbox name")
         return kind(tag, reader.mailbox())
+    return parse
+
+
+def _select(kind: type[c.Select] | type[c.Examine]) -> Callable[[Reader, str], c.Command]:
+    """``("SELECT" / "EXAMINE") SP mailbox [select-params]`` (§6.3.1, §6.3.2;
+    RFC 4466 §2.1 parameters, RFC 7162 CONDSTORE and QRESYNC)."""
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp("mailbox name")
+        mailbox = reader.mailbox()
+        condstore, qresync = parse_select_params(reader)
+        return kind(tag, mailbox, condstore, qresync)
     return parse
 
 
@@ -182,10 +197,12 @@ def _append(reader: Reader, tag: str) -> c.Command:
 # --- selected (§6.4) -----------------------------------------------------------------
 
 def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
-    """``"SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key)`` (§6.4.4)."""
+    """``"SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)``
+    (§6.4.4, RFC 4731 §3.1 RETURN options)."""
     reader.sp("search criteria")
+    return_options = parse_search_return(reader)
     charset, criteria = parse_search_program(reader)
-    return c.Search(tag, uid, charset, criteria)
+    return c.Search(tag, uid, charset, criteria, return_options)
 
 
 def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
@@ -193,7 +210,9 @@ def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
     reader.sp("sequence set")
     seqset = reader.seqset()
     reader.sp("FETCH attributes")
-    return c.Fetch(tag, uid, seqset, parse_fetch_items(reader))
+    attributes = parse_fetch_items(reader)
+    changedsince, vanished = parse_fetch_modifiers(reader, uid)
+    return c.Fetch(tag, uid, seqset, attributes, changedsince, vanished)
 
 
 _STORE_MODES = {"FLAGS": c.StoreMode.REPLACE, "+FLAGS": c.StoreMode.ADD, "-FLAGS": c.StoreMode.REMOVE}
@@ -204,6 +223,7 @@ def _store(reader: Reader, tag: str, uid: bool) -> c.Command:
     ``store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))``."""
     reader.sp("sequence set")
     seqset = reader.seqset()
+    unchangedsince = parse_store_modifiers(reader)
     reader.sp("FLAGS, +FLAGS or -FLAGS")
     sign = b"" if reader.peek() not in (0x2B, 0x2D) else bytes([reader.data[reader.pos]])
     reader.pos += len(sign)
@@ -222,7 +242,7 @@ def _store(reader: Reader, tag: str, uid: bool) -> c.Command:
         while reader.skip(b" "):
             flags_list.append(reader.flag())
         flags = tuple(flags_list)
-    return c.Store(tag, uid, seqset, mode, silent, flags)
+    return c.Store(tag, uid, seqset, mode, silent, flags, unchangedsince)
 
 
 def _copy(reader: Reader, tag: str, uid: bool) -> c.Command:
@@ -240,8 +260,8 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
     "STARTTLS": _no_arguments(c.StartTLS),
     "AUTHENTICATE": _authenticate,
     "LOGIN": _login,
-    "SELECT": _one_mailbox(c.Select),
-    "EXAMINE": _one_mailbox(c.Examine),
+    "SELECT": _select(c.Select),
+    "EXAMINE": _select(c.Examine),
     "CREATE": _one_mailbox(c.Create),
     "DELETE": _one_mailbox(c.Delete),
     "RENAME": _rename,
@@ -263,6 +283,8 @@ _UID_COMMANDS: dict[str, Callable[[Reader, str, bool], c.Command]] = {
     "FETCH": _fetch,
     "STORE": _store,
     "COPY": _copy,
+    "MOVE": parse_move,             # RFC 6851
+    "EXPUNGE": parse_uid_expunge,   # RFC 4315: UID EXPUNGE only
 }
 
 __all__ = ["parse_command", "normalize_mailbox", "STATUS_ITEMS"]

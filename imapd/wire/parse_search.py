@@ -26,6 +26,7 @@ from imapd.wire.commands import (
     SearchFlag,
     SearchHeader,
     SearchKey,
+    SearchModSeq,
     SearchNot,
     SearchOr,
     SearchSeq,
@@ -164,6 +165,28 @@ class SearchParser:
         self.reader.leave()
         return key
 
+    def _modseq(self, name: str) -> SearchKey:
+        """``"MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer``
+        (RFC 7162 §3.1.5), ``entry-name = DQUOTE "/flags/" attr-flag DQUOTE``,
+        ``entry-type-req = "priv" / "shared" / "all"``."""
+        reader = self.reader
+        reader.sp("mod-sequence for MODSEQ")
+        entry: str | None = None
+        entry_type: str | None = None
+        if reader.peek() in (0x22, 0x7B):
+            raw = reader.string("entry name for MODSEQ")
+            if not raw.lower().startswith(b"/flags/") or len(raw) == 7 or any(
+                ch <= 0x20 or ch >= 0x7F for ch in raw
+            ):
+                raise ParseError("Invalid entry name for MODSEQ: expected \"/flags/<flag>\"")
+            entry = raw.decode("ascii")
+            reader.sp("entry type for MODSEQ")
+            entry_type = reader.atom("entry type for MODSEQ").decode("ascii").lower()
+            if entry_type not in ("priv", "shared", "all"):
+                raise ParseError("Invalid entry type for MODSEQ: expected priv, shared or all")
+            reader.sp("mod-sequence for MODSEQ")
+        return SearchModSeq(reader.number("mod-sequence for MODSEQ", MAX_NUMBER64), entry, entry_type)
+
     def _or(self, name: str) -> SearchKey:
         self.reader.enter()
         self.reader.sp("first search key for OR")
@@ -186,6 +209,7 @@ class SearchParser:
         "UID": _uid,
         "NOT": _not,
         "OR": _or,
+        "MODSEQ": _modseq,
     }
 
 

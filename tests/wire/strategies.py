@@ -64,6 +64,12 @@ search_leaves: st.SearchStrategy[c.SearchKey] = st.one_of(
     st.builds(c.SearchSize, st.booleans(), st.integers(0, 2**63 - 1)),
     st.builds(c.SearchSeq, seqsets),
     st.builds(c.SearchUid, seqsets),
+    st.builds(c.SearchModSeq, st.integers(0, 2**63 - 1)),
+    st.builds(
+        c.SearchModSeq, st.integers(0, 2**63 - 1),
+        st.sampled_from(["/flags/\\Seen", "/flags/$MDNSent", "/flags/\\answered"]),
+        st.sampled_from(["priv", "shared", "all"]),
+    ),
 )
 
 
@@ -77,9 +83,14 @@ def _extend_search(children: st.SearchStrategy[c.SearchKey]) -> st.SearchStrateg
 
 search_keys = st.recursive(search_leaves, _extend_search, max_leaves=8)
 charsets = st.none() | st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1", "KOI8-R", "X-UNKNOWN"])
+# RFC 4731 / RFC 5182 result options: None (plain SEARCH) or distinct options.
+return_options = st.none() | st.lists(
+    st.sampled_from(c.SEARCH_RETURN_OPTIONS), unique=True, max_size=5
+).map(tuple)
 searches = _tagged(
     c.Search, st.booleans(), charsets,
     st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
+    return_options,
 )
 
 # --- FETCH ----------------------------------------------------------------------
@@ -104,8 +115,27 @@ section_fetch = st.builds(
     lambda s, peek, partial: c.FetchAttribute(c.FetchKind.BODY_SECTION, s, peek, partial),
     sections(), st.booleans(), partials,
 )
-fetches = _tagged(
-    c.Fetch, st.booleans(), seqsets, st.lists(simple_fetch | section_fetch, min_size=1, max_size=4).map(tuple),
+modseqs = st.integers(1, 2**63 - 1)
+
+
+@st.composite
+def _fetch_commands(draw: st.DrawFn) -> c.Fetch:
+    """FETCH with optional RFC 7162 modifiers (VANISHED: UID FETCH with
+    CHANGEDSINCE only)."""
+    uid = draw(st.booleans())
+    changedsince = draw(st.none() | st.integers(0, 2**63 - 1))
+    vanished = uid and changedsince is not None and draw(st.booleans())
+    attributes = tuple(draw(st.lists(simple_fetch | section_fetch, min_size=1, max_size=4)))
+    return c.Fetch(draw(tags), uid, draw(seqsets), attributes, changedsince, vanished)
+
+
+fetches = _fetch_commands()
+plain_seqsets = st.lists(
+    st.builds(SeqRange, st.integers(1, MAX32), st.integers(1, MAX32)), min_size=1, max_size=4,
+).map(lambda r: SequenceSet(tuple(r)))
+qresyncs = st.builds(
+    c.QResync, st.integers(1, MAX32), modseqs, st.none() | plain_seqsets,
+    st.none() | st.tuples(plain_seqsets, plain_seqsets),
 )
 
 # --- everything else --------------------------------------------------------------
@@ -118,7 +148,9 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
         c.Authenticate, st.from_regex(r"[A-Z0-9_-]{1,12}", fullmatch=True), st.none() | base64_responses,
     ),
     _tagged(c.Login, nul_free_text, st.binary(max_size=20).map(lambda b: Secret(b.replace(b"\x00", b"")))),
-    _tagged(c.Select, mailboxes), _tagged(c.Examine, mailboxes), _tagged(c.Create, mailboxes),
+    _tagged(c.Select, mailboxes, st.booleans(), st.none() | qresyncs),
+    _tagged(c.Examine, mailboxes, st.booleans(), st.none() | qresyncs),
+    _tagged(c.Create, mailboxes),
     _tagged(c.Delete, mailboxes), _tagged(c.Subscribe, mailboxes), _tagged(c.Unsubscribe, mailboxes),
     _tagged(c.Rename, mailboxes, mailboxes),
     _tagged(c.List, any_text, any_text), _tagged(c.Lsub, any_text, any_text),
@@ -126,8 +158,13 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)),
     searches,
     fetches,
-    _tagged(c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples),
+    _tagged(
+        c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples,
+        st.none() | st.integers(0, 2**63 - 1),
+    ),
     _tagged(c.Copy, st.booleans(), seqsets, mailboxes),
+    _tagged(c.Move, st.booleans(), seqsets, mailboxes),
+    _tagged(c.UidExpunge, seqsets),
     # Session extensions (RFC 2177, 5161, 2342, 2971, 3691, 4978).
     _tagged(c.Idle), _tagged(c.Namespace), _tagged(c.Unselect),
     _tagged(c.Enable, st.lists(atoms.map(str.upper), min_size=1, max_size=4).map(tuple)),

@@ -184,7 +184,7 @@ ERRORS: list[tuple[bytes, str | None, str]] = [
     (b"a  NOOP\r\n", "a", "Invalid keyword"),
     (b"a FROB\r\n", "a", "Unknown command FROB"),
     (b"a XPIG-LATIN\r\n", "a", "Unknown command XPIG-LATIN"),
-    (b"a UID EXPUNGE 1\r\n", "a", "Unknown UID command EXPUNGE"),
+    (b"a UID XFROB 1\r\n", "a", "Unknown UID command XFROB"),
     (b"a UID\r\n", "a", "Missing command after UID"),
     (b"a NOOP extra\r\n", "a", "Unexpected extra arguments"),
     (b"a NOOP\r\nmore\r\n", "a", "Unexpected characters at end of command"),

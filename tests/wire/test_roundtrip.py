@@ -25,6 +25,7 @@ COMMAND_TYPES = {
     c.Capability, c.Noop, c.Logout, c.StartTLS, c.Authenticate, c.Login, c.Select, c.Examine,
     c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List, c.Lsub, c.Status, c.Append,
     c.Check, c.Close, c.Expunge, c.Search, c.Fetch, c.Store, c.Copy,
+    c.Move, c.UidExpunge,
     c.Idle, c.Enable, c.Namespace, c.Id, c.Unselect, c.Compress,
 }
 
