@@ -318,7 +318,6 @@ class FetchKind(enum.Enum):
     UID = "UID"
     BODY_SECTION = "BODY[]"        # BODY[section]<partial> and BODY.PEEK[...]
     MODSEQ = "MODSEQ"              # RFC 7162 §3.1.4.2
-    MODSEQ = "MODSEQ"              # RFC 7162 §3.1.4.2
 
 
 class SectionText(enum.Enum):
@@ -480,33 +479,12 @@ class UidExpunge:
     seqset: SequenceSet
 
 
-# --- UIDPLUS and MOVE (RFC 4315, RFC 6851) ------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """``[UID] MOVE set mailbox`` (RFC 6851 §3.1)."""
-
-    tag: str
-    uid: bool
-    seqset: SequenceSet
-    mailbox: str
-
-
-@dataclass(frozen=True, slots=True)
-class UidExpunge:
-    """``UID EXPUNGE uid-set`` (RFC 4315 §2.1)."""
-
-    tag: str
-    seqset: SequenceSet
-
-
 Command = Union[
     Capability, Noop, Logout,
     StartTLS, Authenticate, Login,
     Select, Examine, Create, Delete, Rename, Subscribe, Unsubscribe,
     List, Lsub, Status, Append,
     Check, Close, Expunge, Search, Fetch, Store, Copy,
-    Move, UidExpunge,
     Move, UidExpunge,
     Idle, Enable, Namespace, Id, Unselect, Compress,
 ]
