@@ -1,0 +1,129 @@
+"""Limits and hostile input over real sockets: everything a client can make
+the server hold is bounded (line, literal, command, nesting, pipelining,
+connections), slow clients are cut off by per-state timeouts, and the
+server stays up for everyone else throughout."""
+
+from __future__ import annotations
+
+import imaplib
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from imapd.commands import catalogue
+from tests.security.helpers import Raw, SecureServer, secure_server
+
+LIMITS = [
+    "--max-line", "1000", "--max-literal", "5000", "--max-command", "20000",
+    "--max-pipelined", "16", "--preauth-timeout", "1.5", "--max-preauth-duration", "4",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServer]:
+    with secure_server(tmp_path_factory.mktemp("limits"), extra_args=LIMITS, imaps=False) as s:
+        yield s
+
+
+def logged_in(server: SecureServer) -> Raw:
+    raw = Raw(server.host, server.port)
+    raw.line()
+    assert raw.command(b"l", b"LOGIN alice wonderland")[-1].startswith(b"l OK")
+    return raw
+
+
+def still_serving(server: SecureServer) -> bool:
+    imap = imaplib.IMAP4(server.host, server.port)
+    ok = imap.noop()[0] == "OK"
+    imap.logout()
+    return ok
+
+
+def test_overlong_line_is_bad_and_the_connection_survives(server: SecureServer) -> None:
+    raw = logged_in(server)
+    raw.send(b"a NOOP " + b"x" * 5000 + b"\r\n")
+    assert raw.line() == b"a BAD Line too long\r\n"
+    assert raw.command(b"b", b"NOOP") == [b"b OK NOOP completed\r\n"]
+
+
+def test_oversize_literal_is_refused_before_any_upload(server: SecureServer) -> None:
+    raw = logged_in(server)
+    raw.send(b"a APPEND INBOX {5001}\r\n")
+    assert raw.line() == b"a NO [TOOBIG] Literal too big\r\n"  # and no "+": nothing is sent
+    raw.send(b"b APPEND INBOX {10}\r\n")
+    assert raw.line().startswith(b"+ ")
+    raw.send(b"Subject: x\r\nb2 NOOP\r\n")
+    lines = raw.until_tagged(b"b2")
+    assert lines[-1] == b"b2 OK NOOP completed\r\n"
+
+
+def test_huge_non_synchronizing_literal_closes_the_connection(server: SecureServer) -> None:
+    raw = logged_in(server)
+    raw.send(b"a APPEND INBOX {99999999999+}\r\n")
+    assert raw.line() == b"a NO [TOOBIG] Literal too big to skip\r\n"
+    assert raw.line() == b"* BYE " + catalogue.BYE_FATAL_FRAME.encode() + b"\r\n"
+    assert raw.closed_by_server()
+    assert still_serving(server)
+
+
+def test_deep_nesting_is_bad(server: SecureServer) -> None:
+    raw = logged_in(server)
+    raw.send(b"a SEARCH " + b"(" * 200 + b"ALL" + b")" * 200 + b"\r\n")
+    assert raw.line().startswith(b"a BAD")
+    assert raw.command(b"b", b"NOOP") == [b"b OK NOOP completed\r\n"]
+
+
+def test_a_pipelined_flood_is_answered_in_order_with_back_pressure(server: SecureServer) -> None:
+    raw = logged_in(server)
+    count = 2000  # far more than --max-pipelined 16: the server pauses reading
+    raw.send(b"".join(b"n%d NOOP\r\n" % i for i in range(count)))
+    for i in range(count):
+        assert raw.line() == b"n%d OK NOOP completed\r\n" % i
+
+
+def test_a_client_trickling_bytes_before_login_is_cut_off(server: SecureServer) -> None:
+    raw = Raw(server.host, server.port)
+    raw.line()
+    started = time.monotonic()
+    for byte in b"a LOGIN alice":
+        try:
+            raw.send(bytes([byte]))
+        except OSError:
+            break
+        time.sleep(0.25)
+        if time.monotonic() - started > 3:
+            break
+    assert raw.closed_by_server(timeout=3)
+    assert b"* BYE " + catalogue.BYE_AUTOLOGOUT.encode() in raw.buffer
+    assert time.monotonic() - started < 3.5
+
+
+def test_busy_unauthenticated_client_hits_the_login_deadline(server: SecureServer) -> None:
+    """A NOOP every 0.5 s keeps the 1.5 s idle timer happy, but not the
+    4 s deadline for logging in."""
+    raw = Raw(server.host, server.port)
+    raw.line()
+    started = time.monotonic()
+    seen: list[bytes] = []
+    try:
+        while time.monotonic() - started < 8:
+            raw.send(b"a NOOP\r\n")
+            seen.append(raw.line())
+            time.sleep(0.5)
+    except (EOFError, OSError):
+        pass
+    assert seen[-1] == b"* BYE " + catalogue.BYE_LOGIN_TOO_SLOW.encode() + b"\r\n"
+    assert 3.5 < time.monotonic() - started < 6
+
+
+def test_connection_limit_of_the_process(tmp_path: Path) -> None:
+    with secure_server(tmp_path, extra_args=["--max-connections", "3"], imaps=False) as server:
+        held = [Raw(server.host, server.port) for _ in range(3)]
+        for raw in held:
+            assert raw.line().startswith(b"* OK")
+        extra = Raw(server.host, server.port, source="127.0.0.9")
+        assert extra.line() == b"* BYE " + catalogue.BYE_TOO_MANY_CONNECTIONS.encode() + b"\r\n"
+        for raw in held:
+            raw.close()
