@@ -43,6 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = Path(os.environ.get("IMAPD_BENCH_PEERS", "/tmp/imapd-bench-peers"))
 PYMAP_VENV = Path(os.environ.get("PYMAP_VENV", str(PEERS_DIR / "pymap-venv")))
 PYMAP_PACKAGES = ("pymap==0.36.7", "passlib==1.7.4", "argon2-cffi")
+TOOLS_VENV = Path(os.environ.get("BENCH_TOOLS_VENV", str(PEERS_DIR / "tools-venv")))
+TOOLS_PACKAGES = ("py-spy",)
 PEER_NAMES = ("imapd", "pymap-dict", "pymap-maildir", "dovecot")
 HASH_COSTS = {"real": (3, 65536, 4), "cheap": (1, 64, 1)}  # argon2id (t, m KiB, p)
 START_TIMEOUT = 60.0
@@ -54,6 +56,7 @@ class PeerOptions:
     password: str = "bench-pass-1"
     hash_cost: str = "cheap"
     max_connections: int = 12000
+    durable: bool = True  # False: Dovecot mail_fsync=never (for filling big read-only mailboxes)
 
 
 @dataclass
@@ -327,7 +330,7 @@ default_internal_user = dovecot
 default_login_user = dovenull
 default_process_limit = {limit}
 default_client_limit = {clients}
-mail_fsync = optimized
+mail_fsync = {fsync}
 passdb {{
   driver = passwd-file
   args = username_format=%u {root}/passwd
@@ -380,7 +383,9 @@ def _start_dovecot(workdir: Path, options: PeerOptions) -> Peer:
     port = free_port()
     limit = options.max_connections + 100
     conf = workdir / "dovecot.conf"
-    conf.write_text(DOVECOT_CONF.format(root=workdir, port=port, limit=limit, clients=limit * 2, anvil=limit * 2 + 100))
+    fsync = "optimized" if options.durable else "never"
+    conf.write_text(DOVECOT_CONF.format(root=workdir, port=port, limit=limit, clients=limit * 2,
+                                        anvil=limit * 2 + 100, fsync=fsync))
     raise_fd_limit(limit * 2 + 1000)
     process = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=workdir)
@@ -388,8 +393,8 @@ def _start_dovecot(workdir: Path, options: PeerOptions) -> Peer:
     _wait_for_port(process, port, workdir / "server.log")
     return Peer("dovecot", "127.0.0.1", port, options.user, options.password,
                 versions().get("dovecot", "?"), workdir, process,
-                ["Maildir, mail_fsync=optimized (fsync of saved mail), login service_count=0 "
-                 "(high-performance mode), one imap process per connection, no hibernation"])
+                [f"Maildir, mail_fsync={fsync}, login service_count=0 (high-performance mode), "
+                 "one imap process per connection, no hibernation"])
 
 
 @contextlib.contextmanager
@@ -417,10 +422,14 @@ def running_peer(name: str, options: PeerOptions = PeerOptions()) -> Iterator[Pe
 
 
 def install(dovecot: bool) -> None:
-    """Create pymap's virtualenv (and apt-get install Dovecot if asked)."""
+    """Create pymap's virtualenv and the tools one (py-spy), and apt-get
+    install Dovecot if asked."""
     if not (PYMAP_VENV / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(PYMAP_VENV)], check=True)
     subprocess.run([str(PYMAP_VENV / "bin" / "pip"), "install", "-q", *PYMAP_PACKAGES], check=True)
+    if not (TOOLS_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
+    subprocess.run([str(TOOLS_VENV / "bin" / "pip"), "install", "-q", *TOOLS_PACKAGES], check=True)
     if dovecot and shutil.which("dovecot") is None:
         subprocess.run(["apt-get", "update"], check=True)
         subprocess.run(["apt-get", "install", "-y", "dovecot-imapd"], check=True)
@@ -429,7 +438,7 @@ def install(dovecot: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.peers")
     sub = parser.add_subparsers(dest="command", required=True)
-    inst = sub.add_parser("install", help="install pymap into its own venv (and Dovecot with --dovecot)")
+    inst = sub.add_parser("install", help="install pymap and py-spy into their own venvs (and Dovecot with --dovecot)")
     inst.add_argument("--dovecot", action="store_true")
     sub.add_parser("status", help="which peers can run here")
     serve = sub.add_parser("serve", help="start one peer and wait (Ctrl-C stops it)")

@@ -44,6 +44,11 @@ def require_ok(reply: Reply, what: str, bye: bool = False) -> Reply:
     return reply
 
 
+def capabilities_in(reply: Reply) -> bool:
+    """Whether a reply carried the capability list (untagged or as a code)."""
+    return bool(reply.of(b"CAPABILITY")) or bool(reply.code and reply.code.upper().startswith(b"CAPABILITY "))
+
+
 @dataclass(frozen=True, slots=True)
 class CorpusInfo:
     """What a client knows about corpus message ``index``."""

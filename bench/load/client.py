@@ -116,6 +116,8 @@ class ImapClient:
             if response.kind == "tagged":
                 if response.tag != tag:
                     raise Malformed(f"tagged reply for {response.tag!r} while waiting for {tag!r}")
+                if response.code and response.code.upper().startswith(b"CAPABILITY "):
+                    self.capabilities = frozenset(response.code.upper().split()[1:])
                 return Reply(response.name, response.code, response.text, untagged)
             if response.kind == "continuation":
                 raise Malformed("unexpected continuation request")

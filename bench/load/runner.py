@@ -13,12 +13,12 @@ import asyncio
 import random
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bench.load.checks import CheckFailed, WrongData, require_ok
+from bench.load.checks import CheckFailed, WrongData, capabilities_in, require_ok
 from bench.load.client import ConnectionLost, ImapClient
-from bench.load.stats import CommandFigures, Stats
+from bench.load.stats import CommandFigures, Stats, percentile
 from bench.load.wire import Malformed
 from bench.load.workload import Target, Worker, quote
 from bench import corpus
@@ -59,7 +59,8 @@ class LoadResult:
     figures: list[CommandFigures]
     error_samples: list[str]
     client_cpu_s: float
-    extra: dict[str, float] = field(default_factory=dict)
+    p50_ms: float = 0.0          # over every command of the window
+    p99_ms: float = 0.0
 
 
 def mailbox_name(prefix: str, n: int) -> str:
@@ -69,8 +70,8 @@ def mailbox_name(prefix: str, n: int) -> str:
 async def login(target: Target, timeout: float = 60.0) -> ImapClient:
     client = await ImapClient.connect(target.host, target.port, timeout)
     text = b"LOGIN " + quote(target.user) + b" " + quote(target.password)
-    require_ok(await client.command(text, timeout=timeout), "LOGIN")
-    if b"IMAP4REV1" not in client.capabilities:
+    reply = require_ok(await client.command(text, timeout=timeout), "LOGIN")
+    if not capabilities_in(reply):  # they change at login (RFC 3501 §6.2.3)
         require_ok(await client.command(b"CAPABILITY"), "CAPABILITY")
     return client
 
@@ -248,10 +249,11 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
     window = time.monotonic() - began
     cpu = _cpu_seconds() - cpu0
     await asyncio.wait_for(asyncio.gather(*tasks), cfg.timeout * 2)
-    commands = sum(len(v) for v in stats.latencies.values())
+    every = sorted(v for values in stats.latencies.values() for v in values)
     return LoadResult(
-        cfg.mode, cfg.clients, window, commands, stats.error_count, commands / window,
+        cfg.mode, cfg.clients, window, len(every), stats.error_count, len(every) / window,
         stats.figures(), list(stats.error_samples), cpu,
+        percentile(every, 0.5) * 1000, percentile(every, 0.99) * 1000,
     )
 
 
@@ -264,6 +266,7 @@ def format_result(result: LoadResult, title: str = "") -> str:
     lines = [
         f"{title}{result.mode}, {result.clients} clients, {result.window:.1f} s: "
         f"{result.commands_per_s:.1f} commands/s ({result.commands} commands), "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
         f"{result.errors} errors, load-generator CPU {result.client_cpu_s:.1f} s",
         f"  {'command':<18}{'count':>8}{'errors':>8}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}",
     ]

@@ -101,10 +101,9 @@ class Worker:
         """Connect, LOGIN, SELECT; on the first session load the model."""
         self.client = await ImapClient.connect(self.target.host, self.target.port, self.timeout)
         login = b"LOGIN " + quote(self.target.user) + b" " + quote(self.target.password)
-        require_ok(await self.timed("LOGIN", login), "LOGIN")
-        if not self.client.capabilities or b"IMAP4REV1" not in self.client.capabilities:
-            self.client.capabilities = frozenset()  # some servers list them only on request
-            reply = require_ok(await self.client.command(b"CAPABILITY"), "CAPABILITY")
+        reply = require_ok(await self.timed("LOGIN", login), "LOGIN")
+        if not checks.capabilities_in(reply):  # they change at login (RFC 3501 §6.2.3)
+            reply = require_ok(await self.timed("CAPABILITY", b"CAPABILITY"), "CAPABILITY")
             if not reply.of(b"CAPABILITY"):
                 raise CheckFailed("CAPABILITY without * CAPABILITY")
         await self.select()
