@@ -9,7 +9,7 @@ from bench.load import checks
 from bench.load.checks import CheckFailed, MailboxModel, WrongData, corpus_info, require_ok
 from bench.load.client import Reply
 from bench.load.stats import Stats, percentile
-from bench.load.wire import parse_response
+from bench.load.wire import Value, parse_response
 
 
 def reply(status: bytes, *untagged: bytes) -> Reply:
@@ -37,7 +37,7 @@ def test_envelope_subject_must_be_raw_not_decoded() -> None:
     index = next(i for i in range(100) if corpus.message(i).kind == "nonascii")
     info = corpus_info(index)
     assert info.subject.startswith(b"=?UTF-8?")  # an RFC 2047 encoded word
-    good = [b"date", info.subject, [], [], [], [], None, None, None, info.message_id]
+    good: list[Value] = [b"date", info.subject, [], [], [], [], None, None, None, info.message_id]
     checks.check_envelope(good, info)
     decoded = list(good)
     decoded[1] = "Résumé du projet".encode()
@@ -49,9 +49,9 @@ def test_envelope_subject_must_be_raw_not_decoded() -> None:
 
 def test_bodystructure_type_checked() -> None:
     plain = next(i for i in range(50) if corpus_info(i).kind == "plain")
-    single = [b"TEXT", b"PLAIN", [b"CHARSET", b"us-ascii"], None, None, b"7BIT", b"10", b"1"]
+    single: list[Value] = [b"TEXT", b"PLAIN", [b"CHARSET", b"us-ascii"], None, None, b"7BIT", b"10", b"1"]
     checks.check_bodystructure(single, corpus_info(plain))
-    html = [b"TEXT", b"HTML", None, None, None, b"7BIT", b"10", b"1"]
+    html: list[Value] = [b"TEXT", b"HTML", None, None, None, b"7BIT", b"10", b"1"]
     with pytest.raises(WrongData):
         checks.check_bodystructure(html, corpus_info(plain))
     alternative = next(i for i in range(50) if corpus_info(i).kind == "alternative")
