@@ -8,7 +8,8 @@ promise more than the server does.
 
 from __future__ import annotations
 
-from typing import Collection
+from dataclasses import dataclass
+from typing import Callable, Collection, Iterable
 
 from imapd.commands.context import Features
 from imapd.config import Limits
@@ -20,6 +21,55 @@ LITERAL_PLUS = "LITERAL+"
 SASL_IR = "SASL-IR"
 STARTTLS = "STARTTLS"
 LOGINDISABLED = "LOGINDISABLED"
+ID = "ID"
+ENABLE = "ENABLE"
+IDLE = "IDLE"
+NAMESPACE = "NAMESPACE"
+UNSELECT = "UNSELECT"
+CHILDREN = "CHILDREN"
+COMPRESS_DEFLATE = "COMPRESS=DEFLATE"
+
+# Extensions advertised in every state, in this order, each with the command
+# types it needs registered (checked at start-up). Listed before login too:
+# clients (and the conformance runner) read them from the greeting. Add a row
+# only when the extension is complete.
+EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
+    (ID, (c.Id,)),              # RFC 2971
+    (ENABLE, (c.Enable,)),      # RFC 5161
+    (IDLE, (c.Idle,)),          # RFC 2177
+    (NAMESPACE, (c.Namespace,)),  # RFC 2342
+    (UNSELECT, (c.Unselect,)),  # RFC 3691
+    (CHILDREN, (c.List,)),      # RFC 3348: LIST's \HasChildren / \HasNoChildren
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Enableable:
+    """A capability the ENABLE command may turn on (RFC 5161 §3.1).
+
+    ``implies``: capabilities enabled along with it (RFC 7162 §3.2.3:
+    enabling QRESYNC also enables CONDSTORE); they are not listed in the
+    ENABLED response unless the client named them. ``on_enable`` runs once,
+    when the capability becomes enabled for the session (e.g. to switch the
+    selected view's responses)."""
+
+    name: str
+    implies: tuple[str, ...] = ()
+    on_enable: Callable[[Session], None] | None = None
+
+
+# What ENABLE can turn on. Extensions that need enabling add a row here
+# (CONDSTORE, QRESYNC, ...); a row counts only while its capability is
+# advertised to the session. ENABLE ignores every other name (RFC 5161 §3.1).
+ENABLEABLE: tuple[Enableable, ...] = ()
+
+
+def compression_allowed(session: Session) -> bool:
+    """COMPRESS=DEFLATE (RFC 4978) is offered after login on encrypted or
+    local connections only (operator policy: no compression of plaintext
+    network traffic)."""
+    return session.authenticated and (session.secure or session.local)
+
 
 # What each capability requires to be registered (RFC 3501 §6 lists the
 # IMAP4rev1 base; RFC 7888 LITERAL+ is a framer feature, no command).
@@ -41,11 +91,16 @@ def advertised(session: Session, features: Features) -> tuple[str, ...]:
     and a certificate is loaded (RFC 3501 §6.2.1); then either SASL-IR
     (RFC 4959) and the ``AUTH=`` mechanisms, or LOGINDISABLED and no
     ``AUTH=`` at all when passwords may not be sent on this connection
-    (RFC 3501 §6.2.3, §7.2.1). None of these mean anything after login."""
+    (RFC 3501 §6.2.3, §7.2.1). None of these mean anything after login.
+    ``EXTENSIONS`` are listed in every state; COMPRESS=DEFLATE only after
+    login, where the command is valid (RFC 4978 §5: command-auth)."""
     caps = [IMAP4REV1]
     if features.literal_plus:
         caps.append(LITERAL_PLUS)
+    caps.extend(name for name, _ in EXTENSIONS)
     if session.authenticated:
+        if compression_allowed(session):
+            caps.append(COMPRESS_DEFLATE)
         return tuple(caps)
     if features.starttls and not session.secure:
         caps.append(STARTTLS)
@@ -79,6 +134,11 @@ def check_handlers(
     we could advertise is implemented by ``registered`` command types and
     ``mechanisms`` (the SASL mechanisms the AUTHENTICATE handler knows)."""
     missing = [t.__name__ for t in _BASE_COMMANDS if t not in registered]
+    missing += [
+        f"{name} ({t.__name__})" for name, types in EXTENSIONS for t in types if t not in registered
+    ]
+    if c.Compress not in registered:
+        missing.append(f"{COMPRESS_DEFLATE} (Compress)")
     if features.starttls and c.StartTLS not in registered:
         missing.append(c.StartTLS.__name__)
     if features.sasl_mechanisms:
@@ -90,3 +150,27 @@ def check_handlers(
         raise CapabilityError(
             "capabilities advertised without a handler: " + ", ".join(missing)
         )
+
+
+def enable(session: Session, features: Features, names: Iterable[str]) -> tuple[str, ...]:
+    """ENABLE (RFC 5161 §3.1): turn on each named capability that is in
+    ``ENABLEABLE`` and advertised to this session; ignore every other name.
+    Returns, in request order and once each, the names this call newly
+    enabled (the ENABLED response, §3.2: names enabled earlier are not
+    repeated). The capability list itself never changes (§3.1)."""
+    offered = {cap.upper() for cap in advertised(session, features)}
+    rows = {row.name.upper(): row for row in ENABLEABLE if row.name.upper() in offered}
+    newly: list[str] = []
+    for requested in names:
+        name = requested.upper()
+        row = rows.get(name)
+        if row is None or name in session.enabled:
+            continue
+        newly.append(name)
+        for turned_on in (name, *(n.upper() for n in row.implies)):
+            if turned_on not in session.enabled:
+                session.enabled.add(turned_on)
+                implied_row = rows.get(turned_on)
+                if implied_row is not None and implied_row.on_enable is not None:
+                    implied_row.on_enable(session)
+    return tuple(newly)

@@ -46,3 +46,6 @@ class Config:
     # Loopback and UNIX-socket clients count as local (plaintext allowed);
     # False when a proxy on this host forwards remote clients.
     loopback_is_local: bool = True
+    # RFC 2971 ID: the server answers with its name only; its version is
+    # sent only when the operator allows it (versions help attackers, §7).
+    id_send_version: bool = False

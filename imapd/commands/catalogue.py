@@ -87,3 +87,19 @@ OK_EXPUNGE = "EXPUNGE completed"
 NO_READ_ONLY = "Mailbox is read-only"
 BAD_STATUS_ITEM = "Unsupported STATUS item"
 NO_STORE_UNAVAILABLE = "Mail store not available"
+
+# --- session extensions: IDLE, ENABLE, NAMESPACE, ID, UNSELECT, COMPRESS ----
+CONTINUE_IDLE = "idling"                      # RFC 2177 §3 example
+OK_IDLE = "IDLE terminated"
+BAD_IDLE_EXPECTED_DONE = "Expected DONE"
+OK_ENABLE = "ENABLE completed"
+OK_NAMESPACE = "NAMESPACE completed"
+OK_ID = "ID completed"
+OK_UNSELECT = "UNSELECT completed"
+OK_COMPRESS = "DEFLATE active"
+CODE_COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
+NO_COMPRESSION_ACTIVE = "DEFLATE is already active"
+NO_COMPRESSION_NOT_ALLOWED = "Compression is only offered on encrypted or local connections"
+NO_COMPRESSION_UNAVAILABLE = "Compression is not available on this connection"
+BAD_COMPRESS_ALGORITHM = "Unknown compression algorithm"
+BYE_BAD_COMPRESSED_DATA = "Invalid compressed data, closing connection"

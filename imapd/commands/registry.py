@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 from imapd.commands import (
     anystate, append, auth, copy, fetch, mailbox, search, select, starttls, store,
 )
+from imapd.commands import compress, idle, session_ext
 from imapd.commands.context import AnySpec, CommandSpec
 
 __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
@@ -28,6 +29,9 @@ ALL_SPECS: tuple[AnySpec, ...] = (
     *store.SPECS,      # STORE, UID STORE
     *search.SPECS,     # SEARCH, UID SEARCH
     *copy.SPECS,       # COPY, UID COPY
+    *idle.SPECS,       # IDLE (RFC 2177)
+    *session_ext.SPECS,  # ENABLE NAMESPACE ID UNSELECT (RFC 5161, 2342, 2971, 3691)
+    *compress.SPECS,   # COMPRESS (RFC 4978)
 )
 
 

@@ -19,7 +19,7 @@ from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.address import UNIXAddress
-from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.interfaces import ISSLTransport, ITransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,6 +29,7 @@ from imapd.auth.penalty import LoginGuard
 from imapd.commands import catalogue
 from imapd.commands.context import CommandContext, ConnectionClosed
 from imapd.errors import ImapError
+from imapd.server.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
 from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
@@ -121,6 +122,11 @@ class ImapServerProtocol(Protocol):
         # is answered: dropped if TLS starts, processed if STARTTLS failed.
         self._held: tuple[CommandFrame, list[FrameEvent], bytearray] | None = None
         self._current: QueuedItem | None = None
+        # COMPRESS=DEFLATE (RFC 4978, imapd.server.compress): input after a
+        # COMPRESS command is held like after STARTTLS until it is answered.
+        self._compress_watch = CompressWatch()
+        self._compress_pending = False
+        self._inflater: Inflater | None = None
 
     def _transport(self) -> Transport:
         assert self.transport is not None
@@ -191,6 +197,12 @@ class ImapServerProtocol(Protocol):
     # --- input -----------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._inflater is not None:
+            self._receive_compressed(data)
+        else:
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
         if self._closing:
             return
         if self._held is not None:
@@ -198,8 +210,12 @@ class ImapServerProtocol(Protocol):
             return
         if self.session.authenticated:
             self._arm_timer()  # long uploads keep an authenticated session alive
-        if not self._handle_events(self.framer.feed(data)):
+        events, after_compress = self._compress_watch.feed(
+            self.framer, data, watching=self._may_compress())
+        if not self._handle_events(events):
             return
+        if after_compress is not None:
+            self._hold_after_compress(events[-1], after_compress)
         self._pump()
         if len(self._queue) >= self.limits.max_pipelined and not self._paused:
             self._paused = True
@@ -321,6 +337,8 @@ class ImapServerProtocol(Protocol):
         finished, self._current = self._current, None
         if self._tls_pending:
             self._begin_tls()
+        elif self._compress_pending:
+            self._begin_compression(finished)
         else:
             self._release_held(finished)
         if self.session.state is State.LOGOUT:
@@ -419,6 +437,54 @@ class ImapServerProtocol(Protocol):
         self._transport().startTLS(self.server.tls)
         self.session.secure = True
         log.debug("session {id}: TLS started", id=self.session.session_id)
+
+    # --- COMPRESS=DEFLATE (RFC 4978; imapd.server.compress) -------------------------
+
+    @property
+    def compression_active(self) -> bool:
+        return self._inflater is not None or self._compress_pending
+
+    def start_compression(self) -> None:
+        """Compress both ways right after the tagged OK (RFC 4978 §3)."""
+        self._compress_pending = True
+
+    def _may_compress(self) -> bool:
+        """Whether a COMPRESS command could still succeed here (also before
+        login: LOGIN and COMPRESS may be pipelined)."""
+        return not self.compression_active and (self.session.secure or self.session.local)
+
+    def _hold_after_compress(self, frame: FrameEvent, rest: bytes) -> None:
+        """Client bytes after COMPRESS are compressed if it succeeds (RFC 4978
+        §3): hold them, unframed, until it is answered."""
+        if self._held is None and any(item is frame for item in self._queue):
+            assert isinstance(frame, CommandFrame)
+            self._held = (frame, [], bytearray(rest))
+
+    def _begin_compression(self, owner: QueuedItem | None) -> None:
+        """The OK went out uncompressed; from here on both directions are
+        raw DEFLATE. Bytes held behind COMPRESS are the first compressed input."""
+        self._compress_pending = False
+        self._inflater = Inflater()
+        self.transport = cast(ITransport, DeflateTransport(self.transport, self.server.clock))
+        held = b""
+        if self._held is not None and self._held[0] is owner:
+            held = bytes(self._held[2])
+            self._held = None
+        log.debug("session {id}: DEFLATE started", id=self.session.session_id)
+        if held:
+            self._receive_compressed(held)
+
+    def _receive_compressed(self, data: bytes) -> None:
+        assert self._inflater is not None
+        try:
+            for piece in self._inflater.inflate(data):
+                if self._closing:
+                    return
+                self._receive(piece)
+        except CompressionError as error:
+            log.info("session {id} ({peer}): bad compressed input: {why}",
+                     id=self.session.session_id, peer=self.session.peer, why=str(error))
+            self._say_bye(catalogue.BYE_BAD_COMPRESSED_DATA)
 
     def now(self) -> float:
         return self.server.clock.seconds()

@@ -69,6 +69,9 @@ class Session:
     bad_commands: int = 0
     local: bool = False
     peer_host: str = ""  # the address alone, for per-address limits
+    # Extensions turned on by ENABLE (RFC 5161 §3.1), upper-cased names;
+    # they stay on until the connection closes.
+    enabled: set[str] = field(default_factory=set)
 
     @property
     def authenticated(self) -> bool:

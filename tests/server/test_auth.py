@@ -8,6 +8,7 @@ import base64
 import pytest
 from twisted.python.failure import Failure
 
+from imapd import capabilities
 from imapd.commands import catalogue
 from imapd.commands.auth import (
     decode_sasl_base64, handle_authenticate, handle_login, parse_plain_message,
@@ -22,7 +23,9 @@ from imapd.wire.responses import Continuation, ResponseCode
 from imapd.wire.values import Atom
 from tests.support.context import make_context, result_of, start
 
-LOGGED_IN_CODE = ResponseCode("CAPABILITY", (Atom("IMAP4rev1"), Atom("LITERAL+")))
+# Extensions are listed in every state (imapd.capabilities.EXTENSIONS).
+LOGGED_IN_CODE = ResponseCode("CAPABILITY", (
+    Atom("IMAP4rev1"), Atom("LITERAL+"), *(Atom(name) for name, _ in capabilities.EXTENSIONS)))
 
 
 def b64(data: bytes) -> bytes:

@@ -11,6 +11,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
+from imapd import capabilities
 from imapd.commands import catalogue
 from imapd.commands.context import ANY_STATE, CommandContext, CommandSpec, Completion
 from imapd.commands.registry import ALL_SPECS, Registry
@@ -23,8 +24,11 @@ from imapd.wire import responses as r
 from tests.support.context import FakeView
 from tests.support.transcript import Conversation
 
-PRE_CAPS = b"IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256"
-POST_CAPS = b"IMAP4rev1 LITERAL+"
+# Extensions (imapd.capabilities.EXTENSIONS) are listed in every state;
+# COMPRESS=DEFLATE after login on this loopback connection.
+EXT = " ".join(name for name, _ in capabilities.EXTENSIONS).encode()
+PRE_CAPS = b"IMAP4rev1 LITERAL+ " + EXT + b" SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256"
+POST_CAPS = b"IMAP4rev1 LITERAL+ " + EXT + b" COMPRESS=DEFLATE"
 GREETING = b"* OK [CAPABILITY " + PRE_CAPS + b"] imapd ready\r\n"
 LOGGED_IN = b"OK [CAPABILITY " + POST_CAPS + b"] Logged in\r\n"
 AUTH_FAILED = b"NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
