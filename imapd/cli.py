@@ -114,6 +114,8 @@ class ServeOptions(_Options):
          "allow LOGIN/AUTHENTICATE without TLS from other hosts (unsafe)"],
         ["loopback-is-remote", None,
          "no plaintext logins from loopback either (a local proxy forwards remote clients)"],
+        ["id-send-version", None,
+         "include the server version in the ID response (RFC 2971; off: name only)"],
     ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
@@ -175,6 +177,7 @@ class ServeOptions(_Options):
             data_dir=resolve_data_dir(self["data"]), limits=self.limits(),
             allow_plaintext=bool(self["allow-plaintext"]),
             loopback_is_local=not self["loopback-is-remote"],
+            id_send_version=bool(self["id-send-version"]),
         )
 
 
