@@ -113,6 +113,12 @@ class Framer:
         self._drop_tail = b""          # last bytes of a dropped overlong line
         self._dead = False             # a fatal error happened: ignore input
 
+    def set_limits(self, limits: Limits) -> None:
+        """Apply other limits from the next frame decision on. The server
+        frames with small literal limits before login (an unauthenticated
+        client has no use for a 64 MiB literal) and the full ones after."""
+        self._limits = limits
+
     def discard_buffer(self) -> None:
         """Forget everything received but not yet framed (after STARTTLS:
         plaintext pipelined behind it must not run under TLS)."""

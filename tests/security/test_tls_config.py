@@ -73,3 +73,16 @@ def test_reload_failure_keeps_the_old_context(tmp_path: Path) -> None:
     assert not tls.reload() and tls.getContext() is before
     generate_self_signed(cert, key, "localhost")
     assert tls.reload() and tls.getContext() is not before
+
+
+def test_framer_limits_can_be_raised_after_login() -> None:
+    """The hook the server uses for its smaller pre-login literal limit."""
+    from imapd.config import Limits
+    from imapd.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
+
+    framer = Framer(Limits(max_literal=10))
+    [refused] = framer.feed(b"a LOGIN {11}\r\n")
+    assert isinstance(refused, FrameError) and refused.code == "TOOBIG"
+    framer.set_limits(Limits())
+    assert framer.feed(b"b LOGIN {11}\r\n") == [NeedContinuation()]
+    assert framer.feed(b"01234567890 x\r\n") == [CommandFrame(b"b LOGIN {11}\r\n01234567890 x\r\n")]
