@@ -153,6 +153,8 @@ class ImapServerFactory(ServerFactory):
             await close()
         except Exception:
             log.failure("closing the mail store failed")
+        else:
+            log.info("imapd: mail store closed")
 
     def _poll_once(self) -> Deferred[None]:
         """One ``await store.poll_changes()``; errors are logged, never stop

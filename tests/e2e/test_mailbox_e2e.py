@@ -143,3 +143,22 @@ def test_two_server_processes_share_a_data_directory(tmp_path: Path) -> None:
             assert writer.untagged_responses.get("RECENT") == [b"0"]
             watcher.logout()
             writer.logout()
+
+
+def test_store_is_closed_cleanly_at_shutdown(tmp_path: Path) -> None:
+    """SIGTERM: BYE to clients, then the store is closed (SQLite checkpoints
+    the WAL into the database and removes it when the last connection
+    closes), and the mail is there at the next start."""
+    with running_server(tmp_path, {"alice": "wonderland"}) as server:
+        imap = connect(server)
+        ok(imap.append("INBOX", "(\\Flagged)", None, MESSAGE))
+        ok(imap.select("INBOX"))
+        server.process.terminate()
+        assert server.process.wait(15) == 0
+        assert not (server.data_dir / "mail.sqlite3-wal").exists()
+        assert "imapd: mail store closed" in server.log()
+        assert "Traceback" not in server.log() and "failed" not in server.log()
+    with running_server(tmp_path, {}) as again:
+        imap = connect(again)
+        assert ok(imap.status("INBOX", "(MESSAGES)")) == [b"INBOX (MESSAGES 1)"]
+        imap.logout()
