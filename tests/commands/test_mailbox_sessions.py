@@ -197,3 +197,15 @@ def test_session_gone_releases_its_view(server: MailServer) -> None:
     # New mail now is recent for the next session that selects.
     server.append("INBOX", message(1))
     assert b"* 1 RECENT" in server.connect().ok("t SELECT INBOX")
+
+
+def test_unsolicited_fetch_carries_uid_after_a_uid_command(server: MailServer) -> None:
+    """RFC 3501 §6.4.8 / issue 3: once a session has used UID commands, the
+    flag changes it hears about from others name the UID too."""
+    server.append_many("INBOX", [message(1), message(2)])
+    watcher = selected(server)
+    changer = selected(server)
+    assert watcher.lines("u UID SEARCH ALL") == [b"* SEARCH 1 2", b"u OK SEARCH completed"]
+    changer.ok("c STORE 1 +FLAGS.SILENT (\\Flagged)")
+    assert watcher.lines("n NOOP") == [
+        b"* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)", b"n OK NOOP completed"]
