@@ -205,7 +205,7 @@ def test_unsolicited_fetch_carries_uid_after_a_uid_command(server: MailServer) -
     server.append_many("INBOX", [message(1), message(2)])
     watcher = selected(server)
     changer = selected(server)
-    assert watcher.lines("u UID SEARCH ALL") == [b"* SEARCH 1 2", b"u OK SEARCH completed"]
+    assert watcher.ok("u UID SEARCH ALL")[0] == b"* SEARCH 1 2"
     changer.ok("c STORE 1 +FLAGS.SILENT (\\Flagged)")
     assert watcher.lines("n NOOP") == [
         b"* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)", b"n OK NOOP completed"]
