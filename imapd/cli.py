@@ -64,6 +64,7 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "auth-penalty-window": ("auth_penalty_window", float, "seconds a failed login is remembered"),
     "max-preauth-duration": ("max_preauth_duration", float,
                              "seconds a connection may stay unauthenticated"),
+    "max-preauth-literal": ("max_preauth_literal", int, "largest literal before login, bytes"),
 }
 _LIMIT_DEFAULTS = {f.name: f.default for f in fields(Limits)}
 

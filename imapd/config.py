@@ -33,6 +33,7 @@ class Limits:
     auth_penalty_window: float = 3600.0  # seconds a failure is remembered
     auth_penalty_entries: int = 100_000  # addresses/users tracked at most
     max_preauth_duration: float = 300.0  # seconds a connection may stay unauthenticated
+    max_preauth_literal: int = 16 * KIB  # one literal before login (a LOGIN password)
 
 
 @dataclass(frozen=True, slots=True)

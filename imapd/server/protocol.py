@@ -12,6 +12,7 @@ AUTHENTICATE, back-pressure when too many commands are queued, and closing.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import ipaddress
 import re
 from typing import TYPE_CHECKING, Union, cast
@@ -28,6 +29,7 @@ from imapd import capabilities
 from imapd.auth.penalty import LoginGuard
 from imapd.commands import catalogue
 from imapd.commands.context import CommandContext, ConnectionClosed
+from imapd.config import Limits
 from imapd.errors import ImapError
 from imapd.server.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
 from imapd.server.runtime import Timer
@@ -85,6 +87,15 @@ def peer_host(address: object) -> str:
     return str(getattr(address, "host", address))
 
 
+def preauth_limits(limits: Limits) -> Limits:
+    """The framer's limits before login: literals up to
+    ``max_preauth_literal`` and commands with room for two of them (LOGIN
+    name and password) besides the line."""
+    literal = min(limits.max_literal, limits.max_preauth_literal)
+    command = min(limits.max_command, limits.max_line + 2 * literal + 16)
+    return dataclasses.replace(limits, max_literal=literal, max_command=command)
+
+
 def is_local(address: object) -> bool:
     """Loopback or a UNIX socket: nobody on a network can read this
     connection, so plaintext passwords are acceptable (issue 6 policy)."""
@@ -105,7 +116,10 @@ class ImapServerProtocol(Protocol):
     def __init__(self, factory: ImapServerFactory) -> None:
         self.server = factory
         self.limits = factory.config.limits
-        self.framer = Framer(self.limits)
+        # Before login, literals are small (a LOGIN password needs little):
+        # unauthenticated clients cannot make the server hold 64 MiB each.
+        self.framer = Framer(preauth_limits(self.limits))
+        self._full_limits = False
         self.session = Session(peer="?")
         self.ctx: CommandContext | None = None
         self._queue: collections.deque[QueuedItem] = collections.deque()
@@ -334,6 +348,9 @@ class ImapServerProtocol(Protocol):
         if outcome is None or self._closing:
             return  # the connection went away (or timed out) under the command
         self.send(outcome.reply)
+        if self.session.authenticated and not self._full_limits:
+            self._full_limits = True
+            self.framer.set_limits(self.limits)
         finished, self._current = self._current, None
         if self._tls_pending:
             self._begin_tls()

@@ -127,3 +127,21 @@ def test_connection_limit_of_the_process(tmp_path: Path) -> None:
         assert extra.line() == b"* BYE " + catalogue.BYE_TOO_MANY_CONNECTIONS.encode() + b"\r\n"
         for raw in held:
             raw.close()
+
+
+def test_literals_before_login_are_small(tmp_path: Path) -> None:
+    """An unauthenticated client cannot make the server hold a big literal;
+    after login the full --max-literal applies."""
+    with secure_server(tmp_path, extra_args=["--max-preauth-literal", "100"], imaps=False) as server:
+        raw = Raw(server.host, server.port)
+        raw.line()
+        raw.send(b"a LOGIN alice {101}\r\n")
+        assert raw.line() == b"a NO [TOOBIG] Literal too big\r\n"
+        raw.send(b"b LOGIN alice {10}\r\n")
+        assert raw.line().startswith(b"+ ")
+        raw.send(b"wonderland\r\n")
+        assert raw.line().startswith(b"b OK")
+        raw.send(b"c APPEND INBOX {1000}\r\n")
+        assert raw.line().startswith(b"+ ")
+        raw.send(b"Subject: x\r\n\r\n" + b"y" * 986 + b"\r\n")
+        assert raw.until_tagged(b"c")[-1].startswith(b"c OK")
