@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import sqlite3
-from array import array
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ from imapd.mailstore.schema import (
     BUSY_TIMEOUT_SECONDS, DB_FILENAME, connect, read_transaction, write_transaction,
 )
 from imapd.mailstore.sqlite_sync import OwnChange, PendingClaim, SqliteSelection, SyncHub, recent_in
+from imapd.mailstore.sqlite_uidcache import UidCache
 
 # Bodies up to this size are read in one go; larger ones are streamed.
 STREAM_THRESHOLD = 1024 * 1024
@@ -52,6 +52,7 @@ class SqliteMailStore:
         self.data_dir = data_dir
         self.conn = connect(data_dir)
         self.hub = SyncHub(self.conn)
+        self.uid_cache = UidCache()  # SELECT of large mailboxes
         self._user_ids: dict[str, int] = {}
 
     # --- helpers -----------------------------------------------------------
@@ -202,8 +203,7 @@ class SqliteMailStore:
         name = names.normalize_name(name)
         with read_transaction(self.conn):
             row = boxes.find_selectable(self.conn, user_id, name, "NONEXISTENT")
-            uids = array("I", [r[0] for r in self.conn.execute(
-                "SELECT uid FROM messages WHERE mailbox_id=? ORDER BY uid", (row.id,))])
+            uids = self.uid_cache.uids(self.conn, row)
             keywords = tuple(str(r[0]) for r in self.conn.execute(
                 "SELECT name FROM keywords WHERE mailbox_id=? ORDER BY folded", (row.id,)))
             (first_unseen,) = self.conn.execute(
