@@ -476,6 +476,10 @@ class ImapServerProtocol(Protocol):
         if self._held is None and any(item is frame for item in self._queue):
             assert isinstance(frame, CommandFrame)
             self._held = (frame, [], bytearray(rest))
+        elif self._held is not None:
+            self._hold_more(rest)  # already held behind a STARTTLS: keep the order
+        else:
+            self._receive(rest)  # the line went to a waiting handler (IDLE): not a command
 
     def _begin_compression(self, owner: QueuedItem | None) -> None:
         """The OK went out uncompressed; from here on both directions are

@@ -114,6 +114,14 @@ def test_failed_compress_releases_held_bytes_as_plain_text(client: Client) -> No
         f"z BAD {catalogue.BAD_COMPRESS_ALGORITHM}\r\na OK NOOP completed\r\n".encode())
 
 
+def test_compress_line_read_by_idle_is_not_a_command(client: Client) -> None:
+    """A COMPRESS line sent while idling is IDLE's bad continuation: what
+    follows it is plain input, not held as compressed data."""
+    assert client.exchange(b"i IDLE\r\n") == b"+ idling\r\n"
+    assert client.exchange(b"z COMPRESS DEFLATE\r\na NOOP\r\n") == (
+        b"i BAD Expected DONE\r\na OK NOOP completed\r\n")
+
+
 def test_compress_refused_before_login(server: MailServer) -> None:
     client = server.connect(None)
     client.read()
