@@ -88,6 +88,22 @@ NO_READ_ONLY = "Mailbox is read-only"
 BAD_STATUS_ITEM = "Unsupported STATUS item"
 NO_STORE_UNAVAILABLE = "Mail store not available"
 
+# --- UIDPLUS, MOVE, CONDSTORE/QRESYNC, ESEARCH/SEARCHRES (RFC 4315, 6851, 7162, 4731, 5182)
+CODE_APPENDUID = "APPENDUID"
+CODE_COPYUID = "COPYUID"
+CODE_HIGHESTMODSEQ = "HIGHESTMODSEQ"
+CODE_MODIFIED = "MODIFIED"
+CODE_CLOSED = "CLOSED"
+TEXT_HIGHESTMODSEQ = "Highest"
+TEXT_CLOSED = "Previous mailbox closed"
+TEXT_MOVED = "Moved UIDs"
+OK_MOVE = "MOVE completed"
+OK_UID_MOVE = "UID MOVE completed"
+OK_UID_EXPUNGE = "UID EXPUNGE completed"
+OK_CONDITIONAL_STORE_FAILED = "Conditional STORE failed"
+BAD_QRESYNC_NOT_ENABLED = "QRESYNC is not enabled (use ENABLE QRESYNC first)"
+BAD_SEQ_MATCH_SIZES = "QRESYNC sequence match data: the two sets differ in size"
+
 # --- session extensions: IDLE, ENABLE, NAMESPACE, ID, UNSELECT, COMPRESS ----
 CONTINUE_IDLE = "idling"                      # RFC 2177 §3 example
 OK_IDLE = "IDLE terminated"

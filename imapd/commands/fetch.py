@@ -13,6 +13,14 @@ session expunged but this client has not yet been told about (expunges are
 held back during FETCH, RFC 3501 §7.4.1) are left out of the answer
 (RFC 2180 §4.1.2 allows this).
 
+CONDSTORE (RFC 7162 §3.1.4): the MODSEQ item, and the CHANGEDSINCE modifier
+(only messages changed since, MODSEQ implied; the candidates come from the
+store's change index, so the cost follows the number of changes); both are
+CONDSTORE enabling commands. ``UID FETCH ... (CHANGEDSINCE n VANISHED)``
+(§3.2.6, QRESYNC enabled only) first reports the set's UIDs expunged since
+as ``* VANISHED (EARLIER)``. Once CONDSTORE is on, a FETCH that sets
+``\\Seen`` also reports UID and the new MODSEQ (§3.1).
+
 Fetching ``BODY[...]`` (not ``BODY.PEEK``), ``RFC822`` or ``RFC822.TEXT``
 sets ``\\Seen`` unless the mailbox is read-only; a message whose flags
 changed that way gets its new FLAGS in the same FETCH response even when
@@ -24,14 +32,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from imapd.commands import catalogue, condstore
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.commands.fetch_items import (
     MessageSource, item_name, item_value, needs_info, sets_seen,
 )
 from imapd.commands.select import selected_view
+from imapd.errors import ImapError
 from imapd.mailstore.flags import FlagOp
 from imapd.mailstore.interface import MailStore
-from imapd.mailstore.records import MessageRecord
+from imapd.mailstore.records import FlagState, MessageRecord
 from imapd.model import SEEN
 from imapd.session.view import SelectedView
 from imapd.wire.commands import Fetch, FetchAttribute, FetchKind
@@ -41,11 +51,13 @@ from imapd.wire.values import Value
 # Messages whose records (and analyses) are read from the store at once.
 BATCH_SIZE = 256
 _UID = FetchAttribute(FetchKind.UID)
+_MODSEQ = FetchAttribute(FetchKind.MODSEQ)
 
 
 def response_attributes(cmd: Fetch) -> tuple[FetchAttribute, ...]:
     """The items to answer, in the client's order, each response name once;
-    UID added at the end for UID FETCH when not asked for (§6.4.8)."""
+    UID added at the end for UID FETCH when not asked for (§6.4.8), then
+    MODSEQ when CHANGEDSINCE implies it (RFC 7162 §3.1.4.1)."""
     names: set[str] = set()
     attributes: list[FetchAttribute] = []
     for attribute in cmd.attributes:
@@ -55,49 +67,85 @@ def response_attributes(cmd: Fetch) -> tuple[FetchAttribute, ...]:
             attributes.append(attribute)
     if cmd.uid and _UID.kind.value not in names:
         attributes.append(_UID)
+    if cmd.changedsince is not None and _MODSEQ.kind.value not in names:
+        attributes.append(_MODSEQ)
     return tuple(attributes)
 
 
 async def _mark_seen(
     store: MailStore, view: SelectedView, records: Sequence[MessageRecord]
-) -> dict[int, tuple[str, ...]]:
-    """Set ``\\Seen`` on the records lacking it; their new flags by UID."""
+) -> dict[int, FlagState]:
+    """Set ``\\Seen`` on the records lacking it; their new state by UID."""
     unseen = [record.uid for record in records if SEEN not in record.flags]
     if not unseen:
         return {}
     result = await store.store_flags(view.selection, unseen, FlagOp.ADD, (SEEN,))
-    return {state.uid: state.flags for state in result.states if state.uid in result.changed}
+    return {state.uid: state for state in result.states if state.uid in result.changed}
 
 
 async def _fetch_items(
     source: MessageSource,
     view: SelectedView,
     attributes: Sequence[FetchAttribute],
-    flags: tuple[str, ...],
+    state: FlagState,
 ) -> list[tuple[str, Value]]:
     uid = source.record.uid
     items: list[tuple[str, Value]] = []
     for attribute in attributes:
         value: Value
         if attribute.kind is FetchKind.FLAGS:
-            value = view.flags_value(uid, flags)
+            value = view.flags_value(uid, state.flags)
         elif attribute.kind is FetchKind.UID:
             value = uid
+        elif attribute.kind is FetchKind.MODSEQ:
+            value = condstore.modseq_value(state.modseq)
         else:
             value = await item_value(source, attribute)
         items.append((item_name(attribute), value))
     return items
 
 
+def _seen_change_items(
+    view: SelectedView, state: FlagState, names: set[str], with_condstore: bool,
+) -> list[tuple[str, Value]]:
+    """What a FETCH that just set ``\\Seen`` adds to a response that lacks
+    it: FLAGS (RFC 3501 §6.4.5), and with CONDSTORE on UID and MODSEQ
+    (RFC 7162 §3.1)."""
+    extra: list[tuple[str, Value]] = []
+    if "FLAGS" not in names:
+        extra.append(("FLAGS", view.flags_value(state.uid, state.flags)))
+    if with_condstore and "UID" not in names:
+        extra.append(("UID", state.uid))
+    if with_condstore and "MODSEQ" not in names:
+        extra.append(("MODSEQ", condstore.modseq_value(state.modseq)))
+    return extra
+
+
+async def _resolve(cmd: Fetch, ctx: CommandContext, view: SelectedView) -> list[tuple[int, int]]:
+    """The (seq, uid) pairs to answer; with CHANGEDSINCE only the changed
+    ones, after the VANISHED (EARLIER) report when asked (RFC 7162 §3.2.6)."""
+    if cmd.changedsince is None:
+        return view.resolve(cmd.seqset, cmd.uid)
+    if cmd.vanished:
+        gone = await condstore.vanished_in_set(ctx.store, view, cmd.seqset, cmd.changedsince)
+        if gone:
+            ctx.send(condstore.vanished_earlier(gone))
+    return await condstore.changed_pairs(ctx.store, view, cmd.seqset, cmd.uid, cmd.changedsince)
+
+
 async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
     """FETCH / UID FETCH (RFC 3501 §6.4.5, §6.4.8); see the module docstring."""
     view = selected_view(ctx)
     store: MailStore = ctx.store
-    pairs = view.resolve(cmd.seqset, cmd.uid)
     attributes = response_attributes(cmd)
+    if cmd.vanished and not condstore.qresync_on(ctx.session):
+        raise ImapError.bad(catalogue.BAD_QRESYNC_NOT_ENABLED)
+    if cmd.changedsince is not None or _MODSEQ in attributes:
+        condstore.enable_condstore(ctx)
+    pairs = await _resolve(cmd, ctx, view)
     marks_seen = not view.readonly and any(sets_seen(a) for a in cmd.attributes)
     with_meta = any(needs_info(a) for a in attributes)
-    asks_flags = any(a.kind is FetchKind.FLAGS for a in attributes)
+    names = {item_name(a) for a in attributes}
     for start in range(0, len(pairs), BATCH_SIZE):
         batch = pairs[start:start + BATCH_SIZE]
         records = await store.fetch_records(
@@ -109,11 +157,11 @@ async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
             record = by_uid.get(uid)
             if record is None:
                 continue  # expunged by another session; not yet announced
-            flags = new_flags.get(uid, record.flags)
+            state = new_flags.get(uid) or FlagState(uid, record.flags, record.modseq)
             source = MessageSource(store, view.selection, record)
-            items = await _fetch_items(source, view, attributes, flags)
-            if uid in new_flags and not asks_flags:
-                items.append(("FLAGS", view.flags_value(uid, flags)))
+            items = await _fetch_items(source, view, attributes, state)
+            if uid in new_flags:
+                items += _seen_change_items(view, state, names, view.condstore)
             ctx.send(FetchResponse(seq, tuple(items)))
     return Completion("UID FETCH completed" if cmd.uid else "FETCH completed")
 

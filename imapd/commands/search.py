@@ -14,15 +14,23 @@ gone from the store and match nothing). Their store records decide every
 cheap key first (``search_eval``); only messages still undecided get their
 analysis (the store's ``meta``) loaded, and only those still undecided after
 that get their bytes read — one message at a time, so memory stays bounded.
+
+Extensions: ``RETURN (...)`` answers with ESEARCH and SAVE keeps the result
+as ``$`` (RFC 4731, RFC 5182; see ``esearch``); ``$`` in the criteria is the
+saved result (empty until a SEARCH saved one; a SEARCH ... SAVE that fails
+leaves it empty, RFC 5182 §2.1). The ``MODSEQ`` key (RFC 7162 §3.1.5)
+enables CONDSTORE and adds the highest MODSEQ of the matches to the
+result: ``* SEARCH 2 5 (MODSEQ 917)``, nothing when none match.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from imapd.commands import condstore, esearch
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.commands.select import selected_view
-from imapd.commands.search_eval import Candidate, Evaluator, uses_saved_result
+from imapd.commands.search_eval import Candidate, Evaluator, uses_modseq
 from imapd.errors import ImapError
 from imapd.mailstore.interface import MailStore
 from imapd.message import MessageInfo, analyze
@@ -73,23 +81,14 @@ async def _decide(
     return matched
 
 
-async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
-    """SEARCH / UID SEARCH (RFC 3501 §6.4.4, §6.4.8); see the module docstring."""
-    view = selected_view(ctx)
-    store: MailStore = ctx.store
-    if cmd.charset is not None and cmd.charset not in SUPPORTED_CHARSETS:
-        raise ImapError.no(
-            f"Unsupported charset {cmd.charset}", "BADCHARSET",
-            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
-        )
-    if uses_saved_result(cmd.criteria):
-        raise ImapError.bad("No saved search result to use")
-    if cmd.uid:
-        view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
+async def _matching(
+    store: MailStore, view: SelectedView, cmd: Search, saved: frozenset[int],
+) -> list[Candidate]:
+    """The messages matching the criteria, ascending (see module doc)."""
     uids = list(view.uids)
     records = await store.fetch_records(view.selection, uids) if uids else []
     by_uid = {record.uid: record for record in records}
-    evaluator = Evaluator(len(uids), uids[-1] if uids else 0)
+    evaluator = Evaluator(len(uids), uids[-1] if uids else 0, saved)
     matched: list[Candidate] = []
     undecided: list[Candidate] = []
     for seq, uid in enumerate(uids, start=1):
@@ -104,8 +103,38 @@ async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
             matched.append(candidate)
     matched += await _decide(store, view, evaluator, cmd, undecided)
     matched.sort(key=lambda c: c.seq)
-    numbers = tuple(c.record.uid if cmd.uid else c.seq for c in matched)
-    ctx.send(SearchResponse(numbers))
+    return matched
+
+
+async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
+    """SEARCH / UID SEARCH (RFC 3501 §6.4.4, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    saved = frozenset(view.saved_uids)
+    options = None if cmd.return_options is None else esearch.effective_options(cmd.return_options)
+    if options is not None and esearch.SAVE in options:
+        view.saved_uids = ()  # stays empty if this SEARCH fails (RFC 5182 §2.1)
+    if cmd.charset is not None and cmd.charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {cmd.charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+    with_modseq = uses_modseq(cmd.criteria)
+    if with_modseq:
+        condstore.enable_condstore(ctx)
+    if cmd.uid:
+        view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
+    matched = await _matching(store, view, cmd, saved)
+    numbers = [c.record.uid if cmd.uid else c.seq for c in matched]
+    modseqs = [c.record.modseq for c in matched] if with_modseq else None
+    if options is None:
+        ctx.send(SearchResponse(tuple(numbers), max(modseqs) if modseqs else None))
+    else:
+        if esearch.SAVE in options:
+            view.saved_uids = esearch.saved_uids(options, [c.record.uid for c in matched])
+        response = esearch.esearch_response(cmd.tag, cmd.uid, options, numbers, modseqs)
+        if response is not None:
+            ctx.send(response)
     return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed")
 
 

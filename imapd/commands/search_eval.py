@@ -22,7 +22,12 @@ Key semantics (RFC 3501 §6.4.4):
   model's search helpers. ``HEADER field ""`` matches every message that has
   the field.
 * Sequence sets use the client's message numbers (``*`` is EXISTS); UID
-  sets the UIDs (``*`` is the highest UID, so ``n:*`` includes it).
+  sets the UIDs (``*`` is the highest UID, so ``n:*`` includes it). ``$``
+  in either place is the saved result (RFC 5182 §2.1): the messages whose
+  UIDs are in ``saved``.
+* ``MODSEQ n`` (RFC 7162 §3.1.5) matches messages whose MODSEQ is at least
+  ``n``; the optional entry name is accepted and not narrowed further (this
+  store keeps one MODSEQ per message, for all of its flags).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from imapd.message import MessageInfo, address_search_text, header_values, searc
 from imapd.model import RECENT
 from imapd.wire.commands import (
     DateField, DateOp, SearchAll, SearchAnd, SearchDate, SearchFlag, SearchHeader, SearchKey,
-    SearchNot, SearchOr, SearchSeq, SearchSize, SearchText, SearchUid, TextScope,
+    SearchModSeq, SearchNot, SearchOr, SearchSeq, SearchSize, SearchText, SearchUid, TextScope,
 )
 
 # SEARCH FROM/TO/CC/BCC also match the addresses written plainly.
@@ -87,11 +92,12 @@ def _compare_date(value: datetime.date, op: DateOp, date: datetime.date) -> bool
 
 class Evaluator:
     """Evaluates keys for one SEARCH command: ``exists`` and ``largest_uid``
-    give ``*`` its meaning in sequence and UID sets."""
+    give ``*`` its meaning in sequence and UID sets, ``saved`` is ``$``."""
 
-    def __init__(self, exists: int, largest_uid: int) -> None:
+    def __init__(self, exists: int, largest_uid: int, saved: frozenset[int] = frozenset()) -> None:
         self.exists = exists
         self.largest_uid = largest_uid
+        self.saved = saved
 
     def evaluate(self, key: SearchKey, message: Candidate) -> Truth:
         """True/False, or None when the key needs data not yet loaded."""
@@ -130,10 +136,14 @@ class Evaluator:
             return (key.flag.lower() in message.folded_flags) == key.present
         if isinstance(key, SearchSize):
             return record.size > key.size if key.larger else record.size < key.size
+        if isinstance(key, (SearchSeq, SearchUid)) and key.seqset.saved:
+            return record.uid in self.saved
         if isinstance(key, SearchSeq):
             return key.seqset.contains(message.seq, self.exists)
         if isinstance(key, SearchUid):
             return key.seqset.contains(record.uid, self.largest_uid)
+        if isinstance(key, SearchModSeq):
+            return record.modseq >= key.modseq
         if isinstance(key, SearchDate):
             return self._date(key, message)
         if isinstance(key, SearchHeader):
@@ -180,3 +190,11 @@ def uses_saved_result(key: SearchKey) -> bool:
     if isinstance(key, (SearchSeq, SearchUid)) and key.seqset.saved:
         return True
     return any(uses_saved_result(k) for k in subkeys(key))
+
+
+def uses_modseq(key: SearchKey) -> bool:
+    """Does the key use MODSEQ anywhere (RFC 7162 §3.1.5: then the result
+    carries the highest MODSEQ, and the command enables CONDSTORE)?"""
+    if isinstance(key, SearchModSeq):
+        return True
+    return any(uses_modseq(k) for k in subkeys(key))

@@ -12,7 +12,7 @@ the dispatcher drains it just before the tagged reply (RFC 3501 §7).
 
 from __future__ import annotations
 
-from imapd.commands import catalogue
+from imapd.commands import catalogue, condstore
 from imapd.commands.context import (
     AUTHENTICATED, SELECTED, AnySpec, CommandContext, CommandSpec, Completion,
 )
@@ -64,7 +64,8 @@ def selection_responses(view: SelectedView) -> list[Response]:
     """The untagged data SELECT and EXAMINE must send (RFC 3501 §6.3.1):
     FLAGS, EXISTS, RECENT, then OK [UNSEEN] (only when some message is
     unseen), OK [PERMANENTFLAGS] (empty for a read-only mailbox, §6.3.2),
-    OK [UIDVALIDITY], OK [UIDNEXT]."""
+    OK [UIDVALIDITY], OK [UIDNEXT], and OK [HIGHESTMODSEQ] (RFC 7162
+    §3.1.2.1: "with every successful SELECT or EXAMINE command")."""
     snapshot = view.snapshot
     flags = SYSTEM_FLAGS + snapshot.keywords
     responses: list[Response] = [
@@ -86,6 +87,7 @@ def selection_responses(view: SelectedView) -> list[Response]:
         catalogue.CODE_UIDVALIDITY, view.uidvalidity, catalogue.TEXT_UIDVALIDITY))
     responses.append(_status_ok(
         catalogue.CODE_UIDNEXT, snapshot.uidnext, catalogue.TEXT_UIDNEXT))
+    responses.append(condstore.highestmodseq_response(view.told_modseq))
     return responses
 
 
@@ -100,28 +102,48 @@ async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> Select
     [selects] while a mailbox is already selected, the currently selected
     mailbox is deselected" and a failed SELECT leaves the session in the
     authenticated state (§6.3.1). EXAMINE opens a read-only selection that
-    changes no flags and consumes no \\Recent.
+    changes no flags and consumes no \\Recent. Once QRESYNC is enabled,
+    closing a selected mailbox this way is marked by ``* OK [CLOSED]``
+    (RFC 7162 §3.2.11) so the client knows which mailbox later responses
+    are about.
     """
     store = store_of(ctx)
     user = user_of(ctx)
+    had_mailbox = ctx.session.selected is not None
     ctx.session.deselect()
+    if had_mailbox and condstore.qresync_on(ctx.session):
+        ctx.send(Untagged(Status.OK, catalogue.TEXT_CLOSED, ResponseCode(catalogue.CODE_CLOSED)))
     view = await SelectedView.open(store, user, name, readonly)
     ctx.session.selected = view
     ctx.session.state = State.SELECTED
+    condstore.apply_modes(ctx.session)
     for response in selection_responses(view):
         ctx.send(response)
     return view
 
 
+async def _open_with_params(ctx: CommandContext, cmd: c.Select | c.Examine, readonly: bool) -> None:
+    """SELECT/EXAMINE with RFC 7162 parameters: CONDSTORE (or QRESYNC) makes
+    it a CONDSTORE enabling command (§3.1.8; the selection responses already
+    carry HIGHESTMODSEQ), QRESYNC adds the resynchronisation (§3.2.5)."""
+    condstore.check_select_params(ctx, cmd.qresync)
+    view = await open_mailbox(ctx, cmd.mailbox, readonly)
+    if cmd.condstore or cmd.qresync is not None:
+        ctx.session.enabled.add(condstore.CONDSTORE)
+        condstore.apply_modes(ctx.session)
+    if cmd.qresync is not None:
+        await condstore.resync(ctx, store_of(ctx), view, cmd.qresync)
+
+
 async def handle_select(cmd: c.Select, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.3.1: tagged ``OK [READ-WRITE]``."""
-    await open_mailbox(ctx, cmd.mailbox, readonly=False)
+    await _open_with_params(ctx, cmd, readonly=False)
     return Completion(catalogue.OK_SELECT, ResponseCode(catalogue.CODE_READ_WRITE))
 
 
 async def handle_examine(cmd: c.Examine, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.3.2: like SELECT but read-only, tagged ``OK [READ-ONLY]``."""
-    await open_mailbox(ctx, cmd.mailbox, readonly=True)
+    await _open_with_params(ctx, cmd, readonly=True)
     return Completion(catalogue.OK_EXAMINE, ResponseCode(catalogue.CODE_READ_ONLY))
 
 
@@ -158,13 +180,14 @@ async def handle_expunge(cmd: c.Expunge, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.4.3: remove every ``\\Deleted`` message. The store
     delivers the expunges to this session's view like to every other, and
     the dispatcher's drain then sends one untagged EXPUNGE per message, each
-    numbered as the mailbox is after the ones before it (§7.4.1). NO on a
-    read-only (EXAMINEd) mailbox."""
+    numbered as the mailbox is after the ones before it (§7.4.1), or one
+    VANISHED once QRESYNC is enabled (RFC 7162 §3.2.10; the tagged OK then
+    carries HIGHESTMODSEQ). NO on a read-only (EXAMINEd) mailbox."""
     view = selected_view(ctx)
     if view.readonly:
         raise ImapError.no(catalogue.NO_READ_ONLY, catalogue.CODE_READ_ONLY)
     await store_of(ctx).expunge(view.selection)
-    return Completion(catalogue.OK_EXPUNGE)
+    return Completion(catalogue.OK_EXPUNGE, condstore.expunge_completion_code(ctx, view))
 
 
 SPECS: tuple[AnySpec, ...] = (

@@ -14,18 +14,29 @@ flags did not change, as the RFC's example shows.
 * A read-only (EXAMINEd) mailbox answers ``NO [READ-ONLY]``.
 * Other sessions with the mailbox selected learn of the change as untagged
   FETCH at their next command (the store notifies their views).
+
+CONDSTORE (RFC 7162 §3.1.3): ``(UNCHANGEDSINCE n)`` changes only the
+messages whose MODSEQ is at most ``n``; the others (and messages expunged
+meanwhile, which could not be changed either) are listed in the tagged
+``OK [MODIFIED set]`` (sequence numbers, or UIDs for UID STORE). It is a
+CONDSTORE enabling command. With CONDSTORE on, even ``.SILENT`` sends
+``FETCH (UID MODSEQ)`` for each message whose flags changed ("required to
+update the client's cache with the correct mod-sequence values").
 """
 
 from __future__ import annotations
 
+from imapd.commands import catalogue, condstore
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.commands.select import selected_view
 from imapd.errors import ImapError
 from imapd.mailstore.flags import FlagOp, split_flags
 from imapd.mailstore.interface import MailStore
+from imapd.mailstore.records import FlagState, StoreResult
+from imapd.session.view import SelectedView, uid_set_text
 from imapd.wire.commands import Store, StoreMode
-from imapd.wire.responses import FetchResponse
-from imapd.wire.values import PList, Value
+from imapd.wire.responses import FetchResponse, ResponseCode
+from imapd.wire.values import Atom, Value
 
 _OPS = {
     StoreMode.REPLACE: FlagOp.REPLACE,
@@ -41,27 +52,53 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
     split_flags(cmd.flags)  # BAD for \Recent, unknown \flags, bad keywords
     if view.readonly:
         raise ImapError.no("Mailbox is read-only", "READ-ONLY")
+    if cmd.unchangedsince is not None:
+        condstore.enable_condstore(ctx)
     pairs = view.resolve(cmd.seqset, cmd.uid)
     done = "UID STORE completed" if cmd.uid else "STORE completed"
     if not pairs:
         return Completion(done)
     result = await store.store_flags(
-        view.selection, [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags
+        view.selection, [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags,
+        cmd.unchangedsince,
     )
-    if cmd.silent:
-        return Completion(done)
     states = {state.uid: state for state in result.states}
     for seq, uid in pairs:
         state = states.get(uid)
         if state is None:
-            continue  # expunged by another session; not yet announced
-        items: list[tuple[str, Value]] = [("FLAGS", view.flags_value(uid, state.flags))]
-        if cmd.uid or view.condstore:
-            items.append(("UID", uid))
-        if view.condstore:
-            items.append(("MODSEQ", PList((state.modseq,))))
-        ctx.send(FetchResponse(seq, tuple(items)))
+            continue  # expunged by another session, or failed UNCHANGEDSINCE
+        if not cmd.silent:
+            ctx.send(_flags_fetch(view, seq, state, cmd.uid))
+        elif view.condstore and uid in result.changed:
+            ctx.send(FetchResponse(seq, (("UID", uid), ("MODSEQ", condstore.modseq_value(state.modseq)))))
+    if cmd.unchangedsince is not None:
+        return _conditional_completion(cmd, pairs, result, done)
     return Completion(done)
+
+
+def _flags_fetch(view: SelectedView, seq: int, state: FlagState, uid_command: bool) -> FetchResponse:
+    """``* seq FETCH (FLAGS (...) [UID u] [MODSEQ (m)])`` after a STORE."""
+    items: list[tuple[str, Value]] = [("FLAGS", view.flags_value(state.uid, state.flags))]
+    if uid_command or view.condstore:
+        items.append(("UID", state.uid))
+    if view.condstore:
+        items.append(("MODSEQ", condstore.modseq_value(state.modseq)))
+    return FetchResponse(seq, tuple(items))
+
+
+def _conditional_completion(
+    cmd: Store, pairs: list[tuple[int, int]], result: StoreResult, done: str,
+) -> Completion:
+    """The tagged OK of STORE (UNCHANGEDSINCE n): ``[MODIFIED set]`` with the
+    messages not changed because their MODSEQ is above ``n`` or because
+    they no longer exist (RFC 7162 §3.1.3)."""
+    passed = {state.uid for state in result.states}
+    failed = [seq_uid for seq_uid in pairs if seq_uid[1] not in passed]
+    if not failed:
+        return Completion(done)
+    numbers = sorted(uid if cmd.uid else seq for seq, uid in failed)
+    code = ResponseCode(catalogue.CODE_MODIFIED, (Atom(uid_set_text(numbers)),))
+    return Completion(catalogue.OK_CONDITIONAL_STORE_FAILED, code)
 
 
 # STORE must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1).

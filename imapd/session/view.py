@@ -100,6 +100,10 @@ class SelectedView:
         self.uid_mode = False
         self.condstore = False
         self.qresync = False
+        # SEARCHRES ``$`` (RFC 5182 §2.1): the UIDs of the last SEARCH ... SAVE,
+        # ascending; empty at selection.
+        self.saved_uids: tuple[int, ...] = ()
+        self._told_modseq = snapshot.highestmodseq
         self.on_change: Callable[[], None] | None = None
         first = snapshot.first_unseen
         self.first_unseen_seq: int | None = None if first is None else self.seq_of(first)
@@ -135,6 +139,13 @@ class SelectedView:
     def highestmodseq(self) -> int:
         """HIGHESTMODSEQ of the changes delivered to this view so far."""
         return self.selection.highestmodseq
+
+    @property
+    def told_modseq(self) -> int:
+        """The HIGHESTMODSEQ the client may rely on (RFC 7162 §3.1.2.1): that
+        of the last drain that left no expunge held back, so a client that
+        stores it never skips an expunge it has not been told about."""
+        return self._told_modseq
 
     @property
     def deleted(self) -> bool:
@@ -192,7 +203,8 @@ class SelectedView:
         responses carry UID.
         """
         if seqset.saved:
-            raise ImapError.bad("No saved search result to use")
+            self.uid_mode = self.uid_mode or uid
+            return self._resolve_saved()
         if uid:
             self.uid_mode = True
             return self._resolve_uids(seqset)
@@ -202,6 +214,16 @@ class SelectedView:
                 if number is not None and not 1 <= number <= count:
                     raise ImapError.bad(f"Invalid message sequence number {number}")
         return [(seq, self._uids[seq - 1]) for seq in seqset.iter_numbers(count)]
+
+    def _resolve_saved(self) -> list[tuple[int, int]]:
+        """``$`` (RFC 5182 §2.1): the saved messages that still exist, for
+        UID and sequence-number commands alike (expunged ones drop out)."""
+        pairs: list[tuple[int, int]] = []
+        for uid in self.saved_uids:
+            seq = self.seq_of(uid)
+            if seq is not None:
+                pairs.append((seq, uid))
+        return pairs
 
     def _resolve_uids(self, seqset: SequenceSet) -> list[tuple[int, int]]:
         if not self._uids:
@@ -285,6 +307,8 @@ class SelectedView:
             self._pending_added.clear()
             responses.append(Exists(len(self._uids)))
             responses.append(Recent(self.recent_count))
+        if not self._pending_expunged:
+            self._told_modseq = self.selection.highestmodseq
         return responses
 
     def _drain_expunged(self) -> list[Response]:

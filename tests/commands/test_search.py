@@ -231,7 +231,8 @@ def test_recent_new_old(server: MailServer, mailbox: Client) -> None:
 def test_bad_sequence_and_state(mailbox: Client, server: MailServer) -> None:
     mailbox.transcript("""
         C: a SEARCH $
-        S: a BAD No saved search result to use
+        S: * SEARCH
+        S: a OK SEARCH completed
     """)
     other = server.connect("alice")
     other.transcript("""

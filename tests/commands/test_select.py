@@ -38,9 +38,11 @@ def test_rfc3501_section_6_3_1_select_example(server: MailServer, client: Client
         S: {PERMANENT_RW}
         S: * OK [UIDVALIDITY ${{uidvalidity}}] UIDs valid
         S: * OK [UIDNEXT 173] Predicted next UID
+        S: * OK [HIGHESTMODSEQ ${{highestmodseq}}] Highest
         S: A142 OK [READ-WRITE] SELECT completed
         """,
         uidvalidity=server.uidvalidity("INBOX"),
+        highestmodseq=server.status("INBOX").highestmodseq,
     )
     assert client.session.state is State.SELECTED
 
@@ -60,13 +62,15 @@ def test_rfc3501_section_6_3_2_examine_example(server: MailServer, client: Clien
         S: {PERMANENT_RO}
         S: * OK [UIDVALIDITY ${{uidvalidity}}] UIDs valid
         S: * OK [UIDNEXT 18] Predicted next UID
+        S: * OK [HIGHESTMODSEQ ${{highestmodseq}}] Highest
         S: A932 OK [READ-ONLY] EXAMINE completed
         """
     uidvalidity = server.uidvalidity("blurdybloop")
-    client.transcript(expected, uidvalidity=uidvalidity)
+    highestmodseq = server.status("blurdybloop").highestmodseq
+    client.transcript(expected, uidvalidity=uidvalidity, highestmodseq=highestmodseq)
     # EXAMINE MUST NOT cause messages to lose \Recent: a second EXAMINE
     # and then a SELECT elsewhere still see both.
-    client.transcript(expected, uidvalidity=uidvalidity)
+    client.transcript(expected, uidvalidity=uidvalidity, highestmodseq=highestmodseq)
     other = server.connect("alice")
     assert b"* 2 RECENT" in other.lines("s SELECT blurdybloop")
 
@@ -81,6 +85,7 @@ def test_select_empty_mailbox_has_no_unseen_code(server: MailServer, client: Cli
         S: {PERMANENT_RW}
         S: * OK [UIDVALIDITY ${{uidvalidity}}] UIDs valid
         S: * OK [UIDNEXT 1] Predicted next UID
+        S: * OK [HIGHESTMODSEQ 1] Highest
         S: a OK [READ-WRITE] SELECT completed
         """,
         uidvalidity=server.uidvalidity("INBOX"),

@@ -239,9 +239,14 @@ def test_resolve_uses_the_clients_numbers_while_changes_are_pending() -> None:
     assert view.resolve(seqset("2,*"), uid=False) == [(2, 30), (5, 60)]
 
 
-def test_saved_result_marker_needs_substitution() -> None:
-    with pytest.raises(ImapError):
-        make_view(UIDS).resolve(SequenceSet((), saved=True), uid=False)
+def test_saved_result_marker_resolves_saved_uids() -> None:
+    """SEARCHRES ``$`` (RFC 5182 §2.1): empty until a SEARCH saves; then the
+    saved messages that still exist, by sequence number or UID alike."""
+    view = make_view(UIDS)
+    saved = SequenceSet((), saved=True)
+    assert view.resolve(saved, uid=False) == []
+    view.saved_uids = (20, 40, 99)
+    assert view.resolve(saved, uid=False) == view.resolve(saved, uid=True) == [(2, 20), (4, 40)]
 
 
 @pytest.mark.parametrize(("uids", "text"), [
