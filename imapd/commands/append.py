@@ -18,6 +18,9 @@ the reactor while their data accumulates. A batch that fails (one bad flag
 list, a missing mailbox) is retried message by message so each APPEND gets
 its own answer; ``append_many`` is atomic, so the failed attempt left
 nothing behind.
+
+UIDPLUS (RFC 4315 §3): the tagged OK carries ``[APPENDUID uidvalidity uid]``,
+the target's UIDVALIDITY and the UID the message got.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import AppendItem
 from imapd.message import analyze
 from imapd.wire import commands as c
+from imapd.wire.responses import ResponseCode
 
 # Messages above this size are analysed in a worker thread so a large
 # upload does not stall every other connection; small ones are cheaper
@@ -56,6 +60,8 @@ class _Slot:
     item: AppendItem
     done: bool = False
     error: BaseException | None = None
+    uidvalidity: int = 0  # set once stored (RFC 4315 APPENDUID)
+    uid: int = 0
 
 
 class AppendBatcher:
@@ -67,8 +73,9 @@ class AppendBatcher:
         self.runtime = runtime
         self._pending: dict[tuple[str, str], list[_Slot]] = {}
 
-    async def append(self, user: str, mailbox: str, item: AppendItem) -> None:
-        """Store ``item``; returns once it is durable, or raises its error."""
+    async def append(self, user: str, mailbox: str, item: AppendItem) -> tuple[int, int]:
+        """Store ``item``; returns (UIDVALIDITY, UID) once it is durable, or
+        raises its error."""
         slot = _Slot(item)
         leader = not self._pending
         self._pending.setdefault((user, mailbox), []).append(slot)
@@ -81,6 +88,7 @@ class AppendBatcher:
             delay = _RECHECK_SECONDS
         if slot.error is not None:
             raise slot.error
+        return slot.uidvalidity, slot.uid
 
     async def _flush(self) -> None:
         batches, self._pending = self._pending, {}
@@ -89,15 +97,17 @@ class AppendBatcher:
 
     async def _store_batch(self, user: str, mailbox: str, slots: list[_Slot]) -> None:
         try:
-            await self.store.append_many(user, mailbox, [s.item for s in slots])
+            result = await self.store.append_many(user, mailbox, [s.item for s in slots])
         except Exception as error:
             if len(slots) == 1:
                 slots[0].error = error
+                slots[0].done = True
             else:
                 for slot in slots:  # nothing was stored: find out who failed
                     await self._store_batch(user, mailbox, [slot])
-                return
-        for slot in slots:
+            return
+        for slot, uid in zip(slots, result.uids):
+            slot.uidvalidity, slot.uid = result.uidvalidity, uid
             slot.done = True
 
 
@@ -126,8 +136,10 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
     else:
         meta = analysis_blob(cmd.message)
     item = AppendItem(cmd.message, cmd.flags, cmd.internal_date, meta)
-    await batcher_for(store, ctx.runtime).append(user, cmd.mailbox, item)
-    return Completion(catalogue.OK_APPEND)
+    uidvalidity, uid = await batcher_for(store, ctx.runtime).append(user, cmd.mailbox, item)
+    return Completion(
+        catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (uidvalidity, uid))
+    )
 
 
 SPECS: tuple[AnySpec, ...] = (

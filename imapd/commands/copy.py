@@ -8,13 +8,16 @@ UID set, so the client learns the target is missing either way). The target
 may be the selected mailbox itself: the copies then arrive in this session's
 view like anyone's new messages and are announced with EXISTS before the
 tagged OK (RFC 3501 §7.3.1). COPY only reads the source, so it works in a
-read-only (EXAMINEd) mailbox too.
+read-only (EXAMINEd) mailbox too. The tagged OK carries UIDPLUS's
+``[COPYUID uidvalidity source-uids target-uids]`` (RFC 4315 §3) when
+something was copied.
 """
 
 from __future__ import annotations
 
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.commands.select import selected_view
+from imapd.commands.uidplus import copyuid_code
 from imapd.mailstore.interface import MailStore
 from imapd.wire.commands import Copy
 
@@ -24,8 +27,8 @@ async def handle_copy(cmd: Copy, ctx: CommandContext) -> Completion:
     view = selected_view(ctx)
     store: MailStore = ctx.store
     pairs = view.resolve(cmd.seqset, cmd.uid)
-    await store.copy(view.selection, [uid for _, uid in pairs], cmd.mailbox)
-    return Completion("UID COPY completed" if cmd.uid else "COPY completed")
+    result = await store.copy(view.selection, [uid for _, uid in pairs], cmd.mailbox)
+    return Completion("UID COPY completed" if cmd.uid else "COPY completed", copyuid_code(result))
 
 
 SPECS: tuple[AnySpec, ...] = (

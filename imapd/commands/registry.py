@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 from imapd.commands import (
     anystate, append, auth, copy, fetch, mailbox, search, select, starttls, store,
 )
+from imapd.commands import move, uidplus
 from imapd.commands import compress, idle, session_ext
 from imapd.commands.context import AnySpec, CommandSpec
 
@@ -29,6 +30,8 @@ ALL_SPECS: tuple[AnySpec, ...] = (
     *store.SPECS,      # STORE, UID STORE
     *search.SPECS,     # SEARCH, UID SEARCH
     *copy.SPECS,       # COPY, UID COPY
+    *move.SPECS,       # MOVE, UID MOVE (RFC 6851)
+    *uidplus.SPECS,    # UID EXPUNGE (RFC 4315)
     *idle.SPECS,       # IDLE (RFC 2177)
     *session_ext.SPECS,  # ENABLE NAMESPACE ID UNSELECT (RFC 5161, 2342, 2971, 3691)
     *compress.SPECS,   # COMPRESS (RFC 4978)

@@ -26,6 +26,12 @@ RFC_MESSAGE_LINES = [
 RFC_MESSAGE = "".join(line + "\r\n" for line in RFC_MESSAGE_LINES).encode()
 
 
+def appended(tag: str, server: MailServer, mailbox: str, uid: int) -> bytes:
+    """The tagged OK of an APPEND, with UIDPLUS's APPENDUID (RFC 4315 §3)."""
+    return b"%s OK [APPENDUID %d %d] APPEND completed\r\n" % (
+        tag.encode(), server.uidvalidity(mailbox), uid)
+
+
 def client_lines(raw: bytes) -> str:
     """A CRLF-terminated message as transcript ``C:`` lines."""
     assert raw.endswith(b"\r\n")
@@ -43,7 +49,7 @@ def test_rfc3501_section_6_3_11_example(server: MailServer, client: Client) -> N
         S: + Ready for literal data
         {body}
         C:
-        S: A003 OK APPEND completed
+        S: A003 OK [APPENDUID {server.uidvalidity("saved-messages")} 1] APPEND completed
         """
     )
     [(record, data)] = server.read_messages("saved-messages")
@@ -62,7 +68,7 @@ def test_append_with_date_time_and_keywords(server: MailServer, client: Client) 
         C: a APPEND INBOX (\\Flagged $Label1 \\seen) " 5-Jan-2024 10:11:12 +0130" {{{len(raw)}+}}
         {client_lines(raw)}
         C:
-        S: a OK APPEND completed
+        S: a OK [APPENDUID {server.uidvalidity("INBOX")} 1] APPEND completed
         """
     )
     [(record, data)] = server.read_messages("INBOX")
@@ -76,7 +82,7 @@ def test_append_with_date_time_and_keywords(server: MailServer, client: Client) 
 def test_append_keeps_8bit_nul_and_bare_lf_bytes_exactly(server: MailServer, client: Client) -> None:
     raw = b"Subject: caf\xc3\xa9\r\n\r\nline\nnul\x00byte\r\n\xff\xfe"
     out = client.exchange(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(raw), raw))
-    assert out == b"a OK APPEND completed\r\n"
+    assert out == appended("a", server, "INBOX", 1)
     [(record, data)] = server.read_messages("INBOX")
     assert (data, record.size) == (raw, len(raw))
     # NUL is not allowed in a plain literal (RFC 3501 §9 CHAR8), only in
@@ -85,7 +91,7 @@ def test_append_keeps_8bit_nul_and_bare_lf_bytes_exactly(server: MailServer, cli
     assert out == b"b BAD NUL octet in literal for message\r\n"
     raw8 = raw.replace(b"\x00", b"")
     out = client.exchange(b"c APPEND INBOX {%d+}\r\n%s\r\n" % (len(raw8), raw8))
-    assert out == b"c OK APPEND completed\r\n"
+    assert out == appended("c", server, "INBOX", 2)
     assert [d for _, d in server.read_messages("INBOX")] == [raw, raw8]
 
 
@@ -102,10 +108,15 @@ def test_append_to_missing_mailbox_is_trycreate(server: MailServer, client: Clie
         S: b NO [TRYCREATE] Mailbox does not exist: Parent
         C: c CREATE Nowhere
         S: c OK CREATE completed
+        """
+    )
+    client.transcript(
+        """
         C: d APPEND Nowhere {5+}
         C: hello
-        S: d OK APPEND completed
-        """
+        S: d OK [APPENDUID ${uidvalidity} 1] APPEND completed
+        """,
+        uidvalidity=server.uidvalidity("Nowhere"),
     )
     assert [d for _, d in server.read_messages("Nowhere")] == [b"hello"]
 
@@ -132,7 +143,7 @@ def test_append_synchronizing_literal_waits_for_continuation(server: MailServer,
     assert client.exchange(b"a APPEND INBOX {7}\r\n") == b"+ Ready for literal data\r\n"
     assert client.exchange(b"hel\r\n") == b""
     assert client.exchange(b"lo") == b""
-    assert client.exchange(b"\r\n") == b"a OK APPEND completed\r\n"
+    assert client.exchange(b"\r\n") == appended("a", server, "INBOX", 1)
     assert [d for _, d in server.read_messages("INBOX")] == [b"hel\r\nlo"]
 
 
@@ -147,8 +158,9 @@ def test_append_to_selected_mailbox_announces_exists_and_recent(
         C: hello
         S: * 2 EXISTS
         S: * 2 RECENT
-        S: a OK APPEND completed
-        """
+        S: a OK [APPENDUID ${uidvalidity} 2] APPEND completed
+        """,
+        uidvalidity=server.uidvalidity("INBOX"),
     )
 
 
@@ -163,8 +175,9 @@ def test_append_to_examined_mailbox_is_allowed(server: MailServer, client: Clien
         C: hello
         S: * 1 EXISTS
         S: * 1 RECENT
-        S: a OK APPEND completed
-        """
+        S: a OK [APPENDUID ${uidvalidity} 1] APPEND completed
+        """,
+        uidvalidity=server.uidvalidity("INBOX"),
     )
 
 
@@ -177,8 +190,9 @@ def test_append_to_other_mailbox_while_selected_says_nothing_extra(
         """
         C: a APPEND Sent (\\Seen) {5+}
         C: hello
-        S: a OK APPEND completed
-        """
+        S: a OK [APPENDUID ${uidvalidity} 1] APPEND completed
+        """,
+        uidvalidity=server.uidvalidity("Sent"),
     )
     assert server.status("Sent").messages == 1
 
@@ -234,8 +248,8 @@ def test_appends_of_one_turn_share_one_commit(server: MailServer) -> None:
         (clients[2], b"c APPEND Sent {4+}\r\nsent\r\n"),
         (clients[3], b"d APPEND INBOX {5+}\r\nthird\r\n"),
     ])
-    assert replies == [b"a OK APPEND completed\r\n", b"b OK APPEND completed\r\n",
-                       b"c OK APPEND completed\r\n", b"d OK APPEND completed\r\n"]
+    assert replies == [appended("a", server, "INBOX", 1), appended("b", server, "INBOX", 2),
+                       appended("c", server, "Sent", 1), appended("d", server, "INBOX", 3)]
     assert counter.calls == [("INBOX", 3), ("Sent", 1)]
     stored = server.read_messages("INBOX")
     assert [(r.uid, r.flags, d) for r, d in stored] == [
@@ -250,8 +264,8 @@ def test_a_failing_append_does_not_fail_its_batch(server: MailServer) -> None:
         (clients[1], b"b APPEND INBOX (\\Recent) {3+}\r\nbad\r\n"),
         (clients[2], b"c APPEND INBOX {5+}\r\ngood2\r\n"),
     ])
-    assert replies == [b"a OK APPEND completed\r\n", b"b BAD \\Recent cannot be stored\r\n",
-                       b"c OK APPEND completed\r\n"]
+    assert replies == [appended("a", server, "INBOX", 1), b"b BAD \\Recent cannot be stored\r\n",
+                       appended("c", server, "INBOX", 2)]
     # One failed (rolled back) attempt for the batch, then one per message.
     assert counter.calls == [("INBOX", 3), ("INBOX", 1), ("INBOX", 1), ("INBOX", 1)]
     assert [d for _, d in server.read_messages("INBOX")] == [b"good", b"good2"]
@@ -263,7 +277,7 @@ def test_batched_append_to_a_missing_mailbox_is_trycreate(server: MailServer) ->
         (first, b"a APPEND INBOX {2+}\r\nok\r\n"),
         (second, b"b APPEND Missing {2+}\r\nno\r\n"),
     ])
-    assert replies == [b"a OK APPEND completed\r\n",
+    assert replies == [appended("a", server, "INBOX", 1),
                        b"b NO [TRYCREATE] Mailbox does not exist: Missing\r\n"]
 
 
@@ -272,5 +286,5 @@ def test_append_waits_for_the_next_turn_before_answering(server: MailServer, cli
     assert client.read() == b""  # not stored yet: no OK
     assert server.status("INBOX").messages == 0
     server.clock.advance(0)
-    assert client.read() == b"a OK APPEND completed\r\n"
+    assert client.read() == appended("a", server, "INBOX", 1)
     assert server.status("INBOX").messages == 1

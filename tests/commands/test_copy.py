@@ -29,10 +29,11 @@ def mailbox(server: MailServer, client: Client) -> Client:
 
 
 def test_rfc3501_section_6_4_7_example(server: MailServer, mailbox: Client) -> None:
+    """With UIDPLUS's COPYUID (RFC 4315 §3): source UIDs 2:4 became 2:4."""
     mailbox.transcript("""
         C: A003 COPY 2:4 MEETING
-        S: A003 OK COPY completed
-    """)
+        S: A003 OK [COPYUID ${uidvalidity} 2:4 2:4] COPY completed
+    """, uidvalidity=server.uidvalidity("MEETING"))
     reader = server.connect("alice")
     reader.ok("r EXAMINE MEETING")
     reader.transcript("""
@@ -57,12 +58,12 @@ def test_rfc3501_section_6_4_7_example(server: MailServer, mailbox: Client) -> N
     """)
 
 
-def test_copy_to_the_selected_mailbox_announces_exists(mailbox: Client) -> None:
+def test_copy_to_the_selected_mailbox_announces_exists(server: MailServer, mailbox: Client) -> None:
     mailbox.transcript("""
         C: a COPY 1,3 INBOX
         S: * 6 EXISTS
         S: * 2 RECENT
-        S: a OK COPY completed
+        S: a OK [COPYUID ${uidvalidity} 1,3 5:6] COPY completed
         C: b FETCH 5:6 (UID FLAGS BODY.PEEK[TEXT])
         S: * 5 FETCH (UID 5 FLAGS (\\Seen \\Recent) BODY[TEXT] {8}
         S: body 1
@@ -71,16 +72,17 @@ def test_copy_to_the_selected_mailbox_announces_exists(mailbox: Client) -> None:
         S: body 3
         S: )
         S: b OK FETCH completed
-    """)
+    """, uidvalidity=server.uidvalidity("INBOX"))
 
 
 def test_uid_copy(server: MailServer, mailbox: Client) -> None:
+    """Nothing copied (no such UIDs): OK without COPYUID."""
     mailbox.transcript("""
         C: a UID COPY 4:* MEETING
-        S: a OK UID COPY completed
+        S: a OK [COPYUID ${uidvalidity} 4 2] UID COPY completed
         C: b UID COPY 50:60 MEETING
         S: b OK UID COPY completed
-    """)
+    """, uidvalidity=server.uidvalidity("MEETING"))
     assert server.status("MEETING").messages == 2
 
 
@@ -108,8 +110,8 @@ def test_copy_from_an_examined_mailbox(server: MailServer, client: Client) -> No
     client.ok("e EXAMINE INBOX")
     client.transcript("""
         C: a COPY 1 Archive
-        S: a OK COPY completed
-    """)
+        S: a OK [COPYUID ${uidvalidity} 1 1] COPY completed
+    """, uidvalidity=server.uidvalidity("Archive"))
     status = server.status("Archive")
     assert (status.messages, status.uidnext) == (1, 2)
 

@@ -25,7 +25,8 @@ def test_append_reaches_other_sessions_and_is_recent_in_exactly_one(server: Mail
     second = selected(server)
     examiner = selected(server, command="EXAMINE")
     appender = server.connect("alice")
-    assert appender.exchange(APPEND_HELLO) == b"x OK APPEND completed\r\n"
+    assert appender.exchange(APPEND_HELLO) == (
+        b"x OK [APPENDUID %d 1] APPEND completed\r\n" % server.uidvalidity("INBOX"))
     first.transcript(
         """
         C: a NOOP
@@ -64,8 +65,9 @@ def test_append_by_a_selected_session(server: MailServer) -> None:
         C: hello
         S: * 1 EXISTS
         S: * 0 RECENT
-        S: x OK APPEND completed
-        """
+        S: x OK [APPENDUID ${uidvalidity} 1] APPEND completed
+        """,
+        uidvalidity=server.uidvalidity("INBOX"),
     )
     assert other.lines("n NOOP") == [b"* 1 EXISTS", b"* 1 RECENT", b"n OK NOOP completed"]
 
@@ -152,7 +154,8 @@ def test_selected_mailbox_renamed_by_another_session(server: MailServer) -> None
     watcher = selected(server, "Old")
     renamer = server.connect("alice")
     renamer.ok("r RENAME Old New")
-    assert renamer.lines("x APPEND New {5+}\r\nhello") == [b"x OK APPEND completed"]
+    assert renamer.lines("x APPEND New {5+}\r\nhello") == [
+        b"x OK [APPENDUID %d 2] APPEND completed" % server.uidvalidity("New")]
     # The watcher keeps working on the renamed mailbox (RFC 2180 §3.4) and,
     # as its only read-write session, owns the new message as \Recent.
     watcher.transcript(
