@@ -342,17 +342,16 @@ def test_deferred_handlers_really_wait(users: UserDatabase) -> None:
 def test_a_parser_bug_answers_bad_and_the_connection_goes_on(
     users: UserDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import imapd.server.protocol as protocol_module
+    from imapd.wire.parse import parse_command as real_parse
 
     conv = connect(users)
-    real_parse = protocol_module.parse_command
 
     def exploding_parse(frame: bytes, max_nesting: int = 32) -> object:
         if frame.startswith(b"boom"):
             raise RuntimeError("simulated parser bug")
         return real_parse(frame, max_nesting)
 
-    monkeypatch.setattr(protocol_module, "parse_command", exploding_parse)
+    monkeypatch.setattr("imapd.server.protocol.parse_command", exploding_parse)
     with capturedLogs() as events:
         reply = conv.exchange(b"boom NOOP\r\na2 NOOP\r\n")
     assert reply == b"* BAD Unparseable command\r\na2 OK NOOP completed\r\n"

@@ -47,7 +47,9 @@ class ResponseReader:
             return self.read_list()
         if char == b'"':
             return self.read_quoted()
-        if char in (b"{", b"~"):
+        # "~" starts a literal8 only when "{" follows; alone it is an atom
+        # character (RFC 3501's own example mailbox is ~/Mail/foo).
+        if char == b"{" or self.data.startswith(b"~{", self.pos):
             return self.read_literal()
         return self.read_atom()
 
