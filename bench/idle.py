@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import corpus
+from pathlib import Path
+
+from bench import corpus, profiling
 from bench.load import Target, login
 from bench.load.checks import CheckFailed, require_ok
 from bench.load.client import ConnectionLost, ImapClient
@@ -99,7 +101,7 @@ async def push_round(idlers: list[ImapClient], pusher: ImapClient, index: int, w
     return latencies, len(idlers) - len(latencies)
 
 
-async def _measure(peer: Peer, count: int, pushes: int, row: PeerFigures) -> None:
+async def _measure(peer: Peer, count: int, pushes: int, row: PeerFigures, profile: Path | None) -> None:
     target = Target(peer.host, peer.port, peer.user, peer.password)
     pusher = await login(target)
     require_ok(await pusher.command(b"CREATE " + quote(MAILBOX)), "CREATE")
@@ -129,6 +131,7 @@ async def _measure(peer: Peer, count: int, pushes: int, row: PeerFigures) -> Non
                          "(memory measured with selected, non-idling connections)")
     else:
         latencies: list[float] = []
+        spy = profiling.start(peer.process.pid, pushes * 2.0 + 2, profile) if profile else None
         for n in range(pushes):
             got, missed = await push_round(idlers, pusher, 10_000 + n, n + 1)
             latencies += got
@@ -136,6 +139,8 @@ async def _measure(peer: Peer, count: int, pushes: int, row: PeerFigures) -> Non
             if missed:
                 row.notes.append(f"push {n + 1}: {missed} idlers not notified within {PUSH_TIMEOUT:.0f} s")
             await asyncio.sleep(0.5)
+        if spy is not None:
+            row.notes.append("push " + profiling.finish(spy))
         ordered = sorted(x * 1000 for x in latencies)
         row.values["push_p50_ms"] = percentile(ordered, 0.5)
         row.values["push_p99_ms"] = percentile(ordered, 0.99)
@@ -146,7 +151,10 @@ async def _measure(peer: Peer, count: int, pushes: int, row: PeerFigures) -> Non
     await pusher.close()
 
 
-async def scenario_idle(peers: list[str], connections: int, per_process_connections: int, pushes: int) -> list[ScenarioReport]:
+async def scenario_idle(
+    peers: list[str], connections: int, per_process_connections: int, pushes: int,
+    profile_dir: Path | None = None,
+) -> list[ScenarioReport]:
     limit = raise_fd_limit(max(connections, per_process_connections) * 2 + 2000)
     report = ScenarioReport(f"4. idle connections ({connections:,}; one-process-per-connection servers "
                             f"{per_process_connections:,}), memory and push latency", COLUMNS)
@@ -157,7 +165,8 @@ async def scenario_idle(peers: list[str], connections: int, per_process_connecti
         with running_peer(name, PeerOptions(max_connections=count + 100)) as peer:
             row = PeerFigures(name, {}, 0, [])
             try:
-                await _measure(peer, count, pushes, row)
+                profile = profile_dir / "imapd-push.txt" if profile_dir and name == "imapd" else None
+                await _measure(peer, count, pushes, row, profile)
             except (CheckFailed, Malformed, ConnectionLost, OSError, TimeoutError) as exc:
                 row.errors += 1
                 row.notes.append(f"error: {type(exc).__name__}: {exc}")

@@ -23,7 +23,9 @@ import re
 import statistics
 import time
 
-from bench import corpus
+from pathlib import Path
+
+from bench import corpus, profiling
 from bench.load import Target, append_pipelined, login
 from bench.load.checks import CheckFailed, require_ok
 from bench.load.client import ImapClient
@@ -191,7 +193,15 @@ async def _qresync(target: Target, messages: int) -> float:
     return seconds
 
 
-async def scenario_large(peers: list[str], count: int, budget: float) -> list[ScenarioReport]:
+async def _profiled_round(peer: Peer, target: Target, messages: int, seconds: float, out: Path) -> str:
+    """One more timed round with py-spy sampling imapd."""
+    spy = profiling.start(peer.process.pid, seconds, out)
+    await asyncio.sleep(0.5)
+    await _timed_round(target, messages)
+    return "large mailbox (SELECT, FETCH FLAGS, SEARCH TEXT) " + profiling.finish(spy)
+
+
+async def scenario_large(peers: list[str], count: int, budget: float, profile_dir: Path | None = None) -> list[ScenarioReport]:
     report = ScenarioReport(f"3. large mailbox, {count:,} messages (median of {REPEATS})", COLUMNS)
     for name in peers:
         # Reads only (QRESYNC's few changes aside): no fsync while filling.
@@ -216,6 +226,10 @@ async def scenario_large(peers: list[str], count: int, budget: float) -> list[Sc
                     rounds.append(await _timed_round(target, filled))
                 if len(rounds) < REPEATS:
                     row.notes.append(f"{len(rounds)} timed round(s) only (slow: {MEASURE_BUDGET:.0f} s budget)")
+                if profile_dir is not None and name == "imapd":
+                    seconds = sum(rounds[0]) + 2.0
+                    report.details.append(await _profiled_round(
+                        peer, target, filled, seconds, profile_dir / "imapd-large.txt"))
                 for key, values in zip(("select_s", "fetch_flags_s", "search_text_s"), zip(*rounds)):
                     row.values[key] = statistics.median(values)
                 probe = await login(target)

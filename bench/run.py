@@ -30,10 +30,10 @@ async def run_scenario(name: str, peers: list[str], scale: scenarios.Scale, prof
     if name == "append":
         return await scenarios.scenario_append(peers, scale)
     if name == "large":
-        return await large.scenario_large(peers, scale.large_messages, scale.large_populate_budget)
+        return await large.scenario_large(peers, scale.large_messages, scale.large_populate_budget, profile)
     if name == "idle":
         return await idle.scenario_idle(peers, scale.idle_connections,
-                                        scale.idle_connections_per_process_servers, scale.idle_pushes)
+                                        scale.idle_connections_per_process_servers, scale.idle_pushes, profile)
     return await scenarios.scenario_login(peers, scale)
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="all", help=f"comma-separated: {','.join(SCENARIOS)} (default all)")
     parser.add_argument("--peers", default=",".join(PEER_NAMES), help="comma-separated peer names")
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs")
-    parser.add_argument("--profile", type=Path, help="py-spy imapd during the mixed load; output directory")
+    parser.add_argument("--profile", type=Path, help="py-spy imapd (mixed load, large mailbox, pushes); output directory")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     chosen = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
