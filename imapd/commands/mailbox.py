@@ -12,7 +12,7 @@ name, with the reason), ``NO [HASCHILDREN]``.
 
 from __future__ import annotations
 
-from imapd.commands import catalogue
+from imapd.commands import catalogue, condstore
 from imapd.commands.context import AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion
 from imapd.commands.select import store_of, user_of
 from imapd.errors import ImapError
@@ -93,10 +93,13 @@ async def handle_lsub(cmd: c.Lsub, ctx: CommandContext) -> Completion:
 async def handle_status(cmd: c.Status, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.3.10: one untagged STATUS with the items in the order
     asked. Allowed on the selected mailbox too (the values are the store's,
-    which may be ahead of what the session has been told)."""
+    which may be ahead of what the session has been told). Asking for
+    HIGHESTMODSEQ is a CONDSTORE enabling command (RFC 7162 §3.1)."""
     for item in cmd.items:
         if item not in STATUS_ITEMS:
             raise ImapError.bad(f"{catalogue.BAD_STATUS_ITEM}: {item}")
+    if "HIGHESTMODSEQ" in cmd.items:
+        condstore.enable_condstore(ctx)
     status = await store_of(ctx).status(user_of(ctx), cmd.mailbox)
     items = tuple((item, status.item(item)) for item in dict.fromkeys(cmd.items))
     ctx.send(StatusResponse(cmd.mailbox, items))
