@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable
 
+from imapd.commands import condstore
 from imapd.commands.context import Features
 from imapd.config import Limits
 from imapd.session.state import Session
@@ -28,6 +29,12 @@ NAMESPACE = "NAMESPACE"
 UNSELECT = "UNSELECT"
 CHILDREN = "CHILDREN"
 COMPRESS_DEFLATE = "COMPRESS=DEFLATE"
+UIDPLUS = "UIDPLUS"
+MOVE = "MOVE"
+CONDSTORE = "CONDSTORE"
+QRESYNC = "QRESYNC"
+ESEARCH = "ESEARCH"
+SEARCHRES = "SEARCHRES"
 
 # Extensions advertised in every state, in this order, each with the command
 # types it needs registered (checked at start-up). Listed before login too:
@@ -40,6 +47,12 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (NAMESPACE, (c.Namespace,)),  # RFC 2342
     (UNSELECT, (c.Unselect,)),  # RFC 3691
     (CHILDREN, (c.List,)),      # RFC 3348: LIST's \HasChildren / \HasNoChildren
+    (UIDPLUS, (c.UidExpunge, c.Append, c.Copy)),  # RFC 4315: also APPENDUID, COPYUID
+    (MOVE, (c.Move,)),          # RFC 6851
+    (CONDSTORE, (c.Fetch, c.Store, c.Search)),  # RFC 7162 §3.1
+    (QRESYNC, (c.Enable, c.Fetch)),  # RFC 7162 §3.2
+    (ESEARCH, (c.Search,)),     # RFC 4731
+    (SEARCHRES, (c.Search,)),   # RFC 5182
 )
 
 
@@ -61,7 +74,10 @@ class Enableable:
 # What ENABLE can turn on. Extensions that need enabling add a row here
 # (CONDSTORE, QRESYNC, ...); a row counts only while its capability is
 # advertised to the session. ENABLE ignores every other name (RFC 5161 §3.1).
-ENABLEABLE: tuple[Enableable, ...] = ()
+ENABLEABLE: tuple[Enableable, ...] = (
+    Enableable(CONDSTORE, on_enable=condstore.apply_modes),  # RFC 7162 §3.1
+    Enableable(QRESYNC, implies=(CONDSTORE,), on_enable=condstore.apply_modes),  # §3.2.3
+)
 
 
 def compression_allowed(session: Session) -> bool:
