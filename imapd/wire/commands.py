@@ -101,8 +101,14 @@ class Examine:
 
 @dataclass(frozen=True, slots=True)
 class Create:
+    """``CREATE mailbox [(USE (use-attrs))]`` (§6.3.3; RFC 4466 §2.3
+    create-params, RFC 6154 §3 USE). ``special_use`` is None without the
+    USE parameter, else its attributes (``"\\Sent"``) as written, with
+    system-style capitalisation (``\\sent`` -> ``\\Sent``)."""
+
     tag: str
     mailbox: str
+    special_use: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +136,42 @@ class Unsubscribe:
     mailbox: str
 
 
+# RFC 5258 §3 selection options, RFC 6154 §6 SPECIAL-USE: the ones we know.
+LIST_SELECTION_OPTIONS = ("SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE")
+# RFC 5258 §3 return options, RFC 5819 STATUS, RFC 6154 SPECIAL-USE.
+LIST_RETURN_OPTIONS = ("SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS")
+
+
 @dataclass(frozen=True, slots=True)
 class List:
     """``LIST reference pattern`` (§6.3.8). Both are decoded from mUTF-7;
-    the pattern keeps its ``*`` and ``%`` wildcards."""
+    the pattern keeps its ``*`` and ``%`` wildcards.
+
+    LIST-EXTENDED (RFC 5258 §3): ``selection`` is None when no selection
+    options were given, else the upper-cased options (``()`` for an empty
+    list); ``patterns`` is None for a single pattern, else every pattern of
+    the parenthesised form (``pattern`` is then its first);
+    ``return_options`` None without RETURN, else the upper-cased options;
+    ``status_items`` the items of ``RETURN (STATUS (...))`` (RFC 5819).
+    Options are unique, in the client's order.
+    """
 
     tag: str
     reference: str
     pattern: str
+    selection: tuple[str, ...] | None = None
+    patterns: tuple[str, ...] | None = None
+    return_options: tuple[str, ...] | None = None
+    status_items: tuple[str, ...] = ()
+
+    @property
+    def extended(self) -> bool:
+        """An extended LIST (RFC 5258 §3): any of the three extensions used."""
+        return not (self.selection is None and self.patterns is None and self.return_options is None)
+
+    @property
+    def all_patterns(self) -> tuple[str, ...]:
+        return self.patterns if self.patterns is not None else (self.pattern,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +191,30 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND: ``[flags] [date-time] literal``."""
+
+    flags: tuple[str, ...]
+    internal_date: datetime.datetime | None  # timezone-aware
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Append:
-    """``APPEND mailbox [flags] [date-time] literal`` (§6.3.11)."""
+    """``APPEND mailbox [flags] [date-time] literal`` (§6.3.11); MULTIAPPEND
+    (RFC 3502 §6) adds more messages after the first: ``more``."""
 
     tag: str
     mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None  # timezone-aware
     message: bytes
+    more: tuple[AppendMessage, ...] = ()
+
+    @property
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message, in the client's order."""
+        return (AppendMessage(self.flags, self.internal_date, self.message), *self.more)
 
 
 # --- selected (§6.4) ---------------------------------------------------------

@@ -93,11 +93,15 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
         out.mailbox(cmd.mailbox)
         if isinstance(cmd, (c.Select, c.Examine)):
             out.add(encode_select_params(cmd.condstore, cmd.qresync))
+        if isinstance(cmd, c.Create) and cmd.special_use is not None:
+            out.add(b" (USE (" + b" ".join(_flag(use) for use in cmd.special_use) + b"))")
     elif isinstance(cmd, c.Rename):
         out.add(b"RENAME ")
         out.mailbox(cmd.old)
         out.add(b" ")
         out.mailbox(cmd.new)
+    elif isinstance(cmd, c.List) and cmd.extended:
+        _write_extended_list(out, cmd)
     elif isinstance(cmd, (c.List, c.Lsub)):
         out.add(b"LSUB " if isinstance(cmd, c.Lsub) else b"LIST ")
         out.astring(encode_mutf7(cmd.reference))
@@ -122,15 +126,43 @@ _SIMPLE_NAMES: dict[type, bytes] = {
 
 
 def _write_append(out: _Out, cmd: c.Append) -> None:
+    """APPEND (RFC 3501 §6.3.11); several messages for MULTIAPPEND (RFC 3502)."""
     out.add(b"APPEND ")
     out.mailbox(cmd.mailbox)
-    if cmd.flags:
+    for message in cmd.messages:
+        if message.flags:
+            out.add(b" ")
+            _write_flag_list(out, message.flags)
+        if message.internal_date is not None:
+            out.add(b" " + encode_date_time(message.internal_date))
         out.add(b" ")
-        _write_flag_list(out, cmd.flags)
-    if cmd.internal_date is not None:
-        out.add(b" " + encode_date_time(cmd.internal_date))
+        out.literal(message.message, binary=b"\x00" in message.message)
+
+
+def _write_extended_list(out: _Out, cmd: c.List) -> None:
+    """``LIST [(selection)] reference (patterns) [RETURN (options)]``
+    (RFC 5258 §6, RFC 5819 §4 ``STATUS (items)``)."""
+    out.add(b"LIST ")
+    if cmd.selection is not None:
+        out.add(b"(" + " ".join(cmd.selection).encode("ascii") + b") ")
+    out.astring(encode_mutf7(cmd.reference))
     out.add(b" ")
-    out.literal(cmd.message, binary=b"\x00" in cmd.message)
+    if cmd.patterns is None:
+        out.string(encode_mutf7(cmd.pattern), _LIST_SET)
+    else:
+        if not cmd.patterns or cmd.patterns[0] != cmd.pattern:
+            raise ValueError("LIST patterns must start with the pattern")
+        out.add(b"(")
+        for index, pattern in enumerate(cmd.patterns):
+            out.add(b" " if index else b"")
+            out.string(encode_mutf7(pattern), _LIST_SET)
+        out.add(b")")
+    if cmd.return_options is not None:
+        options = [
+            f"STATUS ({' '.join(cmd.status_items)})" if option == "STATUS" else option
+            for option in cmd.return_options
+        ]
+        out.add(b" RETURN (" + " ".join(options).encode("ascii") + b")")
 
 
 def _write_session_extension(

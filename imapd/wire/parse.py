@@ -17,6 +17,7 @@ from imapd.model import Secret
 from imapd.wire import commands as c
 from imapd.wire.lexer import ParseError, Reader, normalize_mailbox
 from imapd.wire.parse_ext import EXTENSION_COMMANDS
+from imapd.wire.parse_mailbox_ext import list_command, parse_append, parse_create
 from imapd.wire.parse_fetch import parse_fetch_items
 from imapd.wire.parse_search import parse_search_program
 from imapd.wire.parse_sync import (
@@ -172,28 +173,6 @@ def _status(reader: Reader, tag: str) -> c.Command:
         reader.expect(b" ", "Invalid status items: expected space or ')'")
 
 
-def _append(reader: Reader, tag: str) -> c.Command:
-    """``"APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`` (§6.3.11).
-    A literal8 (``~{n}``, RFC 3516) is accepted for the message too."""
-    reader.sp("mailbox name")
-    mailbox = reader.mailbox()
-    reader.sp("message literal")
-    flags: tuple[str, ...] = ()
-    if reader.peek() == 0x28:  # "("
-        reader.enter()
-        flags = reader.flag_list()
-        reader.leave()
-        reader.sp("message literal")
-    internal_date = None
-    if reader.peek() == 0x22:  # '"'
-        internal_date = reader.date_time()
-        reader.sp("message literal")
-    if reader.peek() not in (0x7B, 0x7E):
-        raise ParseError("Invalid APPEND: the message must be a literal")
-    message = reader.literal("message", binary_ok=True)
-    return c.Append(tag, mailbox, flags, internal_date, message)
-
-
 # --- selected (§6.4) -----------------------------------------------------------------
 
 def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
@@ -262,15 +241,15 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
     "LOGIN": _login,
     "SELECT": _select(c.Select),
     "EXAMINE": _select(c.Examine),
-    "CREATE": _one_mailbox(c.Create),
+    "CREATE": parse_create,         # RFC 4466 create-params, RFC 6154 USE
     "DELETE": _one_mailbox(c.Delete),
     "RENAME": _rename,
     "SUBSCRIBE": _one_mailbox(c.Subscribe),
     "UNSUBSCRIBE": _one_mailbox(c.Unsubscribe),
-    "LIST": _list_like(c.List),
+    "LIST": list_command(STATUS_ITEMS),  # RFC 5258 LIST-EXTENDED, RFC 5819
     "LSUB": _list_like(c.Lsub),
     "STATUS": _status,
-    "APPEND": _append,
+    "APPEND": parse_append,         # RFC 3502 MULTIAPPEND
     "CHECK": _no_arguments(c.Check),
     "CLOSE": _no_arguments(c.Close),
     "EXPUNGE": _no_arguments(c.Expunge),

@@ -13,6 +13,7 @@ from imapd.model import SYSTEM_FLAGS, RECENT, SeqRange, Secret, SequenceSet, can
 from imapd.wire import commands as c
 from imapd.wire.lexer import ATOM_CHARS, TAG_CHARS, normalize_mailbox
 from imapd.wire.parse import STATUS_ITEMS
+from imapd.wire.parse_mailbox_ext import SPECIAL_USE_ATTRIBUTES, canonical_special_use
 from imapd.wire.parse_search import HEADER_SHORTHANDS
 
 T = TypeVar("T")
@@ -138,6 +139,32 @@ qresyncs = st.builds(
     st.none() | st.tuples(plain_seqsets, plain_seqsets),
 )
 
+# --- LIST-EXTENDED, CREATE-SPECIAL-USE, MULTIAPPEND (RFC 5258, 6154, 3502) ----------
+
+@st.composite
+def _extended_lists(draw: st.DrawFn) -> c.List:
+    selection = draw(st.none() | st.lists(
+        st.sampled_from(c.LIST_SELECTION_OPTIONS), unique=True, max_size=4,
+    ).filter(lambda s: "RECURSIVEMATCH" not in s or "SUBSCRIBED" in s).map(tuple))
+    patterns = draw(st.none() | st.lists(any_text, min_size=1, max_size=3).map(tuple))
+    pattern = patterns[0] if patterns is not None else draw(any_text)
+    options = draw(st.none() | st.lists(st.sampled_from(c.LIST_RETURN_OPTIONS), unique=True).map(tuple))
+    status: tuple[str, ...] = ()
+    if options is not None and "STATUS" in options:
+        status = draw(st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=4, unique=True).map(tuple))
+    return c.List(draw(tags), draw(any_text), pattern, selection, patterns, options, status)
+
+
+extended_lists = _extended_lists()
+use_attributes = st.sampled_from(SPECIAL_USE_ATTRIBUTES) | atoms.map(lambda a: canonical_special_use("\\" + a))
+creates = _tagged(c.Create, mailboxes, st.none() | st.lists(use_attributes, max_size=3).map(
+    lambda uses: tuple(dict.fromkeys(uses))))
+append_messages = st.builds(c.AppendMessage, flag_tuples, st.none() | date_times, st.binary(max_size=100))
+multiappends = _tagged(
+    c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=100),
+    st.lists(append_messages, max_size=3).map(tuple),
+)
+
 # --- everything else --------------------------------------------------------------
 
 base64_responses = st.just(b"=") | st.binary(min_size=1, max_size=30).map(base64.b64encode)
@@ -150,12 +177,12 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Login, nul_free_text, st.binary(max_size=20).map(lambda b: Secret(b.replace(b"\x00", b"")))),
     _tagged(c.Select, mailboxes, st.booleans(), st.none() | qresyncs),
     _tagged(c.Examine, mailboxes, st.booleans(), st.none() | qresyncs),
-    _tagged(c.Create, mailboxes),
+    _tagged(c.Create, mailboxes), creates,
     _tagged(c.Delete, mailboxes), _tagged(c.Subscribe, mailboxes), _tagged(c.Unsubscribe, mailboxes),
     _tagged(c.Rename, mailboxes, mailboxes),
-    _tagged(c.List, any_text, any_text), _tagged(c.Lsub, any_text, any_text),
+    _tagged(c.List, any_text, any_text), _tagged(c.Lsub, any_text, any_text), extended_lists,
     _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
-    _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)),
+    _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)), multiappends,
     searches,
     fetches,
     _tagged(
