@@ -41,8 +41,9 @@ def ok(result: tuple[str, Sequence[Any]]) -> list[Any]:
 def test_mailbox_lifecycle_with_imaplib(server: RunningServer) -> None:
     imap = connect(server)
     ok(imap.create("Work/Projects"))
-    assert ok(imap.list('""', "*")) == [
-        b'(\\HasNoChildren) "/" INBOX',
+    # Only our names: the server may give new accounts default mailboxes.
+    assert ok(imap.list('""', "INBOX")) == [b'(\\HasNoChildren) "/" INBOX']
+    assert ok(imap.list('""', "Work*")) == [
         b'(\\HasChildren) "/" Work',
         b'(\\HasNoChildren) "/" Work/Projects',
     ]
@@ -69,17 +70,17 @@ def test_mailbox_lifecycle_with_imaplib(server: RunningServer) -> None:
     ok(imap.close())
     assert imap.state == "AUTH"
 
-    ok(imap.rename("Work", "Archive"))
-    assert ok(imap.list('""', "*")) == [
-        b'(\\HasNoChildren) "/" INBOX',
-        b'(\\HasChildren) "/" Archive',
-        b'(\\HasNoChildren) "/" Archive/Projects',
+    ok(imap.rename("Work", "Attic"))
+    assert ok(imap.list('""', "Attic*")) == [
+        b'(\\HasChildren) "/" Attic',
+        b'(\\HasNoChildren) "/" Attic/Projects',
     ]
-    ok(imap.delete("Archive/Projects"))
-    ok(imap.delete("Archive"))
-    assert ok(imap.list('""', "*")) == [b'(\\HasNoChildren) "/" INBOX']
-    typ, data = imap.select("Archive")
-    assert typ == "NO" and data == [b"[NONEXISTENT] Mailbox does not exist: Archive"]
+    assert ok(imap.list('""', "Work*")) == [None]  # imaplib's "no data"
+    ok(imap.delete("Attic/Projects"))
+    ok(imap.delete("Attic"))
+    assert ok(imap.list('""', "Attic*")) == [None]
+    typ, data = imap.select("Attic")
+    assert typ == "NO" and data == [b"[NONEXISTENT] Mailbox does not exist: Attic"]
     typ, data = imap.append("Nowhere", None, None, MESSAGE)
     assert typ == "NO" and data == [b"[TRYCREATE] Mailbox does not exist: Nowhere"]
     imap.logout()
