@@ -234,9 +234,9 @@ class Worker:
         if len(bodies) != 1:
             raise CheckFailed(f"FETCH BODY: {len(bodies)} bodies for UID {uid}")
         message = self.model.messages[uid]
-        checks.check_body(bodies[0], corpus_info(message.index))
         if not peek:
-            message.flags.add("\\Seen")  # implicit \Seen (RFC 3501 §6.4.5)
+            message.flags.add("\\Seen")  # implicit \Seen (RFC 3501 §6.4.5), even if the bytes are wrong
+        checks.check_body(bodies[0], corpus_info(message.index))
 
     async def op_store(self) -> None:
         uid = self.random_uid()
