@@ -75,6 +75,9 @@ class Dispatcher:
         """Run ``parsed``; None when the connection closed under the handler."""
         session = ctx.session
         if isinstance(parsed, CommandSyntaxError):
+            if parsed.invalid_name and parsed.tag is not None:
+                reply = Tagged(parsed.tag, Status.NO, parsed.reason, ResponseCode("CANNOT"))
+                return self._outcome(session, reply)
             if parsed.tag is None:
                 return self._outcome(session, Untagged(Status.BAD, parsed.reason))
             return self._outcome(session, Tagged(parsed.tag, Status.BAD, parsed.reason))

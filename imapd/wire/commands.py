@@ -548,3 +548,7 @@ class CommandSyntaxError:
 
     tag: str | None
     reason: str
+    # True when the syntax was fine but a mailbox name is not valid modified
+    # UTF-7 (RFC 3501 §5.1.3): such a mailbox cannot exist, so the answer is
+    # NO (as Dovecot answers), not BAD.
+    invalid_name: bool = False

@@ -52,11 +52,17 @@ _DATE_TIME = re.compile(
 
 
 class ParseError(Exception):
-    """A syntax error with a human-readable reason."""
+    """A syntax error with a human-readable reason.
 
-    def __init__(self, reason: str) -> None:
+    ``invalid_name`` marks a well-formed argument whose mailbox name is not
+    valid modified UTF-7: the command is syntactically fine, but no such
+    mailbox can exist, so it is answered NO rather than BAD.
+    """
+
+    def __init__(self, reason: str, invalid_name: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.invalid_name = invalid_name
 
 
 class Reader:
@@ -210,7 +216,18 @@ class Reader:
         try:
             return decode_mutf7(raw)
         except ValueError as exc:
-            raise ParseError(f"Invalid {what}: {exc}") from None
+            raise ParseError(f"Invalid {what}: {exc}", invalid_name=True) from None
+
+    @staticmethod
+    def decode_pattern(raw: bytes) -> str:
+        """A LIST/LSUB reference or pattern (RFC 3501 §6.3.8). One that is
+        not valid modified UTF-7 is taken as written (8-bit as UTF-8), so
+        LIST answers OK with whatever matches it, which is normally nothing
+        (imaptest's ``atoms`` script expects ``ok`` here)."""
+        try:
+            return decode_mutf7(raw)
+        except ValueError:
+            return raw.decode("utf-8", "replace")
 
     # --- compound tokens ---------------------------------------------------------
 

@@ -51,7 +51,7 @@ def parse_command(frame: bytes, max_nesting: int = _DEFAULT_NESTING) -> c.Comman
     try:
         return _parse_after_tag(reader, tag)
     except ParseError as error:
-        return c.CommandSyntaxError(tag, error.reason)
+        return c.CommandSyntaxError(tag, error.reason, error.invalid_name)
     except (RecursionError, MemoryError):  # defence in depth; nesting is bounded
         return c.CommandSyntaxError(tag, "Command too complex")
 
@@ -149,9 +149,9 @@ def _list_like(kind: Callable[[str, str, str], c.Command]) -> Callable[[Reader, 
     The reference keeps its spelling (it is a prefix, not a name)."""
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp("reference name")
-        reference = reader.decode_mailbox(reader.astring("reference name"), "reference name")
+        reference = reader.decode_pattern(reader.astring("reference name"))
         reader.sp("mailbox pattern")
-        pattern = reader.decode_mailbox(reader.list_mailbox(), "mailbox pattern")
+        pattern = reader.decode_pattern(reader.list_mailbox())
         return kind(tag, reference, pattern)
     return parse
 

@@ -55,12 +55,12 @@ def _patterns(reader: Reader) -> tuple[str, tuple[str, ...] | None]:
     ``patterns = "(" list-mailbox *(SP list-mailbox) ")"`` (RFC 5258 §6).
     Returns (first pattern, all patterns or None for the single form)."""
     if reader.peek() != 0x28:
-        pattern = reader.decode_mailbox(reader.list_mailbox(), "mailbox pattern")
+        pattern = reader.decode_pattern(reader.list_mailbox())
         return pattern, None
     reader.pos += 1
     patterns: list[str] = []
     while True:
-        patterns.append(reader.decode_mailbox(reader.list_mailbox(), "mailbox pattern"))
+        patterns.append(reader.decode_pattern(reader.list_mailbox()))
         if reader.skip(b")"):
             return patterns[0], tuple(patterns)
         reader.expect(b" ", "Invalid mailbox patterns: expected space or ')'")
@@ -115,7 +115,7 @@ def list_command(known_status: Collection[str]) -> Callable[[Reader, str], c.Com
         if reader.peek() == 0x28:
             selection = _selection_options(reader)
             reader.sp("reference name")
-        reference = reader.decode_mailbox(reader.astring("reference name"), "reference name")
+        reference = reader.decode_pattern(reader.astring("reference name"))
         reader.sp("mailbox pattern")
         pattern, patterns = _patterns(reader)
         return_options: tuple[str, ...] | None = None

@@ -31,14 +31,9 @@ DEFAULT_SCRIPTS_DIR = REPO_ROOT.parent / "shared" / "conformance" / "imaptest"
 SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 MAIN_USER, SECOND_USER, PASSWORD = "testuser", "user2", "pass"
 
-_MAILBOXES = "issue 3: LIST/LSUB, CREATE, DELETE, APPEND, SELECT/EXAMINE, STATUS, CLOSE, EXPUNGE are not wired yet"
-
 #: Scripts that must fail today, with the issue that will make them pass (see module docstring).
-#: Measured against the server at this commit (``atoms``: SELECT of a name with an invalid
-#: modified-UTF-7 sequence is answered BAD where the script expects NO).
-KNOWN_FAILING: dict[str, str] = {
-    "atoms": _MAILBOXES,
-}
+#: Empty: every script whose capabilities imapd advertises passes.
+KNOWN_FAILING: dict[str, str] = {}
 
 
 class ScriptFailed(AssertionError):

@@ -357,3 +357,15 @@ def test_a_parser_bug_answers_bad_and_the_connection_goes_on(
     assert reply == b"* BAD Unparseable command\r\na2 OK NOOP completed\r\n"
     assert any("parser error" in str(e.get("log_format", "")) for e in events)
     assert not conv.closing
+
+
+def test_invalid_modified_utf7_name_is_no_not_bad_and_costs_no_budget(users: UserDatabase) -> None:
+    """A name that is not valid modified UTF-7 names no mailbox that can
+    exist: NO [CANNOT] (as Dovecot answers; imaptest's ``atoms`` script),
+    and it does not count as a bad command."""
+    conv = connect(users, max_bad_commands=1)
+    conv.exchange(b"a LOGIN alice wonderland\r\n")
+    assert conv.exchange(b"b SELECT &Jjo\r\n") == (
+        b"b NO [CANNOT] Invalid mailbox name: unterminated '&' in mailbox name\r\n")
+    assert conv.exchange(b"c NOOP\r\n") == b"c OK NOOP completed\r\n"
+    assert not conv.closing
