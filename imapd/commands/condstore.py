@@ -23,6 +23,7 @@ they add to SELECT, FETCH and the expunging commands.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Sequence
 
 from imapd.commands import catalogue
@@ -105,6 +106,26 @@ def vanished_earlier(uids: Sequence[int]) -> Generic:
     return Generic("VANISHED", (_EARLIER, Atom(uid_set_text(uids))))
 
 
+class Membership:
+    """Fast ``n in set`` for a client's sequence set: its ranges merged and
+    sorted once, then one binary search per number (a known-UID list can
+    have thousands of ranges, and it is tested once per change)."""
+
+    def __init__(self, seqset: SequenceSet, largest: int) -> None:
+        self._lows: list[int] = []
+        self._highs: list[int] = []
+        for low, high in sorted(r.bounds(largest) for r in seqset.ranges):
+            if self._highs and low <= self._highs[-1] + 1:
+                self._highs[-1] = max(self._highs[-1], high)
+            else:
+                self._lows.append(low)
+                self._highs.append(high)
+
+    def __contains__(self, number: int) -> bool:
+        i = bisect_right(self._lows, number) - 1
+        return i >= 0 and number <= self._highs[i]
+
+
 # --- CHANGEDSINCE and VANISHED for FETCH (§3.1.4.1, §3.2.6) -----------------------
 
 def _check_numbers(view: SelectedView, seqset: SequenceSet) -> None:
@@ -123,21 +144,21 @@ async def changed_pairs(
     ``since``, ascending: one indexed query over the changes, so cost
     follows the number of changes, not the size of the set or mailbox."""
     if seqset.saved:
-        wanted = {u for _, u in view.resolve(seqset, uid)}
+        saved = {u for _, u in view.resolve(seqset, uid)}
         states = await store.changes_since(view.selection, since)
         return [(s, u) for s, u in ((view.seq_of(st.uid), st.uid) for st in states)
-                if s is not None and u in wanted]
+                if s is not None and u in saved]
     if uid:
         view.uid_mode = True
     else:
         _check_numbers(view, seqset)
-    largest_uid = view.uids[-1] if view.exists else 0
+    wanted = Membership(seqset, (view.uids[-1] if view.exists else 0) if uid else view.exists)
     pairs: list[tuple[int, int]] = []
     for state in await store.changes_since(view.selection, since):
         seq = view.seq_of(state.uid)
         if seq is None:
             continue  # added by another session and not announced yet
-        if seqset.contains(state.uid, largest_uid) if uid else seqset.contains(seq, view.exists):
+        if (state.uid if uid else seq) in wanted:
             pairs.append((seq, state.uid))
     return pairs
 
@@ -152,7 +173,8 @@ async def vanished_in_set(
     if seqset.saved:
         saved = set(view.saved_uids)
         return [u for u in expunged if u in saved and view.seq_of(u) is None]
-    return [u for u in expunged if seqset.contains(u, _NO_LIMIT) and view.seq_of(u) is None]
+    wanted = Membership(seqset, _NO_LIMIT)
+    return [u for u in expunged if u in wanted and view.seq_of(u) is None]
 
 
 # --- SELECT / EXAMINE (§3.1.8, §3.2.5) -----------------------------------------------
@@ -193,16 +215,16 @@ async def resync(ctx: CommandContext, store: MailStore, view: SelectedView, para
     parameters are ignored (plain SELECT)."""
     if params.uidvalidity != view.uidvalidity:
         return
-    known = params.known_uids
+    known = None if params.known_uids is None else Membership(params.known_uids, _NO_LIMIT)
     expunged = [
         uid for uid in await store.expunged_since(view.selection, params.modseq)
-        if (known is None or known.contains(uid, _NO_LIMIT)) and view.seq_of(uid) is None
+        if (known is None or uid in known) and view.seq_of(uid) is None
     ]
     if expunged:
         ctx.send(vanished_earlier(expunged))
     for state in await store.changes_since(view.selection, params.modseq):
         seq = view.seq_of(state.uid)
-        if seq is not None and (known is None or known.contains(state.uid, _NO_LIMIT)):
+        if seq is not None and (known is None or state.uid in known):
             ctx.send(flags_fetch(view, seq, state))
 
 

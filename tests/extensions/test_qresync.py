@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from imapd.commands.condstore import Membership
+from imapd.model import SeqRange, SequenceSet
 from tests.commands.harness import Client, MailServer, message
 
 SYSTEM = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
@@ -261,3 +265,17 @@ def test_closed_marks_the_switch_between_mailboxes(server: MailServer) -> None:
         C: v SELECT Nowhere
         S: v NO [NONEXISTENT] Mailbox does not exist: Nowhere
     """)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.none() | st.integers(1, 60), st.none() | st.integers(1, 60)), min_size=1, max_size=8),
+    st.integers(0, 70),
+)
+def test_membership_agrees_with_the_sequence_set(ranges: list[tuple[int | None, int | None]], largest: int) -> None:
+    """The binary-search membership used for known UIDs and CHANGEDSINCE
+    sets answers exactly like ``SequenceSet.contains``."""
+    seqset = SequenceSet(tuple(SeqRange(a, b) for a, b in ranges))
+    members = Membership(seqset, largest)
+    assert [n for n in range(0, 75) if n in members] == [
+        n for n in range(0, 75) if seqset.contains(n, largest)]
