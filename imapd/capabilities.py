@@ -35,6 +35,15 @@ CONDSTORE = "CONDSTORE"
 QRESYNC = "QRESYNC"
 ESEARCH = "ESEARCH"
 SEARCHRES = "SEARCHRES"
+LIST_EXTENDED = "LIST-EXTENDED"
+LIST_STATUS = "LIST-STATUS"
+SPECIAL_USE = "SPECIAL-USE"
+CREATE_SPECIAL_USE = "CREATE-SPECIAL-USE"
+MULTIAPPEND = "MULTIAPPEND"
+STATUS_SIZE = "STATUS=SIZE"
+APPENDLIMIT = "APPENDLIMIT"
+# The row's text with the default limit; ``advertised`` puts in the server's.
+_APPENDLIMIT_DEFAULT = f"{APPENDLIMIT}={Limits().max_literal}"
 
 # Extensions advertised in every state, in this order, each with the command
 # types it needs registered (checked at start-up). Listed before login too:
@@ -53,6 +62,13 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QRESYNC, (c.Enable, c.Fetch)),  # RFC 7162 §3.2
     (ESEARCH, (c.Search,)),     # RFC 4731
     (SEARCHRES, (c.Search,)),   # RFC 5182
+    (LIST_EXTENDED, (c.List,)),  # RFC 5258
+    (LIST_STATUS, (c.List, c.Status)),  # RFC 5819
+    (SPECIAL_USE, (c.List,)),   # RFC 6154 §2
+    (CREATE_SPECIAL_USE, (c.Create,)),  # RFC 6154 §3
+    (MULTIAPPEND, (c.Append,)),  # RFC 3502
+    (_APPENDLIMIT_DEFAULT, (c.Append, c.Status)),  # RFC 7889 (with STATUS APPENDLIMIT)
+    (STATUS_SIZE, (c.Status,)),  # RFC 8438
 )
 
 
@@ -113,7 +129,7 @@ def advertised(session: Session, features: Features) -> tuple[str, ...]:
     caps = [IMAP4REV1]
     if features.literal_plus:
         caps.append(LITERAL_PLUS)
-    caps.extend(name for name, _ in EXTENSIONS)
+    caps.extend(_with_features(name, features) for name, _ in EXTENSIONS)
     if session.authenticated:
         if compression_allowed(session):
             caps.append(COMPRESS_DEFLATE)
@@ -126,6 +142,14 @@ def advertised(session: Session, features: Features) -> tuple[str, ...]:
         caps.append(SASL_IR)
         caps.extend(f"AUTH={mech}" for mech in features.sasl_mechanisms)
     return tuple(caps)
+
+
+def _with_features(name: str, features: Features) -> str:
+    """An EXTENSIONS name as this server advertises it: APPENDLIMIT carries
+    the configured literal limit (RFC 7889 §3: ``APPENDLIMIT=number``)."""
+    if name == _APPENDLIMIT_DEFAULT:
+        return f"{APPENDLIMIT}={features.append_limit}"
+    return name
 
 
 def framer_supports_literal_plus(limits: Limits) -> bool:

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from twisted.python import usage
 
 from imapd import __version__
-from imapd.config import Config, Limits
+from imapd.config import DEFAULT_MAILBOXES, SPECIAL_USES, Config, Limits
+from imapd.errors import ImapError
+from imapd.mailstore.names import normalize_name
 from imapd.model import Secret
 from imapd.users import UserDatabase, UserDatabaseError, hasher_from_spec
 
@@ -117,6 +119,8 @@ class ServeOptions(_Options):
          "no plaintext logins from loopback either (a local proxy forwards remote clients)"],
         ["id-send-version", None,
          "include the server version in the ID response (RFC 2971; off: name only)"],
+        ["no-default-mailboxes", None,
+         "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
     ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
@@ -134,6 +138,25 @@ class ServeOptions(_Options):
         super().__init__()
         self["imap"] = []
         self["imaps"] = []
+        self["special-use"] = {}
+
+    def opt_special_use(self, value: str) -> None:
+        # The docstring is the help text (one line: usage.Options keeps indentation).
+        """USE=NAME names a default special-use mailbox (RFC 6154; USE: Drafts, Sent, Trash, Junk, Archive), e.g. "Sent=Sent Items"; "Junk=" for none; repeatable"""  # noqa: E501
+        use, sep, name = value.partition("=")
+        attribute = "\\" + use.strip().lstrip("\\").capitalize()
+        if not sep or attribute not in SPECIAL_USES:
+            raise usage.UsageError(
+                f"--special-use needs USE=NAME with USE one of "
+                f"{', '.join(u[1:] for u in SPECIAL_USES)}: {value!r}")
+        if name:
+            try:
+                normalize_name(name)
+            except ImapError as error:
+                raise usage.UsageError(f"--special-use {value!r}: {error.text}") from None
+            if name.upper() == "INBOX":
+                raise usage.UsageError("--special-use: INBOX cannot be a special-use mailbox")
+        self["special-use"][attribute] = name
 
     def opt_imap(self, endpoint: str) -> None:
         """Twisted endpoint to serve IMAP on, repeatable (default tcp:143)"""
@@ -179,17 +202,28 @@ class ServeOptions(_Options):
             allow_plaintext=bool(self["allow-plaintext"]),
             loopback_is_local=not self["loopback-is-remote"],
             id_send_version=bool(self["id-send-version"]),
+            default_mailboxes=self.default_mailboxes(),
         )
 
+    def default_mailboxes(self) -> tuple[tuple[str, str], ...]:
+        """``Config.default_mailboxes`` with the --special-use names applied."""
+        if self["no-default-mailboxes"]:
+            return ()
+        chosen = dict((use, name) for name, use in DEFAULT_MAILBOXES)
+        chosen.update(self["special-use"])
+        return tuple((name, use) for use, name in chosen.items() if name)
 
-def open_default_store(data_dir: Path) -> MailStore:
+
+def open_default_store(
+    data_dir: Path, default_mailboxes: Sequence[tuple[str, str]] = ()
+) -> MailStore:
     """Open the embedded default mail store in ``data_dir`` (SQLite,
     ``imapd.mailstore.sqlite``): the one place that opens it. The factory
     polls it for other processes' changes; the service closes it at
-    shutdown."""
+    shutdown. ``default_mailboxes`` are given to every account once."""
     from imapd.mailstore.sqlite import open_store
 
-    return open_store(data_dir)
+    return open_store(data_dir, default_mailboxes)
 
 
 def build_service(options: ServeOptions, reactor: Any) -> Any:
@@ -207,7 +241,7 @@ def build_service(options: ServeOptions, reactor: Any) -> Any:
     key = Path(options["tls-key"]) if options["tls-key"] else None
     tls = ServerTLS(ensure_certificate(config.data_dir, cert, key))
     install_reload_on_hangup(tls, reactor)
-    store = open_default_store(config.data_dir)
+    store = open_default_store(config.data_dir, config.default_mailboxes)
     factory = ImapServerFactory(config, users, store, clock=reactor, tls=tls)
     if not users.names():
         from twisted.logger import Logger

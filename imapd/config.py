@@ -34,6 +34,18 @@ class Limits:
     auth_penalty_entries: int = 100_000  # addresses/users tracked at most
     max_preauth_duration: float = 300.0  # seconds a connection may stay unauthenticated
     max_preauth_literal: int = 16 * KIB  # one literal before login (a LOGIN password)
+    # Literals larger than this go to an anonymous file in DATA/spool as
+    # they arrive instead of memory (issue 6; imapd.spool).
+    literal_spool_threshold: int = 256 * KIB
+
+
+# RFC 6154 §2 uses a mailbox can be given (CREATE ... USE, defaults); \All
+# and \Flagged describe virtual mailboxes, which this server does not have.
+SPECIAL_USES: tuple[str, ...] = ("\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash")
+DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
+    ("Drafts", "\\Drafts"), ("Sent", "\\Sent"), ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"), ("Archive", "\\Archive"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +62,7 @@ class Config:
     # RFC 2971 ID: the server answers with its name only; its version is
     # sent only when the operator allows it (versions help attackers, §7).
     id_send_version: bool = False
+    # RFC 6154 special-use mailboxes every new account gets, once, as
+    # (name, attribute) pairs: every device then finds the same Drafts,
+    # Sent, ... (``imapd serve --special-use``); () turns this off.
+    default_mailboxes: tuple[tuple[str, str], ...] = DEFAULT_MAILBOXES

@@ -21,6 +21,11 @@ nothing behind.
 
 UIDPLUS (RFC 4315 §3): the tagged OK carries ``[APPENDUID uidvalidity uid]``,
 the target's UIDVALIDITY and the UID the message got.
+
+MULTIAPPEND (RFC 3502): an APPEND with several messages is stored with one
+``append_many`` of its own, outside the batches: all messages or none
+(RFC 3502 §3: when one message cannot be appended, none is), under
+consecutive UIDs, reported as a uid-set (``[APPENDUID 38505 3955:3957]``).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from imapd.commands.context import (
 from imapd.commands.select import store_of, user_of
 from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import AppendItem
+from imapd.session.view import uid_set_text
 from imapd.message import analyze
 from imapd.wire import commands as c
 from imapd.wire.responses import ResponseCode
+from imapd.wire.values import Atom
 
 # Messages above this size are analysed in a worker thread so a large
 # upload does not stall every other connection; small ones are cheaper
@@ -131,14 +138,33 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
     session (§2.3.2)."""
     store = store_of(ctx)
     user = user_of(ctx)
-    if len(cmd.message) > THREAD_ANALYSIS_THRESHOLD:
-        meta = await ctx.runtime.in_thread(analysis_blob, cmd.message)
-    else:
-        meta = analysis_blob(cmd.message)
+    if cmd.more:
+        return await _multiappend(cmd, ctx)
+    meta = await _analysis(ctx, cmd.message)
     item = AppendItem(cmd.message, cmd.flags, cmd.internal_date, meta)
     uidvalidity, uid = await batcher_for(store, ctx.runtime).append(user, cmd.mailbox, item)
     return Completion(
         catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (uidvalidity, uid))
+    )
+
+
+async def _analysis(ctx: CommandContext, message: bytes) -> bytes:
+    if len(message) > THREAD_ANALYSIS_THRESHOLD:
+        return await ctx.runtime.in_thread(analysis_blob, message)
+    return analysis_blob(message)
+
+
+async def _multiappend(cmd: c.Append, ctx: CommandContext) -> Completion:
+    """MULTIAPPEND (RFC 3502 §3): every message in one atomic, durable
+    ``append_many``; APPENDUID with the uid-set (RFC 4315 §3)."""
+    items = [
+        AppendItem(m.message, m.flags, m.internal_date, await _analysis(ctx, m.message))
+        for m in cmd.messages
+    ]
+    result = await store_of(ctx).append_many(user_of(ctx), cmd.mailbox, items)
+    uids = Atom(uid_set_text(result.uids))
+    return Completion(
+        catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (result.uidvalidity, uids))
     )
 
 

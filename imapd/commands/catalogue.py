@@ -119,3 +119,7 @@ NO_COMPRESSION_NOT_ALLOWED = "Compression is only offered on encrypted or local 
 NO_COMPRESSION_UNAVAILABLE = "Compression is not available on this connection"
 BAD_COMPRESS_ALGORITHM = "Unknown compression algorithm"
 BYE_BAD_COMPRESSED_DATA = "Invalid compressed data, closing connection"
+
+# --- LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, MULTIAPPEND (RFC 5258, 5819, 6154, 3502)
+CODE_USEATTR = "USEATTR"                      # RFC 6154 §3
+NO_USEATTR = "Special use not supported"      # followed by the attribute

@@ -19,7 +19,7 @@ from typing import (
 )
 
 from imapd.auth.penalty import LoginGuard
-from imapd.config import Config
+from imapd.config import Config, Limits
 from imapd.session.state import Session, State
 from imapd.users import UserDatabase
 from imapd.wire.responses import Continuation, Response, ResponseCode
@@ -53,6 +53,9 @@ class Features:
     # connections (LOGINDISABLED, RFC 3501 §6.2.3). The server sets it from
     # ``Config.allow_plaintext``; the permissive default suits unit contexts.
     allow_plaintext: bool = True
+    # RFC 7889 APPENDLIMIT=n: the largest message APPEND accepts (the
+    # framer's literal limit); the server sets it from ``Limits.max_literal``.
+    append_limit: int = Limits().max_literal
 
 
 @dataclass(frozen=True, slots=True)

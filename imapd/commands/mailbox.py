@@ -14,25 +14,24 @@ from __future__ import annotations
 
 from imapd.commands import catalogue, condstore
 from imapd.commands.context import AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion
+from imapd.commands.mailbox_ext import (
+    check_status_items, handle_extended_list, special_use_text, status_values,
+)
 from imapd.commands.select import store_of, user_of
-from imapd.errors import ImapError
 from imapd.mailstore import names
 from imapd.mailstore.records import NOSELECT
 from imapd.wire import commands as c
 from imapd.wire.responses import ListResponse, StatusResponse
 
-# STATUS items the store can answer: RFC 3501 §6.3.10, plus RFC 7162
-# HIGHESTMODSEQ and RFC 8438 SIZE (harmless extras the parser accepts).
-STATUS_ITEMS = frozenset({
-    "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
-})
-
 
 async def handle_create(cmd: c.Create, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.3.3. A trailing delimiter only declares that inferiors
     will follow; missing superiors are created. CREATE of an existing name
-    (INBOX included) is ``NO [ALREADYEXISTS]``."""
-    await store_of(ctx).create_mailbox(user_of(ctx), cmd.mailbox)
+    (INBOX included) is ``NO [ALREADYEXISTS]``. ``(USE (\\Sent))`` gives
+    the new mailbox special-use attributes (RFC 6154 §3, ``NO [USEATTR]``
+    for one we cannot give; nothing is created then)."""
+    special_use = special_use_text(cmd.special_use)
+    await store_of(ctx).create_mailbox(user_of(ctx), cmd.mailbox, special_use)
     return Completion(catalogue.OK_CREATE)
 
 
@@ -68,7 +67,11 @@ async def handle_list(cmd: c.List, ctx: CommandContext) -> Completion:
     delimiter; the reference is prefixed to the pattern. An empty pattern
     asks for the hierarchy delimiter and the root of the reference:
     ``* LIST (\\Noselect) "/" ""``. Each name carries ``\\Noselect`` when
-    it is a placeholder and ``\\HasChildren``/``\\HasNoChildren`` (RFC 3348)."""
+    it is a placeholder and ``\\HasChildren``/``\\HasNoChildren`` (RFC 3348),
+    and its special-use attributes (RFC 6154 §2). LIST-EXTENDED forms
+    (RFC 5258) go to ``mailbox_ext.handle_extended_list``."""
+    if cmd.extended:
+        return await handle_extended_list(cmd, ctx)
     if cmd.pattern == "":
         ctx.send(ListResponse((NOSELECT,), names.DELIMITER, names.list_root(cmd.reference)))
         return Completion(catalogue.OK_LIST)
@@ -95,14 +98,11 @@ async def handle_status(cmd: c.Status, ctx: CommandContext) -> Completion:
     asked. Allowed on the selected mailbox too (the values are the store's,
     which may be ahead of what the session has been told). Asking for
     HIGHESTMODSEQ is a CONDSTORE enabling command (RFC 7162 §3.1)."""
-    for item in cmd.items:
-        if item not in STATUS_ITEMS:
-            raise ImapError.bad(f"{catalogue.BAD_STATUS_ITEM}: {item}")
+    check_status_items(cmd.items)
     if "HIGHESTMODSEQ" in cmd.items:
         condstore.enable_condstore(ctx)
     status = await store_of(ctx).status(user_of(ctx), cmd.mailbox)
-    items = tuple((item, status.item(item)) for item in dict.fromkeys(cmd.items))
-    ctx.send(StatusResponse(cmd.mailbox, items))
+    ctx.send(StatusResponse(cmd.mailbox, status_values(ctx, status, cmd.items)))
     return Completion(catalogue.OK_STATUS)
 
 

@@ -7,7 +7,10 @@ General rules (all methods):
 * **Users.** ``user`` is an authenticated user name; the store never checks
   credentials. Each user has a private hierarchy; nothing outside it is
   reachable by any name. A user's ``INBOX`` exists from the first call that
-  names the user (RFC 3501 §5.1) and can never be deleted.
+  names the user (RFC 3501 §5.1) and can never be deleted. A backend opened
+  with default mailboxes (``sqlite.open_store(default_mailboxes=...)``, e.g.
+  ``Sent`` with ``\\Sent``, RFC 6154) creates them, subscribed, at that
+  first call too, once per user: one the user deletes is not recreated.
 * **Names** are Unicode ``str`` with ``/`` as the hierarchy delimiter;
   ``INBOX`` (and the first level of ``INBOX/...``) is case-insensitive.
   Invalid names (see ``names.normalize_name``) raise ``ImapError`` NO
@@ -76,7 +79,9 @@ class MailStore(Protocol):
         by a ``\\Noselect`` placeholder becomes a real mailbox. Raises
         ALREADYEXISTS if a mailbox by that name exists (INBOX always does).
         A new mailbox gets a fresh UIDVALIDITY, UIDNEXT 1 and HIGHESTMODSEQ 1.
-        ``special_use`` (RFC 6154, e.g. ``"\\\\Sent"``) is reported by LIST.
+        ``special_use`` (RFC 6154, e.g. ``"\\\\Sent"``; several attributes
+        separated by spaces) is kept across RENAME and reported by LIST
+        (``MailboxInfo.special_uses``); the caller validates it.
         """
         ...
 

@@ -20,7 +20,8 @@ class MailboxInfo:
     not). ``subscribed``: the name is in the subscription list. For LSUB
     (``subscribed_only``) an unsubscribed superior of a subscribed name is
     returned with ``subscribed=False`` (RFC 3501 §6.3.9). ``special_use`` is
-    an RFC 6154 attribute such as ``"\\\\Sent"``, or None.
+    an RFC 6154 attribute such as ``"\\\\Sent"`` (several are separated by
+    spaces, see ``special_uses``), or None.
     """
 
     name: str
@@ -36,9 +37,13 @@ class MailboxInfo:
         if not self.selectable:
             attributes.append(NOSELECT)
         attributes.append(HAS_CHILDREN if self.has_children else HAS_NO_CHILDREN)
-        if self.special_use:
-            attributes.append(self.special_use)
+        attributes.extend(self.special_uses)
         return tuple(attributes)
+
+    @property
+    def special_uses(self) -> tuple[str, ...]:
+        """The RFC 6154 attributes of the mailbox, e.g. ``("\\\\Sent",)``."""
+        return tuple(self.special_use.split()) if self.special_use else ()
 
     def lsub_attributes(self) -> tuple[str, ...]:
         """Name attributes for an LSUB response (RFC 3501 §6.3.9)."""

@@ -37,19 +37,39 @@ from imapd.mailstore.schema import (
 from imapd.mailstore.sqlite_sync import OwnChange, PendingClaim, SqliteSelection, SyncHub, recent_in
 from imapd.mailstore.sqlite_uidcache import UidCache
 
+def _default_name(name: str) -> str:
+    """A default mailbox name, validated once when the store opens."""
+    canonical = names.normalize_name(name)
+    if canonical == names.INBOX:
+        raise ValueError("INBOX cannot be a default special-use mailbox")
+    return canonical
+
+
 # Bodies up to this size are read in one go; larger ones are streamed.
 STREAM_THRESHOLD = 1024 * 1024
 STREAM_CHUNK = 256 * 1024
 
 
-def open_store(data_dir: Path) -> SqliteMailStore:
-    """Open (creating if needed) the store in ``data_dir``."""
-    return SqliteMailStore(data_dir)
+def open_store(
+    data_dir: Path, default_mailboxes: Sequence[tuple[str, str | None]] = ()
+) -> SqliteMailStore:
+    """Open (creating if needed) the store in ``data_dir``.
+
+    ``default_mailboxes``: (name, special-use attribute or None) pairs, e.g.
+    ``("Sent", "\\\\Sent")``, provisioned once per user (see
+    ``sqlite_mailboxes.provision``) at the first call that names the user
+    in this process, in the same durable way as every change."""
+    return SqliteMailStore(data_dir, default_mailboxes)
 
 
 class SqliteMailStore:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, default_mailboxes: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.default_mailboxes = tuple(
+            (_default_name(name), use) for name, use in default_mailboxes
+        )
         self.conn = connect(data_dir)
         self.hub = SyncHub(self.conn)
         self.uid_cache = UidCache()  # SELECT of large mailboxes
@@ -69,8 +89,17 @@ class SqliteMailStore:
             else:
                 with write_transaction(self.conn):
                     user_id = boxes.ensure_user(self.conn, user)
+            self._provision(user_id)
             self._user_ids[user] = user_id
         return user_id
+
+    def _provision(self, user_id: int) -> None:
+        """Create the default mailboxes a user never had (checked once per
+        user and process; the write lock is taken only when needed)."""
+        defaults = self.default_mailboxes
+        if defaults and boxes.needs_provisioning(self.conn, user_id, defaults):
+            with write_transaction(self.conn):
+                boxes.provision(self.conn, user_id, defaults)
 
     def _selection(self, sel: Selection, write: bool = False) -> SqliteSelection:
         if not isinstance(sel, SqliteSelection) or sel.hub is not self.hub:

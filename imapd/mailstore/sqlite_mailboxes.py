@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 from imapd.errors import ImapError
 from imapd.mailstore import names
@@ -172,6 +172,61 @@ def create(conn: sqlite3.Connection, user_id: int, name: str, special_use: str |
         "recent_from=1, special_use=? WHERE id=?",
         (new_uidvalidity(conn), special_use, existing.id),
     )
+
+
+def _provision_key(user_id: int, name: str, special_use: str | None) -> str:
+    return f"provisioned:{user_id}:{special_use or name}"
+
+
+def needs_provisioning(
+    conn: sqlite3.Connection, user_id: int, defaults: Sequence[tuple[str, str | None]]
+) -> bool:
+    """True when some default mailbox was never provisioned for the user."""
+    done = {
+        str(r[0]) for r in conn.execute(
+            "SELECT key FROM settings WHERE key >= ? AND key < ?",
+            (f"provisioned:{user_id}:", f"provisioned:{user_id};"),
+        )
+    }
+    return any(_provision_key(user_id, n, u) not in done for n, u in defaults)
+
+
+def provision(
+    conn: sqlite3.Connection, user_id: int, defaults: Sequence[tuple[str, str | None]]
+) -> None:
+    """Create the default mailboxes (RFC 6154 special-use ones such as
+    ``("Sent", "\\\\Sent")``) that were never provisioned for this user,
+    subscribed, and remember each one in ``settings``: every default is
+    provisioned once per user, so a mailbox the user deletes stays deleted.
+    A special use some mailbox already has is not given out again; an
+    existing mailbox by the default name gets the attribute added."""
+    for name, special_use in defaults:
+        key = _provision_key(user_id, name, special_use)
+        if conn.execute("SELECT 1 FROM settings WHERE key=?", (key,)).fetchone() is not None:
+            continue
+        conn.execute("INSERT INTO settings(key, value) VALUES(?, 1)", (key,))
+        if special_use is not None and _use_taken(conn, user_id, special_use):
+            continue
+        row = find(conn, user_id, name)
+        if row is None or not row.selectable:
+            create(conn, user_id, name, special_use)
+        elif special_use is not None:
+            uses = (row.special_use or "").split()
+            conn.execute(
+                "UPDATE mailboxes SET special_use=? WHERE id=?",
+                (" ".join([*uses, special_use]), row.id),
+            )
+        conn.execute(
+            "INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES(?, ?)", (user_id, name)
+        )
+
+
+def _use_taken(conn: sqlite3.Connection, user_id: int, special_use: str) -> bool:
+    rows = conn.execute(
+        "SELECT special_use FROM mailboxes WHERE user_id=? AND special_use IS NOT NULL",
+        (user_id,),
+    ).fetchall()
+    return any(special_use in str(r[0]).split() for r in rows)
 
 
 def release_bodies(conn: sqlite3.Connection, body_counts: dict[int, int]) -> None:

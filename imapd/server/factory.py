@@ -69,6 +69,7 @@ class ImapServerFactory(ServerFactory):
             sasl_mechanisms=auth.available_mechanisms(),
             starttls=tls is not None,
             allow_plaintext=config.allow_plaintext,
+            append_limit=config.limits.max_literal,
         )
         self.login_guard = LoginGuard(config.limits, self.clock.seconds)
         # Start-up check: never advertise what we cannot do.

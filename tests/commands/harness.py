@@ -175,18 +175,23 @@ class Client:
 
 class MailServer:
     """One in-process server: users, a real SQLite store in ``data_dir``, a
-    factory and a clock, shared by every ``Client`` it connects."""
+    factory and a clock, shared by every ``Client`` it connects.
+    ``default_mailboxes``: (name, special use) pairs every account gets."""
 
     def __init__(
         self,
         tmp_path: Path,
         users: dict[str, str] | None = None,
         limits: Limits | None = None,
+        default_mailboxes: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.data_dir = tmp_path / "data"
         self.passwords = dict(DEFAULT_USERS if users is None else users)
         self.users: UserDatabase = make_users(self.data_dir, **self.passwords)
-        self.store: SqliteMailStore = open_store(self.data_dir)
+        # No default special-use mailboxes unless asked (the real server
+        # gives them, see imapd.config.DEFAULT_MAILBOXES): transcripts list
+        # exactly the mailboxes they create.
+        self.store: SqliteMailStore = open_store(self.data_dir, default_mailboxes)
         self.clock = Clock()
         self.factory = ImapServerFactory(
             Config(data_dir=self.data_dir, limits=limits or Limits()),

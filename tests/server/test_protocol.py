@@ -36,8 +36,11 @@ DELAY = Limits().failed_login_delay
 
 
 def connect(users: UserDatabase, **limits: float) -> Conversation:
-    conv = Conversation(users, Limits(**limits))  # type: ignore[arg-type]
-    assert conv.read() == GREETING
+    config = Limits(**limits)  # type: ignore[arg-type]
+    conv = Conversation(users, config)
+    # RFC 7889: APPENDLIMIT= advertises the configured literal limit.
+    default_limit = b"APPENDLIMIT=%d" % Limits().max_literal
+    assert conv.read() == GREETING.replace(default_limit, b"APPENDLIMIT=%d" % config.max_literal)
     return conv
 
 
