@@ -279,3 +279,30 @@ def test_membership_agrees_with_the_sequence_set(ranges: list[tuple[int | None, 
     members = Membership(seqset, largest)
     assert [n for n in range(0, 75) if n in members] == [
         n for n in range(0, 75) if seqset.contains(n, largest)]
+
+
+def test_idle_pushes_vanished_and_modseq_under_qresync(server: MailServer, cache: Cache) -> None:
+    """An idling QRESYNC client gets another session's flag change as FETCH
+    with UID and MODSEQ and its expunge as VANISHED, as they happen."""
+    idler = qresync_client(server)
+    idler.ok("s SELECT INBOX")
+    idler.transcript("""
+        C: i IDLE
+        S: + idling
+    """)
+    other = server.connect("alice")
+    other.ok("o SELECT INBOX")
+    other.ok("o1 UID STORE 4 +FLAGS.SILENT (\\Answered)")
+    idler.transcript(
+        "S: * 4 FETCH (FLAGS (\\Answered) UID 4 MODSEQ (${m}))", m=server.status("INBOX").highestmodseq)
+    other.ok("o2 UID STORE 6:7 +FLAGS.SILENT (\\Deleted)")
+    idler.transcript("""
+        S: * 6 FETCH (FLAGS (\\Deleted) UID 6 MODSEQ (${m}))
+        S: * 7 FETCH (FLAGS (\\Deleted) UID 7 MODSEQ (${m}))
+    """, m=server.status("INBOX").highestmodseq)
+    other.ok("o3 EXPUNGE")
+    idler.transcript("""
+        S: * VANISHED 6:7
+        C: DONE
+        S: i OK IDLE terminated
+    """)
