@@ -38,16 +38,38 @@ _BARE_MAILBOX = _ATOM_SAFE - frozenset(b"[")
 
 def encode_response(response: r.Response) -> bytes:
     """The complete bytes of one response, CRLF included."""
-    return b"".join(encode_response_chunks(response))
+    data = encode_response_data(response)
+    return data if isinstance(data, bytes) else b"".join(data)
 
 
 def encode_response_chunks(response: r.Response) -> Iterator[bytes]:
     """The bytes of one response in pieces; ``LiteralStream`` content is
     produced lazily, chunk by chunk, so large bodies never sit in memory."""
+    data = encode_response_data(response)
+    if isinstance(data, bytes):
+        yield data
+    else:
+        yield from data
+
+
+def encode_response_data(response: r.Response) -> bytes | Iterator[bytes]:
+    """One response as complete bytes when it holds no ``LiteralStream``
+    (the writer may then join it with its neighbours), else as the lazy
+    chunks of ``encode_response_chunks``.
+
+    FETCH responses made of numbers and lists (``* 5 FETCH (UID 9 FLAGS
+    (\\Seen))``, the bulk of ``UID FETCH 1:* (UID FLAGS)``) take a fast
+    path, pinned to the generic one by tests; everything else, and every
+    value the fast path does not handle, goes through the generic writer."""
+    if type(response) is r.FetchResponse:
+        fast = _fast_fetch(response)
+        if fast is not None:
+            return fast
     out = _Writer()
     _write_response(out, response)
     out.raw(_CRLF)
-    yield from out.finish()
+    whole = out.whole()
+    return whole if whole is not None else out.finish()
 
 
 class _Writer:
@@ -65,6 +87,10 @@ class _Writer:
         self._chunks.append(b"".join(self._pieces))
         self._pieces = []
         self._chunks.append(value)
+
+    def whole(self) -> bytes | None:
+        """Everything written, when no stream was written."""
+        return None if self._chunks else b"".join(self._pieces)
 
     def finish(self) -> Iterator[bytes]:
         self._chunks.append(b"".join(self._pieces))
@@ -272,3 +298,96 @@ def _write_generic(out: _Writer, response: r.Generic) -> None:
     for value in response.values:
         out.raw(b" ")
         write_value(out, value)
+
+
+# --- FETCH fast path -------------------------------------------------------------
+#
+# ``UID FETCH 1:* (UID FLAGS)`` on a large mailbox is one short response per
+# message; the generic writer costs tens of calls each. The fast path below
+# formats the common values directly and returns None (generic path, which
+# also raises the errors) for anything else. Same bytes: tests/wire.
+
+_FAST_CACHE_MAX = 4096
+# Item name -> its validated atom followed by SP (``b"FLAGS "``).
+_ITEM_LABELS: dict[str, bytes] = {}
+# Flag lists repeat (a mailbox has few distinct flag sets, and the view
+# shares the PList values): their bytes by identity. The entry holds the
+# value itself, so its id cannot be reused while it is cached.
+_ATOM_LIST_BYTES: dict[int, tuple[PList, bytes]] = {}
+
+
+def _generic_bytes(response: r.Response) -> bytes:
+    """``encode_response`` without the fast path: the reference it is
+    tested against."""
+    out = _Writer()
+    _write_response(out, response)
+    out.raw(_CRLF)
+    return b"".join(out.finish())
+
+
+def _item_label(name: str) -> bytes | None:
+    label = _ITEM_LABELS.get(name)
+    if label is None:
+        try:
+            label = _atom(name) + b" "
+        except ValueError:
+            return None
+        if len(_ITEM_LABELS) >= _FAST_CACHE_MAX:
+            _ITEM_LABELS.clear()
+        _ITEM_LABELS[name] = label
+    return label
+
+
+def _fast_list(value: PList) -> bytes | None:
+    """A list of atoms and numbers, else None. Lists of atoms only (flag
+    lists) are cached by identity."""
+    cached = _ATOM_LIST_BYTES.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    pieces: list[bytes] = []
+    atoms_only = True
+    for item in value.items:
+        if isinstance(item, Atom) and type(item) is Atom:
+            try:
+                pieces.append(_atom(item.value))
+            except ValueError:
+                return None
+        elif isinstance(item, int) and type(item) is int and item >= 0:
+            pieces.append(b"%d" % item)
+            atoms_only = False
+        else:
+            return None
+    data = b"(" + b" ".join(pieces) + b")"
+    if atoms_only:
+        if len(_ATOM_LIST_BYTES) >= _FAST_CACHE_MAX:
+            _ATOM_LIST_BYTES.clear()
+        _ATOM_LIST_BYTES[id(value)] = (value, data)
+    return data
+
+
+def _fast_fetch(response: r.FetchResponse) -> bytes | None:
+    """``* seq FETCH (...)`` CRLF when every value is a number or a list of
+    atoms or numbers, else None (§7.4.2, as ``_write_fetch``)."""
+    seq = response.seq
+    if type(seq) is not int or seq < 1:
+        return None
+    parts = [b"* %d FETCH (" % seq]
+    separator = b""
+    for name, value in response.items:
+        label = _item_label(name)
+        if label is None:
+            return None
+        if isinstance(value, int) and type(value) is int:
+            if value < 0:
+                return None
+            parts.append(b"%s%s%d" % (separator, label, value))
+        elif isinstance(value, PList) and type(value) is PList:
+            data = _fast_list(value)
+            if data is None:
+                return None
+            parts.append(separator + label + data)
+        else:
+            return None
+        separator = b" "
+    parts.append(b")\r\n")
+    return b"".join(parts)
