@@ -270,5 +270,10 @@ def _events_for(
 
 
 def recent_in(uids: Sequence[int], low: int, high: int) -> frozenset[int]:
-    """The UIDs of the ascending ``uids`` within [low, high]."""
-    return frozenset(uids[bisect_left(uids, low):bisect_right(uids, high)])
+    """The UIDs of the ascending ``uids`` within [low, high]. A run without
+    gaps (new mail usually is one) is built from a range, twice as fast as
+    from the items: the first SELECT of 100k new messages claims them all."""
+    start, stop = bisect_left(uids, low), bisect_right(uids, high)
+    if start < stop and uids[stop - 1] - uids[start] == stop - 1 - start:
+        return frozenset(range(uids[start], uids[stop - 1] + 1))
+    return frozenset(uids[start:stop])

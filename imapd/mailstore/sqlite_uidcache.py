@@ -19,6 +19,12 @@ transaction:
 
 Other processes' changes are covered the same way: the check reads the
 mailbox row in the same transaction as the delta.
+
+A list that is not cached (the first SELECT after the server starts) is
+derived from the same facts instead of being read row by row: it is every
+UID below UIDNEXT minus the UIDs recorded as expunged (see
+``derived_uids``), checked against the count and the sum of the UIDs the
+mailbox holds, which SQLite computes without handing rows to Python.
 """
 
 from __future__ import annotations
@@ -47,9 +53,47 @@ class _Entry:
     uids: array[int]
 
 
-def read_all_uids(conn: sqlite3.Connection, mailbox_id: int) -> array[int]:
-    return array("I", [r[0] for r in conn.execute(
-        "SELECT uid FROM messages WHERE mailbox_id=? ORDER BY uid", (mailbox_id,))])
+def read_all_uids(conn: sqlite3.Connection, row: MailboxRow) -> array[int]:
+    """The mailbox's UIDs, ascending, as of the caller's read transaction:
+    derived (``derived_uids``) when possible, else read row by row."""
+    uids = derived_uids(conn, row)
+    if uids is None:
+        uids = array("I", [r[0] for r in conn.execute(
+            "SELECT uid FROM messages WHERE mailbox_id=? ORDER BY uid", (row.id,))])
+    return uids
+
+
+def derived_uids(conn: sqlite3.Connection, row: MailboxRow) -> array[int] | None:
+    """The UIDs as ``[1, UIDNEXT)`` minus the expunged ones, or None when
+    that cannot be vouched for or would not be cheaper.
+
+    Each UID below UIDNEXT was given to a message of this mailbox (UIDs are
+    assigned in ascending order, RFC 3501 §2.3.1.1) and every message that
+    left is recorded in ``expunged``; so the mailbox holds a subset of the
+    derived list, and equal count and sum make it the same set. Where that
+    history does not hold (RENAME INBOX gives the new mailbox UIDs whose
+    gaps it never recorded) the totals differ and None sends the caller
+    to the rows. With more expunged UIDs than messages, reading the
+    messages is the cheaper way."""
+    count, total = conn.execute(
+        "SELECT count(*), coalesce(sum(uid), 0) FROM messages WHERE mailbox_id=?", (row.id,)
+    ).fetchone()
+    below = row.uidnext - 1  # UIDs 1..below were handed out
+    if count > below or below - count > count:
+        return None
+    gone = [int(r[0]) for r in conn.execute(
+        "SELECT uid FROM expunged WHERE mailbox_id=? AND uid<? ORDER BY uid LIMIT ?",
+        (row.id, row.uidnext, below - count + 1),
+    )]
+    if len(gone) != below - count or below * (below + 1) // 2 - sum(gone) != total:
+        return None
+    uids = array("I")
+    start = 1
+    for uid in gone:
+        uids.extend(range(start, uid))
+        start = uid + 1
+    uids.extend(range(start, row.uidnext))
+    return uids
 
 
 class UidCache:
@@ -77,7 +121,7 @@ class UidCache:
             or entry.highestmodseq > row.highestmodseq
             or entry.uidnext > row.uidnext
         ):
-            uids = read_all_uids(conn, row.id)
+            uids = read_all_uids(conn, row)
         elif entry.highestmodseq == row.highestmodseq:
             uids = entry.uids
         else:
