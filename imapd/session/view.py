@@ -236,8 +236,9 @@ class SelectedView:
         result: list[tuple[int, int]] = []
         done = 0
         for start, stop in sorted(spans):
-            for i in range(max(start, done), stop):
-                result.append((i + 1, self._uids[i]))
+            start = max(start, done)
+            if start < stop:  # sequence numbers are positions + 1
+                result.extend(zip(range(start + 1, stop + 1), self._uids[start:stop]))
             done = max(done, stop)
         return result
 
