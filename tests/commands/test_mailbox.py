@@ -76,7 +76,7 @@ def test_create_errors(client: Client) -> None:
         """
     )
     assert client.exchange(b"m CREATE {3+}\r\na\x01b\r\n") == (
-        b"m BAD Invalid mailbox name: raw 8-bit or control octet in mailbox name\r\n")
+        b"m NO [CANNOT] Invalid mailbox name: raw 8-bit or control octet in mailbox name\r\n")
 
 
 def test_create_and_list_international_names_in_modified_utf7(client: Client) -> None:
