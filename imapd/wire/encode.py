@@ -373,19 +373,26 @@ def _fast_fetch(response: r.FetchResponse) -> bytes | None:
         return None
     parts = [b"* %d FETCH (" % seq]
     separator = b""
+    labels, lists = _ITEM_LABELS, _ATOM_LIST_BYTES
     for name, value in response.items:
-        label = _item_label(name)
+        label = labels.get(name)
         if label is None:
-            return None
-        if isinstance(value, int) and type(value) is int:
+            label = _item_label(name)
+            if label is None:
+                return None
+        if type(value) is int:
             if value < 0:
                 return None
             parts.append(b"%s%s%d" % (separator, label, value))
-        elif isinstance(value, PList) and type(value) is PList:
-            data = _fast_list(value)
-            if data is None:
-                return None
-            parts.append(separator + label + data)
+        elif type(value) is PList:
+            cached = lists.get(id(value))
+            if cached is not None and cached[0] is value:
+                parts.append(separator + label + cached[1])
+            else:
+                data = _fast_list(value)
+                if data is None:
+                    return None
+                parts.append(separator + label + data)
         else:
             return None
         separator = b" "
