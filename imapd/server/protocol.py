@@ -149,6 +149,7 @@ class ImapServerProtocol(Protocol):
     # --- connection lifecycle ------------------------------------------------
 
     def connectionMade(self) -> None:
+        self._no_delay()
         address = self._transport().getPeer()
         self.session = Session(
             peer=format_peer(address),
@@ -172,6 +173,19 @@ class ImapServerProtocol(Protocol):
         code = ResponseCode(catalogue.CODE_CAPABILITY, tuple(Atom(c) for c in caps))
         self.send(Untagged(Status.OK, catalogue.GREETING, code))
         self._arm_timer()
+
+    def _no_delay(self) -> None:
+        """TCP_NODELAY: Twisted sends what one reactor turn wrote
+        together, never a trickle of tiny segments, so Nagle's algorithm
+        only adds delay: a synchronizing literal's ``+`` still
+        unacknowledged holds back the tagged OK until the client's delayed
+        ACK (up to 40 ms per APPEND). Not every transport is TCP."""
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:
+                pass  # not a TCP socket after all (e.g. a socketpair)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = self._closing = True
