@@ -67,6 +67,8 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max-preauth-duration": ("max_preauth_duration", float,
                              "seconds a connection may stay unauthenticated"),
     "max-preauth-literal": ("max_preauth_literal", int, "largest literal before login, bytes"),
+    "literal-spool-threshold": ("literal_spool_threshold", int,
+                                "literals above this many bytes go to DATA/spool, not memory"),
 }
 _LIMIT_DEFAULTS = {f.name: f.default for f in fields(Limits)}
 

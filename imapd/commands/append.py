@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import cast
 
 from imapd.commands import catalogue
 from imapd.commands.context import (
@@ -42,6 +43,7 @@ from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import AppendItem
 from imapd.session.view import uid_set_text
 from imapd.message import analyze
+from imapd.spool import MessageData
 from imapd.wire import commands as c
 from imapd.wire.responses import ResponseCode
 from imapd.wire.values import Atom
@@ -55,9 +57,13 @@ THREAD_ANALYSIS_THRESHOLD = 256 * 1024
 _RECHECK_SECONDS = 0.0005
 
 
-def analysis_blob(message: bytes) -> bytes:
-    """The stored form of the message's MIME analysis."""
-    return analyze(message).to_bytes()
+def analysis_blob(message: MessageData) -> bytes:
+    """The stored form of the message's MIME analysis. A large message is a
+    ``SpooledLiteral``: it has every bytes method ``analyze`` uses (find,
+    count, startswith, slicing, the buffer protocol for ``re``), so it is
+    analysed in place rather than copied into one bytes object
+    (tests/commands/test_append_spool.py checks that both give the same blob)."""
+    return analyze(cast(bytes, message)).to_bytes()
 
 
 @dataclass(eq=False)
@@ -148,7 +154,7 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
     )
 
 
-async def _analysis(ctx: CommandContext, message: bytes) -> bytes:
+async def _analysis(ctx: CommandContext, message: MessageData) -> bytes:
     if len(message) > THREAD_ANALYSIS_THRESHOLD:
         return await ctx.runtime.in_thread(analysis_blob, message)
     return analysis_blob(message)

@@ -108,10 +108,23 @@ class CommandContext:
     # The server side of this connection (STARTTLS, penalties, limits);
     # None in unit contexts that have no server.
     connection: ConnectionHooks | None = None
+    # Set by the server: None when all output is written, else something
+    # to await until it is (see ``flush``). None: nothing to wait for.
+    output_waiter: Callable[[], Awaitable[None] | None] | None = None
 
     def send(self, response: Response) -> None:
         """Write an untagged (or continuation) response now, in order."""
         self.sender(response)
+
+    async def flush(self) -> None:
+        """Wait until the responses sent so far are written to the client,
+        if some are still waiting (a large literal streamed to a slow
+        reader): back-pressure for handlers that send many large responses
+        (FETCH), so they do not open every message before the first is
+        written. Returns at once when nothing waits."""
+        waiter = self.output_waiter() if self.output_waiter is not None else None
+        if waiter is not None:
+            await waiter
 
     def read_continuation(self, prompt: Continuation) -> Awaitable[bytes]:
         """Send ``+ ...`` and wait for the client's next line (without its

@@ -210,6 +210,9 @@ async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
             if uid in new_flags:
                 items += _seen_change_items(view, state, names, view.condstore)
             ctx.send(FetchResponse(seq, tuple(items)))
+            # A large body is written as the client reads it: wait for it
+            # before opening the next message (back-pressure, bounded memory).
+            await ctx.flush()
     return Completion("UID FETCH completed" if cmd.uid else "FETCH completed")
 
 

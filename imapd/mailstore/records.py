@@ -6,6 +6,8 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple, Sequence
 
+from imapd.spool import MessageData
+
 NOSELECT = "\\Noselect"
 HAS_CHILDREN = "\\HasChildren"
 HAS_NO_CHILDREN = "\\HasNoChildren"
@@ -75,9 +77,11 @@ class AppendItem:
 
     ``internal_date`` must be timezone-aware; None means "now".
     ``meta`` is the caller's opaque analysis blob, returned unchanged.
+    ``message`` may be a ``SpooledLiteral`` (a large APPEND, imapd.spool):
+    the store reads it like bytes and must not keep it after returning.
     """
 
-    message: bytes
+    message: MessageData
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
     meta: bytes = b""

@@ -23,6 +23,12 @@ from imapd.mailstore.records import (
 from imapd.mailstore.sqlite_mailboxes import MailboxRow, count_bodies, release_bodies
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
+# Bodies above this size are written into a zeroblob in pieces (incremental
+# blob I/O) instead of being bound as one parameter, which SQLite copies
+# whole (the bound value, then the record): a large APPEND, whose message
+# is a spooled literal (imapd.spool), never sits in memory in one piece.
+BLOB_PIECES_ABOVE = 256 * 1024
+BLOB_PIECE = 1024 * 1024
 MAX_KEYWORDS_PER_MAILBOX = 1000
 _IN_LIST_LIMIT = 500         # larger UID lists are read as a range and filtered
 
@@ -128,18 +134,36 @@ def append(conn: sqlite3.Connection, row: MailboxRow, items: Sequence[AppendItem
     uids: list[int] = []
     for offset, (item, ((bits, keywords), (seconds, minutes))) in enumerate(zip(items, prepared)):
         keywords = map_keywords(conn, row.id, keywords, define=True)
-        cursor = conn.execute(
-            "INSERT INTO bodies(refs, meta, data) VALUES(1, ?, ?)", (item.meta, item.message)
-        )
+        body_id = _insert_body(conn, item)
         uid = first + offset
         conn.execute(
             "INSERT INTO messages(mailbox_id, uid, body_id, internal_date, tz_minutes, size, "
             "sysflags, keywords, modseq) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.id, uid, cursor.lastrowid, seconds, minutes, len(item.message), bits,
+            (row.id, uid, body_id, seconds, minutes, len(item.message), bits,
              encode_keywords(keywords), modseq),
         )
         uids.append(uid)
     return AppendResult(row.uidvalidity, tuple(uids))
+
+
+def _insert_body(conn: sqlite3.Connection, item: AppendItem) -> int:
+    """Insert the message's bytes and analysis; the new body's id."""
+    size = len(item.message)
+    if size <= BLOB_PIECES_ABOVE:
+        cursor = conn.execute(
+            "INSERT INTO bodies(refs, meta, data) VALUES(1, ?, ?)", (item.meta, item.message)
+        )
+    else:
+        cursor = conn.execute(
+            "INSERT INTO bodies(refs, meta, data) VALUES(1, ?, zeroblob(?))", (item.meta, size)
+        )
+    body_id = cursor.lastrowid
+    assert body_id is not None
+    if size > BLOB_PIECES_ABOVE:
+        with conn.blobopen("bodies", "data", body_id) as blob, memoryview(item.message) as view:
+            for start in range(0, size, BLOB_PIECE):
+                blob.write(view[start:start + BLOB_PIECE])
+    return body_id
 
 
 def store_flags(

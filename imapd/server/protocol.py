@@ -7,6 +7,12 @@ only one runs at a time), parses each frame just before running it, hands
 it to the dispatcher, and writes the reply. It also owns what needs the
 reactor: the autologout timer (RFC 3501 §5.4), the continuation exchange of
 AUTHENTICATE, back-pressure when too many commands are queued, and closing.
+
+Large data both ways: literals over ``Limits.literal_spool_threshold`` are
+spooled to files by the framer (``imapd.spool``; a frame's spool files are
+closed when its command ends or the connection drops), and responses are
+written by ``server.output.ResponseWriter``, which streams a large literal
+as the client reads it; no new command starts while it is busy.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import collections
 import dataclasses
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Union, cast
+from typing import TYPE_CHECKING, Iterable, Union, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
@@ -32,12 +38,13 @@ from imapd.commands.context import CommandContext, ConnectionClosed
 from imapd.config import Limits
 from imapd.errors import ImapError
 from imapd.server.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
+from imapd.server.output import ProducerConsumer, ResponseWriter
 from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
-from imapd.wire.encode import encode_response_chunks
+from imapd.wire.encode import encode_response_data
 from imapd.wire.framer import (
-    CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
+    UNAVAILABLE, CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
 )
 from imapd.wire.parse import parse_command
 from imapd.wire.responses import (
@@ -54,6 +61,8 @@ QueuedItem = Union[CommandFrame, FrameError]
 
 # A complete STARTTLS command frame (RFC 3501 §6.2.1; tags never hold spaces).
 _STARTTLS_FRAME = re.compile(rb"\A[^ ]+ STARTTLS\r?\n\Z", re.IGNORECASE)
+# Framing errors answered NO (the command was fine; the server cannot take it).
+_NO_CODES = frozenset({catalogue.CODE_TOOBIG, UNAVAILABLE})
 
 
 class Transport(TypingProtocol):
@@ -71,6 +80,12 @@ class Transport(TypingProtocol):
     def resumeProducing(self) -> None: ...
 
     def startTLS(self, contextFactory: object) -> None: ...
+
+
+def _close_frames(items: Iterable[object]) -> None:
+    for item in items:
+        if isinstance(item, CommandFrame):
+            item.close()
 
 
 def format_peer(address: object) -> str:
@@ -118,7 +133,11 @@ class ImapServerProtocol(Protocol):
         self.limits = factory.config.limits
         # Before login, literals are small (a LOGIN password needs little):
         # unauthenticated clients cannot make the server hold 64 MiB each.
-        self.framer = Framer(preauth_limits(self.limits))
+        # After login, large ones are spooled to DATA/spool (imapd.spool).
+        self.framer = Framer(
+            preauth_limits(self.limits), spool_dir=factory.config.data_dir / "spool")
+        self._output = ResponseWriter(
+            self._output_transport, self._output_idle, self._output_failed)
         self._full_limits = False
         self.session = Session(peer="?")
         self.ctx: CommandContext | None = None
@@ -159,6 +178,7 @@ class ImapServerProtocol(Protocol):
         )
         self.ctx = self.server.make_context(
             self.session, self.send, self._read_continuation, connection=self)
+        self.ctx.output_waiter = self._output.when_idle
         refusal = self.server.connection_opened(self)
         if refusal is not None:
             log.info("session {id} from {peer} refused: {why}", id=self.session.session_id,
@@ -189,7 +209,9 @@ class ImapServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = self._closing = True
-        self._queue.clear()
+        self._discard_queue()
+        self.framer.close()  # a literal being uploaded: its spool file goes
+        self._output.stopProducing()
         for timer in (self._timer, self._login_deadline):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -216,11 +238,28 @@ class ImapServerProtocol(Protocol):
     # --- output ----------------------------------------------------------------
 
     def send(self, response: Response) -> None:
-        """Encode and write one response (the encoder streams literals)."""
+        """Encode and write one response, in order. Everything but streamed
+        literals is encoded here (an encoding error raises to the sender);
+        a streamed literal is written as the client reads it (``output``)."""
         if self._lost or self.transport is None:
             return
-        for chunk in encode_response_chunks(response):
-            self._transport().write(chunk)
+        self._output.write(encode_response_data(response))
+
+    def _output_transport(self) -> ProducerConsumer | None:
+        return None if self._lost else cast(ProducerConsumer, self.transport)
+
+    def _output_idle(self) -> None:
+        """Output that waited for the client is written: go on with the
+        commands that queued up meanwhile."""
+        if not self._closing:
+            self._pump()
+
+    def _output_failed(self, failure: Failure) -> None:
+        """A streamed literal broke off half-way (e.g. a store read error):
+        the client cannot resynchronise, so the connection is closed."""
+        log.failure("session {id}: response stream failed", failure,
+                    id=self.session.session_id)
+        self.close()
 
     # --- input -----------------------------------------------------------------
 
@@ -245,7 +284,12 @@ class ImapServerProtocol(Protocol):
         if after_compress is not None:
             self._hold_after_compress(events[-1], after_compress)
         self._pump()
-        if len(self._queue) >= self.limits.max_pipelined and not self._paused:
+        if not self._paused and (
+            len(self._queue) >= self.limits.max_pipelined or self._spool_queued()
+        ):
+            # Too many commands queued, or one holding spool files waits
+            # behind the running one: read no more until the queue drains
+            # (TCP back-pressure; bounds spool disk to about two commands).
             self._paused = True
             self._transport().pauseProducing()
 
@@ -296,6 +340,18 @@ class ImapServerProtocol(Protocol):
             else:
                 self._handle_events(self.framer.feed(bytes(held_bytes)))
 
+    def _spool_queued(self) -> bool:
+        """Does a queued command hold spooled literals?"""
+        return any(isinstance(item, CommandFrame) and item.spooled for item in self._queue)
+
+    def _discard_queue(self) -> None:
+        """Drop the queued commands (and what is held), closing their spool files."""
+        _close_frames(self._queue)
+        self._queue.clear()
+        if self._held is not None:
+            _close_frames((self._held[0], *self._held[1]))
+            self._held = None
+
     def _enqueue(self, item: QueuedItem) -> None:
         if self._waiter is not None:
             waiter, self._waiter = self._waiter, None
@@ -311,7 +367,7 @@ class ImapServerProtocol(Protocol):
     def _write_frame_error(self, error: FrameError) -> bool:
         """Answer a framing error (tagged when the tag was readable); True
         when the bad-command budget is spent."""
-        status = Status.NO if error.code == catalogue.CODE_TOOBIG else Status.BAD
+        status = Status.NO if error.code in _NO_CODES else Status.BAD
         code = ResponseCode(error.code) if error.code else None
         reply: Tagged | Untagged
         if error.tag is None:
@@ -330,9 +386,11 @@ class ImapServerProtocol(Protocol):
             return
         self._pumping = True
         try:
-            while self._queue and not self._running and not self._closing:
+            while (self._queue and not self._running and not self._closing
+                   and not self._output.busy):
                 item = self._queue.popleft()
-                if self._paused and len(self._queue) < self.limits.max_pipelined // 2:
+                if (self._paused and len(self._queue) < self.limits.max_pipelined // 2
+                        and not self._spool_queued()):
                     self._paused = False
                     self._transport().resumeProducing()
                 if isinstance(item, FrameError):
@@ -341,23 +399,29 @@ class ImapServerProtocol(Protocol):
                     continue
                 self._running = True
                 self._current = item
-                parsed = self._parse(item.data)
-                Deferred.fromCoroutine(self._execute(parsed)).addErrback(self._crashed)
+                parsed = self._parse(item)
+                Deferred.fromCoroutine(self._execute(parsed, item)).addErrback(self._crashed)
         finally:
             self._pumping = False
 
-    def _parse(self, frame: bytes) -> Command | CommandSyntaxError:
+    def _parse(self, frame: CommandFrame) -> Command | CommandSyntaxError:
         """Parse one frame; a parser bug answers BAD instead of wedging the
         connection (the parser promises never to raise, this keeps it so)."""
         try:
-            return parse_command(frame, self.limits.max_nesting)
+            if frame.spooled:  # large literals are in spool files (imapd.spool)
+                spooled = {part.offset: part.content for part in frame.spooled}
+                return parse_command(frame.data, self.limits.max_nesting, spooled)
+            return parse_command(frame.data, self.limits.max_nesting)
         except Exception:
             log.failure("session {id}: parser error", id=self.session.session_id)
             return CommandSyntaxError(None, "Unparseable command")
 
-    async def _execute(self, parsed: Command | CommandSyntaxError) -> None:
+    async def _execute(self, parsed: Command | CommandSyntaxError, frame: CommandFrame) -> None:
         assert self.ctx is not None
-        outcome = await self.server.dispatcher.dispatch(parsed, self.ctx)
+        try:
+            outcome = await self.server.dispatcher.dispatch(parsed, self.ctx)
+        finally:
+            frame.close()  # its spooled literals: the command is over
         self._running = False
         if outcome is None or self._closing:
             return  # the connection went away (or timed out) under the command
@@ -409,6 +473,7 @@ class ImapServerProtocol(Protocol):
         if isinstance(item, FrameError):
             waiter.errback(ImapError.bad(item.reason))
         else:
+            item.close()  # a continuation line is taken as a line only
             # The framer accepts a bare LF as a line end, like CRLF.
             waiter.callback(item.data.removesuffix(b"\n").removesuffix(b"\r"))
 
@@ -452,9 +517,8 @@ class ImapServerProtocol(Protocol):
         could have been injected by a man in the middle, so it is dropped,
         queued commands and unframed bytes alike. TLS starts right after the
         tagged OK is written."""
-        self._queue.clear()
+        self._discard_queue()
         self.framer.discard_buffer()
-        self._held = None
         self._tls_pending = True
         if self._paused:
             self._paused = False

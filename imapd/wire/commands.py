@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from imapd.model import Secret, SequenceSet
+from imapd.spool import MessageData
 
 
 # --- any state (§6.1) -------------------------------------------------------
@@ -192,11 +193,12 @@ class Status:
 
 @dataclass(frozen=True, slots=True)
 class AppendMessage:
-    """One message of an APPEND: ``[flags] [date-time] literal``."""
+    """One message of an APPEND: ``[flags] [date-time] literal``. A large
+    ``message`` is a ``SpooledLiteral`` (read like bytes; see imapd.spool)."""
 
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None  # timezone-aware
-    message: bytes
+    message: MessageData
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +210,7 @@ class Append:
     mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None  # timezone-aware
-    message: bytes
+    message: MessageData  # bytes, or a SpooledLiteral when large (imapd.spool)
     more: tuple[AppendMessage, ...] = ()
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 
 from imapd.model import ANSWERED, DELETED, DRAFT, FLAGGED, RECENT, SEEN, SequenceSet
+from imapd.spool import message_bytes
 from imapd.wire import commands as c
 from imapd.wire.lexer import ASTRING_CHARS, ATOM_CHARS, LIST_CHARS
 from imapd.wire.mutf7 import encode_mutf7
@@ -136,7 +137,8 @@ def _write_append(out: _Out, cmd: c.Append) -> None:
         if message.internal_date is not None:
             out.add(b" " + encode_date_time(message.internal_date))
         out.add(b" ")
-        out.literal(message.message, binary=b"\x00" in message.message)
+        data = message_bytes(message.message)  # a spooled message is copied
+        out.literal(data, binary=b"\x00" in data)
 
 
 def _write_extended_list(out: _Out, cmd: c.List) -> None:

@@ -31,6 +31,15 @@ Decisions (recorded here because they shape the protocol's behaviour):
   unconsumed buffer, the parts of the current frame and a few integers.
   Every byte is examined a constant number of times (the LF search resumes
   where the previous one stopped), so byte-at-a-time feeding is linear.
+* Large literals (issue 6): a literal over ``literal_spool_threshold`` is
+  written to an anonymous spool file (``imapd.spool``) as it arrives, so a
+  slow 64 MiB upload costs disk, not memory. The frame then carries it as
+  a ``SpooledPart`` instead of inline: ``data`` has the line(s) without its
+  octets and the part says where they belong. The spool file is opened
+  when the literal is announced, so a failure (no space, no directory) is
+  answered ``NO [UNAVAILABLE]`` before the client sends it. Frames own
+  their spooled literals (``CommandFrame.close``); the framer closes those
+  of commands it drops, and all of them in ``close()``.
 """
 
 from __future__ import annotations
@@ -38,12 +47,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Union
 
 from imapd.config import Limits
+from imapd.spool import SpooledLiteral, SpoolWriter
 from imapd.wire.lexer import TAG_CHARS
 
 TOOBIG = "TOOBIG"  # RFC 4469 / RFC 7889 response code
+UNAVAILABLE = "UNAVAILABLE"  # RFC 5530: a literal could not be spooled
 
 # A literal announcement at the end of a line: ``{12}``, ``{12+}``,
 # ``~{12}`` (RFC 3501 §9 literal, RFC 7888, RFC 3516 literal8). Up to 20
@@ -55,10 +67,37 @@ _TAIL_KEEP = 32
 
 
 @dataclass(frozen=True, slots=True)
+class SpooledPart:
+    """A literal kept in a spool file; its octets belong at ``offset`` of
+    the frame's ``data`` (right after the line end of its ``{n}``)."""
+
+    offset: int
+    content: SpooledLiteral
+
+
+@dataclass(frozen=True, slots=True)
 class CommandFrame:
-    """One complete command: line(s) with line ends, literals inline."""
+    """One complete command: line(s) with line ends, literals inline,
+    except large ones, which are in ``spooled`` (see the module doc)."""
 
     data: bytes
+    spooled: tuple[SpooledPart, ...] = ()
+
+    def inline(self) -> bytes:
+        """The frame exactly as received, spooled literals copied back in
+        (for tests and small frames: this builds one bytes object)."""
+        pieces: list[bytes] = []
+        position = 0
+        for part in self.spooled:
+            pieces += [self.data[position:part.offset], bytes(part.content)]
+            position = part.offset
+        pieces.append(self.data[position:])
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        """Release the spool files (the command is over)."""
+        for part in self.spooled:
+            part.content.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +137,16 @@ def extract_tag(line: bytes) -> str | None:
 
 
 class Framer:
-    """Incremental splitter of a client byte stream into command frames."""
+    """Incremental splitter of a client byte stream into command frames.
+    Spool files for large literals go to ``spool_dir`` (created when
+    needed; None: the system's temporary directory)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, spool_dir: Path | None = None) -> None:
         self._limits = limits
+        self._spool_dir = spool_dir
+        self._spool: SpoolWriter | None = None     # the literal being spooled
+        self._spooled: list[SpooledPart] = []     # finished ones of this frame
+        self._inline_size = 0                      # octets in self._parts
         self._buffer = bytearray()
         self._scan_from = 0            # LF search resumes here (line modes)
         self._mode = _Mode.LINE
@@ -126,6 +171,12 @@ class Framer:
         self._scan_from = 0
         self._reset_command()
 
+    def close(self) -> None:
+        """The connection is gone: drop what is buffered, spool files
+        included, and ignore further input."""
+        self.discard_buffer()
+        self._dead = True
+
     def feed(self, data: bytes) -> list[FrameEvent]:
         """Take more bytes; return the events they complete, in order."""
         if self._dead:
@@ -134,8 +185,7 @@ class Framer:
         events: list[FrameEvent] = []
         while self._step(events):
             if events and isinstance(events[-1], FrameError) and events[-1].fatal:
-                self._dead = True
-                self._buffer.clear()
+                self.close()
                 break
         return events
 
@@ -176,13 +226,15 @@ class Framer:
         if not self._parts:
             self._tag = extract_tag(line)
         self._parts.append(line)
+        self._inline_size += len(line)
         self._frame_size += len(line)
         if self._frame_size > self._limits.max_command:
             self._reject(line, events, "Command too long", TOOBIG)
             return
         announced = _LITERAL_AT_END.search(line)
         if announced is None:
-            events.append(CommandFrame(b"".join(self._parts)))
+            events.append(CommandFrame(b"".join(self._parts), tuple(self._spooled)))
+            self._spooled = []  # the frame owns them now
             self._reset_command()
             return
         size = int(announced.group(1))
@@ -191,19 +243,32 @@ class Framer:
             self._reject(line, events, "Literal too big", TOOBIG)
         elif self._frame_size + size > self._limits.max_command:
             self._reject(line, events, "Command too long", TOOBIG)
+        elif size > self._limits.literal_spool_threshold and not self._open_spool(size):
+            self._reject(line, events, "Cannot store the literal now", UNAVAILABLE)
         else:
             self._mode = _Mode.LITERAL if size else _Mode.LINE
             self._literal_left = size
             if synchronizing:
                 events.append(NeedContinuation())
 
+    def _open_spool(self, size: int) -> bool:
+        try:
+            self._spool = SpoolWriter(size, self._spool_dir)
+        except OSError:
+            return False
+        return True
+
     def _take_literal(self, events: list[FrameEvent]) -> bool:
         if not self._buffer:
             return False
         count = min(self._literal_left, len(self._buffer))
         if self._mode is _Mode.LITERAL:
-            self._parts.append(bytes(self._buffer[:count]))
             self._frame_size += count
+            if self._spool is None:
+                self._parts.append(bytes(self._buffer[:count]))
+                self._inline_size += count
+            elif not self._spool_octets(count, events):
+                return True  # the command is being dropped now
         del self._buffer[:count]
         self._literal_left -= count
         if self._literal_left == 0:
@@ -213,6 +278,38 @@ class Framer:
                 self._drop_tail = b""
         return True
 
+    def _spool_octets(self, count: int, events: list[FrameEvent]) -> bool:
+        """Write the next ``count`` buffered octets to the spool file; when
+        the literal is complete, it becomes a part of the frame. False (and
+        the command dropped) if the file cannot take them."""
+        assert self._spool is not None
+        try:
+            with memoryview(self._buffer) as view, view[:count] as piece:
+                self._spool.write(piece)
+            if self._literal_left == count:
+                self._spooled.append(SpooledPart(self._inline_size, self._spool.finish()))
+                self._spool = None
+        except OSError:
+            # Disk full or similar: drop the command; the rest of the
+            # literal is read and thrown away (the client is sending it).
+            events.append(FrameError(self._tag, "Cannot store the literal now", UNAVAILABLE))
+            self._drop_spooled()
+            self._parts = []
+            self._dropping = True
+            self._mode = _Mode.DROP_LITERAL
+            return False
+        return True
+
+    def _drop_spooled(self) -> None:
+        """Close the spool files of the current command (it is dropped)."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        for part in self._spooled:
+            part.content.close()
+        self._spooled = []
+        self._inline_size = 0
+
     # --- rejecting a command -----------------------------------------------------
 
     def _reject(self, line: bytes, events: list[FrameEvent], reason: str, code: str | None) -> None:
@@ -220,6 +317,7 @@ class Framer:
         What follows depends on the literal the line announces, if any."""
         events.append(FrameError(self._tag, reason, code))
         self._parts = []
+        self._drop_spooled()
         self._follow_announcement(line, events)
 
     def _follow_announcement(self, line: bytes, events: list[FrameEvent]) -> None:
@@ -250,6 +348,7 @@ class Framer:
             events.append(FrameError(tag, "Line too long"))
             self._tag = tag
         self._parts = []
+        self._drop_spooled()
         self._dropping = True
         self._mode = _Mode.DROP_LINE
         self._drop_tail = b""
@@ -268,6 +367,7 @@ class Framer:
         self._follow_announcement(tail, events)
 
     def _reset_command(self) -> None:
+        self._drop_spooled()
         self._mode = _Mode.LINE
         self._parts = []
         self._frame_size = 0

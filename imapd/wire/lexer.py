@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Mapping
 
 from imapd.model import SeqRange, SequenceSet, canonical_flag
+from imapd.spool import MessageData, SpooledLiteral
 from imapd.wire.mutf7 import decode_mutf7
 
 MAX_NUMBER = 2**32 - 1    # RFC 3501 §9 number: unsigned 32-bit
@@ -66,13 +68,19 @@ class ParseError(Exception):
 
 
 class Reader:
-    """A cursor over one command frame."""
+    """A cursor over one command frame. ``spooled`` maps the offset in
+    ``data`` where a literal's octets would start to the spooled literal
+    holding them (``framer.SpooledPart``; large literals are not inline)."""
 
-    def __init__(self, data: bytes, max_nesting: int = 32) -> None:
+    def __init__(
+        self, data: bytes, max_nesting: int = 32,
+        spooled: Mapping[int, SpooledLiteral] | None = None,
+    ) -> None:
         self.data = data
         self.pos = 0
         self.depth = 0
         self.max_nesting = max_nesting
+        self.spooled = spooled or {}
 
     # --- position and punctuation --------------------------------------------
 
@@ -170,7 +178,14 @@ class Reader:
 
     def literal(self, what: str, binary_ok: bool = False) -> bytes:
         """``{n}CRLF`` + n octets (also ``{n+}``, RFC 7888; ``~{n}`` when
-        ``binary_ok``, RFC 3516). The framer already checked the sizes."""
+        ``binary_ok``, RFC 3516). The framer already checked the sizes.
+        A spooled literal is copied into memory: use ``literal_data`` where
+        the value may stay in its spool file (APPEND messages)."""
+        content = self.literal_data(what, binary_ok)
+        return content if isinstance(content, bytes) else bytes(content)
+
+    def literal_data(self, what: str, binary_ok: bool = False) -> MessageData:
+        """Like ``literal``, but a spooled literal is returned as it is."""
         found = _LITERAL.match(self.data, self.pos)
         if found is None:
             raise ParseError(f"Invalid literal for {what}")
@@ -178,6 +193,14 @@ class Reader:
             raise ParseError(f"literal8 not allowed for {what}")
         size = int(found.group(2))
         start = found.end()
+        spooled = self.spooled.get(start)
+        if spooled is not None:
+            if len(spooled) != size:
+                raise ParseError(f"Truncated literal for {what}")
+            if not found.group(1) and spooled.find(b"\x00") >= 0:
+                raise ParseError(f"NUL octet in literal for {what}")  # RFC 3501 §4.3
+            self.pos = start  # its octets are not in ``data``
+            return spooled
         if start + size > len(self.data):
             raise ParseError(f"Truncated literal for {what}")
         content = self.data[start:start + size]

@@ -10,10 +10,11 @@ and the simple commands, one function per command, each quoting its ABNF.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Mapping
 
 from imapd.config import Limits
 from imapd.model import Secret
+from imapd.spool import SpooledLiteral
 from imapd.wire import commands as c
 from imapd.wire.lexer import ParseError, Reader, normalize_mailbox
 from imapd.wire.parse_ext import EXTENSION_COMMANDS
@@ -35,13 +36,18 @@ STATUS_ITEMS = frozenset({
 })
 
 
-def parse_command(frame: bytes, max_nesting: int = _DEFAULT_NESTING) -> c.Command | c.CommandSyntaxError:
+def parse_command(
+    frame: bytes, max_nesting: int = _DEFAULT_NESTING,
+    spooled: Mapping[int, SpooledLiteral] | None = None,
+) -> c.Command | c.CommandSyntaxError:
     """Parse one command frame (as produced by ``Framer``) into a command.
+    ``spooled`` gives the frame's spooled literals by offset
+    (``CommandFrame.spooled``); APPEND keeps them as its message data.
 
     RFC 3501 §9: ``command = tag SP (command-any / command-auth /
     command-nonauth / command-select) CRLF``.
     """
-    reader = Reader(frame, max_nesting)
+    reader = Reader(frame, max_nesting, spooled)
     try:
         tag = reader.tag().decode("ascii")
     except ParseError:

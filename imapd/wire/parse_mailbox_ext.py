@@ -191,7 +191,8 @@ def _append_message(reader: Reader) -> c.AppendMessage:
         reader.sp("message literal")
     if reader.peek() not in (0x7B, 0x7E):
         raise ParseError("Invalid APPEND: the message must be a literal")
-    return c.AppendMessage(flags, internal_date, reader.literal("message", binary_ok=True))
+    # A large message stays in its spool file (``imapd.spool``).
+    return c.AppendMessage(flags, internal_date, reader.literal_data("message", binary_ok=True))
 
 
 def parse_append(reader: Reader, tag: str) -> c.Command:
