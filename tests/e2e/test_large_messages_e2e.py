@@ -6,12 +6,15 @@ disconnects half-way through the literal (issues 4 and 6)."""
 
 from __future__ import annotations
 
+import re
 import socket
+import ssl
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -201,3 +204,60 @@ def test_slow_reader_of_a_20mb_body_keeps_server_memory_bounded(server: RunningS
     # Written at once, the body sat in the send buffer (and was read ~2x).
     assert growth < 6, f"server grew {growth:.1f} MiB while a slow client read 20 MiB"
     reader.sock.close()
+
+
+def _read_until(receive: Callable[[], bytes], end: bytes) -> bytes:
+    out = b""
+    while not out.endswith(end):
+        chunk = receive()
+        if not chunk:
+            raise EOFError(out[-200:])
+        out += chunk
+    return out
+
+
+def _body_of(reply: bytes, message: bytes) -> bytes:
+    head = b"BODY[] {%d}\r\n" % len(message)
+    start = reply.index(head) + len(head)
+    assert reply[start + len(message):start + len(message) + 3] == b")\r\n"
+    return reply[start:start + len(message)]
+
+
+def test_streamed_output_and_spooled_input_under_compress_and_tls(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The push producer works through the COMPRESS=DEFLATE wrapper and
+    through TLS (implicit, RFC 8314), in both directions."""
+    message = big_message(6 * MIB)
+    with running_server(tmp_path_factory.mktemp("e2e-large-layers"), {"alice": "wonderland"},
+                        ["--imaps", "ssl:0:interface=127.0.0.1"]) as server:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"listening on IMAPS \S+:(\d+)", server.log())):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        imaps_port = int(found.group(1))
+        plain = login(server)
+        plain.sock.sendall(b"z COMPRESS DEFLATE\r\n")
+        assert plain.line() == b"z OK DEFLATE active\r\n"
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+        inflate = zlib.decompressobj(-15)
+        plain.sock.sendall(deflate.compress(
+            b"a APPEND INBOX {%d+}\r\n" % len(message) + message +
+            b"\r\ns SELECT INBOX\r\nf FETCH 1 BODY.PEEK[]\r\nn NOOP\r\n") + deflate.flush(zlib.Z_SYNC_FLUSH))
+        reply = _read_until(lambda: inflate.decompress(plain.sock.recv(1 << 16)),
+                            b"n OK NOOP completed\r\n")
+        assert _body_of(reply, message) == message and b"f OK FETCH completed\r\n" in reply
+        plain.sock.close()
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the server's generated self-signed certificate
+        tls = context.wrap_socket(socket.create_connection((server.host, imaps_port), timeout=60))
+        tls.sendall(b"l LOGIN alice wonderland\r\n")  # large literals only after login
+        assert b"l OK " in _read_until(lambda: tls.recv(1 << 16), b" Logged in\r\n")
+        tls.sendall(b"s SELECT INBOX\r\na APPEND INBOX {%d+}\r\n" % len(message) + message +
+                    b"\r\nf FETCH 2 BODY.PEEK[]\r\nn NOOP\r\n")
+        reply = _read_until(lambda: tls.recv(1 << 16), b"n OK NOOP completed\r\n")
+        assert b"a OK [APPENDUID " in reply and _body_of(reply, message) == message
+        tls.close()
+        assert wait_for_no_spool_files(server) == []
