@@ -120,6 +120,15 @@ class SpooledLiteral(mmap.mmap):
             return False
         return self[end - len(suffix):end] == suffix
 
+    def close(self) -> None:
+        """Unmap and release the file. While a buffer of it is still
+        exported (a live memoryview) that cannot happen yet; it then goes
+        with the last reference, like any mmap."""
+        try:
+            super().close()
+        except BufferError:
+            pass
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (bytes, bytearray, memoryview, mmap.mmap)):
             return NotImplemented

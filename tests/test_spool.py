@@ -102,3 +102,15 @@ def test_writer_refuses_wrong_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         writer.finish()
     assert spool_handles(tmp_path) == []
+
+
+def test_close_while_a_view_is_exported_is_deferred_to_the_last_reference(tmp_path: Path) -> None:
+    literal = spooled(b"some octets", tmp_path)
+    view = memoryview(literal)
+    literal.close()  # cannot unmap yet: no error, the map stays valid
+    assert bytes(view[:4]) == b"some"
+    view.release()
+    literal.close()
+    assert literal.closed
+    del literal
+    assert spool_handles(tmp_path) == []

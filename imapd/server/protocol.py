@@ -21,7 +21,7 @@ import collections
 import dataclasses
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Iterable, Union, cast
+from typing import TYPE_CHECKING, Callable, Iterable, Union, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
@@ -63,6 +63,11 @@ QueuedItem = Union[CommandFrame, FrameError]
 _STARTTLS_FRAME = re.compile(rb"\A[^ ]+ STARTTLS\r?\n\Z", re.IGNORECASE)
 # Framing errors answered NO (the command was fine; the server cannot take it).
 _NO_CODES = frozenset({catalogue.CODE_TOOBIG, UNAVAILABLE})
+# What a command sends while it runs without waiting is joined into writes
+# of about this size: ``UID FETCH 1:* (UID FLAGS)`` on 100k messages is
+# 100k short responses, and one transport write each costs more than
+# encoding them.
+WRITE_BATCH = 64 * 1024
 
 
 class Transport(TypingProtocol):
@@ -108,7 +113,10 @@ def preauth_limits(limits: Limits) -> Limits:
     name and password) besides the line."""
     literal = min(limits.max_literal, limits.max_preauth_literal)
     command = min(limits.max_command, limits.max_line + 2 * literal + 16)
-    return dataclasses.replace(limits, max_literal=literal, max_command=command)
+    # Never spooled: unauthenticated clients create no files.
+    spool = max(limits.literal_spool_threshold, literal)
+    return dataclasses.replace(
+        limits, max_literal=literal, max_command=command, literal_spool_threshold=spool)
 
 
 def is_local(address: object) -> bool:
@@ -138,6 +146,9 @@ class ImapServerProtocol(Protocol):
             preauth_limits(self.limits), spool_dir=factory.config.data_dir / "spool")
         self._output = ResponseWriter(
             self._output_transport, self._output_idle, self._output_failed)
+        # Encoded responses not yet handed to ``_output`` (see ``_batched``).
+        self._batch: list[bytes] | None = None
+        self._batch_size = 0
         self._full_limits = False
         self.session = Session(peer="?")
         self.ctx: CommandContext | None = None
@@ -225,6 +236,7 @@ class ImapServerProtocol(Protocol):
 
     def close(self) -> None:
         """Stop taking commands and close once queued output is written."""
+        self._flush_batch()
         self._closing = True
         if self.transport is not None:
             self._transport().loseConnection()
@@ -243,7 +255,37 @@ class ImapServerProtocol(Protocol):
         a streamed literal is written as the client reads it (``output``)."""
         if self._lost or self.transport is None:
             return
-        self._output.write(encode_response_data(response))
+        data = encode_response_data(response)
+        if self._batch is not None and isinstance(data, bytes):
+            self._batch.append(data)
+            self._batch_size += len(data)
+            if self._batch_size >= WRITE_BATCH:
+                self._flush_batch()
+            return
+        self._flush_batch()
+        self._output.write(data)
+
+    def _batched(self, start: Callable[[], object]) -> None:
+        """Run ``start`` (which runs a command until it first waits, or to
+        its end) with the responses it sends joined into few writes; they
+        are all handed on, in order, before this returns, so nothing waits
+        while the command does (a ``+`` prompt, IDLE's first answers)."""
+        self._batch = []
+        try:
+            start()
+        finally:
+            self._flush_batch()
+            self._batch = None
+
+    def _flush_batch(self) -> None:
+        """Hand the joined responses to the writer (before anything that
+        must follow them on the wire: a stream, TLS, DEFLATE, closing)."""
+        if self._batch:
+            data = b"".join(self._batch)
+            self._batch.clear()
+            self._batch_size = 0
+            if not self._lost:
+                self._output.write(data)
 
     def _output_transport(self) -> ProducerConsumer | None:
         return None if self._lost else cast(ProducerConsumer, self.transport)
@@ -400,7 +442,9 @@ class ImapServerProtocol(Protocol):
                 self._running = True
                 self._current = item
                 parsed = self._parse(item)
-                Deferred.fromCoroutine(self._execute(parsed, item)).addErrback(self._crashed)
+                coroutine = self._execute(parsed, item)
+                self._batched(
+                    lambda: Deferred.fromCoroutine(coroutine).addErrback(self._crashed))
         finally:
             self._pumping = False
 
@@ -426,6 +470,7 @@ class ImapServerProtocol(Protocol):
         if outcome is None or self._closing:
             return  # the connection went away (or timed out) under the command
         self.send(outcome.reply)
+        self._flush_batch()  # the reply goes out before TLS or DEFLATE start
         if self.session.authenticated and not self._full_limits:
             self._full_limits = True
             self.framer.set_limits(self.limits)

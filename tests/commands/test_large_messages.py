@@ -177,6 +177,21 @@ def test_spool_threshold_is_a_limit(tmp_path: Path) -> None:
         server.close()
 
 
+def test_nothing_is_spooled_before_login(tmp_path: Path) -> None:
+    """Even with a tiny threshold, unauthenticated clients create no files."""
+    server = MailServer(tmp_path, limits=dataclasses.replace(Limits(), literal_spool_threshold=4))
+    try:
+        client = server.connect(None)
+        spool_dir = server.data_dir / "spool"
+        client.conv.send(b"a LOGIN {5+}\r\nalice {10+}\r\nwonder")
+        assert spool_handles(spool_dir) == []
+        assert client.exchange(b"land\r\n").startswith(b"a OK ")
+        client.conv.send(b"b APPEND INBOX {10+}\r\nSubject: ")  # after login: spooled
+        assert spool_handles(spool_dir)
+    finally:
+        server.close()
+
+
 # --- FETCH: back-pressure ---------------------------------------------------------
 
 
