@@ -1,4 +1,4 @@
-"""The ``imapd`` command line: ``serve`` and ``user add|passwd|del|list``.
+"""The ``imapd`` command line: ``serve`` and ``user add|passwd|del|list|import-passwd``.
 
 ``ServeOptions`` and ``build_service`` are shared with the twistd plugin
 (``twisted/plugins/imapd_plugin.py``), so ``imapd serve`` and
@@ -165,8 +165,7 @@ class ServeOptions(_Options):
         self["imap"].append(endpoint)
 
     def opt_imaps(self, endpoint: str) -> None:
-        """Endpoint for implicit TLS (IMAPS), e.g. ssl:993, repeatable;
-        default ssl:993 when --tls-cert is given; "none" for no IMAPS"""
+        """Endpoint for implicit TLS (IMAPS), e.g. ssl:993, repeatable; default ssl:993 when --tls-cert is given; "none" for no IMAPS"""
         self["imaps"].append(endpoint)
 
     def postOptions(self) -> None:

@@ -23,6 +23,7 @@ Tables (all per-mailbox numbers are 64-bit; UIDs stay below 2**32):
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,6 +98,9 @@ def connect(data_dir: Path, check_same_thread: bool = True) -> sqlite3.Connectio
     """Open (creating if needed) the store database with the settings that
     make commits durable and concurrent access safe."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Mail is private: create the file owner-only before SQLite opens it
+    # (SQLite gives the -wal and -shm files the database file's mode).
+    os.close(os.open(data_dir / DB_FILENAME, os.O_CREAT | os.O_RDWR, 0o600))
     conn = sqlite3.connect(
         data_dir / DB_FILENAME,
         timeout=BUSY_TIMEOUT_SECONDS,

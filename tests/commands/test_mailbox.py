@@ -65,8 +65,8 @@ def test_create_errors(client: Client) -> None:
         S: j NO [CANNOT] Invalid mailbox name: empty hierarchy level (leading, trailing or double '/')
         """
     )
-    # A control character can only arrive encoded in modified UTF-7 (the
-    # parser answers BAD to raw control and 8-bit octets).
+    # A control character encoded in modified UTF-7 reaches the store's name
+    # check; raw control and 8-bit octets are refused by the parser, also NO.
     client.transcript(
         """
         C: k CREATE a&AAE-b
