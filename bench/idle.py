@@ -31,7 +31,7 @@ from bench.load.stats import percentile
 from bench.load.wire import Malformed
 from bench.load.workload import quote
 from bench.peers import Peer, PeerOptions, raise_fd_limit, running_peer
-from bench.report import Column, PeerFigures, ScenarioReport
+from bench.report import Column, PeerFigures, ScenarioReport, progress
 
 MAILBOX = "idle"
 OPEN_CONCURRENCY = 64
@@ -174,4 +174,5 @@ async def scenario_idle(
                 row.notes.append("one process per connection: measured at fewer connections; "
                                  "per-connection memory is what compares")
             report.rows.append(row)
+            progress(row)
     return [report]

@@ -31,7 +31,7 @@ from bench.load.checks import CheckFailed, require_ok
 from bench.load.client import ImapClient
 from bench.load.workload import quote
 from bench.peers import Peer, PeerOptions, running_peer
-from bench.report import Column, PeerFigures, ScenarioReport
+from bench.report import Column, PeerFigures, ScenarioReport, progress
 
 MAILBOX = "large"
 BATCH = 500
@@ -244,4 +244,5 @@ async def scenario_large(peers: list[str], count: int, budget: float, profile_di
                 row.errors += 1
                 row.notes.append(f"error: {type(exc).__name__}: {exc}")
             report.rows.append(row)
+            progress(row)
     return [report]

@@ -55,6 +55,13 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def progress(row: PeerFigures) -> None:
+    """Print one server's figures as soon as they are measured (long
+    scenarios: a stopped run keeps what it measured)."""
+    values = ", ".join(f"{key} {_fmt(value)}" for key, value in row.values.items())
+    print(f"  .. {row.peer}: {values}; errors {row.errors}; " + "; ".join(row.notes), flush=True)
+
+
 def ratio(report: ScenarioReport, peer: str, key: str) -> float | None:
     """imapd's value divided by ``peer``'s, when both exist and are > 0."""
     mine, theirs = report.row(REFERENCE), report.row(peer)
