@@ -30,7 +30,7 @@ change, they SHOULD be included as part of the FETCH responses").
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from imapd.commands import catalogue, condstore
 from imapd.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
@@ -131,6 +131,38 @@ def _flag_items_only(cmd: Fetch, attributes: Sequence[FetchAttribute]) -> bool:
     return all(a.kind in _FLAG_KINDS for a in (*cmd.attributes, *attributes))
 
 
+FlagItems = Callable[[int, FlagState], tuple[tuple[str, Value], ...]]
+
+
+def _flag_items_builder(plan: Sequence[tuple[str, FetchKind]], view: SelectedView) -> FlagItems:
+    """The items of one message for ``plan`` ((name, kind) in response
+    order): ``(uid, state) -> ((name, value), ...)``. UID with FLAGS, in
+    either order, is what every client's resync asks for
+    (``UID FETCH 1:* (FLAGS)`` adds UID, RFC 3501 §6.4.8): it gets a
+    builder without a per-item loop."""
+    flags_value = view.flags_value
+    kinds = tuple(kind for _, kind in plan)
+    if kinds == (FetchKind.UID, FetchKind.FLAGS):
+        (uid_name, _), (flags_name, _) = plan
+        return lambda uid, state: ((uid_name, uid), (flags_name, flags_value(uid, state.flags)))
+    if kinds == (FetchKind.FLAGS, FetchKind.UID):
+        (flags_name, _), (uid_name, _) = plan
+        return lambda uid, state: ((flags_name, flags_value(uid, state.flags)), (uid_name, uid))
+
+    def items(uid: int, state: FlagState) -> tuple[tuple[str, Value], ...]:
+        values: list[tuple[str, Value]] = []
+        for name, kind in plan:
+            if kind is FetchKind.UID:
+                values.append((name, uid))
+            elif kind is FetchKind.FLAGS:
+                values.append((name, flags_value(uid, state.flags)))
+            else:
+                values.append((name, condstore.modseq_value(state.modseq)))
+        return tuple(values)
+
+    return items
+
+
 async def _send_flag_items(
     ctx: CommandContext,
     store: MailStore,
@@ -143,8 +175,7 @@ async def _send_flag_items(
     messages left out) from one flag read per ``FLAGS_BATCH_SIZE``
     messages, with no per-message record, message source or coroutine: a
     resync of 100,000 messages is one short response each."""
-    plan = tuple((item_name(a), a.kind) for a in attributes)
-    flags_value = view.flags_value
+    items_of = _flag_items_builder([(item_name(a), a.kind) for a in attributes], view)
     send = ctx.send
     for start in range(0, len(pairs), FLAGS_BATCH_SIZE):
         batch = pairs[start:start + FLAGS_BATCH_SIZE]
@@ -152,17 +183,8 @@ async def _send_flag_items(
         by_uid = {state.uid: state for state in states}
         for seq, uid in batch:
             state = by_uid.get(uid)
-            if state is None:
-                continue  # expunged by another session; not yet announced
-            items: list[tuple[str, Value]] = []
-            for name, kind in plan:
-                if kind is FetchKind.UID:
-                    items.append((name, uid))
-                elif kind is FetchKind.FLAGS:
-                    items.append((name, flags_value(uid, state.flags)))
-                else:
-                    items.append((name, condstore.modseq_value(state.modseq)))
-            send(FetchResponse(seq, tuple(items)))
+            if state is not None:  # else expunged by another session, not yet announced
+                send(FetchResponse(seq, items_of(uid, state)))
 
 
 async def _resolve(cmd: Fetch, ctx: CommandContext, view: SelectedView) -> list[tuple[int, int]]:
