@@ -18,14 +18,11 @@ as the client reads it; no new command starts while it is busy.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import ipaddress
 import re
 from typing import TYPE_CHECKING, Callable, Iterable, Union, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import ISSLTransport, ITransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -39,6 +36,7 @@ from imapd.config import Limits
 from imapd.errors import ImapError
 from imapd.server.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
 from imapd.server.output import ProducerConsumer, ResponseWriter
+from imapd.server.peer import format_peer, is_local, peer_host, preauth_limits
 from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
@@ -91,46 +89,6 @@ def _close_frames(items: Iterable[object]) -> None:
     for item in items:
         if isinstance(item, CommandFrame):
             item.close()
-
-
-def format_peer(address: object) -> str:
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if host is None or port is None:
-        return str(address)
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def peer_host(address: object) -> str:
-    """The address alone (no port), the key of per-address limits."""
-    if isinstance(address, UNIXAddress):
-        return "unix"
-    return str(getattr(address, "host", address))
-
-
-def preauth_limits(limits: Limits) -> Limits:
-    """The framer's limits before login: literals up to
-    ``max_preauth_literal`` and commands with room for two of them (LOGIN
-    name and password) besides the line."""
-    literal = min(limits.max_literal, limits.max_preauth_literal)
-    command = min(limits.max_command, limits.max_line + 2 * literal + 16)
-    # Never spooled: unauthenticated clients create no files.
-    spool = max(limits.literal_spool_threshold, literal)
-    return dataclasses.replace(
-        limits, max_literal=literal, max_command=command, literal_spool_threshold=spool)
-
-
-def is_local(address: object) -> bool:
-    """Loopback or a UNIX socket: nobody on a network can read this
-    connection, so plaintext passwords are acceptable (issue 6 policy)."""
-    if isinstance(address, UNIXAddress):
-        return True
-    try:
-        ip = ipaddress.ip_address(str(getattr(address, "host", "")).split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 class ImapServerProtocol(Protocol):

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd.server.factory import ImapServerFactory
-from imapd.server.protocol import format_peer
+from imapd.server.peer import format_peer
 
 log = Logger(namespace="imapd")
 
