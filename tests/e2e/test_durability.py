@@ -16,13 +16,13 @@ from __future__ import annotations
 import imaplib
 import random
 import re
-import socket
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 
 WORKERS = 3
@@ -35,27 +35,22 @@ class Gone(Exception):
     """The server connection died under a command."""
 
 
-class RawClient:
+class DurabilityClient(RawClient):
     """Commands over a raw socket; ``command`` returns only on the tagged
     reply and raises ``Gone`` if the connection breaks first."""
 
     def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
+        super().__init__(server.host, server.port)
         self.tags = 0
-        self._line()  # greeting
+        self.line()  # greeting
 
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError as error:
-                raise Gone(str(error)) from None
-            if not chunk:
-                raise Gone("connection closed")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
+    def _fill(self) -> None:
+        try:
+            super()._fill()
+        except EOFError:
+            raise Gone("connection closed") from None
+        except OSError as error:
+            raise Gone(str(error)) from None
 
     def command(self, text: bytes, literal: bytes | None = None) -> bytes:
         self.tags += 1
@@ -64,17 +59,10 @@ class RawClient:
         if literal is not None:
             data += b" {%d+}\r\n" % len(literal) + literal  # LITERAL+ (RFC 7888)
         try:
-            self.sock.sendall(data + b"\r\n")
+            self.send(data + b"\r\n")
         except OSError as error:
             raise Gone(str(error)) from None
-        while True:
-            line = self._line()
-            if line.startswith(tag + b" "):
-                return line[len(tag) + 1:]
-
-    def close(self) -> None:
-        self.sock.close()
-
+        return self.until_tagged(tag)[-1][len(tag) + 1:-2]
 
 def flag_list(flags: frozenset[str]) -> bytes:
     return b"(" + " ".join(sorted(flags)).encode() + b")"
@@ -97,7 +85,7 @@ class Worker:
     def run(self, server: RunningServer, stop: threading.Event) -> None:
         rng = random.Random(self.seed)
         try:
-            client = RawClient(server)
+            client = DurabilityClient(server)
             assert client.command(b"LOGIN alice wonderland").startswith(b"OK")
             assert client.command(b"CREATE " + self.mailbox.encode()).startswith(b"OK")
             assert client.command(b"SELECT " + self.mailbox.encode()).startswith(b"OK")
@@ -111,7 +99,7 @@ class Worker:
         finally:
             self.ready.set()
 
-    def step(self, client: RawClient, rng: random.Random) -> None:
+    def step(self, client: DurabilityClient, rng: random.Random) -> None:
         roll = rng.random()
         if roll < 0.55 or not self.expected:
             self.append(client, rng)
@@ -126,7 +114,7 @@ class Worker:
         self.in_flight = None
         self.acked[kind] += 1
 
-    def append(self, client: RawClient, rng: random.Random) -> None:
+    def append(self, client: DurabilityClient, rng: random.Random) -> None:
         flags = frozenset(rng.sample(FLAG_CHOICES, rng.randint(0, 2)))
         if rng.random() < 0.3:
             flags |= {"\\Deleted"}
@@ -143,7 +131,7 @@ class Worker:
         self.next_uid += 1
         self._acknowledge("append", reply, after)
 
-    def store(self, client: RawClient, rng: random.Random) -> None:
+    def store(self, client: DurabilityClient, rng: random.Random) -> None:
         uid = rng.choice(sorted(self.expected))
         flags = frozenset(rng.sample(FLAG_CHOICES + ("\\Deleted",), rng.randint(0, 3)))
         after = dict(self.expected)
@@ -152,7 +140,7 @@ class Worker:
         reply = client.command(b"UID STORE %d FLAGS.SILENT " % uid + flag_list(flags))
         self._acknowledge("store", reply, after)
 
-    def expunge(self, client: RawClient) -> None:
+    def expunge(self, client: DurabilityClient) -> None:
         after = {u: m for u, m in self.expected.items() if "\\Deleted" not in m[1]}
         self.in_flight = after
         reply = client.command(b"EXPUNGE")

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 from tests.support.spool import big_message, spool_handles
 
@@ -68,24 +69,25 @@ class Sampler:
         return self.growth_mib()
 
 
-class Raw:
+class Raw(RawClient):
     def __init__(self, server: RunningServer, receive_buffer: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if receive_buffer is not None:  # before connecting, so the window is small
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        self.sock.settimeout(60)
-        self.sock.connect((server.host, server.port))
-        self.buffer = b""
+        self.receive_buffer = receive_buffer
+        super().__init__(server.host, server.port, timeout=60)
         self.line()
 
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError(self.buffer[-200:])
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line + b"\r\n"
+    def _connect(self, host: str, port: int, source: str | None, timeout: float) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if self.receive_buffer is not None:  # before connecting, so the window is small
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        return sock
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(self.recv_size)
+        if not chunk:
+            raise EOFError(self.buffer[-200:])  # not megabytes of message in the report
+        self.buffer += chunk
 
     def tagged(self, tag: bytes) -> bytes:
         while not (line := self.line()).startswith(tag + b" "):
@@ -94,7 +96,7 @@ class Raw:
 
     def ok(self, line: bytes) -> None:
         tag = line.split(b" ", 1)[0]
-        self.sock.sendall(line + b"\r\n")
+        self.send(line + b"\r\n")
         reply = self.tagged(tag)
         assert reply.startswith(tag + b" OK"), reply
 
@@ -111,7 +113,6 @@ class Raw:
             if slow:
                 time.sleep(0.004)
         return b"".join(pieces)
-
 
 def login(server: RunningServer, receive_buffer: int | None = None) -> Raw:
     raw = Raw(server, receive_buffer)

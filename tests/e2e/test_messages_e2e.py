@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import REPO_ROOT, RunningServer, running_server
 
 FIXTURES = REPO_ROOT / "fixtures" / "messages"
@@ -112,36 +113,20 @@ def test_store_search_copy_with_imaplib(server: RunningServer) -> None:
     imap.logout()
 
 
-class Raw:
+class Raw(RawClient):
     """A raw socket client: exact bytes in, exact bytes out."""
 
-    def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
-        self.until(b"\r\n")
+    recv_size = 1 << 20
 
-    def until(self, end: bytes) -> bytes:
-        while end not in self.buffer:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += chunk
-        out, self.buffer = self.buffer.split(end, 1)
-        return out + end
+    def __init__(self, server: RunningServer) -> None:
+        super().__init__(server.host, server.port)
+        self.line()  # greeting
 
     def command(self, line: bytes) -> bytes:
         """Send one command; everything up to and including its tagged reply
         (the messages here hold no line that starts with the tag)."""
-        tag = line.split(b" ", 1)[0] + b" "
-        self.sock.sendall(line + b"\r\n")
-        lines = [self.until(b"\r\n")]
-        while not lines[-1].startswith(tag):
-            lines.append(self.until(b"\r\n"))
-        return b"".join(lines)
-
-    def close(self) -> None:
-        self.sock.close()
-
+        self.send(line + b"\r\n")
+        return b"".join(self.until_tagged(line.split(b" ", 1)[0]))
 
 def test_raw_two_sessions(server: RunningServer) -> None:
     imap = login(server, "bob", "builder")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import imaplib
 import signal
-import socket
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from imapd import capabilities
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, add_user, running_server, stop_process
 
 FAST = ["--failed-login-delay", "0.1"]
@@ -24,32 +24,6 @@ POST_CAPS = "IMAP4rev1 LITERAL+ " + " ".join(name for name, _ in capabilities.EX
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("e2e"), {"alice": "wonderland"}, FAST) as s:
         yield s
-
-
-class Raw:
-    """A line-oriented raw socket client."""
-
-    def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line + b"\r\n"
-
-    def until_tagged(self, tag: bytes) -> list[bytes]:
-        lines = [self.line()]
-        while not lines[-1].startswith(tag + b" "):
-            lines.append(self.line())
-        return lines
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_imaplib_capability_login_logout(server: RunningServer) -> None:
@@ -87,7 +61,7 @@ def test_user_added_while_running_can_log_in(server: RunningServer) -> None:
 
 
 def test_raw_malformed_and_oversize_input_get_bad_and_connection_survives(server: RunningServer) -> None:
-    raw = Raw(server)
+    raw = RawClient.for_server(server)
     assert raw.line().startswith(b"* OK [CAPABILITY IMAP4rev1")
     raw.sock.sendall(b"a1 FROBNICATE now\r\n")
     assert raw.line().startswith(b"a1 BAD ")
@@ -101,7 +75,7 @@ def test_raw_malformed_and_oversize_input_get_bad_and_connection_survives(server
 
 
 def test_raw_pipelined_login_with_literal_and_logout(server: RunningServer) -> None:
-    raw = Raw(server)
+    raw = RawClient.for_server(server)
     raw.line()
     plain = base64.b64encode(b"\0alice\0wonderland")
     raw.sock.sendall(
@@ -119,7 +93,7 @@ def test_raw_pipelined_login_with_literal_and_logout(server: RunningServer) -> N
 
 def test_sigterm_says_bye_and_exits_cleanly(tmp_path: Path) -> None:
     with running_server(tmp_path, {}) as server:
-        raw = Raw(server)
+        raw = RawClient.for_server(server)
         raw.line()
         assert stop_process(server.process) == 0
         assert raw.line() == b"* BYE Server shutting down\r\n"

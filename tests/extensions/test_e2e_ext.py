@@ -6,7 +6,6 @@ NAMESPACE / ID / ENABLE / UNSELECT through stdlib imaplib."""
 from __future__ import annotations
 
 import imaplib
-import socket
 import time
 import zlib
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 
 MESSAGE = b"From: Fred <fred@example.org>\r\nSubject: push\r\n\r\nHello.\r\n"
@@ -27,35 +27,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield s
 
 
-class Raw:
+class Raw(RawClient):
     """A raw socket client that reads lines, optionally through zlib."""
 
     def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
+        super().__init__(server.host, server.port)
         self.inflate: Any = None
         self.deflate: Any = None
 
     def send(self, data: bytes) -> None:
         if self.deflate is not None:
             data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
-        self.sock.sendall(data)
+        super().send(data)
+
+    def _received(self, chunk: bytes) -> bytes:
+        return self.inflate.decompress(chunk) if self.inflate is not None else chunk
 
     def line(self, timeout: float = 10.0) -> bytes:
         self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += self.inflate.decompress(chunk) if self.inflate is not None else chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line + b"\r\n"
-
-    def until_tagged(self, tag: bytes) -> list[bytes]:
-        lines = [self.line()]
-        while not lines[-1].startswith(tag + b" "):
-            lines.append(self.line())
-        return lines
+        return super().line()
 
     def login_and_select(self, mailbox: str = "INBOX") -> None:
         assert self.line().startswith(b"* OK ")
@@ -63,10 +53,6 @@ class Raw:
         assert self.until_tagged(b"l")[-1].startswith(b"l OK ")
         self.send(f"s SELECT {mailbox}\r\n".encode())
         assert self.until_tagged(b"s")[-1].startswith(b"s OK ")
-
-    def close(self) -> None:
-        self.sock.close()
-
 
 def connect(server: RunningServer) -> imaplib.IMAP4:
     imap = imaplib.IMAP4(server.host, server.port)

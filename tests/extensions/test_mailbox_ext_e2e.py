@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 
 DEFAULTS = [
@@ -82,31 +83,20 @@ def test_create_special_use_list_status_and_status_size(server: RunningServer) -
     imap.logout()
 
 
-class Raw:
-    """A line-reading socket client (imaplib cannot send MULTIAPPEND)."""
+class Raw(RawClient):
+    """A line-reading socket client (imaplib cannot send MULTIAPPEND); its
+    lines come without their CRLF."""
 
     def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
+        super().__init__(server.host, server.port)
         self.line()  # greeting
 
     def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
+        return super().line()[:-2]
 
     def command(self, data: bytes, tag: bytes | None = None) -> list[bytes]:
-        self.sock.sendall(data)
-        tag = tag if tag is not None else data.split(b" ", 1)[0]
-        lines = [self.line()]
-        while not lines[-1].startswith(tag + b" "):
-            lines.append(self.line())
-        return lines
-
+        self.send(data)
+        return self.until_tagged(tag if tag is not None else data.split(b" ", 1)[0])
 
 def test_multiappend_and_appendlimit_over_a_socket(server: RunningServer) -> None:
     raw = Raw(server)

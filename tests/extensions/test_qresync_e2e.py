@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import imaplib
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 
 USERS = {"alice": "wonderland"}
@@ -36,35 +36,19 @@ def message(n: int) -> bytes:
     return f"From: Fred <fred@example.org>\r\nSubject: note {n}\r\n\r\nNote {n}.\r\n".encode()
 
 
-class Raw:
-    """A line-reading client on a plain socket."""
+class Raw(RawClient):
+    """A line-reading client on a plain socket, logged in as alice."""
 
     def __init__(self, server: RunningServer) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.buffer = b""
+        super().__init__(server.host, server.port)
         assert self.line().startswith(b"* OK ")
         self.command("l", "LOGIN alice wonderland")
 
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line + b"\r\n"
-
     def command(self, tag: str, text: str) -> list[bytes]:
-        self.sock.sendall(f"{tag} {text}\r\n".encode())
-        lines = [self.line()]
-        while not lines[-1].startswith(tag.encode() + b" "):
-            lines.append(self.line())
+        self.send(f"{tag} {text}\r\n".encode())
+        lines = self.until_tagged(tag.encode())
         assert lines[-1].startswith(tag.encode() + b" OK"), lines
         return lines
-
-    def close(self) -> None:
-        self.sock.close()
-
 
 def parse_set(text: bytes) -> list[int]:
     numbers: list[int] = []

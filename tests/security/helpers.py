@@ -22,6 +22,7 @@ from imapd.model import Secret
 from imapd.server.tls import generate_self_signed
 from imapd.users import UserDatabase
 from tests.support.context import cheap_hasher
+from tests.support.raw import RawClient
 from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
 
 IMAPS_LISTENING = re.compile(r"listening on IMAPS (\[[^\]]+\]|[^\s:]+):(\d+)")
@@ -111,32 +112,11 @@ def secure_server(
         yield secure
 
 
-class Raw:
+class Raw(RawClient):
     """A line-oriented client on a plain or TLS socket."""
 
     def __init__(self, host: str, port: int, source: str | None = None, timeout: float = 10) -> None:
-        address = (source, 0) if source else None
-        self.sock: socket.socket = socket.create_connection(
-            (host, port), timeout=timeout, source_address=address)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(self.buffer)
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line + b"\r\n"
-
-    def until_tagged(self, tag: bytes) -> list[bytes]:
-        lines = [self.line()]
-        while not lines[-1].startswith(tag + b" "):
-            lines.append(self.line())
-        return lines
+        super().__init__(host, port, source=source, timeout=timeout)
 
     def command(self, tag: bytes, text: bytes) -> list[bytes]:
         self.send(tag + b" " + text + b"\r\n")
@@ -161,7 +141,3 @@ class Raw:
             return False
         except (ConnectionResetError, ssl.SSLError):
             return True
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
