@@ -97,6 +97,7 @@ async def push_round(idlers: list[ImapClient], pusher: ImapClient, index: int, w
     done, pending = await asyncio.wait(waiters, timeout=PUSH_TIMEOUT)
     for task in pending:
         task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)  # reap them: no "never retrieved" noise
     latencies = [t.result() - start for t in done if t.exception() is None]
     return latencies, len(idlers) - len(latencies)
 

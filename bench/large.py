@@ -9,8 +9,8 @@ with fewer messages says so in its notes.
 Timed (median of 3, each on a fresh connection): SELECT, ``UID FETCH 1:*
 (FLAGS)`` (every message answered, each response well-formed) and
 ``SEARCH TEXT zebracorn`` (exact count); then, if the server advertises
-QRESYNC (RFC 7162 §3.2.5), a resync after 1 % of the messages changed flags
-and 0.1 % were expunged by another session.
+QRESYNC (RFC 7162 §3.2.5), a resync after another session changed the
+flags of 100 messages (every N/100th) and expunged 10 of them.
 
 Bulk replies are read raw and checked with whole-buffer regular
 expressions, so the Python client's parsing does not dominate the timing.
@@ -158,8 +158,8 @@ async def _timed_round(target: Target, messages: int) -> tuple[float, float, flo
 
 
 async def _qresync(target: Target, messages: int) -> float:
-    """RFC 7162 §3.2.5: resync after another session changed flags of 1 %
-    and expunged 0.1 % of the messages. Returns the SELECT (QRESYNC) time."""
+    """RFC 7162 §3.2.5: resync after another session changed the flags of
+    100 messages and expunged 10 of them. Returns the SELECT (QRESYNC) time."""
     first = await login(target)
     require_ok(await first.command(b"ENABLE QRESYNC"), "ENABLE QRESYNC")
     reply = require_ok(await first.command(b"SELECT " + quote(MAILBOX), timeout=600), "SELECT")
