@@ -44,7 +44,7 @@ _FETCH_FLAGS_LINE = re.compile(
 _SEARCH_LINE = re.compile(rb"^\* SEARCH((?: \d+)*)\r$", re.MULTILINE)
 
 COLUMNS = [
-    Column("messages", "messages"), Column("select_s", "SELECT s", False),
+    Column("messages", "messages", compared=False), Column("select_s", "SELECT s", False),
     Column("fetch_flags_s", "FETCH FLAGS s", False), Column("search_text_s", "SEARCH TEXT s", False),
     Column("qresync_s", "QRESYNC s", False),
 ]

@@ -21,6 +21,7 @@ class Column:
     key: str
     label: str
     higher_is_better: bool = True
+    compared: bool = True  # False: context (e.g. a count), no ratio printed
 
 
 @dataclass
@@ -65,7 +66,8 @@ def progress(row: PeerFigures) -> None:
 def ratio(report: ScenarioReport, peer: str, key: str) -> float | None:
     """imapd's value divided by ``peer``'s, when both exist and are > 0."""
     mine, theirs = report.row(REFERENCE), report.row(peer)
-    if mine is None or theirs is None:
+    column = next((c for c in report.columns if c.key == key), None)
+    if mine is None or theirs is None or (column is not None and not column.compared):
         return None
     a, b = mine.values.get(key), theirs.values.get(key)
     if a is None or b is None or a <= 0 or b <= 0:
