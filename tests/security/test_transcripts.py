@@ -16,7 +16,6 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from imapd import capabilities
 from imapd.auth.penalty import LoginGuard
 from imapd.commands import catalogue
 from imapd.config import Config, Limits
@@ -24,10 +23,11 @@ from imapd.server.factory import ImapServerFactory
 from imapd.server.protocol import ImapServerProtocol
 from imapd.server.runtime import InlineRuntime
 from imapd.users import UserDatabase
+from tests.support import capabilities as caps
 
 REMOTE = "192.0.2.7"  # TEST-NET-1: never contacted, only a peer address value
-EXT = " ".join(name for name, _ in capabilities.EXTENSIONS).encode()  # listed in every state
-NO_TLS_CAPS = b"IMAP4rev1 LITERAL+ " + EXT + b" SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256"
+NO_TLS_CAPS = caps.PRE_LOGIN  # written out in tests/support/capabilities.py
+REMOTE_CAPS = caps.PRE_LOGIN_REMOTE_PLAINTEXT
 
 
 class TLSStringTransport(StringTransport):
@@ -70,12 +70,12 @@ def make_factory(
 
 def test_remote_unencrypted_greeting_and_refusals(users: UserDatabase) -> None:
     peer = Peer(make_factory(users, Clock()))
-    assert peer.read() == b"* OK [CAPABILITY IMAP4rev1 LITERAL+ " + EXT + b" STARTTLS LOGINDISABLED] imapd ready\r\n"
+    assert peer.read() == b"* OK [CAPABILITY " + REMOTE_CAPS + b"] imapd ready\r\n"
     no = b"NO [PRIVACYREQUIRED] " + catalogue.NO_PLAINTEXT_DISABLED.encode() + b"\r\n"
     assert peer.exchange(b"a LOGIN alice wonderland\r\n") == b"a " + no
     assert peer.exchange(b"b AUTHENTICATE PLAIN\r\n") == b"b " + no  # no "+": nothing is read
     assert peer.exchange(b"c CAPABILITY\r\n") == (
-        b"* CAPABILITY IMAP4rev1 LITERAL+ " + EXT + b" STARTTLS LOGINDISABLED\r\nc OK CAPABILITY completed\r\n")
+        b"* CAPABILITY " + REMOTE_CAPS + b"\r\nc OK CAPABILITY completed\r\n")
 
 
 def test_allow_plaintext_and_loopback(users: UserDatabase) -> None:

@@ -11,7 +11,6 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
-from imapd import capabilities
 from imapd.commands import catalogue
 from imapd.commands.context import ANY_STATE, CommandContext, CommandSpec, Completion
 from imapd.commands.registry import ALL_SPECS, Registry
@@ -21,14 +20,14 @@ from imapd.server.runtime import InlineRuntime
 from imapd.users import UserDatabase
 from imapd.wire import commands as c
 from imapd.wire import responses as r
+from tests.support import capabilities as caps
 from tests.support.context import FakeView
 from tests.support.transcript import Conversation
 
-# Extensions (imapd.capabilities.EXTENSIONS) are listed in every state;
-# COMPRESS=DEFLATE after login on this loopback connection.
-EXT = " ".join(name for name, _ in capabilities.EXTENSIONS).encode()
-PRE_CAPS = b"IMAP4rev1 LITERAL+ " + EXT + b" SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256"
-POST_CAPS = b"IMAP4rev1 LITERAL+ " + EXT + b" COMPRESS=DEFLATE"
+# Written out in tests/support/capabilities.py (never built from
+# imapd.capabilities); COMPRESS=DEFLATE after login on this loopback connection.
+PRE_CAPS = caps.PRE_LOGIN
+POST_CAPS = caps.POST_LOGIN
 GREETING = b"* OK [CAPABILITY " + PRE_CAPS + b"] imapd ready\r\n"
 LOGGED_IN = b"OK [CAPABILITY " + POST_CAPS + b"] Logged in\r\n"
 AUTH_FAILED = b"NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
@@ -39,8 +38,7 @@ def connect(users: UserDatabase, **limits: float) -> Conversation:
     config = Limits(**limits)  # type: ignore[arg-type]
     conv = Conversation(users, config)
     # RFC 7889: APPENDLIMIT= advertises the configured literal limit.
-    default_limit = b"APPENDLIMIT=%d" % Limits().max_literal
-    assert conv.read() == GREETING.replace(default_limit, b"APPENDLIMIT=%d" % config.max_literal)
+    assert conv.read() == GREETING.replace(caps.DEFAULT_APPENDLIMIT, b"APPENDLIMIT=%d" % config.max_literal)
     return conv
 
 
