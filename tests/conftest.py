@@ -30,6 +30,8 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev"))
 
+pytest_plugins = ["tests.support.pinned_skips"]  # an unpinned skip fails (tests/support/pinned_skips.py)
+
 
 @pytest.fixture
 def users(tmp_path: Path) -> UserDatabase:

@@ -24,14 +24,18 @@ import pytest
 
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.report import Outcome, Totals
+from tests.support.pinned_skips import Pin
 
 SHIPPED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "imaptest"
 EXPECTED_SKIPS = {"sort-partial", "urlauth", "urlauth-binary", "urlauth2"}
 
+OPT_IN = "opt-in: set IMAPD_CONFORMANCE_DOVECOT=1, install dovecot-imapd and run as root"
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMAPD_CONFORMANCE_DOVECOT") != "1" or shutil.which("dovecot") is None or os.geteuid() != 0,
-    reason="opt-in: set IMAPD_CONFORMANCE_DOVECOT=1, install dovecot-imapd and run as root",
+    reason=OPT_IN,
 )
+#: Read by tests/support/pinned_skips.py: the one skip of this module, allowed under CI too (opt-in).
+PINNED_SKIPS = (Pin.exact(OPT_IN, "Dovecot fidelity check is opt-in"),)
 
 CONFIG = """\
 base_dir = {root}/run

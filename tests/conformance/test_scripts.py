@@ -1,18 +1,26 @@
-"""Every imaptest conformance script, run against one real imapd per test session (issue 5).
+"""Conformance scripts run against one real imapd per test session (issues 5, 11).
 
-One test id per script file of ``../shared/conformance/imaptest`` (relative to
-the repo; override with the environment variable ``IMAPD_CONFORMANCE_DIR``).
+Two sets, one test id per script file, both in the README's imaptest format:
+
+* **own** — ``fixtures/conformance/`` in this repository: RFC 3501 and every
+  extension imapd advertises. Always run; none may skip.
+* **imaptest** — ``../shared/conformance/imaptest`` (relative to the repo;
+  override with ``IMAPD_CONFORMANCE_DIR``), Dovecot's scripts, an additional set.
+
 The session starts ``imapd serve`` on 127.0.0.1 with a fresh data directory
 and two users, ``testuser`` and ``user2`` (password ``pass``).
 
-* A script passes, fails (the report names the script line, what was expected
-  and what the server sent), or is skipped because the server does not
-  advertise a capability it needs (the skip reason names the capability).
-* ``KNOWN_FAILING`` lists the scripts the server cannot pass yet, each with the
-  issue that will make it pass. They are ``xfail(strict=True)``: they must
-  fail now, and once the server passes one the suite fails (XPASS) until it is
-  removed from the list. **When your change makes a script pass, delete its
-  entry here in the same commit.** The list only ever shrinks.
+* ``EXPECTED_SKIPS`` pins every imaptest script that needs a capability imapd
+  does not offer, with the capability the runner must name and why. The list
+  is exact: a skip that is not pinned fails, a pinned script that runs fails,
+  and a pinned script skipped for another reason fails.
+* A missing imaptest directory fails under CI (``CI=true``) with a message
+  naming the expected path; elsewhere it is one pinned skip.
+* ``KNOWN_FAILING`` / ``OWN_KNOWN_FAILING`` list scripts the server cannot
+  pass yet, each with the issue that will make it pass. They are
+  ``xfail(strict=True)``: they must fail now, and once the server passes one
+  the suite fails (XPASS) until it is removed. **When your change makes a
+  script pass, delete its entry in the same commit.**
 """
 
 from __future__ import annotations
@@ -25,34 +33,102 @@ import pytest
 
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.report import Outcome
+from tests.support.pinned_skips import Pin, in_ci
 from tests.support.server import REPO_ROOT, running_server
 
+OWN_SCRIPTS_DIR = REPO_ROOT / "fixtures" / "conformance"
 DEFAULT_SCRIPTS_DIR = REPO_ROOT.parent / "shared" / "conformance" / "imaptest"
 SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 MAIN_USER, SECOND_USER, PASSWORD = "testuser", "user2", "pass"
 
-#: Scripts that must fail today, with the issue that will make them pass (see module docstring).
-#: Empty: every script whose capabilities imapd advertises passes.
+#: imaptest scripts skipped on purpose: script -> (capabilities the runner reports missing, why).
+EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
+    "append-binary": ("BINARY", "BINARY (RFC 3516) not offered"),
+    "catenate": ("CATENATE", "CATENATE (RFC 4469) not offered"),
+    "catenate-multiappend": ("CATENATE", "CATENATE (RFC 4469) not offered"),
+    "esort": ("ESORT", "ESORT (RFC 5267) not offered"),
+    "fetch-binary-mime": ("BINARY", "BINARY (RFC 3516) not offered"),
+    "fetch-binary-mime-base64": ("BINARY", "BINARY (RFC 3516) not offered"),
+    "fetch-binary-mime-qp": ("BINARY", "BINARY (RFC 3516) not offered"),
+    "notify": ("NOTIFY", "NOTIFY (RFC 5465) not offered"),
+    "search-context-update": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
+    "search-context-update2": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
+    "search-context-update3": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
+    "search-partial": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
+    "sort-addresses": ("SORT", "SORT (RFC 5256) not offered"),
+    "sort-arrival": ("SORT", "SORT (RFC 5256) not offered"),
+    "sort-date": ("SORT", "SORT (RFC 5256) not offered"),
+    "sort-display-from": ("SORT=DISPLAY", "SORT=DISPLAY (RFC 5957) not offered"),
+    "sort-display-to": ("SORT=DISPLAY", "SORT=DISPLAY (RFC 5957) not offered"),
+    "sort-partial": ("CONTEXT=SORT", "CONTEXT=SORT (RFC 5267) not offered"),
+    "sort-size": ("SORT", "SORT (RFC 5256) not offered"),
+    "sort-subject": ("SORT", "SORT (RFC 5256) not offered"),
+    "thread": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread-orderedsubject": ("THREAD=ORDEREDSUBJECT", "THREAD=ORDEREDSUBJECT (RFC 5256) not offered"),
+    "thread-orderedsubject2": ("THREAD=ORDEREDSUBJECT", "THREAD=ORDEREDSUBJECT (RFC 5256) not offered"),
+    "thread2": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread3": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread4": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread5": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread6": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread7": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "thread8": ("THREAD=REFERENCES", "THREAD=REFERENCES (RFC 5256) not offered"),
+    "urlauth": ("URLAUTH", "URLAUTH (RFC 4467) not offered"),
+    "urlauth-binary": ("URLAUTH URLAUTH=BINARY", "URLAUTH (RFC 4467), URLAUTH=BINARY (RFC 5524) not offered"),
+    "urlauth2": ("URLAUTH", "URLAUTH (RFC 4467) not offered"),
+}
+
+#: imaptest scripts that must fail today, with the issue that will make them pass (see module docstring).
 KNOWN_FAILING: dict[str, str] = {}
+
+#: Own scripts (fixtures/conformance) that must fail today: each found a server bug, reported with the issue.
+OWN_KNOWN_FAILING: dict[str, str] = {}
+
+MISSING_REASON = (f"the shared imaptest scripts are missing: expected them at {SCRIPTS_DIR} "
+                  "(set IMAPD_CONFORMANCE_DIR to run another copy)")
+
+
+def pinned_reason(name: str) -> str:
+    """The skip reason reported for a pinned imaptest script."""
+    capabilities, why = EXPECTED_SKIPS[name]
+    return f"{name}: {why} (runner: server lacks capability {capabilities})"
+
+
+#: Read by tests/support/pinned_skips.py: the only skips this module may report.
+PINNED_SKIPS: tuple[Pin, ...] = (
+    *(Pin.exact(pinned_reason(name), "capability not offered") for name in EXPECTED_SKIPS),
+    Pin.exact(MISSING_REASON, "../shared is not part of this repository", in_ci=False),
+)
 
 
 class ScriptFailed(AssertionError):
     """A conformance script failed; the message is the runner's full report."""
 
 
-def _script_params() -> list[object]:
-    if not SCRIPTS_DIR.is_dir():
-        reason = f"no conformance scripts at {SCRIPTS_DIR} (set IMAPD_CONFORMANCE_DIR)"
-        return [pytest.param(None, id="no-scripts", marks=pytest.mark.skip(reason=reason))]
+def _params(directory: Path, known_failing: dict[str, str]) -> list[object]:
     params: list[object] = []
-    for path in list_script_files(SCRIPTS_DIR):
+    for path in list_script_files(directory):
         marks = []
-        if path.name in KNOWN_FAILING:
-            reason = KNOWN_FAILING[path.name]
+        if path.name in known_failing:
             # raises=ScriptFailed: a crash of the runner or server helper is never an expected failure.
-            marks.append(pytest.mark.xfail(strict=True, raises=ScriptFailed, reason=reason))
+            marks.append(pytest.mark.xfail(strict=True, raises=ScriptFailed, reason=known_failing[path.name]))
         params.append(pytest.param(path, id=path.name, marks=marks))
     return params
+
+
+def _shared_params() -> list[object]:
+    if not SCRIPTS_DIR.is_dir():
+        return [pytest.param(None, id="imaptest-scripts-missing")]
+    return _params(SCRIPTS_DIR, KNOWN_FAILING)
+
+
+def _require_shared_scripts() -> None:
+    """Fail under CI, else skip (pinned), when ../shared/conformance is absent."""
+    if SCRIPTS_DIR.is_dir():
+        return
+    if in_ci():
+        pytest.fail(MISSING_REASON + "; CI must have them", pytrace=False)
+    pytest.skip(MISSING_REASON)
 
 
 @pytest.fixture(scope="session")
@@ -65,19 +141,44 @@ def conformance_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
         )
 
 
-@pytest.mark.parametrize("script", _script_params())
-def test_script(script: Path, conformance_config: RunnerConfig) -> None:
+@pytest.mark.parametrize("script", _params(OWN_SCRIPTS_DIR, OWN_KNOWN_FAILING))
+def test_own_script(script: Path, conformance_config: RunnerConfig) -> None:
+    """The project's own scripts never skip: a ``capabilities:`` header names only what imapd advertises."""
     result = run_script_file(script, conformance_config)
-    if result.outcome is Outcome.SKIPPED:
-        pytest.skip(result.skip_reason)
     if result.outcome is not Outcome.PASSED:
         raise ScriptFailed("\n" + result.format())
 
 
-def test_known_failing_entries_name_existing_scripts() -> None:
+@pytest.mark.parametrize("script", _shared_params())
+def test_imaptest_script(script: Path | None, conformance_config: RunnerConfig) -> None:
+    _require_shared_scripts()
+    assert script is not None
+    result = run_script_file(script, conformance_config)
+    pinned = EXPECTED_SKIPS.get(script.name)
+    if result.outcome is Outcome.SKIPPED:
+        if pinned is None:
+            pytest.fail(f"unexpected skip of {script.name} ({result.skip_reason}): imapd should run it; "
+                        "if the skip is right, pin it in EXPECTED_SKIPS with its reason", pytrace=False)
+        expected = f"server lacks capability {pinned[0]} (post-login CAPABILITY)"
+        if result.skip_reason.lower() != expected.lower():  # scripts spell capabilities in either case
+            pytest.fail(f"{script.name} is pinned as skipped because '{expected}', "
+                        f"but the runner skipped it because '{result.skip_reason}'", pytrace=False)
+        pytest.skip(pinned_reason(script.name))
+    if pinned is not None:
+        pytest.fail(f"{script.name} is pinned in EXPECTED_SKIPS ({pinned[1]}) but was not skipped "
+                    f"(outcome: {result.outcome.value}): remove it from the list", pytrace=False)
+    if result.outcome is not Outcome.PASSED:
+        raise ScriptFailed("\n" + result.format())
+
+
+def test_pinned_lists_name_existing_scripts() -> None:
     """A stale entry (renamed or removed script) would silently stop meaning anything."""
-    if SCRIPTS_DIR != DEFAULT_SCRIPTS_DIR or not SCRIPTS_DIR.is_dir():
-        pytest.skip("KNOWN_FAILING describes the shipped scripts; another directory is being run")
-    names = {path.name for path in list_script_files(SCRIPTS_DIR)}
-    assert sorted(set(KNOWN_FAILING) - names) == []
-    assert all(reason.startswith("issue ") for reason in KNOWN_FAILING.values())
+    own = {path.name for path in list_script_files(OWN_SCRIPTS_DIR)}
+    assert sorted(set(OWN_KNOWN_FAILING) - own) == []
+    assert all(reason.startswith("issue ") for reason in (*KNOWN_FAILING.values(), *OWN_KNOWN_FAILING.values()))
+    assert set(EXPECTED_SKIPS).isdisjoint(KNOWN_FAILING)
+    if SCRIPTS_DIR == DEFAULT_SCRIPTS_DIR:
+        _require_shared_scripts()
+        shared = {path.name for path in list_script_files(SCRIPTS_DIR)}
+        assert sorted((set(KNOWN_FAILING) | set(EXPECTED_SKIPS)) - shared) == []
+
