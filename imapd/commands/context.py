@@ -19,10 +19,12 @@ from typing import (
 )
 
 from imapd.auth.penalty import LoginGuard
+from imapd.commands.announce import announcement
 from imapd.config import Config, Limits
 from imapd.session.state import Session, State
+from imapd.session.view import SelectedView
 from imapd.users import UserDatabase
-from imapd.wire.responses import Continuation, Response, ResponseCode
+from imapd.wire.responses import Continuation, FetchResponse, Response, ResponseCode
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,6 +85,10 @@ class ConnectionHooks(Protocol):
     def user_session_count(self, user: str) -> int:
         """Logged-in sessions of ``user`` in this server, this one excluded."""
 
+    def channel_bindings(self) -> dict[str, bytes]:
+        """This connection's TLS channel binding data by type (RFC 5929,
+        RFC 9266) for SCRAM-SHA-256-PLUS; empty when it is not TLS."""
+
 
 class ConnectionClosed(Exception):
     """Raised into a handler waiting for client input when the connection
@@ -113,7 +119,18 @@ class CommandContext:
     output_waiter: Callable[[], Awaitable[None] | None] | None = None
 
     def send(self, response: Response) -> None:
-        """Write an untagged (or continuation) response now, in order."""
+        """Write an untagged (or continuation) response now, in order.
+
+        The one choke point for FETCH responses: one whose FLAGS name a
+        keyword the client's FLAGS list lacks is preceded by the grown list
+        (``* FLAGS``, ``* OK [PERMANENTFLAGS]``; RFC 3501 §7.2.6, see
+        ``imapd.commands.announce``). Cheap per response: the check is
+        cached per shared FLAGS value."""
+        if type(response) is FetchResponse:
+            view = self.session.selected
+            if isinstance(view, SelectedView) and view.flag_list.admit_items(response.items):
+                for flags_response in announcement(view):
+                    self.sender(flags_response)
         self.sender(response)
 
     async def flush(self) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from imapd.commands import catalogue
+from imapd.commands.announce import send_updates
 from imapd.commands.context import AnySpec, CommandContext, Completion, ConnectionClosed
 from imapd.commands.registry import Registry
 from imapd.errors import ErrorKind, ImapError
@@ -118,9 +119,7 @@ class Dispatcher:
 
     @staticmethod
     def _drain(spec: AnySpec, ctx: CommandContext) -> None:
-        """Send the selected view's pending updates before the tagged reply."""
-        view = ctx.session.selected
-        if view is None:
-            return
-        for response in view.drain(allow_expunge=spec.may_send_expunge):
-            ctx.send(response)
+        """Send the selected view's pending updates before the tagged reply
+        (with a FLAGS announcement first when the list grew, RFC 3501
+        §7.2.6; ``imapd.commands.announce``)."""
+        send_updates(ctx, allow_expunge=spec.may_send_expunge)

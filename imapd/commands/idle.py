@@ -25,6 +25,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from imapd.commands import catalogue
+from imapd.commands.announce import send_updates
 from imapd.commands.context import (
     AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
@@ -41,8 +42,7 @@ DONE = b"DONE"
 def _push_updates(view: SelectedViewLike, ctx: CommandContext) -> None:
     """Send the view's pending updates now (the view's ``on_change``)."""
     try:
-        for response in view.drain(allow_expunge=True):
-            ctx.send(response)
+        send_updates(ctx, allow_expunge=True)
     except Exception:
         # Called from the store's delivery loop of another session's
         # change: never let one idler's failure reach that session.

@@ -13,22 +13,17 @@ the dispatcher drains it just before the tagged reply (RFC 3501 §7).
 from __future__ import annotations
 
 from imapd.commands import catalogue, condstore
+from imapd.commands.announce import flags_responses
 from imapd.commands.context import (
     AUTHENTICATED, SELECTED, AnySpec, CommandContext, CommandSpec, Completion,
 )
 from imapd.errors import ImapError
 from imapd.mailstore.interface import MailStore
-from imapd.model import SYSTEM_FLAGS
 from imapd.session.state import State
 from imapd.session.view import SelectedView
 from imapd.wire import commands as c
-from imapd.wire.responses import (
-    Exists, FlagsResponse, Recent, Response, ResponseCode, Status, Untagged,
-)
-from imapd.wire.values import Atom, PList
-
-# PERMANENTFLAGS' "\*": clients may create new keywords (RFC 3501 §7.1).
-NEW_KEYWORDS = "\\*"
+from imapd.wire.responses import Exists, Recent, Response, ResponseCode, Status, Untagged
+from imapd.wire.values import PList
 
 
 # --- accessors shared by handler families -------------------------------------
@@ -65,14 +60,13 @@ def selection_responses(view: SelectedView) -> list[Response]:
     FLAGS, EXISTS, RECENT, then OK [UNSEEN] (only when some message is
     unseen), OK [PERMANENTFLAGS] (empty for a read-only mailbox, §6.3.2),
     OK [UIDVALIDITY], OK [UIDNEXT], and OK [HIGHESTMODSEQ] (RFC 7162
-    §3.1.2.1: "with every successful SELECT or EXAMINE command")."""
+    §3.1.2.1: "with every successful SELECT or EXAMINE command").
+    FLAGS and PERMANENTFLAGS list the view's ``flag_list`` (the mailbox's
+    keywords), which later grows with FLAGS announcements
+    (``imapd.commands.announce``)."""
     snapshot = view.snapshot
-    flags = SYSTEM_FLAGS + snapshot.keywords
-    responses: list[Response] = [
-        FlagsResponse(flags),
-        Exists(view.exists),
-        Recent(view.recent_count),
-    ]
+    flags_response, *permanent = flags_responses(view.flag_list.flags, view.readonly)
+    responses: list[Response] = [flags_response, Exists(view.exists), Recent(view.recent_count)]
     if view.first_unseen_seq is not None:
         responses.append(_status_ok(
             catalogue.CODE_UNSEEN, view.first_unseen_seq, catalogue.TEXT_UNSEEN))
@@ -80,9 +74,7 @@ def selection_responses(view: SelectedView) -> list[Response]:
         responses.append(_status_ok(
             catalogue.CODE_PERMANENTFLAGS, PList(()), catalogue.TEXT_NO_PERMANENTFLAGS))
     else:
-        permanent = PList(tuple(Atom(f) for f in flags + (NEW_KEYWORDS,)))
-        responses.append(_status_ok(
-            catalogue.CODE_PERMANENTFLAGS, permanent, catalogue.TEXT_PERMANENTFLAGS))
+        responses.extend(permanent)
     responses.append(_status_ok(
         catalogue.CODE_UIDVALIDITY, view.uidvalidity, catalogue.TEXT_UIDVALIDITY))
     responses.append(_status_ok(

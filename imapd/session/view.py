@@ -38,6 +38,7 @@ from imapd.mailstore.events import (
 from imapd.mailstore.interface import MailStore
 from imapd.mailstore.records import FlagState, MailboxSnapshot
 from imapd.model import RECENT, SequenceSet
+from imapd.session.flaglist import FlagList
 from imapd.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
 from imapd.wire.values import Atom, PList, Value
 
@@ -97,6 +98,10 @@ class SelectedView:
         self._pending_expunged: set[int] = set()
         self._pending_flags: dict[int, FlagState] = {}
         self._pending_added: list[int] = []
+        # What the client was told: the FLAGS list (RFC 3501 §7.2.6) and the
+        # RECENT count (§7.3.2); SELECT sends both from this snapshot.
+        self.flag_list = FlagList(snapshot.keywords)
+        self._told_recent = self.recent_count
         self.uid_mode = False
         self.condstore = False
         self.qresync = False
@@ -278,7 +283,11 @@ class SelectedView:
 
     def _queue_flags(self, event: FlagsChanged) -> bool:
         queued = False
+        note = self.flag_list.note
         for state in event.states:
+            # A new keyword is announced at the next drain even when no FETCH
+            # shows it (own STORE .SILENT): the mailbox's list grew.
+            note(state.flags)
             if event.own:
                 # The handler reported this state; only refresh what we hold.
                 if state.uid in self._pending_flags:
@@ -295,7 +304,16 @@ class SelectedView:
         EXPUNGE (or VANISHED) when ``allow_expunge`` (never otherwise,
         RFC 3501 §7.4.1), FETCH (FLAGS [UID] [MODSEQ]) for flag changes by
         other sessions (§7.4.2), EXISTS and RECENT for new messages
-        (§7.3.1, §7.3.2). ``include_uid`` defaults to ``uid_mode``."""
+        (§7.3.1, §7.3.2). ``include_uid`` defaults to ``uid_mode``.
+
+        RECENT "occurs ... if the size of the mailbox changes" and the
+        client must record it (§7.3.2): it comes with every EXISTS, and
+        after expunges whenever they lowered the count the client was last
+        told (a client cannot decrement it itself: it does not know which
+        expunged messages were recent to it). After expunges that left the
+        count as told it is not repeated, as in §6.4.3's EXPUNGE example.
+        So the RECENT a client believes is always this session's count of
+        the messages it knows of, never above EXISTS."""
         with_uid = self.uid_mode if include_uid is None else include_uid
         with_uid = with_uid or self.condstore
         responses: list[Response] = []
@@ -307,10 +325,16 @@ class SelectedView:
             self._uids.extend(self._pending_added)
             self._pending_added.clear()
             responses.append(Exists(len(self._uids)))
-            responses.append(Recent(self.recent_count))
+            responses.append(self._recent_response())
+        elif self.recent_count != self._told_recent:
+            responses.append(self._recent_response())
         if not self._pending_expunged:
             self._told_modseq = self.selection.highestmodseq
         return responses
+
+    def _recent_response(self) -> Recent:
+        self._told_recent = self.recent_count
+        return Recent(self._told_recent)
 
     def _drain_expunged(self) -> list[Response]:
         gone = sorted(self._pending_expunged)

@@ -50,9 +50,13 @@ def test_implicit_seen_reaches_the_other_session(pair: tuple[Client, Client]) ->
 def test_no_expunge_during_fetch(pair: tuple[Client, Client]) -> None:
     first, second = pair
     first.ok("a1 STORE 2 +FLAGS.SILENT (\\Deleted)")
+    # Message 2 was \Recent in the first session: its RECENT count falls
+    # from 3 to 2 and must be re-sent (RFC 3501 §7.3.2); the second session
+    # held none, so its count (0) is unchanged and not repeated below.
     first.transcript("""
         C: a2 EXPUNGE
         S: * 2 EXPUNGE
+        S: * 2 RECENT
         S: a2 OK EXPUNGE completed
     """)
     second.transcript("""

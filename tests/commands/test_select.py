@@ -207,7 +207,11 @@ def flagged_mailbox(server: MailServer, count: int, deleted: set[int]) -> None:
 def test_rfc3501_section_6_4_3_expunge_example(server: MailServer, client: Client) -> None:
     """Messages 3, 4, 7 and 11 have \\Deleted. The RFC lists the expunges
     lowest first (3, 3, 5, 8); we send them highest first, which names the
-    same messages and needs no renumbering (RFC 3501 §7.4.1 allows both)."""
+    same messages and needs no renumbering (RFC 3501 §7.4.1 allows both).
+    The RFC's example sends no RECENT: its expunged messages were not
+    recent. Here this session's SELECT made all 11 \\Recent, so the count
+    falls to 7 and RECENT is re-sent (§7.3.2: the client cannot decrement
+    it itself)."""
     flagged_mailbox(server, 11, {3, 4, 7, 11})
     client.ok("s SELECT INBOX")
     client.transcript(
@@ -217,6 +221,7 @@ def test_rfc3501_section_6_4_3_expunge_example(server: MailServer, client: Clien
         S: * 7 EXPUNGE
         S: * 4 EXPUNGE
         S: * 3 EXPUNGE
+        S: * 7 RECENT
         S: A202 OK EXPUNGE completed
         """
     )
@@ -233,7 +238,9 @@ def test_expunge_responses_replayed_name_exactly_the_deleted_messages(
     out = client.ok("e EXPUNGE")
     mailbox = list(range(1, 21))  # UIDs by sequence number, as the client sees them
     removed = []
-    for line in out[:-1]:
+    # All 20 were \Recent in this session: RECENT follows with the new count.
+    assert out[-2] == b"* 13 RECENT"
+    for line in out[:-2]:
         number, word = line.split(b" ")[1:3]
         assert word == b"EXPUNGE"
         removed.append(mailbox.pop(int(number) - 1))

@@ -30,11 +30,18 @@ def test_rfc3501_section_6_4_6_example(mailbox: Client) -> None:
 
 
 def test_replace_add_remove_and_keywords(mailbox: Client) -> None:
+    """Each keyword new to the mailbox is announced with FLAGS and
+    PERMANENTFLAGS before the FETCH that first shows it (RFC 3501 §7.2.6);
+    keywords stay in the list once announced (``-FLAGS`` does not shrink it)."""
     mailbox.transcript("""
         C: a STORE 1 FLAGS (\\Flagged $Work)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted
         S: * 1 FETCH (FLAGS (\\Flagged $Work))
         S: a OK STORE completed
         C: b STORE 1 +FLAGS (\\answered $WORK Later)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work Later)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work Later \\*)] Flags permitted
         S: * 1 FETCH (FLAGS (\\Answered \\Flagged $Work Later))
         S: b OK STORE completed
         C: c STORE 1 -FLAGS ($work \\Flagged Unknown)

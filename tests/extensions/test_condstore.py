@@ -81,6 +81,8 @@ def test_enabling_in_selected_state_sends_highestmodseq_then_modseq_everywhere(
     client.transcript(
         """
         C: n NOOP
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk \\*)] Flags permitted
         S: * 3 FETCH (FLAGS ($Junk) UID 3 MODSEQ (${m3}))
         S: n OK NOOP completed
         C: x STORE 4 +FLAGS (\\Answered)
@@ -235,6 +237,8 @@ def test_rfc7162_conditional_store_examples(server: MailServer, client: Client, 
         """
         C: a105 STORE 7,5,9 (UNCHANGEDSINCE ${since}) +FLAGS.SILENT (\\Deleted)
         S: * 5 FETCH (UID 5 MODSEQ (${new}))
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted
         S: * 7 FETCH (FLAGS ($Work) UID 7 MODSEQ (${m7}))
         S: * 9 FETCH (FLAGS ($Work) UID 9 MODSEQ (${m9}))
         S: a105 OK [MODIFIED 7,9] Conditional STORE failed

@@ -93,6 +93,8 @@ def test_rfc5182_save_then_use_in_fetch_store_copy(server: MailServer, mailbox: 
         S: * 11 FETCH (UID 11 FLAGS (\\Flagged) RFC822.SIZE 58)
         S: A283 OK FETCH completed
         C: A284 UID STORE $ +FLAGS ($Saved)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Saved)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Saved \\*)] Flags permitted
         S: * 2 FETCH (FLAGS (\\Flagged $Saved) UID 2)
         S: * 10 FETCH (FLAGS (\\Flagged $Saved) UID 10)
         S: * 11 FETCH (FLAGS (\\Flagged $Saved) UID 11)

@@ -32,7 +32,10 @@ def test_rfc_2177_example(server: MailServer) -> None:
     """The RFC 2177 §3 example, with another client doing what the RFC's
     "...time passes..." lines describe. Differences from the example: the
     RFC's redundant ``* 3 EXISTS`` after an EXPUNGE is not sent, RECENT
-    follows each EXISTS (RFC 3501 §7.3.2), and FETCH asks for UID only."""
+    follows each EXISTS and each EXPUNGE that lowers this session's count
+    of \\Recent messages (RFC 3501 §7.3.2: the client cannot decrement it
+    itself; the idler selected first, so all its messages are recent), and
+    FETCH asks for UID only."""
     server.append_many("INBOX", [message(n) for n in (1, 2, 3)])
     idler = selected(server)
     idler.transcript(
@@ -61,6 +64,7 @@ def test_rfc_2177_example(server: MailServer) -> None:
         S: A003 OK FETCH completed
         C: A004 IDLE
         S: * 2 EXPUNGE
+        S: * 3 RECENT
         S: + idling
         """
     )
@@ -68,7 +72,10 @@ def test_rfc_2177_example(server: MailServer) -> None:
     other.ok("z STORE 3 +FLAGS.SILENT (\\Deleted)")
     idler.transcript("S: * 3 FETCH (FLAGS (\\Deleted \\Recent))")
     other.ok("w EXPUNGE")
-    idler.transcript("S: * 3 EXPUNGE")
+    idler.transcript("""
+        S: * 3 EXPUNGE
+        S: * 2 RECENT
+    """)
     server.append("INBOX", message(5))  # ...time passes; new mail arrives...
     idler.transcript(
         """
@@ -112,7 +119,13 @@ def test_flag_changes_by_another_session_are_pushed_with_uid_after_uid_commands(
         """
     )
     changer.ok("c STORE 2 +FLAGS.SILENT (\\Seen $Done)")
-    idler.transcript("S: * 2 FETCH (FLAGS (\\Seen $Done) UID 2)")
+    # $Done is new: the grown FLAGS list is pushed before the FETCH that
+    # shows it (RFC 3501 §7.2.6).
+    idler.transcript("""
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)] Flags permitted
+        S: * 2 FETCH (FLAGS (\\Seen $Done) UID 2)
+    """)
     changer.ok("d STORE 1:2 -FLAGS.SILENT (\\Seen)")
     idler.transcript(
         """
@@ -300,5 +313,6 @@ def test_mailbox_deleted_under_an_idler(server: MailServer) -> None:
     idler = selected(server, "Box")
     assert idler.exchange(b"i IDLE\r\n") == b"+ idling\r\n"
     server.connect("alice").ok("d DELETE Box")
-    assert idler.read() == b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+    # Both messages were \Recent to the idler: its count falls to 0.
+    assert idler.read() == b"* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n* 0 RECENT\r\n"
     assert idler.exchange(b"DONE\r\n") == b"i OK IDLE terminated\r\n"
