@@ -7,11 +7,11 @@ UTF-7 exists only on the wire), the hierarchy delimiter is ``/``
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Callable, Iterable
 
 from imapd.errors import ImapError
+from imapd.mailstore.listpattern import ListPattern
 
 DELIMITER = "/"
 INBOX = "INBOX"
@@ -134,18 +134,6 @@ def list_root(reference: str) -> str:
     return head + sep if sep else ""
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    for char in pattern:
-        if char == "*":
-            parts.append(".*")
-        elif char == "%":
-            parts.append("[^" + re.escape(DELIMITER) + "]*")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
-
-
 def _canonical_pattern(pattern: str) -> str:
     # A pattern that starts with the literal INBOX level must match INBOX
     # whatever its case (RFC 3501 §5.1); wildcards elsewhere stay exact.
@@ -159,13 +147,10 @@ def _canonical_pattern(pattern: str) -> str:
 def compile_pattern(pattern: str) -> Callable[[str], bool]:
     """A predicate telling whether a canonical mailbox name matches a LIST
     pattern: ``*`` matches anything, ``%`` anything but the delimiter
-    (RFC 3501 §6.3.8). Matching is case-sensitive except for INBOX."""
-    regex = _pattern_regex(_canonical_pattern(pattern))
-
-    def matches(name: str) -> bool:
-        return regex.fullmatch(name) is not None
-
-    return matches
+    (RFC 3501 §6.3.8). Matching is case-sensitive except for INBOX. The
+    matcher never backtracks: its cost is bounded by pattern length times
+    name length whatever the client sends (``listpattern``)."""
+    return ListPattern(_canonical_pattern(pattern), DELIMITER)
 
 
 def implied_parents(names: Iterable[str], matches: Callable[[str], bool]) -> set[str]:
