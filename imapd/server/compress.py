@@ -8,9 +8,11 @@ transport.
   response, so a FETCH of many messages compresses as one stream, and at
   once before the connection is closed. Every other transport method is
   the wrapped transport's.
-* Input: ``Inflater`` turns received bytes back into the client's stream,
-  in pieces of at most ``max_piece`` bytes, so a small "decompression bomb"
-  never becomes one huge buffer; the framer's limits then apply as usual.
+* Input: ``Inflater`` turns received bytes back into the client's stream
+  on demand, at most ``max_piece`` bytes per read, and the protocol reads
+  only while its pipeline has room and its turn budget lasts
+  (``imapd.server.pipeline``): a small "decompression bomb" is never
+  inflated faster than its commands are answered, nor all in one turn.
 * Start: RFC 4978 §3 says the client's compressed data starts right after
   the CRLF of the COMPRESS command. ``CompressWatch`` feeds the framer and,
   when a COMPRESS command frame completes, stops there and returns the rest
@@ -44,30 +46,57 @@ class CompressionError(Exception):
 
 
 class Inflater:
-    """The receiving side: raw DEFLATE in, the client's bytes out."""
+    """The receiving side: raw DEFLATE in, the client's bytes out.
+
+    Pull-driven so that a "decompression bomb" (a few KiB that inflate to
+    gigabytes) costs bounded work and memory: ``feed`` only keeps the
+    compressed bytes, and each ``read`` inflates at most ``limit`` octets
+    (zlib's ``max_length``), leaving the rest of the input in zlib's
+    ``unconsumed_tail`` until the protocol asks again, which it does only
+    once its pipeline has room (``imapd.server.pipeline``)."""
 
     def __init__(self, max_piece: int = INFLATE_PIECE) -> None:
         self._stream = zlib.decompressobj(WINDOW_BITS)
         self._max_piece = max_piece
+        self._input = b""
+        # A read that filled its limit may leave output inside zlib even
+        # when no input is left: the next read must ask zlib again.
+        self._maybe_more = False
+
+    @property
+    def pending(self) -> bool:
+        """Compressed input (or inflated output inside zlib) not yet read."""
+        return bool(self._input) or self._maybe_more
+
+    def feed(self, data: bytes) -> None:
+        """Keep ``data`` (compressed) for later reads; nothing is inflated yet."""
+        self._input = self._input + data if self._input else data
+
+    def read(self, limit: int | None = None) -> bytes:
+        """Up to ``limit`` (default ``max_piece``) inflated octets, b"" when
+        nothing is pending; raises ``CompressionError`` on corrupt input or
+        data after the end of the stream (the client may never end it)."""
+        if not self.pending:
+            return b""
+        limit = min(limit or self._max_piece, self._max_piece)
+        try:
+            piece = self._stream.decompress(self._input, limit)
+        except zlib.error as error:
+            raise CompressionError(str(error)) from None
+        if self._stream.eof and self._stream.unused_data:
+            raise CompressionError("data after the end of the DEFLATE stream")
+        self._input = self._stream.unconsumed_tail
+        self._maybe_more = len(piece) >= limit
+        return piece
 
     def inflate(self, data: bytes) -> Iterator[bytes]:
-        """The decompressed bytes of ``data``, in pieces of at most
-        ``max_piece``; raises ``CompressionError`` on corrupt input or data
-        after the end of the stream (the client may never end it)."""
-        pending = data
-        while True:
-            try:
-                piece = self._stream.decompress(pending, self._max_piece)
-            except zlib.error as error:
-                raise CompressionError(str(error)) from None
-            if self._stream.eof and self._stream.unused_data:
-                raise CompressionError("data after the end of the DEFLATE stream")
-            pending = self._stream.unconsumed_tail
+        """All the inflated bytes of ``data``, in pieces of at most
+        ``max_piece`` (for callers that want everything at once)."""
+        self.feed(data)
+        while self.pending:
+            piece = self.read()
             if piece:
                 yield piece
-            # A full piece may leave output inside zlib even with no input left.
-            if not pending and len(piece) < self._max_piece:
-                return
 
 
 class DeflateTransport:

@@ -51,3 +51,17 @@ def is_local(address: object) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+def set_no_delay(transport: object) -> None:
+    """TCP_NODELAY: Twisted sends what one reactor turn wrote together,
+    never a trickle of tiny segments, so Nagle's algorithm only adds
+    delay: a synchronizing literal's ``+`` still unacknowledged holds back
+    the tagged OK until the client's delayed ACK (up to 40 ms per APPEND).
+    Not every transport is TCP."""
+    set_flag = getattr(transport, "setTcpNoDelay", None)
+    if set_flag is not None:
+        try:
+            set_flag(True)
+        except OSError:
+            pass  # not a TCP socket after all (e.g. a socketpair)

@@ -6,7 +6,9 @@ queues complete frames (pipelining: each command is answered in order and
 only one runs at a time), parses each frame just before running it, hands
 it to the dispatcher, and writes the reply. It also owns what needs the
 reactor: the autologout timer (RFC 3501 §5.4), the continuation exchange of
-AUTHENTICATE, back-pressure when too many commands are queued, and closing.
+AUTHENTICATE, and closing. How much it does per reactor turn, and when it
+stops reading, is bounded by ``server.pipeline`` (one connection must not
+starve the others).
 
 Large data both ways: literals over ``Limits.literal_spool_threshold`` are
 spooled to files by the framer (``imapd.spool``; a frame's spool files are
@@ -17,9 +19,8 @@ as the client reads it; no new command starts while it is busy.
 
 from __future__ import annotations
 
-import collections
 import re
-from typing import TYPE_CHECKING, Callable, Iterable, Union, cast
+from typing import TYPE_CHECKING, Callable, cast
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
@@ -32,11 +33,11 @@ from imapd import capabilities
 from imapd.auth.penalty import LoginGuard
 from imapd.commands import catalogue
 from imapd.commands.context import CommandContext, ConnectionClosed
-from imapd.config import Limits
 from imapd.errors import ImapError
 from imapd.server.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
 from imapd.server.output import ProducerConsumer, ResponseWriter
-from imapd.server.peer import format_peer, is_local, peer_host, preauth_limits
+from imapd.server.peer import format_peer, is_local, peer_host, preauth_limits, set_no_delay
+from imapd.server.pipeline import CommandQueue, QueuedItem, Slices, close_frames
 from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
     from imapd.server.factory import ImapServerFactory
 
 log = Logger(namespace="imapd.protocol")
-
-QueuedItem = Union[CommandFrame, FrameError]
 
 # A complete STARTTLS command frame (RFC 3501 §6.2.1; tags never hold spaces).
 _STARTTLS_FRAME = re.compile(rb"\A[^ ]+ STARTTLS\r?\n\Z", re.IGNORECASE)
@@ -85,12 +84,6 @@ class Transport(TypingProtocol):
     def startTLS(self, contextFactory: object) -> None: ...
 
 
-def _close_frames(items: Iterable[object]) -> None:
-    for item in items:
-        if isinstance(item, CommandFrame):
-            item.close()
-
-
 class ImapServerProtocol(Protocol):
     """The server side of one IMAP connection."""
 
@@ -110,12 +103,11 @@ class ImapServerProtocol(Protocol):
         self._full_limits = False
         self.session = Session(peer="?")
         self.ctx: CommandContext | None = None
-        self._queue: collections.deque[QueuedItem] = collections.deque()
+        self._queue = CommandQueue()
         self._running = False
         self._pumping = False
         self._closing = False
         self._lost = False
-        self._paused = False
         self._waiter: Deferred[bytes] | None = None
         self._timer: Timer | None = None
         self._login_deadline: Timer | None = None
@@ -128,7 +120,10 @@ class ImapServerProtocol(Protocol):
         # COMPRESS command is held like after STARTTLS until it is answered.
         self._compress_watch = CompressWatch()
         self._compress_pending = False
-        self._inflater: Inflater | None = None
+        # Fairness: bounded slices of work, input framed as the queue has room.
+        self._slices = Slices(factory.clock, self._drain)
+        self._backlog = self._slices.backlog
+        self._budget = self._slices.budget
 
     def _transport(self) -> Transport:
         assert self.transport is not None
@@ -137,7 +132,7 @@ class ImapServerProtocol(Protocol):
     # --- connection lifecycle ------------------------------------------------
 
     def connectionMade(self) -> None:
-        self._no_delay()
+        set_no_delay(self.transport)
         address = self._transport().getPeer()
         self.session = Session(
             peer=format_peer(address),
@@ -163,22 +158,10 @@ class ImapServerProtocol(Protocol):
         self.send(Untagged(Status.OK, catalogue.GREETING, code))
         self._arm_timer()
 
-    def _no_delay(self) -> None:
-        """TCP_NODELAY: Twisted sends what one reactor turn wrote
-        together, never a trickle of tiny segments, so Nagle's algorithm
-        only adds delay: a synchronizing literal's ``+`` still
-        unacknowledged holds back the tagged OK until the client's delayed
-        ACK (up to 40 ms per APPEND). Not every transport is TCP."""
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            try:
-                set_no_delay(True)
-            except OSError:
-                pass  # not a TCP socket after all (e.g. a socketpair)
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = self._closing = True
         self._discard_queue()
+        self._slices.stop()
         self.framer.close()  # a literal being uploaded: its spool file goes
         self._output.stopProducing()
         for timer in (self._timer, self._login_deadline):
@@ -252,7 +235,7 @@ class ImapServerProtocol(Protocol):
         """Output that waited for the client is written: go on with the
         commands that queued up meanwhile."""
         if not self._closing:
-            self._pump()
+            self._drain()
 
     def _output_failed(self, failure: Failure) -> None:
         """A streamed literal broke off half-way (e.g. a store read error):
@@ -264,34 +247,26 @@ class ImapServerProtocol(Protocol):
     # --- input -----------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._inflater is not None:
-            self._receive_compressed(data)
-        else:
-            self._receive(data)
-
-    def _receive(self, data: bytes) -> None:
         if self._closing:
-            return
-        if self._held is not None:
-            self._hold_more(data)
             return
         if self.session.authenticated:
             self._arm_timer()  # long uploads keep an authenticated session alive
+        self._backlog.add(data)
+        if self._slices.scheduled:  # this read waits for the next slice: no more
+            self._slices.set_reading(self._transport(), paused=True)
+        self._drain()
+
+    def _receive(self, data: bytes) -> None:
+        """Frame one piece of input (at most the queue's room in commands)."""
+        if self._held is not None:
+            self._hold_more(data)
+            return
         events, after_compress = self._compress_watch.feed(
             self.framer, data, watching=self._may_compress())
         if not self._handle_events(events):
             return
         if after_compress is not None:
             self._hold_after_compress(events[-1], after_compress)
-        self._pump()
-        if not self._paused and (
-            len(self._queue) >= self.limits.max_pipelined or self._spool_queued()
-        ):
-            # Too many commands queued, or one holding spool files waits
-            # behind the running one: read no more until the queue drains
-            # (TCP back-pressure; bounds spool disk to about two commands).
-            self._paused = True
-            self._transport().pauseProducing()
 
     def _handle_events(self, events: list[FrameEvent]) -> bool:
         """Act on framer events in order; False if the connection is closing.
@@ -332,24 +307,15 @@ class ImapServerProtocol(Protocol):
             return
         _, events, held_bytes = self._held
         self._held = None
-        if not self._handle_events(events):
-            return
-        if held_bytes:
-            if self._held is not None:
-                self._hold_more(bytes(held_bytes))
-            else:
-                self._handle_events(self.framer.feed(bytes(held_bytes)))
-
-    def _spool_queued(self) -> bool:
-        """Does a queued command hold spooled literals?"""
-        return any(isinstance(item, CommandFrame) and item.spooled for item in self._queue)
+        if self._handle_events(events):
+            # Framed again from the start of the backlog, within the limits.
+            self._backlog.put_back(bytes(held_bytes))
 
     def _discard_queue(self) -> None:
         """Drop the queued commands (and what is held), closing their spool files."""
-        _close_frames(self._queue)
-        self._queue.clear()
+        self._queue.discard()
         if self._held is not None:
-            _close_frames((self._held[0], *self._held[1]))
+            close_frames((self._held[0], *self._held[1]))
             self._held = None
 
     def _enqueue(self, item: QueuedItem) -> None:
@@ -379,32 +345,76 @@ class ImapServerProtocol(Protocol):
 
     # --- running commands, one at a time -----------------------------------------
 
-    def _pump(self) -> None:
-        """Start queued commands while none is running. Re-entrant calls (a
-        command that completed synchronously) just return; the loop goes on."""
-        if self._pumping:
+    def _drain(self) -> None:
+        """One slice (``imapd.server.pipeline``): start queued commands
+        while none is running, and frame more input as the queue empties,
+        until nothing can go on or the slice's budget is spent. Re-entrant
+        calls (a command that completed synchronously) just return, and
+        while a slice is scheduled the work waits for it."""
+        if self._pumping or self._slices.scheduled or self._closing:
             return
         self._pumping = True
+        self._budget.renew()
         try:
-            while (self._queue and not self._running and not self._closing
-                   and not self._output.busy):
-                item = self._queue.popleft()
-                if (self._paused and len(self._queue) < self.limits.max_pipelined // 2
-                        and not self._spool_queued()):
-                    self._paused = False
-                    self._transport().resumeProducing()
-                if isinstance(item, FrameError):
-                    if self._write_frame_error(item):
-                        self._say_bye(catalogue.BYE_TOO_MANY_BAD)
-                    continue
-                self._running = True
-                self._current = item
-                parsed = self._parse(item)
-                coroutine = self._execute(parsed, item)
-                self._batched(
-                    lambda: Deferred.fromCoroutine(coroutine).addErrback(self._crashed))
+            while not self._closing:
+                self._run_queued()
+                if not self._feed_more():
+                    break
         finally:
             self._pumping = False
+        self._end_slice()
+
+    def _run_queued(self) -> None:
+        """Start queued commands, one at a time, while the budget lasts."""
+        while (self._queue and not self._running and not self._closing
+               and not self._output.busy and not self._budget.exhausted):
+            self._budget.spend_command()
+            item = self._queue.popleft()
+            if isinstance(item, FrameError):
+                if self._write_frame_error(item):
+                    self._say_bye(catalogue.BYE_TOO_MANY_BAD)
+                continue
+            self._running = True
+            self._current = item
+            parsed = self._parse(item)
+            coroutine = self._execute(parsed, item)
+            self._batched(
+                lambda: Deferred.fromCoroutine(coroutine).addErrback(self._crashed))
+
+    def _feed_more(self) -> bool:
+        """Frame the next piece of waiting input, if there is room; False
+        when nothing was framed. Input behind STARTTLS or COMPRESS is held
+        unframed (``_hold_more``), so the room does not apply to it."""
+        if (self._closing or self._tls_pending or not self._backlog.pending
+                or self._budget.exhausted):
+            return False
+        held = self._held is not None
+        room = self.limits.max_line + 2 if held else self._queue.room(self.limits.max_pipelined)
+        if room <= 0:
+            return False
+        try:
+            piece = self._slices.take(room)
+        except CompressionError as error:
+            log.info("session {id} ({peer}): bad compressed input: {why}",
+                     id=self.session.session_id, peer=self.session.peer, why=str(error))
+            self._say_bye(catalogue.BYE_BAD_COMPRESSED_DATA)
+            return False
+        if piece:
+            self._receive(piece)
+        return bool(piece)
+
+    def _end_slice(self) -> None:
+        """Schedule the next slice if work is left that only the budget
+        stopped; read from the client only while its input can be framed
+        (TCP back-pressure: the backlog stays at one read)."""
+        if self._closing:
+            return
+        room = self._queue.room(self.limits.max_pipelined)
+        runnable = bool(self._queue) and not self._running and not self._output.busy
+        framable = self._backlog.pending and not self._tls_pending and (
+            self._held is not None or room > 0)
+        full = self._backlog.pending or room <= 0
+        self._slices.end(runnable or framable, full, cast(Transport, self.transport))
 
     def _parse(self, frame: CommandFrame) -> Command | CommandSyntaxError:
         """Parse one frame; a parser bug answers BAD instead of wedging the
@@ -445,7 +455,7 @@ class ImapServerProtocol(Protocol):
             self._say_bye(catalogue.BYE_TOO_MANY_BAD)
         else:
             self._arm_timer()
-            self._pump()
+            self._drain()
 
     def _crashed(self, failure: Failure) -> None:
         log.failure("session {id}: protocol error", failure, id=self.session.session_id)
@@ -501,7 +511,6 @@ class ImapServerProtocol(Protocol):
                  peer=self.session.peer)
         self._say_bye(catalogue.BYE_AUTOLOGOUT)
 
-
     def _login_too_slow(self) -> None:
         """A connection must log in within ``Limits.max_preauth_duration``
         however busy it keeps itself (a NOOP every 59 s would otherwise hold
@@ -522,10 +531,9 @@ class ImapServerProtocol(Protocol):
         tagged OK is written."""
         self._discard_queue()
         self.framer.discard_buffer()
+        self._backlog.clear()
         self._tls_pending = True
-        if self._paused:
-            self._paused = False
-            self._transport().resumeProducing()
+        self._slices.set_reading(self._transport(), paused=False)
 
     def _begin_tls(self) -> None:
         self._tls_pending = False
@@ -540,7 +548,7 @@ class ImapServerProtocol(Protocol):
 
     @property
     def compression_active(self) -> bool:
-        return self._inflater is not None or self._compress_pending
+        return self._backlog.inflating or self._compress_pending
 
     def start_compression(self) -> None:
         """Compress both ways right after the tagged OK (RFC 4978 §3)."""
@@ -556,37 +564,28 @@ class ImapServerProtocol(Protocol):
         §3): hold them, unframed, until it is answered."""
         if self._held is None and any(item is frame for item in self._queue):
             assert isinstance(frame, CommandFrame)
-            self._held = (frame, [], bytearray(rest))
+            # The whole read (one at most: reading pauses while input
+            # waits) is held, as the client may pipeline after COMPRESS.
+            self._held = (frame, [], bytearray(rest + self._backlog.take_all()))
         elif self._held is not None:
             self._hold_more(rest)  # already held behind a STARTTLS: keep the order
         else:
-            self._receive(rest)  # the line went to a waiting handler (IDLE): not a command
+            # The line went to a waiting handler (IDLE): not a command.
+            self._backlog.put_back(rest)
 
     def _begin_compression(self, owner: QueuedItem | None) -> None:
         """The OK went out uncompressed; from here on both directions are
         raw DEFLATE. Bytes held behind COMPRESS are the first compressed input."""
         self._compress_pending = False
-        self._inflater = Inflater()
         self.transport = cast(ITransport, DeflateTransport(self.transport, self.server.clock))
         held = b""
         if self._held is not None and self._held[0] is owner:
             held = bytes(self._held[2])
             self._held = None
+        # The held bytes, then whatever waits, are the first compressed input
+        # (inflated a bounded piece at a time as the queue has room).
+        self._backlog.start_inflating(Inflater(), held)
         log.debug("session {id}: DEFLATE started", id=self.session.session_id)
-        if held:
-            self._receive_compressed(held)
-
-    def _receive_compressed(self, data: bytes) -> None:
-        assert self._inflater is not None
-        try:
-            for piece in self._inflater.inflate(data):
-                if self._closing:
-                    return
-                self._receive(piece)
-        except CompressionError as error:
-            log.info("session {id} ({peer}): bad compressed input: {why}",
-                     id=self.session.session_id, peer=self.session.peer, why=str(error))
-            self._say_bye(catalogue.BYE_BAD_COMPRESSED_DATA)
 
     def now(self) -> float:
         return self.server.clock.seconds()
