@@ -17,10 +17,13 @@ Key semantics (RFC 3501 §6.4.4):
   time zone; SENTBEFORE/SENTON/SENTSINCE the date written in the Date
   header (a message without a usable Date header matches none of them).
 * LARGER/SMALLER compare RFC822.SIZE (strictly).
-* Strings match as case-insensitive substrings of decoded text (RFC 2047
-  words, quoted-printable and base64 bodies, charsets) through the message
-  model's search helpers. ``HEADER field ""`` matches every message that has
-  the field.
+* Strings match as substrings of decoded text (RFC 2047 words,
+  quoted-printable and base64 bodies, charsets) under the
+  ``i;unicode-casemap`` collation (RFC 5051; RFC 5255 §4.2 names the keys:
+  BCC, BODY, CC, FROM, SUBJECT, TEXT, TO, HEADER). Each message text and
+  header field is folded once per message (``Candidate``), each search
+  string once per command (``Evaluator``). ``HEADER field ""`` matches every
+  message that has the field.
 * Sequence sets use the client's message numbers (``*`` is EXISTS); UID
   sets the UIDs (``*`` is the highest UID, so ``n:*`` includes it). ``$``
   in either place is the saved result (RFC 5182 §2.1): the messages whose
@@ -36,15 +39,14 @@ import datetime
 from dataclasses import dataclass, field
 
 from imapd.mailstore.records import MessageRecord
-from imapd.message import MessageInfo, address_search_text, header_values, searchable_text
+from imapd.message import MessageInfo, searchable_text
+from imapd.message.casemap import fold
+from imapd.message.searchtext import folded_header_texts
 from imapd.model import RECENT
 from imapd.wire.commands import (
     DateField, DateOp, SearchAll, SearchAnd, SearchDate, SearchFlag, SearchHeader, SearchKey,
     SearchModSeq, SearchNot, SearchOr, SearchSeq, SearchSize, SearchText, SearchUid, TextScope,
 )
-
-# SEARCH FROM/TO/CC/BCC also match the addresses written plainly.
-ADDRESS_FIELDS = frozenset({"FROM", "TO", "CC", "BCC"})
 
 Truth = bool | None
 
@@ -61,6 +63,7 @@ class Candidate:
     raw: bytes | None = None
     folded_flags: frozenset[str] = frozenset()
     _texts: dict[TextScope, str] = field(default_factory=dict)
+    _headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.folded_flags = frozenset(flag.lower() for flag in self.record.flags)
@@ -70,15 +73,27 @@ class Candidate:
         self.info = None
         self.raw = None
         self._texts.clear()
+        self._headers.clear()
 
     def text(self, scope: TextScope) -> str | None:
-        """Case-folded searchable text for BODY or TEXT, computed once."""
+        """Folded (RFC 5051) searchable text for BODY or TEXT, computed once."""
         if self.raw is None or self.info is None:
             return None
         cached = self._texts.get(scope)
         if cached is None:
             cached = searchable_text(self.raw, self.info, scope)
             self._texts[scope] = cached
+        return cached
+
+    def header_texts(self, name: str) -> tuple[str, ...] | None:
+        """Folded (RFC 5051) values of header field ``name`` (for FROM, TO,
+        CC, BCC also the plain addresses), computed once per field."""
+        if self.raw is None or self.info is None:
+            return None
+        cached = self._headers.get(name)
+        if cached is None:
+            cached = folded_header_texts(self.raw, self.info, name)
+            self._headers[name] = cached
         return cached
 
 
@@ -98,6 +113,14 @@ class Evaluator:
         self.exists = exists
         self.largest_uid = largest_uid
         self.saved = saved
+        self._needles: dict[str, str] = {}
+
+    def needle(self, value: str) -> str:
+        """A search string folded (RFC 5051), once per command."""
+        folded = self._needles.get(value)
+        if folded is None:
+            folded = self._needles[value] = fold(value)
+        return folded
 
     def evaluate(self, key: SearchKey, message: Candidate) -> Truth:
         """True/False, or None when the key needs data not yet loaded."""
@@ -150,7 +173,7 @@ class Evaluator:
             return self._header(key, message)
         if isinstance(key, SearchText):
             text = message.text(key.scope)
-            return None if text is None else key.value.casefold() in text
+            return None if text is None else self.needle(key.value) in text
         raise TypeError(f"unknown search key {key!r}")
 
     @staticmethod
@@ -162,16 +185,12 @@ class Evaluator:
         sent = message.info.sent_date
         return False if sent is None else _compare_date(sent, key.op, key.date)
 
-    @staticmethod
-    def _header(key: SearchHeader, message: Candidate) -> Truth:
-        if message.raw is None or message.info is None:
+    def _header(self, key: SearchHeader, message: Candidate) -> Truth:
+        values = message.header_texts(key.field)
+        if values is None:
             return None
-        if key.field in ADDRESS_FIELDS:
-            values = address_search_text(message.raw, message.info, key.field)
-        else:
-            values = header_values(message.raw, message.info, key.field)
-        needle = key.value.casefold()
-        return any(needle in value.casefold() for value in values)
+        needle = self.needle(key.value)
+        return any(needle in value for value in values)
 
 
 def subkeys(key: SearchKey) -> tuple[SearchKey, ...]:

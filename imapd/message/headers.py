@@ -115,14 +115,19 @@ def split_fields(block: bytes) -> tuple[list[HeaderField], bytes]:
 
 
 _NAME_PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
+# SEARCH HEADER brings field names from clients: the cache keeps the first
+# ones (the analysis's own names come first) and never grows past this.
+_MAX_NAME_PATTERNS = 256
 
 
 def _name_pattern(name: bytes) -> re.Pattern[bytes]:
     pattern = _NAME_PATTERNS.get(name)
     if pattern is None:
-        # A literal prefix lets the regex engine scan at C speed.
+        # A literal prefix lets the regex engine scan at C speed; the name
+        # is escaped, so the pattern has nothing to backtrack over.
         pattern = re.compile(b"\n" + re.escape(name) + rb"[ \t]*:")
-        _NAME_PATTERNS[name] = pattern
+        if len(_NAME_PATTERNS) < _MAX_NAME_PATTERNS:
+            _NAME_PATTERNS[name] = pattern
     return pattern
 
 

@@ -11,8 +11,13 @@ String keys match as case-insensitive substrings of *decoded* text:
   attached messages, which are part of the body;
 * TEXT looks at the message's header too.
 
-Non-text parts (images, application/*) are not searched.  Case folding is
-``str.casefold`` on both sides.
+Non-text parts (images, application/*) are not searched.  Both sides are
+compared under the ``i;unicode-casemap`` collation (RFC 5051, the default
+comparator of RFC 5255 §4.3 I18NLEVEL=1): each is folded with
+``casemap.fold`` (titlecase + NFKD-style decomposition) and the needle must
+be a substring of the text.  The folding happens once per text:
+``searchable_text`` returns folded text and ``folded_header_texts`` folded
+header values, for the caller to keep while it tests several strings.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 from typing import Iterator, Literal, Union
 
 from imapd.message.addresses import parse_address_list
+from imapd.message.casemap import fold
 from imapd.message.headers import (
     all_values,
     decode_charset,
@@ -38,6 +44,8 @@ from imapd.wire.commands import TextScope
 Scope = Union[Literal["BODY", "TEXT"], TextScope]
 
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+# SEARCH FROM/TO/CC/BCC also match the addresses written plainly.
+ADDRESS_FIELDS = frozenset({"FROM", "TO", "CC", "BCC"})
 
 
 def _header_block(raw: bytes, info: MessageInfo) -> bytes:
@@ -85,9 +93,20 @@ def _scope_name(scope: Scope) -> str:
     return scope.value if isinstance(scope, TextScope) else str(scope).upper()
 
 
+def folded_header_texts(raw: bytes, info: MessageInfo, name: str) -> tuple[str, ...]:
+    """What SEARCH HEADER / SUBJECT (``header_values``) or FROM / TO / CC /
+    BCC (``address_search_text``) compare against, folded with RFC 5051's
+    ``i;unicode-casemap``; ``name`` is the key's field, upper-cased for the
+    address keys (RFC 3501 §6.4.4)."""
+    if name in ADDRESS_FIELDS:
+        return tuple(fold(text) for text in address_search_text(raw, info, name))
+    return tuple(fold(value) for value in header_values(raw, info, name))
+
+
 def searchable_text(raw: bytes, info: MessageInfo, scope: Scope) -> str:
-    """All decoded text that BODY (or TEXT) searches, case-folded; a caller
-    testing several strings against one message computes it once."""
+    """All decoded text that BODY (or TEXT) searches, folded with RFC 5051's
+    ``i;unicode-casemap``; a caller testing several strings against one
+    message computes it once."""
     chunks: list[str] = []
     if _scope_name(scope) == "TEXT":
         chunks.append(_header_text(raw, info.root))
@@ -96,13 +115,14 @@ def searchable_text(raw: bytes, info: MessageInfo, scope: Scope) -> str:
             chunks.append(_header_text(raw, part))
         if not part.multipart and part.message is None and part.media_type == b"text":
             chunks.append(_decoded_body(raw, part))
-    return "\n".join(chunks).casefold()
+    return fold("\n".join(chunks))
 
 
 def matches_text(raw: bytes, info: MessageInfo, needle: str, scope: Scope) -> bool:
-    """SEARCH BODY / TEXT: is ``needle`` a case-insensitive substring of the
-    decoded message text?  An empty needle matches every message."""
-    return needle.casefold() in searchable_text(raw, info, scope)
+    """SEARCH BODY / TEXT: is ``needle`` a substring of the decoded message
+    text under ``i;unicode-casemap`` (RFC 5051)?  An empty needle matches
+    every message."""
+    return fold(needle) in searchable_text(raw, info, scope)
 
 
 def _walk(part: Part) -> Iterator[Part]:

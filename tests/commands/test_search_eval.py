@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from imapd.commands.search_eval import Candidate, Evaluator
 from imapd.mailstore.records import MessageRecord
 from imapd.message import MessageInfo, address_search_text, analyze, header_values, matches_text
+from imapd.message.casemap import contains
 from imapd.model import SeqRange, SequenceSet
 from imapd.wire.commands import (
     DateField, DateOp, SearchAll, SearchAnd, SearchDate, SearchFlag, SearchHeader, SearchKey,
@@ -107,7 +108,7 @@ def reference(key: SearchKey, c: Candidate, raw: bytes, info: MessageInfo) -> bo
             values = address_search_text(raw, info, key.field)
         else:
             values = header_values(raw, info, key.field)
-        return any(key.value.casefold() in v.casefold() for v in values)
+        return any(contains(v, key.value) for v in values)  # RFC 5051 substring
     assert isinstance(key, SearchText)
     return matches_text(raw, info, key.value, key.scope)
 

@@ -76,7 +76,9 @@ def test_address_search_text() -> None:
         ("mixed-attachments.eml", "grüße, erin", True, True),       # latin-1 QP
         ("mixed-attachments.eml", "catalog", False, False),         # application/pdf skipped
         ("mixed-attachments.eml", "quarterly report", False, True),
-        ("8bit-body.eml", "STRASSE", True, True),                   # full case folding: ß = ss
+        ("8bit-body.eml", "STRASSE", False, False),                 # RFC 5051: ß has no titlecase
+        ("8bit-body.eml", "STRAßE UND GRÜSSE", False, False),       # ... so ß is not SS
+        ("8bit-body.eml", "STRAßE UND GRÜßE", True, True),          # but Ü is ü
         ("8bit-body.eml", "straße und grüße, à bientôt", True, True),
         ("malformed-bad-encodings.eml", "hello not quite", True, True),
         ("malformed-bad-encodings.eml", "softbreak joined", True, True),
@@ -99,9 +101,10 @@ def test_matches_text(fixture: str, needle: str, body: bool, text: bool) -> None
     assert matches_text(raw, info, needle, TextScope.TEXT) is text
 
 
-def test_searchable_text_is_casefolded() -> None:
+def test_searchable_text_is_folded_with_unicode_casemap() -> None:
     raw, info = _load("8bit-body.eml")
-    assert "strasse" in searchable_text(raw, info, TextScope.BODY)
+    # RFC 5051 §2: titlecase, then decomposition (ü = U+0075 U+0308, upper-cased)
+    assert "STRAßE UND GRU\u0308ßE" in searchable_text(raw, info, TextScope.BODY)
 
 
 def test_decode_transfer_is_lenient() -> None:
