@@ -6,6 +6,7 @@ disconnects half-way through the literal (issues 4 and 6)."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
@@ -21,6 +22,7 @@ import pytest
 from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 from tests.support.spool import big_message, spool_handles
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -120,6 +122,20 @@ def login(server: RunningServer, receive_buffer: int | None = None) -> Raw:
     return raw
 
 
+def spooled_bytes(server: RunningServer) -> int:
+    """Bytes in the server's open spool files (a stat through /proc/PID/fd
+    works for the unlinked temporary files too)."""
+    prefix = str((server.data_dir / "spool").resolve()) + os.sep
+    total = 0
+    for entry in Path(f"/proc/{server.process.pid}/fd").iterdir():
+        try:
+            if os.readlink(entry).startswith(prefix):
+                total += os.stat(entry).st_size
+        except OSError:
+            continue  # closed meanwhile
+    return total
+
+
 def wait_for_no_spool_files(server: RunningServer, timeout: float = 10.0) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
@@ -145,9 +161,9 @@ def test_slow_20mb_append_is_spooled_not_held_in_memory(server: RunningServer) -
     for start in range(0, SIZE - PIECE, PIECE):
         raw.sock.sendall(MESSAGE[start:start + PIECE])
         time.sleep(0.003)
-    time.sleep(0.3)  # the server has read what was sent
+    # Measure once the server has read everything sent: it is in the spool file.
+    wait_until(lambda: spooled_bytes(server) == SIZE - PIECE, "the upload never reached the spool file")
     during_upload = sampler.growth_mib()
-    assert spool_handles(server.data_dir / "spool", server.process.pid)
     raw.sock.sendall(MESSAGE[SIZE - PIECE:] + b"\r\n")
     reply = raw.tagged(b"a")
     whole_command = sampler.stop()

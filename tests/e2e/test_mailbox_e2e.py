@@ -133,7 +133,7 @@ def test_two_server_processes_share_a_data_directory(tmp_path: Path) -> None:
             ok(watcher.select("INBOX"))
             watcher.untagged_responses.clear()
             ok(writer.append("INBOX", None, None, MESSAGE))
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # the poll is every 0.5 s; generous for a loaded machine
             while watcher.untagged_responses.get("EXISTS") != [b"1"]:
                 assert time.monotonic() < deadline, "change never arrived"
                 time.sleep(0.1)

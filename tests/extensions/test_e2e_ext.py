@@ -6,7 +6,6 @@ NAMESPACE / ID / ENABLE / UNSELECT through stdlib imaplib."""
 from __future__ import annotations
 
 import imaplib
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -17,8 +16,10 @@ from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 
 MESSAGE = b"From: Fred <fred@example.org>\r\nSubject: push\r\n\r\nHello.\r\n"
-SAME_PROCESS_BOUND = 0.05   # seconds from the writer's OK to the idler's push
-OTHER_PROCESS_BOUND = 1.0   # the change-detection interval (poll every 0.5 s)
+# Pushes are awaited, not timed: a wall-clock bound flakes on a loaded
+# machine. When they happen is proven on a task.Clock in test_idle.py (same
+# process: with no clock advance at all; another process: at the 0.5 s poll).
+PUSH_WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -74,21 +75,16 @@ def test_idle_push_from_another_connection(server: RunningServer) -> None:
     assert idler.line() == b"+ idling\r\n"
     writer = connect(server)
     ok(writer.append("Push", None, None, MESSAGE))
-    told = time.monotonic()
-    assert idler.line(timeout=5) == b"* 1 EXISTS\r\n"
-    assert time.monotonic() - told < SAME_PROCESS_BOUND
+    assert idler.line(timeout=PUSH_WAIT) == b"* 1 EXISTS\r\n"
     assert idler.line() == b"* 1 RECENT\r\n"
     ok(writer.select("Push"))
     ok(writer.store("1", "+FLAGS", "(\\Seen)"))
-    told = time.monotonic()
-    assert idler.line(timeout=5) == b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
-    assert time.monotonic() - told < SAME_PROCESS_BOUND
+    assert idler.line(timeout=PUSH_WAIT) == b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
     ok(writer.store("1", "+FLAGS", "(\\Deleted)"))
-    assert idler.line(timeout=5) == b"* 1 FETCH (FLAGS (\\Deleted \\Seen \\Recent))\r\n"
+    assert idler.line(timeout=PUSH_WAIT) == b"* 1 FETCH (FLAGS (\\Deleted \\Seen \\Recent))\r\n"
     ok(writer.expunge())
-    told = time.monotonic()
-    assert idler.line(timeout=5) == b"* 1 EXPUNGE\r\n"
-    assert time.monotonic() - told < SAME_PROCESS_BOUND
+    assert idler.line(timeout=PUSH_WAIT) == b"* 1 EXPUNGE\r\n"
+    assert idler.line() == b"* 0 RECENT\r\n"  # it was \Recent here (RFC 3501 §7.3.2)
     assert idler.line() == b"* 0 RECENT\r\n"  # it was \Recent here (RFC 3501 §7.3.2)
     # DONE with a command pipelined behind it.
     idler.send(b"DONE\r\nn NOOP\r\n")
@@ -108,15 +104,11 @@ def test_idle_push_from_another_server_process(tmp_path: Path) -> None:
             assert idler.line() == b"+ idling\r\n"
             writer = connect(second)
             ok(writer.append("INBOX", "(\\Flagged)", None, MESSAGE))
-            told = time.monotonic()
-            assert idler.line(timeout=5) == b"* 1 EXISTS\r\n"
-            assert time.monotonic() - told < OTHER_PROCESS_BOUND
+            assert idler.line(timeout=PUSH_WAIT) == b"* 1 EXISTS\r\n"
             assert idler.line() == b"* 1 RECENT\r\n"
             ok(writer.select("INBOX"))
             ok(writer.store("1", "-FLAGS", "(\\Flagged)"))
-            told = time.monotonic()
-            assert idler.line(timeout=5) == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
-            assert time.monotonic() - told < OTHER_PROCESS_BOUND
+            assert idler.line(timeout=PUSH_WAIT) == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
             idler.send(b"DONE\r\n")
             assert idler.line() == b"i OK IDLE terminated\r\n"
             writer.logout()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import imaplib
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -24,6 +23,7 @@ import pytest
 
 from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
+from tests.support.waiting import wait_until
 
 USERS = {"alice": "wonderland"}
 FETCH_LINE = re.compile(rb"^\* \d+ FETCH \((.*)\)\r\n$")
@@ -216,11 +216,14 @@ def test_live_vanished_and_conditional_store_between_two_processes(
         ok(imap.uid("EXPUNGE", "4"))
         ok(imap.uid("STORE", "6", "+FLAGS", "($Other)"))
         imap.logout()
-    for attempt in range(50):   # the poll timer runs every 0.5 s
-        lines = raw.command(f"p{attempt}", "NOOP")
-        if any(line.startswith(b"* VANISHED") for line in lines):
-            break
-        time.sleep(0.05)
+    # The poll timer runs every 0.5 s: NOOP until its changes arrive.
+    attempts = iter(range(10**6))
+
+    def noop_with_changes() -> list[bytes] | None:
+        found = raw.command(f"p{next(attempts)}", "NOOP")
+        return found if any(line.startswith(b"* VANISHED") for line in found) else None
+
+    lines = wait_until(noop_with_changes, "the other process's expunge never arrived", interval=0.05)
     assert b"* VANISHED 4\r\n" in lines
     assert any(b"UID 6 " in line and b"$Other" in line for line in lines)
     lines = raw.command("c", f"UID STORE 6,8 (UNCHANGEDSINCE {device.modseq - 1}) +FLAGS.SILENT (\\Seen)")

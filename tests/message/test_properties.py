@@ -342,10 +342,12 @@ def test_find_header_end_matches_reference(
     ids=["header-lines", "folded", "no-newline", "near-delimiters", "empty-parts"],
 )
 def test_hostile_input_is_linear(raw: bytes) -> None:
-    # Typically 20-300 ms; quadratic behaviour would take minutes.
+    # Typically 20-300 ms; quadratic behaviour would take minutes. The bound
+    # is the point of the test, so it stays, but generous: 100x the typical
+    # time leaves room for a loaded shared 2-core machine.
     started = time.perf_counter()
     info = analyze_strict(raw)
-    assert time.perf_counter() - started < 5.0
+    assert time.perf_counter() - started < 30.0
     assert info.size == len(raw)
 
 
