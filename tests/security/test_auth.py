@@ -236,7 +236,6 @@ def test_unknown_user_and_wrong_password_same_answer_and_timing(tmp_path: Path) 
 
 # --- connection limits ------------------------------------------------------------
 
-def test_connections_per_address_are_limited_with_bye(tmp_path: Path) -> None:
 def greeting_once_released(server: SecureServer) -> bytes:
     """The greeting of the first new connection not refused for the limit."""
     def attempt() -> bytes | None:
@@ -258,6 +257,7 @@ def login_once_released(server: SecureServer) -> bytes:
     return wait_until(attempt, "the logged-out session was never released")
 
 
+def test_connections_per_address_are_limited_with_bye(tmp_path: Path) -> None:
     with secure_server(tmp_path, extra_args=["--max-connections-per-ip", "2"], imaps=False) as server:
         first, second = Raw(server.host, server.port), Raw(server.host, server.port)
         assert first.line().startswith(b"* OK") and second.line().startswith(b"* OK")
