@@ -140,8 +140,16 @@ def advertised(session: Session, features: Features) -> tuple[str, ...]:
         caps.append(LOGINDISABLED)
     elif features.sasl_mechanisms:
         caps.append(SASL_IR)
-        caps.extend(f"AUTH={mech}" for mech in features.sasl_mechanisms)
+        caps.extend(f"AUTH={mech}" for mech in sasl_mechanisms(session, features))
     return tuple(caps)
+
+
+def sasl_mechanisms(session: Session, features: Features) -> tuple[str, ...]:
+    """The SASL mechanisms offered on this connection: the ``-PLUS`` ones
+    (RFC 5802 §6 channel binding) only where there is a TLS channel to bind."""
+    return tuple(
+        mech for mech in features.sasl_mechanisms if session.secure or not mech.endswith("-PLUS")
+    )
 
 
 def _with_features(name: str, features: Features) -> str:

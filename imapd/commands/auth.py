@@ -1,5 +1,7 @@
 """LOGIN and AUTHENTICATE (RFC 3501 §6.2.2, §6.2.3; SASL PLAIN RFC 4616;
-SASL-IR RFC 4959; SCRAM-SHA-256 RFC 7677 / RFC 5802).
+SASL-IR RFC 4959; SCRAM-SHA-256 RFC 7677 / RFC 5802, and
+SCRAM-SHA-256-PLUS on TLS connections, RFC 5802 §6 with RFC 9266
+tls-exporter or RFC 5929 tls-server-end-point channel binding).
 
 Every mechanism goes through the same gates, in this order:
 
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, NoReturn
 
 from twisted.logger import Logger
 
 from imapd import capabilities
 from imapd.auth.scram import MECHANISM as SCRAM_SHA_256
-from imapd.auth.scram import ScramExchange, ScramFailed
+from imapd.auth.scram import MECHANISM_PLUS as SCRAM_SHA_256_PLUS
+from imapd.auth.scram import Failure, ScramExchange, ScramFailed
 from imapd.commands import catalogue
 from imapd.commands.context import (
     NOT_AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
@@ -44,6 +47,9 @@ from imapd.wire.responses import Continuation, ResponseCode, Status, Untagged
 from imapd.wire.values import Atom
 
 log = Logger(namespace="imapd.auth")
+
+# RFC 5802 §6: -PLUS binds to a TLS channel; there is none on this connection.
+NO_PLUS_WITHOUT_TLS = "SCRAM-SHA-256-PLUS needs a TLS connection (STARTTLS first)"
 
 
 def require_plaintext_allowed(ctx: CommandContext) -> None:
@@ -173,20 +179,23 @@ async def _read_sasl(ctx: CommandContext, challenge: bytes) -> bytes:
     return decode_sasl_base64(response)
 
 
-async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
+async def _scram(cmd: c.Authenticate, ctx: CommandContext, plus: bool) -> Completion:
     """RFC 5802 §5 over IMAP: client-first (SASL-IR or after ``+``),
     server-first, client-final, then the server-final as one more challenge
     answered by an empty line, then the tagged OK (RFC 3501 §6.2.2 has no
-    "additional data with success")."""
+    "additional data with success"). ``plus``: SCRAM-SHA-256-PLUS, bound to
+    this TLS connection (RFC 5802 §6, RFC 9266, RFC 5929)."""
     if cmd.initial_response is not None:
         client_first = decode_sasl_base64(cmd.initial_response)
     else:
         client_first = await _read_sasl(ctx, b"")
-    exchange = ScramExchange(ctx.users.scram_keys)
+    bindings = ctx.connection.channel_bindings() if ctx.connection is not None else {}
+    offered = SCRAM_SHA_256_PLUS in capabilities.sasl_mechanisms(ctx.session, ctx.features)
+    exchange = ScramExchange(ctx.users.scram_keys, plus=plus, bindings=bindings, plus_offered=offered)
     try:
         server_first = exchange.first(client_first)
-    except ScramFailed:
-        raise ImapError.bad(catalogue.BAD_SCRAM) from None
+    except ScramFailed as failure:
+        await _scram_refusal(ctx, failure, exchange.username, _now(ctx))
     username = exchange.username or ""
     await apply_penalty(ctx, username)
     client_final = await _read_sasl(ctx, server_first)
@@ -194,32 +203,71 @@ async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion
     try:
         server_final = exchange.final(client_final)
     except ScramFailed as failure:
-        if failure.malformed:
-            raise ImapError.bad(catalogue.BAD_SCRAM) from None
-        await fail_authentication(ctx, username, started)
+        await _scram_refusal(ctx, failure, username, started)
     if await _read_sasl(ctx, server_final) != b"":
-        raise ImapError.bad(catalogue.BAD_SCRAM)
+        raise ImapError.bad(f"{catalogue.BAD_SCRAM}: the server-final answer must be empty")
     return complete_login(ctx, username)
+
+
+async def _scram_refusal(
+    ctx: CommandContext, failure: ScramFailed, username: str | None, started: float
+) -> NoReturn:
+    """Answer a failed SCRAM exchange: BAD with the reason for a broken
+    message, NO [AUTHORIZATIONFAILED] for another user's identity (RFC 5530),
+    NO [AUTHENTICATIONFAILED] with the reason when the exchange was refused
+    (channel binding, RFC 5802 §6), and a wrong proof exactly like a wrong
+    password (penalty, delay, no detail)."""
+    if failure.kind is Failure.MALFORMED:
+        raise ImapError.bad(f"{catalogue.BAD_SCRAM}: {failure.reason}")
+    if failure.kind is Failure.AUTHORIZATION:
+        raise ImapError.no(catalogue.NO_AUTHORIZATION_FAILED, catalogue.CODE_AUTHORIZATIONFAILED)
+    if failure.kind is Failure.REFUSED:
+        guard = ctx.connection.login_guard() if ctx.connection is not None else None
+        if guard is not None and username is not None:
+            guard.record_failure(ctx.session.peer_host, username)
+        log.info("session {id} ({peer}): SCRAM refused: {why}",
+                 id=ctx.session.session_id, peer=ctx.session.peer, why=failure.reason)
+        raise ImapError.no(f"SCRAM {failure.reason}", catalogue.CODE_AUTHENTICATIONFAILED)
+    await fail_authentication(ctx, username or "", started)
+    raise AssertionError("fail_authentication always raises")
+
+
+async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
+    return await _scram(cmd, ctx, plus=False)
+
+
+async def _scram_sha_256_plus(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
+    return await _scram(cmd, ctx, plus=True)
 
 
 Mechanism = Callable[[c.Authenticate, CommandContext], Awaitable[Completion]]
 
 # SASL mechanisms by upper-case name; capabilities.check_handlers compares
 # this with the advertised AUTH= list at start-up.
-MECHANISMS: dict[str, Mechanism] = {"PLAIN": _plain, SCRAM_SHA_256: _scram_sha_256}
+MECHANISMS: dict[str, Mechanism] = {
+    "PLAIN": _plain, SCRAM_SHA_256: _scram_sha_256, SCRAM_SHA_256_PLUS: _scram_sha_256_plus,
+}
 
 
-def available_mechanisms() -> tuple[str, ...]:
+def available_mechanisms(channel_binding: bool = False) -> tuple[str, ...]:
     """What the server advertises (in this order). SCRAM-SHA-256 works for
     users whose password was set by imapd (they have SCRAM keys); for the
-    others it fails like a wrong password, and PLAIN still works."""
+    others it fails like a wrong password, and PLAIN still works.
+    ``channel_binding``: the server's TLS layer can give channel binding
+    data, so SCRAM-SHA-256-PLUS is offered too (on TLS connections only,
+    ``capabilities.sasl_mechanisms``)."""
+    if channel_binding:
+        return ("PLAIN", SCRAM_SHA_256, SCRAM_SHA_256_PLUS)
     return ("PLAIN", SCRAM_SHA_256)
 
 
 async def handle_authenticate(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
     """RFC 3501 §6.2.2: unknown mechanisms get a tagged NO."""
-    mechanism = MECHANISMS.get(cmd.mechanism.upper())
-    if mechanism is None or cmd.mechanism.upper() not in ctx.features.sasl_mechanisms:
+    name = cmd.mechanism.upper()
+    mechanism = MECHANISMS.get(name)
+    if name == SCRAM_SHA_256_PLUS and name in ctx.features.sasl_mechanisms and not ctx.session.secure:
+        raise ImapError.no(NO_PLUS_WITHOUT_TLS)
+    if mechanism is None or name not in capabilities.sasl_mechanisms(ctx.session, ctx.features):
         raise ImapError.no(catalogue.NO_UNSUPPORTED_MECHANISM)
     require_plaintext_allowed(ctx)
     return await mechanism(cmd, ctx)

@@ -38,6 +38,7 @@ from imapd.server.compress import CompressionError, CompressWatch, DeflateTransp
 from imapd.server.output import ProducerConsumer, ResponseWriter
 from imapd.server.peer import format_peer, is_local, peer_host, preauth_limits, set_no_delay
 from imapd.server.pipeline import CommandQueue, QueuedItem, Slices, close_frames
+from imapd.server import tls
 from imapd.server.runtime import Timer
 from imapd.session.state import Session, State
 from imapd.wire.commands import Command, CommandSyntaxError
@@ -595,3 +596,6 @@ class ImapServerProtocol(Protocol):
 
     def user_session_count(self, user: str) -> int:
         return self.server.user_session_count(user, excluding=self)
+
+    def channel_bindings(self) -> dict[str, bytes]:
+        return tls.channel_bindings(self.transport)

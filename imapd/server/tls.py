@@ -12,6 +12,8 @@
   files as they are now; connections already open keep the context they
   started with, so nobody is disconnected. A failed reload keeps the old
   certificate and logs why.
+* ``channel_bindings`` gives SCRAM-SHA-256-PLUS (RFC 5802 §6) the channel
+  binding data of one TLS connection.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
+
+from imapd.auth.scram import TLS_EXPORTER, TLS_SERVER_END_POINT
 
 log = Logger(namespace="imapd.tls")
 
@@ -214,3 +219,50 @@ def tcp_description_for_implicit_tls(description: str) -> str:
                 f"--imaps {description}: give the certificate with --tls-cert/--tls-key"
             )
     return ("tcp6" if kind.lower() == "tcp6" else "tcp") + ":" + rest
+
+
+# RFC 9266 §2: the exporter label and length for tls-exporter.
+_EXPORTER_LABEL = b"EXPORTER-Channel-Binding"
+_EXPORTER_LENGTH = 32
+
+
+def channel_bindings(transport: object) -> dict[str, bytes]:
+    """The channel binding data of the TLS connection under ``transport``
+    (a Twisted transport after STARTTLS or on an implicit-TLS port), by
+    type; empty when it is not TLS.
+
+    * ``tls-exporter`` (RFC 9266) on TLS 1.3 only: on TLS 1.2 it is safe
+      only with the extended master secret (RFC 9266 §3), which pyOpenSSL
+      cannot confirm.
+    * ``tls-server-end-point`` (RFC 5929 §4.1): the hash of our certificate
+      with its signature's hash (SHA-256 for MD5 and SHA-1); undefined, so
+      absent, for signatures without one (Ed25519).
+    """
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if callable(get_handle) else None
+    if not isinstance(handle, SSL.Connection):
+        return {}
+    bindings: dict[str, bytes] = {}
+    if handle.get_protocol_version_name() == "TLSv1.3":
+        bindings[TLS_EXPORTER] = handle.export_keying_material(_EXPORTER_LABEL, _EXPORTER_LENGTH)
+    certificate = handle.get_certificate()
+    if certificate is not None:
+        digest = server_end_point(certificate.to_cryptography())
+        if digest is not None:
+            bindings[TLS_SERVER_END_POINT] = digest
+    return bindings
+
+
+def server_end_point(certificate: x509.Certificate) -> bytes | None:
+    """RFC 5929 §4.1 tls-server-end-point data for ``certificate``."""
+    try:
+        algorithm = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    if algorithm is None:
+        return None
+    if isinstance(algorithm, (hashes.MD5, hashes.SHA1)):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(certificate.public_bytes(serialization.Encoding.DER))
+    return digest.finalize()
