@@ -63,6 +63,7 @@ class _GroupState:
     received: list[str] = field(default_factory=list)
     failed: bool = False
     command_text: str = ""  # first command as sent, for messages
+    idle_done: bool = False  # DONE already sent for this group's IDLE
 
 
 class TestRun:
@@ -240,8 +241,18 @@ class TestRun:
                     self.variables.apply_expunge(int(args[0].text))
         elif response.kind == "tagged":
             self._tagged_reply(state, response)
+        elif self._idling(state):
+            # Extension (RFC 2177): the "+" that starts IDLE is answered with DONE at once.
+            state.idle_done = True
+            self.trace(f"C{state.conn.index}: DONE")
+            state.conn.send(b"DONE\r\n")
         else:
             self._abort(state.group.line, "unexpected continuation request from the server")
+
+    @staticmethod
+    def _idling(state: _GroupState) -> bool:
+        """A command ``idle`` of this group awaits its reply and has not been ended yet."""
+        return not state.idle_done and any(text.lower() == b"idle" for _, text in state.pending.values())
 
     def _tagged_reply(self, state: _GroupState, response: Response) -> None:
         entry = state.pending.pop(response.tag, None)

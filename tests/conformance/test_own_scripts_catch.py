@@ -1,0 +1,147 @@
+"""Each own conformance script fails when the server gives one wrong answer (issue 11).
+
+A script that passes against every server proves nothing. Here each script of
+``fixtures/conformance`` runs against the real imapd behind
+:class:`~tests.conformance.proxy.MutatingProxy`, which rewrites one server
+line into an answer a wrong server would give (a missing response code, a
+wrong value, an EXPUNGE where none may come, ...). The script must then fail,
+and its first failure must be at the script line that checks that answer.
+The same proxy without a mutation changes nothing (the scripts pass through it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conformance import RunnerConfig, list_script_files, run_script_file
+from tests.conformance.proxy import MutatingProxy, Mutation
+from tests.conformance.report import Outcome
+from tests.conformance.test_scripts import MAIN_USER, OWN_SCRIPTS_DIR, PASSWORD, SECOND_USER
+from tests.support.server import running_server
+
+
+@dataclass(frozen=True)
+class WrongAnswer:
+    """What the proxy rewrites, and the script line (its text, stripped) that must catch it."""
+
+    pattern: bytes
+    replacement: bytes
+    caught_by: str
+    skip: int = 0  # matching server lines left alone first (the runner's setup, earlier commands)
+    connection: int | None = None
+
+
+WRONG_ANSWERS: dict[str, WrongAnswer] = {
+    # RFC 3501
+    "rfc3501-nonauth": WrongAnswer(rb"(\S+) NO \[AUTHENTICATIONFAILED\] (.*)", rb"\1 NO \2",
+                                   "no [authenticationfailed]"),
+    "rfc3501-select": WrongAnswer(rb"\* OK \[UIDNEXT \d+\] (.*)", rb"* OK [UIDNEXT 77777] \1",
+                                  "* status $mailbox (uidnext $uidnext uidvalidity $uidvalidity messages 4)"),
+    "rfc3501-mailboxes": WrongAnswer(rb'\* LSUB \(\\Noselect\) (.*)', rb"* LSUB () \1",
+                                     "* lsub (\\noselect) $sep ${mailbox}moved"),
+    "rfc3501-append": WrongAnswer(rb'(.*) INTERNALDATE "12-Mar-2020 09:15:00 \+0000"(.*)',
+                                  rb'\1 INTERNALDATE "12-Mar-2020 09:15:01 +0000"\2',
+                                  '* 1 fetch (flags (\\seen \\flagged $$label) internaldate "12-Mar-2020 09:15:00 +0000" '
+                                  "rfc822.size 100)"),
+    "rfc3501-fetch": WrongAnswer(rb'(.*)\(\("Mary" NIL "replies" "example.com"\)\)(.*)',
+                                 rb'\1(("Mary Somerville" NIL "mary" "example.com"))\2',
+                                 '* 3 fetch (envelope ("Sat, 14 Mar 2020 11:30:00 +0100" "Dinner on Saturday" '
+                                 '(("Mary Somerville" NIL "mary" "example.com")) (("Mary Somerville" NIL "mary" '
+                                 '"example.com")) (("Mary" NIL "replies" "example.com")) (("Ada Lovelace" NIL "ada" '
+                                 '"example.org") ("Charles Babbage" NIL "charles" "example.net")) NIL NIL NIL NIL))'),
+    "rfc3501-store": WrongAnswer(rb"\* 1 FETCH \(FLAGS \(\\Flagged( \\Recent)?\)\)", rb"* 1 FETCH (FLAGS (\\Flagged \\Seen\1))",
+                                 "* 1 fetch (flags (\\flagged))"),
+    "rfc3501-search": WrongAnswer(rb"\* SEARCH 2 3", rb"* SEARCH 2 3 4", "* search 2 3"),
+    "rfc3501-expunge": WrongAnswer(rb"(.*)FLAGS \(\\Flagged \$copied(.*)\) INTERNALDATE(.*)", rb"\1FLAGS ($copied\2) INTERNALDATE\3",
+                                   '* 1 fetch (flags (\\flagged $$copied) internaldate "13-Mar-2020 10:00:00 +0100")'),
+    "rfc3501-uid": WrongAnswer(rb"\* 2 FETCH \((FLAGS \(.*\)) UID \d+\)", rb"* 2 FETCH (\1)",
+                               "* 2 fetch (flags () uid $uid3)"),
+    "rfc3501-sessions": WrongAnswer(rb"\* 1 FETCH \(FLAGS \(\\Flagged.*\)\)", rb"* OK still here",
+                                    "* 1 fetch (flags (\\flagged))", connection=1),
+    # extensions
+    "id": WrongAnswer(rb"\* ID .*", rb"* ID NIL", '* id ("name" $)'),
+    "enable": WrongAnswer(rb"\* ENABLED CONDSTORE", rb"* ENABLED", "* enabled condstore"),
+    "namespace": WrongAnswer(rb"\* NAMESPACE .*", rb'* NAMESPACE (("INBOX." ".")) NIL NIL',
+                             "* namespace ((\"\" $sep)) nil nil"),
+    "unselect": WrongAnswer(rb"(\S+ OK UNSELECT.*)", rb"* 1 EXPUNGE\r\n\1", "! $ expunge"),
+    "children": WrongAnswer(rb'\* LIST \(\\HasNoChildren\) (.*) imaptestsolo', rb"* LIST (\\HasChildren) \1 imaptestsolo",
+                            "* list ($!unordered $!ban=\\haschildren \\hasnochildren) $sep ${mailbox}solo"),
+    "uidplus": WrongAnswer(rb"(\S+) OK \[APPENDUID (\d+) \d+\](.*)", rb"\1 OK [APPENDUID \2 4242]\3",
+                           "ok [appenduid $uidvalidity $uidnext]", skip=3),
+    "move": WrongAnswer(rb"\* OK \[COPYUID (.*)", rb"* OK [X-COPYUID \1",
+                        "* ok [copyuid $dstvalidity $uid2 $dstnext]"),
+    "condstore": WrongAnswer(rb"(\S+) OK \[MODIFIED 2\](.*)", rb"\1 OK [MODIFIED 1]\2", "ok [modified 2]"),
+    "qresync": WrongAnswer(rb"\* VANISHED \d+", rb"* VANISHED 999999", "* vanished $uid3"),
+    "esearch": WrongAnswer(rb'\* ESEARCH \(TAG "([^"]*)"\) COUNT 0', rb'* ESEARCH (TAG "\1") COUNT 0 MIN 1',
+                           "* esearch (tag $tag) count 0"),
+    "searchres": WrongAnswer(rb"\* SEARCH 2 3", rb"* SEARCH 1 2 3", "* search 2 3"),
+    "list-extended": WrongAnswer(rb'(\* LIST \(.*\) .*) \("CHILDINFO" \("SUBSCRIBED"\)\)', rb"\1",
+                                 '* list () $sep $mailbox${sep}beta (childinfo ("subscribed"))'),
+    "list-status": WrongAnswer(rb"\* STATUS (.*) \(MESSAGES 2 UNSEEN 1\)", rb"* STATUS \1 (MESSAGES 2 UNSEEN 2)",
+                               "* status $mailbox (messages 2 unseen 1)"),
+    "special-use": WrongAnswer(rb"\* LIST \(\\HasNoChildren \\Sent\) (.*)", rb"* LIST (\\HasNoChildren) \1",
+                               "* list (\\sent) $sep $sent"),
+    "create-special-use": WrongAnswer(rb"(\S+) NO \[USEATTR\](.*)", rb"\1 NO [CANNOT]\2", "no [useattr]"),
+    "multiappend": WrongAnswer(rb"(\S+) OK \[APPENDUID (\d+) (\d+):\d+\](.*)", rb"\1 OK [APPENDUID \2 \3]\4",
+                               "ok [appenduid $uidvalidity $first:$last]"),
+    "appendlimit": WrongAnswer(rb"\* STATUS (.*) \(APPENDLIMIT 67108864\)", rb"* STATUS \1 (APPENDLIMIT 1000)",
+                               "* status $mailbox (appendlimit 67108864)"),
+    "status-size": WrongAnswer(rb"\* STATUS (.*) \(SIZE 1230 (.*)", rb"* STATUS \1 (SIZE 1229 \2",
+                               "* status $mailbox (size 1230 messages 4)"),
+    "literal-plus": WrongAnswer(rb"(\S+ OK \[APPENDUID.*)", rb"+ send the literal\r\n\1", "ok append $mailbox {{{",
+                                skip=2),
+    "idle": WrongAnswer(rb"(\S+) OK IDLE(.*)", rb"\1 NO IDLE\2", "1 ok idle"),
+    "compress": WrongAnswer(rb"(\S+) OK (DEFLATE active)", rb"\1 NO \2", "ok compress deflate"),
+}
+
+
+@pytest.fixture(scope="module")
+def imapd() -> Iterator[tuple[str, int]]:
+    """A real imapd of its own (the proxy's upstream), with the users of the conformance session."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with running_server(Path(tmp), users={MAIN_USER: PASSWORD, SECOND_USER: PASSWORD}) as server:
+            yield server.host, server.port
+
+
+def _script_line(name: str, text: str) -> int:
+    """1-based number of the first script line equal to ``text`` (surrounding blanks ignored)."""
+    lines = (OWN_SCRIPTS_DIR / name).read_text().split("\n")
+    numbers = [number for number, line in enumerate(lines, 1) if line.strip() == text]
+    assert numbers, f"{name} has no line {text!r}"
+    return numbers[0]
+
+
+def test_every_own_script_has_a_wrong_answer() -> None:
+    names = {path.name for path in list_script_files(OWN_SCRIPTS_DIR)}
+    # a script added by another issue (e.g. search-i18n) brings its own check; these must all exist
+    assert sorted(set(WRONG_ANSWERS) - names) == []
+    missing = sorted(name for name in names - set(WRONG_ANSWERS) if not name.startswith("search-i18n"))
+    assert missing == [], f"own scripts without a wrong-answer check: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_ANSWERS))
+def test_script_catches_its_wrong_answer(name: str, imapd: tuple[str, int]) -> None:
+    wrong = WRONG_ANSWERS[name]
+    expected_line = _script_line(name, wrong.caught_by)
+    with MutatingProxy(imapd, [Mutation(wrong.pattern, wrong.replacement, 1, wrong.skip, wrong.connection)]) as proxy:
+        config = RunnerConfig(host="127.0.0.1", port=proxy.port, user=MAIN_USER, user2=SECOND_USER,
+                              password=PASSWORD, timeout=15.0)
+        result = run_script_file(OWN_SCRIPTS_DIR / name, config)
+    assert proxy.applied, f"the wrong answer was never given: {wrong.pattern!r} matched no server line"
+    assert result.outcome is Outcome.FAILED, result.format()
+    assert result.failures[0].line == expected_line, result.format()
+
+
+def test_proxy_without_mutation_is_transparent(imapd: tuple[str, int]) -> None:
+    with MutatingProxy(imapd, []) as proxy:
+        config = RunnerConfig(host="127.0.0.1", port=proxy.port, user=MAIN_USER, user2=SECOND_USER,
+                              password=PASSWORD, timeout=15.0)
+        result = run_script_file(OWN_SCRIPTS_DIR / "rfc3501-sessions", config)
+    assert result.outcome is Outcome.PASSED, result.format()
+    assert proxy.applied == []
