@@ -227,7 +227,7 @@ async def _scram_refusal(
             guard.record_failure(ctx.session.peer_host, username)
         log.info("session {id} ({peer}): SCRAM refused: {why}",
                  id=ctx.session.session_id, peer=ctx.session.peer, why=failure.reason)
-        raise ImapError.no(f"SCRAM {failure.reason}", catalogue.CODE_AUTHENTICATIONFAILED)
+        raise ImapError.no(failure.reason, catalogue.CODE_AUTHENTICATIONFAILED)
     await fail_authentication(ctx, username or "", started)
     raise AssertionError("fail_authentication always raises")
 
