@@ -22,7 +22,7 @@ import pytest
 from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
 from tests.support.spool import big_message, spool_handles
-from tests.support.waiting import wait_until
+from tests.support.waiting import PATIENCE_SECONDS, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -136,7 +136,7 @@ def spooled_bytes(server: RunningServer) -> int:
     return total
 
 
-def wait_for_no_spool_files(server: RunningServer, timeout: float = 10.0) -> list[str]:
+def wait_for_no_spool_files(server: RunningServer, timeout: float = PATIENCE_SECONDS) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         handles = spool_handles(server.data_dir / "spool", server.process.pid)
@@ -187,7 +187,7 @@ def test_disconnect_mid_literal_leaves_no_spool_file(server: RunningServer) -> N
     raw.sock.sendall(b"a APPEND INBOX {%d}\r\n" % SIZE)
     assert raw.line().startswith(b"+ ")
     raw.sock.sendall(MESSAGE[:5 * MIB])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE_SECONDS
     while not spool_handles(server.data_dir / "spool", server.process.pid):
         assert time.monotonic() < deadline, "no spool file while uploading"
         time.sleep(0.02)
