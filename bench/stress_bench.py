@@ -49,6 +49,8 @@ def run_one(peer_name: str, config: StressConfig) -> tuple[Report, str, str]:
         before = load()
         config = StressConfig(**{**config.__dict__, "user": peer.user, "password": peer.password})
         report = run_stress(peer.host, peer.port, config)
+        if report.failed_clients:  # why did the server drop them?
+            print(f"{peer_name} log tail:\n{peer.log_tail(40)}")
         return report, before, load()
 
 

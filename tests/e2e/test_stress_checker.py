@@ -313,3 +313,15 @@ def test_stress_run_reports_a_server_that_omits_responses(
             report = run_stress("127.0.0.1", proxy.port, config)
     assert proxy.dropped, "the proxy removed nothing: the test proves nothing"
     assert kinds & set(report.kinds), report.summary()
+
+
+def test_silent_store_is_applied_by_the_client_unless_a_fetch_overtook_it() -> None:
+    recorder = Recorder()
+    model = recorder.model
+    mark = model.flag_updates
+    model.apply_silent_store([1], False, "+", ["$Old"], mark)
+    assert model.messages[0].flags == frozenset({"\\seen", "$old"})
+    mark = model.flag_updates
+    recorder.feed([b"* 2 FETCH (FLAGS (\\Seen))"], "STORE")  # another session's change, before or after ours?
+    model.apply_silent_store([2, 3], False, "-", ["\\Seen"], mark)
+    assert model.messages[1].flags is None and model.messages[2].flags == frozenset()

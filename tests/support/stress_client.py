@@ -36,6 +36,7 @@ class StoreChange:
     by_uid: bool
     sign: str  # "+", "-" or ""
     flags: list[str]
+    mark: int = 0  # the model's flag_updates when the command was sent
 
 
 @dataclass
@@ -182,6 +183,8 @@ class StressClient:
         for command in commands:
             self.tags += 1
             tag = f"{self.name}.{self.tags}"
+            if command.store is not None:
+                command.store.mark = self.model.flag_updates
             data += tag.encode() + b" " + command.text + b"\r\n"
             self.pending.append((tag, command))
         self.writer.write(bytes(data))
@@ -238,7 +241,7 @@ class StressClient:
         top = (max(self.model.known_uids(), default=0) if change.by_uid else len(self.model.messages))
         members = uid_set_members(change.members, top) if top else []
         if ok:
-            self.model.apply_silent_store(members, change.by_uid, change.sign, change.flags)
+            self.model.apply_silent_store(members, change.by_uid, change.sign, change.flags, change.mark)
         else:
             self.model.forget_flags(members, change.by_uid)
 

@@ -39,6 +39,7 @@ class Message:
     flags: frozenset[str] | None = None  # casefolded, without \Recent
     recent: bool | None = None  # \Recent seen in the last FLAGS fetched
     modseq: int = 0
+    updated: int = 0  # MailboxModel.flag_updates when a FETCH last set the flags
 
 
 def fold(flags: list[str]) -> frozenset[str]:
@@ -79,6 +80,7 @@ class MailboxModel:
     resync_base: dict[int, Message] | None = None  # QRESYNC SELECT: what the client knew
     seen_in_select: set[str] = field(default_factory=set)
     recent_reported: tuple[int | None, int] = (None, 0)
+    flag_updates: int = 0  # FETCH FLAGS responses applied so far
 
     # --- bookkeeping ----------------------------------------------------------
 
@@ -231,6 +233,8 @@ class MailboxModel:
                 self.report("keyword-not-in-permanentflags", f"{response.raw!r}: {keyword}")
         message.recent = RECENT in folded
         message.flags = folded - {RECENT}
+        self.flag_updates += 1
+        message.updated = self.flag_updates
 
     # --- end of a command ---------------------------------------------------
 
@@ -280,14 +284,21 @@ class MailboxModel:
             self.messages[index] = fetched[uid][1] if uid in fetched else base[uid]
         return True
 
-    def apply_silent_store(self, members: list[int], by_uid: bool, sign: str, flags: list[str]) -> None:
+    def apply_silent_store(self, members: list[int], by_uid: bool, sign: str, flags: list[str],
+                           mark: int) -> None:
         """A successful STORE .SILENT: the client applies its own change
-        (RFC 3501 §6.4.6: the server does not echo it)."""
+        (RFC 3501 §6.4.6: the server does not echo it). A message whose
+        flags a FETCH reported after the command was sent (``mark``) may
+        carry another session's later change, which the client cannot
+        order against its own: its flags become unknown."""
         change = fold(flags)
         targets = self.by_uid() if by_uid else dict(enumerate(self.messages, 1))
         for key in members:
             message = targets.get(key)
             if message is None or message.flags is None:
+                continue
+            if message.updated > mark:
+                message.flags = None
                 continue
             if sign == "+":
                 message.flags = message.flags | change
