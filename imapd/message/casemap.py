@@ -34,20 +34,18 @@ Speed: ``fold`` is called once per message text and once per SEARCH string,
 never per comparison. ASCII text is ``str.upper()``. Other text is put in NFD
 and upper-cased too, except the few code points whose fold differs from
 ``str.upper()`` (``ß``, compatibility characters, titlecase digraphs,
-Georgian lower case, ...), which are mapped one by one; that set is
-computed once, on first use.
+Georgian lower case, ...; that set is computed once, on first use), which
+are swapped for their exact fold.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Final
 
 # Code points below this are classified one by one (on first use); every
-# code point from here up is treated as needing the exact mapping, which
-# keeps the regex's class a bitmap plus one range (a class with many astral
-# ranges is tested range by range, for every character of the text).
+# code point from here up is treated as needing the exact mapping (after NFD
+# the astral planes hold few such characters, and texts few astral ones).
 _CLASSIFIED_LIMIT: Final = 0x10000
 _HANGUL_FIRST, _HANGUL_LAST = "\uac00", "\ud7a3"
 
@@ -111,26 +109,24 @@ def _differs_from_upper(code: int) -> bool:
     return fold_char(char) != upper
 
 
-_UPPER_MISMATCH: re.Pattern[str] | None = None
+_SPECIAL: frozenset[str] | None = None
+# Private-use code points stand in for special characters while the rest of
+# the text is upper-cased: they have no case and no decomposition.
+_PLACEHOLDERS: Final = range(0xE000, 0xF900)
+# More distinct special characters than this in one text: map the whole text
+# code point by code point instead (linear, about 40 ns a character), so the
+# replacements below never cost more than a few passes over the text.
+_MAX_REPLACED = 16
 
 
-def _upper_mismatch() -> re.Pattern[str]:
-    """A regex matching runs of code points whose fold is not their
-    ``str.upper()``; built on first use (a fraction of a second)."""
-    global _UPPER_MISMATCH
-    if _UPPER_MISMATCH is None:
-        ranges: list[str] = []
-        start = -1
-        for code in range(0x80, _CLASSIFIED_LIMIT + 1):
-            special = code == _CLASSIFIED_LIMIT or _differs_from_upper(code)
-            if special and start < 0:
-                start = code
-            elif not special and start >= 0:
-                ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
-                start = -1
-        ranges.append(f"{re.escape(chr(_CLASSIFIED_LIMIT))}-\\U0010ffff")
-        _UPPER_MISMATCH = re.compile("([" + "".join(ranges) + "]+)")
-    return _UPPER_MISMATCH
+def _special() -> frozenset[str]:
+    """The BMP code points whose fold is not their ``str.upper()``;
+    computed on first use (a tenth of a second)."""
+    global _SPECIAL
+    if _SPECIAL is None:
+        _SPECIAL = frozenset(chr(code) for code in range(0x80, _CLASSIFIED_LIMIT)
+                             if _differs_from_upper(code))
+    return _SPECIAL
 
 
 def fold(text: str) -> str:
@@ -140,14 +136,24 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.upper()  # ASCII has no decompositions; titlecase = upper
     text = unicodedata.normalize("NFD", text)
-    pieces = _upper_mismatch().split(text)
-    if len(pieces) == 1:
+    present = set(text)
+    special = present & _special()
+    if max(present) > "\uffff":
+        special.update(char for char in present if char > "\uffff")
+    if not special:
         return text.upper()
-    # split() with a group alternates: plain text, special run, plain, ...
-    return "".join(
-        piece.translate(_MAPPING) if index % 2 else piece.upper()
-        for index, piece in enumerate(pieces)
-    )
+    if len(special) > _MAX_REPLACED:
+        return text.translate(_MAPPING)
+    # Hide each special character behind an unused private-use code point,
+    # upper-case the rest at C speed, then put the exact folds in.
+    free = (chr(code) for code in _PLACEHOLDERS if chr(code) not in present)
+    swaps = list(zip(special, free))
+    for char, placeholder in swaps:
+        text = text.replace(char, placeholder)
+    text = text.upper()
+    for char, placeholder in swaps:
+        text = text.replace(placeholder, fold_char(char))
+    return text
 
 
 def contains(haystack: str, needle: str) -> bool:

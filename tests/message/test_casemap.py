@@ -141,6 +141,8 @@ def by_code_point(text: str) -> str:
 @settings(max_examples=1000, deadline=None)
 @given(text=st.text())
 @example(text="Straße ǅ ﬁ ᾳ ა \U0001d400 \U0002f800 😀")
+@example(text="①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱ ß aé")  # many special characters
+@example(text="\ue000ß\ue001ﬁ")  # private-use characters already in the text
 def test_fast_path_agrees_with_the_definition(text: str) -> None:
     assert fold(text) == by_code_point(text)
 
