@@ -131,9 +131,11 @@ class StressRun:
         if len(self.report.inconsistencies) < MAX_DETAILS:
             self.report.inconsistencies.append(Inconsistency(client, kind, detail, self.phase))
 
-    def new_client(self, name: str, qresync: bool) -> StressClient:
+    def new_client(self, name: str, qresync: bool, stats: Stats | None = None) -> StressClient:
+        """A client; ``stats``: where its commands count (default: the report's)."""
         credentials = (self.config.user, self.config.password)
-        return StressClient(name, self.address, credentials, self.report.stats, self.sink, qresync=qresync)
+        return StressClient(name, self.address, credentials, stats or self.report.stats, self.sink,
+                            qresync=qresync)
 
     async def main(self) -> Report:
         started = time.perf_counter()
@@ -158,7 +160,7 @@ class StressRun:
 
     async def fill(self) -> None:
         """The mailbox starts with ``initial_messages`` (appended)."""
-        setup = self.new_client("setup", False)
+        setup = self.new_client("setup", False, Stats())
         await setup.connect()
         chooser = Chooser("setup", seeded(self.config.seed, -1), self.config)
         appends = [chooser.command("APPEND", setup.model) for _ in range(self.config.initial_messages)]
@@ -203,13 +205,14 @@ class StressRun:
         """See the module docstring."""
         self.report.checkpoints += 1
         self.phase = f"checkpoint {self.report.checkpoints}"
-        await self._all(lambda c: [Command("NOOP", "NOOP", b"NOOP")])
+        # Named apart so the random commands' latencies stay their own.
+        await self._all(lambda c: [Command("checkpoint NOOP", "NOOP", b"NOOP")])
         truth = await self.truth()
         models = {client.name: client.model for client in self.live()}
         for name, model in models.items():
             for kind, detail in compare_with_truth(model, truth.model):
                 self.sink(name, kind, detail)
-        refetch = [Command("FETCH", "FETCH", b"FETCH 1:* (UID FLAGS)")]
+        refetch = [Command("checkpoint FETCH", "FETCH", b"FETCH 1:* (UID FLAGS)")]
         await self._all(lambda c: refetch if c.model.messages else [])
         for name, kind, detail in recent_checks(models, truth.model):
             self.sink(name, kind, detail)
@@ -231,7 +234,7 @@ class StressRun:
 
     async def truth(self) -> StressClient:
         """The mailbox as a fresh session sees it (EXAMINE + UID FETCH 1:*)."""
-        truth = self.new_client("truth", False)
+        truth = self.new_client("truth", False, Stats())
         await truth.connect(examine=True)
         await truth.logout()
         return truth
