@@ -35,6 +35,7 @@ CONDSTORE = "CONDSTORE"
 QRESYNC = "QRESYNC"
 ESEARCH = "ESEARCH"
 SEARCHRES = "SEARCHRES"
+I18NLEVEL_1 = "I18NLEVEL=1"
 LIST_EXTENDED = "LIST-EXTENDED"
 LIST_STATUS = "LIST-STATUS"
 SPECIAL_USE = "SPECIAL-USE"
@@ -62,6 +63,7 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QRESYNC, (c.Enable, c.Fetch)),  # RFC 7162 §3.2
     (ESEARCH, (c.Search,)),     # RFC 4731
     (SEARCHRES, (c.Search,)),   # RFC 5182
+    (I18NLEVEL_1, (c.Search,)),  # RFC 5255 §4.3: SEARCH strings under i;unicode-casemap (RFC 5051)
     (LIST_EXTENDED, (c.List,)),  # RFC 5258
     (LIST_STATUS, (c.List, c.Status)),  # RFC 5819
     (SPECIAL_USE, (c.List,)),   # RFC 6154 §2
