@@ -15,9 +15,9 @@ concurrency are expected) and p50/p99 latency per command, with the load
 average before and after. The exit status is 1 if any run found an
 inconsistency.
 
-The client costs CPU too: with 50 clients the checker (one Python process)
-competes with the server for the same cores, so ops/s is the pair's
-throughput, not the server's.
+The client costs CPU too: the checker (one Python process) competes with
+the server for the same cores, so ops/s is the pair's throughput; the CPU
+seconds of each are printed to tell which one was the limit.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,23 +43,26 @@ def load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_one(peer_name: str, config: StressConfig) -> tuple[Report, str, str]:
-    """One run on a fresh server; the report and the load before/after."""
+def run_one(peer_name: str, config: StressConfig) -> tuple[Report, dict[str, object]]:
+    """One run on a fresh server; the report and the conditions: load
+    before/after, CPU seconds of the server and of this (checker) process."""
     options = PeerOptions(hash_cost="cheap")
     with running_peer(peer_name, options) as peer:
-        before = load()
+        before, server_cpu, checker_cpu = load(), peer.cpu_seconds(), time.process_time()
         config = StressConfig(**{**config.__dict__, "user": peer.user, "password": peer.password})
         report = run_stress(peer.host, peer.port, config)
         if report.failed_clients:  # why did the server drop them?
             print(f"{peer_name} log tail:\n{peer.log_tail(40)}")
-        return report, before, load()
+        return report, {"load_before": before, "load_after": load(),
+                        "server_cpu_s": round(peer.cpu_seconds() - server_cpu, 1),
+                        "checker_cpu_s": round(time.process_time() - checker_cpu, 1)}
 
 
-def as_row(peer: str, report: Report, before: str, after: str) -> dict[str, object]:
+def as_row(peer: str, report: Report, conditions: dict[str, object]) -> dict[str, object]:
     config = report.config
     return {
         "peer": peer, "clients": config.clients, "seconds": config.seconds, "qresync": config.qresync,
-        "seed": config.seed, "load_before": before, "load_after": after,
+        "seed": config.seed, **conditions,
         "commands": report.operations, "ops_per_second": round(report.ops_per_second(), 1),
         "checkpoints": report.checkpoints, "inconsistencies": report.total_inconsistencies,
         "kinds": dict(report.kinds), "rejected": dict(report.stats.rejected),
@@ -95,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             config = StressConfig(clients=clients, seconds=args.seconds, seed=args.seed,
                                   qresync=mode == "qresync", checkpoint_every=args.checkpoint_every,
                                   max_new_keywords=args.max_new_keywords)
-            report, before, after = run_one(args.peer, config)
-            rows.append(as_row(args.peer, report, before, after))
-            print(f"\n== {args.peer}, {clients} clients, {mode}, load {before} -> {after}")
+            report, conditions = run_one(args.peer, config)
+            rows.append(as_row(args.peer, report, conditions))
+            print(f"\n== {args.peer}, {clients} clients, {mode}: "
+                  + ", ".join(f"{key} {value}" for key, value in conditions.items()))
             print(report.summary(), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
