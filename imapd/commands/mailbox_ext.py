@@ -30,6 +30,7 @@ from imapd.commands.select import store_of, user_of
 from imapd.config import SPECIAL_USES
 from imapd.errors import ImapError
 from imapd.mailstore import names
+from imapd.mailstore.listpattern import StepBudget
 from imapd.mailstore.records import HAS_CHILDREN, HAS_NO_CHILDREN, NOSELECT, MailboxInfo, MailboxStatus
 from imapd.wire import commands as c
 from imapd.wire.responses import ListResponse, StatusResponse
@@ -44,6 +45,9 @@ STORE_STATUS_ITEMS = frozenset({
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
 })
 STATUS_ITEMS = STORE_STATUS_ITEMS | {"APPENDLIMIT"}
+# Distinct patterns in one LIST (RFC 5258 §3 sets no limit; clients send one
+# to a few). More is NO [LIMIT] (RFC 5530).
+MAX_PATTERNS = 32
 
 
 # --- STATUS items (shared with STATUS) ------------------------------------------------
@@ -171,7 +175,10 @@ def select_names(hierarchy: _Hierarchy, patterns: list[str]) -> tuple[list[str],
     subscribed ``Foo2/Bar1`` under ``"*2"``, ``Baz2`` is not listed for its
     children ``Baz2/Bar2``, which ``"*2"`` lists themselves). Such a name is
     listed whether or not it meets the criteria itself."""
-    matchers = [names.compile_pattern(p) for p in patterns if p != ""]
+    # Each distinct pattern once: the matching cost is one pass over each
+    # name per pattern (listpattern), and the patterns are bounded in number.
+    budget = StepBudget()
+    matchers = [names.compile_pattern(p, budget) for p in dict.fromkeys(patterns) if p != ""]
 
     def matches(name: str) -> bool:
         return any(match(name) for match in matchers)
@@ -199,6 +206,9 @@ async def handle_extended_list(cmd: c.List, ctx: CommandContext) -> Completion:
     get none, nor does one listed only for its CHILDINFO (RFC 5819 §5's
     second example), and a mailbox deleted meanwhile is skipped. STATUS
     (HIGHESTMODSEQ) enables CONDSTORE here as in STATUS."""
+    if len(set(cmd.all_patterns)) > MAX_PATTERNS:
+        # Every pattern is matched against every name: bound the product.
+        raise ImapError.no(f"Too many mailbox patterns (at most {MAX_PATTERNS})", "LIMIT")
     check_status_items(cmd.status_items)
     if "HIGHESTMODSEQ" in cmd.status_items:
         condstore.enable_condstore(ctx)  # as STATUS (HIGHESTMODSEQ), RFC 7162 §3.1

@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from imapd.errors import ImapError
+
 ANY: Final = "*"
 LEVEL: Final = "%"
 _WILDCARDS: Final = frozenset((ANY, LEVEL))
@@ -34,6 +36,29 @@ _WILDCARDS: Final = frozenset((ANY, LEVEL))
 # backtrack over, so this scan is linear.
 _WILDCARD_RUN: Final = re.compile(r"[*%]{2,}")
 _FIRST_WILDCARD: Final = re.compile(r"[*%]")
+
+
+# Automaton steps (name characters read) one command may spend on its
+# patterns: about half a second of CPU. Names rejected by the cheap checks
+# cost nothing; a user's LIST of ten thousand 50-character names under three
+# patterns stays below it.
+MAX_STEPS: Final = 2_000_000
+
+
+class StepBudget:
+    """Name characters the automata of one command may still read; shared by
+    the patterns of a LIST-EXTENDED (RFC 5258) so their number does not
+    multiply the bound."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, steps: int = MAX_STEPS) -> None:
+        self.remaining = steps
+
+    def spend(self, steps: int) -> None:
+        self.remaining -= steps
+        if self.remaining < 0:
+            raise ImapError.no("Mailbox patterns too costly to match (work limit)", "LIMIT")
 
 
 def _one_wildcard(run: re.Match[str]) -> str:
@@ -58,10 +83,11 @@ class ListPattern:
     tokens have matched the name so far"; bit ``len(tokens)`` set at the
     end means a match."""
 
-    __slots__ = ("_accept", "_delimiter", "_level", "_literal_count", "_literals",
+    __slots__ = ("_accept", "_budget", "_delimiter", "_level", "_literal_count", "_literals",
                  "_pattern", "_prefix", "_star", "_suffix", "_wild")
 
-    def __init__(self, pattern: str, delimiter: str) -> None:
+    def __init__(self, pattern: str, delimiter: str, budget: StepBudget | None = None) -> None:
+        self._budget = budget if budget is not None else StepBudget()
         self._pattern = collapse(pattern)
         self._delimiter = delimiter
         self._literal_count = (len(self._pattern) - self._pattern.count(ANY)
@@ -95,6 +121,7 @@ class ListPattern:
         if (len(name) < self._literal_count or not name.startswith(self._prefix)
                 or not name.endswith(self._suffix)):
             return False
+        self._budget.spend(len(name))  # NO [LIMIT] rather than unbounded work
         literals = self._literals if self._literals is not None else self._build()
         wild, star, delimiter = self._wild, self._star, self._delimiter
         states = 1 | ((1 & wild) << 1)  # a leading wildcard may match nothing

@@ -11,7 +11,7 @@ import unicodedata
 from typing import Callable, Iterable
 
 from imapd.errors import ImapError
-from imapd.mailstore.listpattern import ListPattern
+from imapd.mailstore.listpattern import ListPattern, StepBudget
 
 DELIMITER = "/"
 INBOX = "INBOX"
@@ -144,13 +144,15 @@ def _canonical_pattern(pattern: str) -> str:
     return pattern
 
 
-def compile_pattern(pattern: str) -> Callable[[str], bool]:
+def compile_pattern(pattern: str, budget: StepBudget | None = None) -> Callable[[str], bool]:
     """A predicate telling whether a canonical mailbox name matches a LIST
     pattern: ``*`` matches anything, ``%`` anything but the delimiter
     (RFC 3501 §6.3.8). Matching is case-sensitive except for INBOX. The
     matcher never backtracks: its cost is bounded by pattern length times
-    name length whatever the client sends (``listpattern``)."""
-    return ListPattern(_canonical_pattern(pattern), DELIMITER)
+    name length whatever the client sends, and within ``budget`` (shared by
+    the patterns of one command; its own otherwise), past which it raises
+    NO [LIMIT] (``listpattern``)."""
+    return ListPattern(_canonical_pattern(pattern), DELIMITER, budget)
 
 
 def implied_parents(names: Iterable[str], matches: Callable[[str], bool]) -> set[str]:

@@ -165,3 +165,34 @@ def test_wildcard_heavy_patterns_still_find_names(many: MailServer) -> None:
         S: * LIST (\\HasNoChildren \\Subscribed) "/" {PREFIX}/leaf007
         S: c OK LIST completed
     """)
+
+
+def test_pattern_count_is_bounded(many: MailServer) -> None:
+    """RFC 5258 §3 allows several patterns; more than 32 distinct ones is
+    NO [LIMIT] (RFC 5530) before any work, repeats count once."""
+    client = many.connect("alice")
+    distinct = " ".join(f"x{i}%" for i in range(33))
+    repeated = " ".join(["nothing%"] * 200)
+    client.transcript(f"""
+        C: a LIST "" ({distinct})
+        S: a NO [LIMIT] Too many mailbox patterns (at most 32)
+        C: b LIST "" ({repeated})
+        S: b OK LIST completed
+    """)
+
+
+def test_matching_work_is_bounded_per_command(many: MailServer) -> None:
+    """32 patterns that every leaf passes the cheap checks for but none
+    matches (a leaf has 63 e's; they ask for 64 to 95), each read to the end
+    of 300 names of ~970 characters: 9 million steps, past the command's
+    budget (2 million), so NO [LIMIT] — promptly."""
+    client = many.connect("alice")
+    costly = " ".join("*e" * k + "*" for k in range(64, 96))
+    out, cpu = _cpu(lambda: client.command(f'a LIST "" ({costly})'))
+    assert out == b"a NO [LIMIT] Mailbox patterns too costly to match (work limit)\r\n"
+    assert cpu < CPU_BUDGET, f"{cpu:.2f} s of CPU"
+    # one such pattern is well within the budget
+    out = client.command('b LIST "" ' + "*e" * 32 + "*")
+    expected = sum(1 for name in many.mailbox_names() if name.count("e") >= 32)
+    assert expected > LEAVES
+    assert out.count(b"* LIST ") == expected and out.endswith(b"b OK LIST completed\r\n")
