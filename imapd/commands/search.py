@@ -33,12 +33,15 @@ from imapd.commands.select import selected_view
 from imapd.commands.search_eval import Candidate, Evaluator, uses_modseq
 from imapd.errors import ImapError
 from imapd.mailstore.interface import MailStore
-from imapd.message import MessageInfo, analyze
+from imapd.message import MessageInfo, analyze, casemap
 from imapd.session.view import SelectedView
 from imapd.wire.commands import Search
 from imapd.wire.responses import SearchResponse
 
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+# The collation's one-time table is built when the server loads its
+# commands, not inside the first SEARCH with non-ASCII text (RFC 5051 fold).
+casemap.prepare()
 # Undecided messages whose analyses are read from the store at once.
 BATCH_SIZE = 256
 
