@@ -19,7 +19,9 @@ for a line of ``*%*%...``). Here a pattern is a small automaton instead:
   O(len(name) × len(pattern) / word size) with no backtracking at all;
 * a pattern needs at least as many characters as it has literal characters,
   and its literal prefix and suffix are fixed, so most names are rejected
-  before the pass, with ``len`` / ``startswith`` / ``endswith``.
+  before the pass, with ``len`` / ``startswith`` / ``endswith``;
+* the patterns of one command share a ``StepBudget`` of name characters
+  read by the automaton; past it the command gets NO [LIMIT].
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from imapd.errors import ImapError
 
 ANY: Final = "*"
 LEVEL: Final = "%"
-_WILDCARDS: Final = frozenset((ANY, LEVEL))
 # Runs of two or more wildcards; a character class repeated has nothing to
 # backtrack over, so this scan is linear.
 _WILDCARD_RUN: Final = re.compile(r"[*%]{2,}")
