@@ -15,6 +15,7 @@ real faults. Three levels:
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,7 @@ from tests.support.stress import run_stress, stress_server
 from tests.support.stress_checks import compare_with_truth, recent_checks
 from tests.support.stress_client import Command, Stats, StressClient
 from tests.support.stress_model import MailboxModel, Message
-from tests.support.stress_ops import StressConfig
+from tests.support.stress_ops import Chooser, StressConfig
 from tests.support.stress_proxy import FilteringProxy, LineFilter
 from tests.support.stress_wire import Quoted, parse_response, tokenize
 
@@ -325,3 +326,14 @@ def test_silent_store_is_applied_by_the_client_unless_a_fetch_overtook_it() -> N
     recorder.feed([b"* 2 FETCH (FLAGS (\\Seen))"], "STORE")  # another session's change, before or after ours?
     model.apply_silent_store([2, 3], False, "-", ["\\Seen"], mark)
     assert model.messages[1].flags is None and model.messages[2].flags == frozenset()
+
+
+def test_silent_stores_never_use_star() -> None:
+    """The client applies its own .SILENT change, so it must know the
+    messages it named; ``*`` is the server's largest UID or number, which
+    the client may not know yet (a false flags-differ seen in a long run)."""
+    model = Recorder().model
+    for seed in range(300):
+        chooser = Chooser("c", random.Random(seed), StressConfig())
+        command = chooser.command("STORE.SILENT", model)
+        assert command.store is not None and "*" not in command.store.members, command.text

@@ -240,6 +240,9 @@ class StressClient:
     def _finish_store(self, change: StoreChange, ok: bool) -> None:
         top = (max(self.model.known_uids(), default=0) if change.by_uid else len(self.model.messages))
         members = uid_set_members(change.members, top) if top else []
+        if "*" in change.members:  # the server's "*" may not be the client's: do not guess
+            members = list(range(min(members, default=1), top + 1))
+            ok = False
         if ok:
             self.model.apply_silent_store(members, change.by_uid, change.sign, change.flags, change.mark)
         else:

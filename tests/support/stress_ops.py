@@ -105,13 +105,14 @@ class Chooser:
         last = min(size, first + self.rng.randint(0, 2))
         return str(first) if first == last else f"{first}:{last}"
 
-    def uid_set(self, model: MailboxModel, *, wide: bool = True) -> str:
-        """A few known UIDs, the ones above them, or ``1:*`` if ``wide``."""
+    def uid_set(self, model: MailboxModel, *, wide: bool = True, star: bool = True) -> str:
+        """A few known UIDs, the ones above them, or ``1:*`` if ``wide``;
+        never ``*`` if not ``star`` (and there are known UIDs)."""
         known = model.known_uids()
         roll = self.rng.random()
-        if not known or (wide and roll < 0.1):
+        if not known or (wide and star and roll < 0.1):
             return "1:*" if wide or not known else f"{max(known) + 1}:*"
-        if roll < 0.2:
+        if star and roll < 0.2:
             return f"{max(known) + 1}:*"
         return ",".join(str(uid) for uid in sorted(self.rng.sample(known, min(len(known), 3))))
 
@@ -139,9 +140,12 @@ class Chooser:
 
     def _store(self, model: MailboxModel, *, silent: bool = False, flags: list[str] | None = None,
                sign: str | None = None) -> Command:
-        by_uid = self.rng.random() < 0.5
-        wide = flags is None  # never \Deleted on 1:*
-        members = self.uid_set(model, wide=wide) if by_uid else self.seq_set(model, wide=wide)
+        by_uid = self.rng.random() < 0.5 and bool(model.known_uids())
+        wide = flags is None and not silent  # never \Deleted on 1:*
+        # A client applying its own .SILENT change must know which messages
+        # it hit: "*" is the server's largest UID/number, which the client
+        # may not know yet (new messages), so silent sets name them all.
+        members = self.uid_set(model, wide=wide, star=not silent) if by_uid else self.seq_set(model, wide=wide)
         sign = sign if sign is not None else self.rng.choice(["+", "+", "-"])
         flags = flags or self.flags()
         suffix = ".SILENT" if silent else ""
