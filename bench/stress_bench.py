@@ -52,7 +52,9 @@ def run_one(peer_name: str, config: StressConfig) -> tuple[Report, dict[str, obj
         config = StressConfig(**{**config.__dict__, "user": peer.user, "password": peer.password})
         report = run_stress(peer.host, peer.port, config)
         if report.failed_clients:  # why did the server drop them?
-            print(f"{peer_name} log tail:\n{peer.log_tail(40)}")
+            serious = [line for line in peer.log_tail(100_000).splitlines()
+                       if any(word in line for word in ("Fatal", "Panic", "Error", "Traceback"))]
+            print(f"{peer_name} log, serious lines ({len(serious)}):\n" + "\n".join(serious[:20]))
         return report, {"load_before": before, "load_after": load(),
                         "server_cpu_s": round(peer.cpu_seconds() - server_cpu, 1),
                         "checker_cpu_s": round(time.process_time() - checker_cpu, 1)}
