@@ -142,7 +142,7 @@ class StressRun:
         await self.fill()
         config = self.config
         self.clients = [self.new_client(f"c{i}", config.qresync) for i in range(config.clients)]
-        await asyncio.gather(*(client.connect() for client in self.clients))
+        await asyncio.gather(*(self.connect(client) for client in self.clients))
         choosers = [Chooser(c.name, seeded(config.seed, i), config) for i, c in enumerate(self.clients)]
         end = time.perf_counter() + config.seconds
         while (now := time.perf_counter()) < end:
@@ -154,6 +154,16 @@ class StressRun:
         self.report.failed_clients = [client.name for client in self.clients if client.failed]
         self.report.elapsed = time.perf_counter() - started
         return self.report
+
+    async def connect(self, client: StressClient) -> None:
+        """Connect a client; one that cannot is left out (and reported)."""
+        try:
+            await client.connect()
+        except ClientFailed:
+            client.failed = True
+        except OSError as error:
+            client.failed = True
+            self.sink(client.name, "connection-lost", repr(error))
 
     def live(self) -> list[StressClient]:
         return [client for client in self.clients if not client.failed]
@@ -251,5 +261,7 @@ def stress_server(tmp_path: Path, user: str = "alice", password: str = "wonderla
     data = tmp_path / "imapd-data"
     run_cli("user", "add", user, "--password-stdin", "--argon2", CHEAP_ARGON2, "--data", str(data),
             stdin=password + "\n")
-    with running_server(tmp_path, {}) as server:
+    # Room for many clients of one user from one address (defaults: 32, 64).
+    limits = ["--max-connections-per-user", "1000", "--max-connections-per-ip", "1000"]
+    with running_server(tmp_path, {}, limits) as server:
         yield server

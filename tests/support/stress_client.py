@@ -107,7 +107,11 @@ class StressClient:
         if greeting.word != "OK":
             raise ClientFailed(f"greeting {greeting.raw!r}")
         user, password = self.credentials
-        await self.run([Command("LOGIN", "LOGIN", f"LOGIN {user} {password}".encode())])
+        login = await self.run([Command("LOGIN", "LOGIN", f"LOGIN {user} {password}".encode())])
+        if login[0].word != "OK":
+            self.failed = True
+            self.sink(self.name, "login-refused", login[0].raw.decode("utf-8", "replace"))
+            raise ClientFailed(self.name)
         if self.qresync:
             await self.run([Command("ENABLE", "ENABLE", b"ENABLE QRESYNC")])
         await self.select(examine=examine, resync=resync)
@@ -168,7 +172,8 @@ class StressClient:
     async def _read(self) -> bytes:
         assert self.reader is not None
         try:
-            return await asyncio.wait_for(self.reader.response(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task per read, unlike wait_for
+                return await self.reader.response()
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError) as error:
             self.failed = True
             self.sink(self.name, "no-answer", f"{type(error).__name__} waiting for {self._waiting()}")

@@ -168,31 +168,34 @@ class MailboxModel:
         if command in NO_EXPUNGE_DURING:
             self.report("vanished-during-" + command.lower(), f"{response.raw!r} during {command}")
         text = data[0] if data and isinstance(data[0], str) else ""
-        for uid in uid_set_members(text, 0) if text else []:
-            self._remove_uid(uid)
+        gone = set(uid_set_members(text, 0)) if text else set()
+        known = {m.uid for m in self.messages if m.uid is not None}
+        if gone & known:
+            self.messages = [m for m in self.messages if m.uid not in gone]
+        for uid in sorted(gone - known):
+            self._remove_unknown(uid)
 
-    def _remove_uid(self, uid: int) -> None:
-        """Remove the message with this UID; if its UID is unknown, one of
-        the unknown ones where it would sort (they are indistinguishable)."""
+    def _remove_unknown(self, uid: int) -> None:
+        """VANISHED for a UID the client does not know: one of the messages
+        whose UID is unknown and would sort there (they are
+        indistinguishable) goes; if there is none, the server named a
+        message the client was never told about."""
         uids = self.uids()
-        if uid in uids:
-            del self.messages[uids.index(uid)]
-            return
         lower = 0
         for index, known in enumerate(uids):
-            if known is None:
-                continue
-            if known > uid:
+            if known is not None and known < uid:
+                lower = index + 1
+            elif known is not None:
                 break
-            lower = index + 1
-        gap = [i for i in range(lower, len(uids)) if uids[i] is None and
-               all(u is None or u > uid for u in uids[lower:i + 1])]
-        if not gap:
+        upper = lower
+        while upper < len(uids) and uids[upper] is None:
+            upper += 1
+        if upper == lower:
             self.report("vanished-unknown", f"VANISHED {uid}: no such message in the client's view")
             return
-        del self.messages[gap[0]]
-        for index in gap[1:]:
-            self.messages[index - 1].flags = None  # which one went is unknowable
+        del self.messages[lower]
+        for index in range(lower, upper - 1):
+            self.messages[index].flags = None  # which one went is unknowable
 
     def _fetch(self, response: Response, command: str) -> None:
         number = response.number or 0
@@ -217,10 +220,20 @@ class MailboxModel:
         if message.uid is not None and message.uid != uid:
             self.report("uid-changed", f"seq {number}: UID {message.uid} became {uid}")
         message.uid = uid
-        lower = [m.uid for m in self.messages[:number - 1] if m.uid is not None]
-        higher = [m.uid for m in self.messages[number:] if m.uid is not None]
-        if (lower and lower[-1] >= uid) or (higher and higher[0] <= uid):
-            self.report("uid-order", f"seq {number} UID {uid} between {lower[-1:]} and {higher[:1]}")
+        lower, higher = self._known_neighbours(number - 1)
+        if (lower is not None and lower >= uid) or (higher is not None and higher <= uid):
+            self.report("uid-order", f"seq {number} UID {uid} between {lower} and {higher}")
+
+    def _known_neighbours(self, index: int) -> tuple[int | None, int | None]:
+        """The nearest known UIDs below and above position ``index``."""
+        lower = higher = None
+        for before in range(index - 1, -1, -1):
+            if (lower := self.messages[before].uid) is not None:
+                break
+        for after in range(index + 1, len(self.messages)):
+            if (higher := self.messages[after].uid) is not None:
+                break
+        return lower, higher
 
     def _fetch_flags(self, response: Response, message: Message, flags: list[str]) -> None:
         folded = fold(flags)

@@ -21,7 +21,10 @@ from typing import Union
 Token = Union[str, "Quoted", list["Token"]]
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}$")
 _STATUS = {"OK", "NO", "BAD", "BYE", "PREAUTH"}
-_ATOM_END = b' ()"\r\n'
+# One token after optional white space: ( ) "quoted" {literal}CRLF atom
+# (RFC 3501 §4; atoms here may hold brackets, e.g. BODY[...]).
+_TOKEN = re.compile(rb'[ \r\n]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|\{(\d+)\+?\}\r\n|([^ ()"\r\n]+))')
+_UNESCAPE = re.compile(rb"\\(.)")
 
 
 @dataclass(frozen=True)
@@ -51,46 +54,27 @@ class Response:
 def tokenize(data: bytes, pos: int = 0) -> tuple[list[Token], int]:
     """Tokens from ``pos`` to the end of ``data`` or to an unmatched ``)``;
     returns them and the position after that ``)`` (or the end)."""
-    out: list[Token] = []
-    while pos < len(data):
-        char = data[pos:pos + 1]
-        if char in (b" ", b"\r", b"\n"):
-            pos += 1
-        elif char == b"(":
-            inner, pos = tokenize(data, pos + 1)
-            out.append(inner)
-        elif char == b")":
-            return out, pos + 1
-        elif char == b'"':
-            text, pos = _quoted(data, pos + 1)
-            out.append(Quoted(text))
-        elif char == b"{":
-            text, pos = _literal(data, pos)
-            out.append(Quoted(text))
+    stack: list[list[Token]] = [[]]
+    while (match := _TOKEN.match(data, pos)) is not None:
+        pos = match.end()
+        opening, closing, quoted, literal, atom = match.groups()
+        if opening:
+            inner: list[Token] = []
+            stack[-1].append(inner)
+            stack.append(inner)
+        elif closing:
+            if len(stack) == 1:
+                return stack[0], pos
+            stack.pop()
+        elif quoted is not None:
+            stack[-1].append(Quoted(_UNESCAPE.sub(rb"\1", quoted).decode("utf-8", "replace")))
+        elif literal is not None:
+            size = int(literal)
+            stack[-1].append(Quoted(data[pos:pos + size].decode("utf-8", "replace")))
+            pos += size
         else:
-            end = pos
-            while end < len(data) and data[end:end + 1] not in _ATOM_END:
-                end += 1
-            out.append(data[pos:end].decode("utf-8", "replace"))
-            pos = end
-    return out, pos
-
-
-def _quoted(data: bytes, pos: int) -> tuple[str, int]:
-    chars = bytearray()
-    while pos < len(data) and data[pos:pos + 1] != b'"':
-        if data[pos:pos + 1] == b"\\":
-            pos += 1
-        chars += data[pos:pos + 1]
-        pos += 1
-    return chars.decode("utf-8", "replace"), pos + 1
-
-
-def _literal(data: bytes, pos: int) -> tuple[str, int]:
-    close = data.index(b"}", pos)
-    size = int(data[pos + 1:close].rstrip(b"+"))
-    start = close + 3  # past "}\r\n"
-    return data[start:start + size].decode("utf-8", "replace"), start + size
+            stack[-1].append(atom.decode("utf-8", "replace"))
+    return stack[0], len(data)
 
 
 def _status_tail(response: Response, rest: bytes) -> None:
