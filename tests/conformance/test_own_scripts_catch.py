@@ -11,7 +11,6 @@ The same proxy without a mutation changes nothing (the scripts pass through it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.proxy import MutatingProxy, Mutation
 from tests.conformance.report import Outcome
-from tests.conformance.test_scripts import MAIN_USER, OWN_SCRIPTS_DIR, PASSWORD, SECOND_USER
-from tests.support.server import running_server
+from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
+from tests.conformance.test_scripts import OWN_SCRIPTS_DIR
 
 
 @dataclass(frozen=True)
@@ -98,15 +97,10 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
 }
 
 
-@pytest.fixture(scope="module")
-def imapd() -> Iterator[tuple[str, int]]:
-    """A real imapd of its own (the proxy's upstream), with the users of the conformance session."""
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as tmp:
-        with running_server(Path(tmp), users={MAIN_USER: PASSWORD, SECOND_USER: PASSWORD}) as server:
-            yield server.host, server.port
+@pytest.fixture
+def imapd(conformance_config: RunnerConfig) -> tuple[str, int]:
+    """The session's real imapd (tests/conformance/conftest.py), the proxy's upstream."""
+    return conformance_config.host, conformance_config.port
 
 
 def _script_line(name: str, text: str) -> int:

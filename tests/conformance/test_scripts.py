@@ -26,7 +26,6 @@ and two users, ``testuser`` and ``user2`` (password ``pass``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +33,12 @@ import pytest
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.report import Outcome
 from tests.support.pinned_skips import Pin, in_ci
-from tests.support.server import REPO_ROOT, running_server
+from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
+from tests.support.server import REPO_ROOT
 
 OWN_SCRIPTS_DIR = REPO_ROOT / "fixtures" / "conformance"
 DEFAULT_SCRIPTS_DIR = REPO_ROOT.parent / "shared" / "conformance" / "imaptest"
 SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
-MAIN_USER, SECOND_USER, PASSWORD = "testuser", "user2", "pass"
 
 #: imaptest scripts skipped on purpose: script -> (capabilities the runner reports missing, why).
 EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
@@ -129,16 +128,6 @@ def _require_shared_scripts() -> None:
     if in_ci():
         pytest.fail(MISSING_REASON + "; CI must have them", pytrace=False)
     pytest.skip(MISSING_REASON)
-
-
-@pytest.fixture(scope="session")
-def conformance_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerConfig]:
-    """One real imapd for the whole session, with the main user and user2."""
-    users = {MAIN_USER: PASSWORD, SECOND_USER: PASSWORD}
-    with running_server(tmp_path_factory.mktemp("conformance"), users=users) as server:
-        yield RunnerConfig(
-            host=server.host, port=server.port, user=MAIN_USER, user2=SECOND_USER, password=PASSWORD, timeout=15.0
-        )
 
 
 @pytest.mark.parametrize("script", _params(OWN_SCRIPTS_DIR, OWN_KNOWN_FAILING))
