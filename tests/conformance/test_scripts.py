@@ -7,8 +7,9 @@ Two sets, one test id per script file, both in the README's imaptest format:
 * **imaptest** — ``../shared/conformance/imaptest`` (relative to the repo;
   override with ``IMAPD_CONFORMANCE_DIR``), Dovecot's scripts, an additional set.
 
-The session starts ``imapd serve`` on 127.0.0.1 with a fresh data directory
-and two users, ``testuser`` and ``user2`` (password ``pass``).
+tests/conformance/conftest.py starts ``imapd serve`` once per session on
+127.0.0.1 with a fresh data directory and two users, ``testuser`` and
+``user2`` (password ``pass``).
 
 * ``EXPECTED_SKIPS`` pins every imaptest script that needs a capability imapd
   does not offer, with the capability the runner must name and why. The list
@@ -33,7 +34,6 @@ import pytest
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.report import Outcome
 from tests.support.pinned_skips import Pin, in_ci
-from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
 from tests.support.server import REPO_ROOT
 
 OWN_SCRIPTS_DIR = REPO_ROOT / "fixtures" / "conformance"
