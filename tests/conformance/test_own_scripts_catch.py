@@ -60,6 +60,7 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
                                "* 2 fetch (flags () uid $uid3)"),
     "rfc3501-sessions": WrongAnswer(rb"\* 1 FETCH \(FLAGS \(\\Flagged.*\)\)", rb"* OK still here",
                                     "* 1 fetch (flags (\\flagged))", connection=1),
+    "rfc3501-syntax": WrongAnswer(rb"\* SEARCH 3", rb"* SEARCH", "* search 3"),
     # extensions
     "id": WrongAnswer(rb"\* ID .*", rb"* ID NIL", '* id ("name" $)'),
     "enable": WrongAnswer(rb"\* ENABLED CONDSTORE", rb"* ENABLED", "* enabled condstore"),
