@@ -121,6 +121,8 @@ class ServeOptions(_Options):
          "no plaintext logins from loopback either (a local proxy forwards remote clients)"],
         ["id-send-version", None,
          "include the server version in the ID response (RFC 2971; off: name only)"],
+        ["scram-plus", None,
+         "offer SCRAM-SHA-256-PLUS (channel binding, RFC 5802 §6) on TLS connections"],
         ["no-default-mailboxes", None,
          "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
     ]
@@ -203,6 +205,7 @@ class ServeOptions(_Options):
             allow_plaintext=bool(self["allow-plaintext"]),
             loopback_is_local=not self["loopback-is-remote"],
             id_send_version=bool(self["id-send-version"]),
+            scram_plus=bool(self["scram-plus"]),
             default_mailboxes=self.default_mailboxes(),
         )
 

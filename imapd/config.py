@@ -62,6 +62,11 @@ class Config:
     # RFC 2971 ID: the server answers with its name only; its version is
     # sent only when the operator allows it (versions help attackers, §7).
     id_send_version: bool = False
+    # RFC 5802 §6 SCRAM-SHA-256-PLUS (channel binding) on TLS connections,
+    # only when the operator asks (``--scram-plus``): clients that pick
+    # -PLUS because it is offered but cannot bind (Debian's mutt with GNU
+    # SASL) then fall back to LOGIN (docs/security.md).
+    scram_plus: bool = False
     # RFC 6154 special-use mailboxes every new account gets, once, as
     # (name, attribute) pairs: every device then finds the same Drafts,
     # Sent, ... (``imapd serve --special-use``); () turns this off.

@@ -66,7 +66,8 @@ class ImapServerFactory(ServerFactory):
         self.tls = tls
         self.features = features if features is not None else Features(
             literal_plus=capabilities.framer_supports_literal_plus(config.limits),
-            sasl_mechanisms=auth.available_mechanisms(channel_binding=isinstance(tls, ServerTLS)),
+            sasl_mechanisms=auth.available_mechanisms(
+                channel_binding=isinstance(tls, ServerTLS) and config.scram_plus),
             starttls=tls is not None,
             allow_plaintext=config.allow_plaintext,
             append_limit=config.limits.max_literal,

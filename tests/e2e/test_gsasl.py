@@ -8,6 +8,11 @@ GNU SASL always sends an authorization identity (``n,a=USER,...``, RFC 5802
 and, on its own, picks -PLUS whenever the server offers it. The Python
 clients cover ``tls-server-end-point`` (RFC 5929), TLS 1.2, and the
 refusals (RFC 5802 §6 downgrade, tls-unique).
+
+SCRAM-SHA-256-PLUS is an operator opt-in (``--scram-plus``): the
+``server`` fixture turns it on, ``default_server`` runs with the defaults,
+where TLS connections offer PLAIN and SCRAM-SHA-256 only
+(docs/security.md; tests/e2e/test_mutt.py shows why).
 """
 
 from __future__ import annotations
@@ -18,28 +23,42 @@ import re
 import shutil
 import ssl
 import subprocess
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.security.helpers import Raw, SecureServer, secure_server
+from tests.security.helpers import FAST, Raw, SecureServer, client_context, make_certificate, secure_server
 from tests.security.test_scram import Credentials
 from tests.support import capabilities as caps
 from tests.support.pinned_skips import Pin, in_ci
+from tests.support.server import running_server
 
 GSASL = shutil.which("gsasl")
 MISSING = "gsasl (Debian package gsasl) is not installed; .ci/run installs it"
 PINNED_SKIPS = (Pin.exact(MISSING, "the gsasl client tests need the gsasl command", in_ci=False),)
 
-# On a TLS connection before login: SCRAM-SHA-256-PLUS joins, after
-# SCRAM-SHA-256 (RFC 5802 §6); no STARTTLS (RFC 3501 §6.2.1).
+# On a TLS connection before login with --scram-plus: SCRAM-SHA-256-PLUS
+# joins, after SCRAM-SHA-256 (RFC 5802 §6); no STARTTLS (RFC 3501 §6.2.1).
 TLS_PRE_LOGIN = b"IMAP4rev1 LITERAL+ " + caps.EVERY_STATE + (
     b" SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-256-PLUS")
+# The same with the default options: no -PLUS, on TLS too.
+TLS_PRE_LOGIN_DEFAULT = b"IMAP4rev1 LITERAL+ " + caps.EVERY_STATE + (
+    b" SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256")
+USERS = {"alice": "wonderland", "bob": "builder"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServer]:
-    with secure_server(tmp_path_factory.mktemp("gsasl"), {"alice": "wonderland", "bob": "builder"}) as s:
+    """The operator opted in to channel binding."""
+    with secure_server(tmp_path_factory.mktemp("gsasl"), USERS, ["--scram-plus"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServer]:
+    """Default options: SCRAM-SHA-256-PLUS is not offered anywhere."""
+    with secure_server(tmp_path_factory.mktemp("gsasl-default"), USERS) as s:
         yield s
 
 
@@ -219,3 +238,73 @@ def test_binding_data_of_another_channel_is_refused(server: SecureServer) -> Non
     assert scram_login(raw, b"SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,", other) == [
         b"a NO [AUTHENTICATIONFAILED] channel binding (c=) does not match this connection\r\n"]
     raw.close()
+
+
+# --- default options: no SCRAM-SHA-256-PLUS --------------------------------------
+
+def test_default_tls_offers_no_plus_and_refuses_it_as_unsupported(default_server: SecureServer) -> None:
+    """Without --scram-plus an implicit-TLS and a STARTTLS connection list
+    PLAIN and SCRAM-SHA-256 only, and ``AUTHENTICATE SCRAM-SHA-256-PLUS`` is
+    an unsupported mechanism: a tagged NO at once, no continuation
+    (RFC 3501 §6.2.2), with or without an initial response (RFC 4959)."""
+    raw = implicit_tls(default_server)
+    assert raw.line() == b"* OK [CAPABILITY " + TLS_PRE_LOGIN_DEFAULT + b"] imapd ready\r\n"
+    first = b64("p=tls-exporter,a=alice,n=alice,r=x")
+    assert raw.command(b"p", b"AUTHENTICATE SCRAM-SHA-256-PLUS " + first) == [
+        b"p NO Unsupported authentication mechanism\r\n"]
+    assert raw.command(b"q", b"AUTHENTICATE SCRAM-SHA-256-PLUS") == [
+        b"q NO Unsupported authentication mechanism\r\n"]
+    # The connection is still good for the mechanisms that are offered.
+    assert scram_login(raw, b"SCRAM-SHA-256", "n,a=alice,")[-1].endswith(b"] Logged in\r\n")
+    raw.close()
+    raw = Raw(default_server.host, default_server.port)
+    assert raw.line() == b"* OK [CAPABILITY " + caps.PRE_LOGIN_STARTTLS + b"] imapd ready\r\n"
+    assert raw.command(b"s", b"STARTTLS") == [b"s OK Begin TLS negotiation now\r\n"]
+    raw.start_tls(default_server.context())
+    assert raw.command(b"c", b"CAPABILITY") == [
+        b"* CAPABILITY " + TLS_PRE_LOGIN_DEFAULT + b"\r\n", b"c OK CAPABILITY completed\r\n"]
+    assert raw.command(b"p", b"AUTHENTICATE SCRAM-SHA-256-PLUS " + b64("p=tls-exporter,,n=alice,r=x")) == [
+        b"p NO Unsupported authentication mechanism\r\n"]
+    raw.close()
+
+
+def test_default_tls_accepts_y_because_plus_was_not_offered(default_server: SecureServer) -> None:
+    """RFC 5802 §6: ``y`` says "I could bind, but you did not offer -PLUS".
+    That is the truth here, so it logs in; with --scram-plus the same
+    message is a downgrade and is refused (``test_refusals_on_tls``)."""
+    raw = implicit_tls(default_server)
+    raw.line()
+    assert scram_login(raw, b"SCRAM-SHA-256", "y,a=alice,")[-1].endswith(b"] Logged in\r\n")
+    raw.close()
+
+
+def test_gsasl_without_binding_data_picks_scram_sha_256_on_tls_by_default(
+    gsasl: str, default_server: SecureServer
+) -> None:
+    """GNU SASL left to choose, without channel binding data (``--no-cb``:
+    what mutt gives it): SCRAM-SHA-256 with an authorization identity over
+    STARTTLS. (With binding data and no -PLUS offered, gsasl 2.2.0 stops by
+    itself after ``AUTHENTICATE SCRAM-SHA-256`` with "Error authenticating
+    user", sending nothing: a client-side choice, not this server's.)"""
+    result = run_gsasl(gsasl, default_server, "--starttls", "--no-cb",
+                       "-a", "bob", "-z", "bob", "-p", "builder")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "* CAPABILITY " + TLS_PRE_LOGIN_DEFAULT.decode() in result.stdout.splitlines()
+    assert ". AUTHENTICATE SCRAM-SHA-256" in result.stdout.splitlines()
+    assert client_first(result.stdout).startswith("n,a=bob,n=bob,r=")
+    assert re.search(r"^\. OK \[CAPABILITY [^\]]*\] Logged in$", result.stdout, re.M)
+
+
+def test_twistd_takes_scram_plus_too(tmp_path: Path) -> None:
+    """``twistd imapd`` shares ``imapd serve``'s options: --scram-plus there
+    offers -PLUS after STARTTLS (and only there: not before it)."""
+    cert, key = make_certificate(tmp_path)
+    args = [*FAST, "--tls-cert", str(cert), "--tls-key", str(key), "--imaps", "none", "--scram-plus"]
+    with running_server(tmp_path, {"alice": "wonderland"}, args, twistd=True) as server:
+        raw = Raw(server.host, server.port)
+        assert raw.line() == b"* OK [CAPABILITY " + caps.PRE_LOGIN_STARTTLS + b"] imapd ready\r\n"
+        assert raw.command(b"s", b"STARTTLS") == [b"s OK Begin TLS negotiation now\r\n"]
+        raw.start_tls(client_context(cert))
+        assert raw.command(b"c", b"CAPABILITY") == [
+            b"* CAPABILITY " + TLS_PRE_LOGIN + b"\r\n", b"c OK CAPABILITY completed\r\n"]
+        raw.close()
