@@ -299,16 +299,35 @@ def drop_recent_without_exists() -> LineFilter:
     return drop
 
 
-@pytest.mark.parametrize("make_filter, kinds", [
-    (drop_flags_updates, {"keyword-not-in-flags", "flags-list-incomplete"}),
-    (drop_recent_without_exists, {"recent-exceeds-exists", "recent-count"}),
-], ids=["flags-updates-dropped", "recent-corrections-dropped"])
+def drop_some_expunges() -> LineFilter:
+    """Drop every fifth ``* n EXPUNGE``: the client's numbering goes wrong."""
+    count = [0]
+
+    def drop(line: bytes) -> bool:
+        if line.startswith(b"* ") and line.endswith(b" EXPUNGE"):
+            count[0] += 1
+            return count[0] % 5 == 0
+        return False
+    return drop
+
+
+def drop_vanished_earlier() -> LineFilter:
+    """Drop ``* VANISHED (EARLIER)``: a QRESYNC reconnect misses expunges."""
+    return lambda line: line.startswith(b"* VANISHED (EARLIER) ")
+
+
+@pytest.mark.parametrize("make_filter, qresync, kinds", [
+    (drop_flags_updates, False, {"keyword-not-in-flags", "flags-list-incomplete"}),
+    (drop_recent_without_exists, False, {"recent-exceeds-exists", "recent-count"}),
+    (drop_some_expunges, False, {"exists-differs", "seq-uid-differs", "uid-changed", "uid-order"}),
+    (drop_vanished_earlier, True, {"qresync-count", "exists-differs", "uid-not-in-store"}),
+], ids=["flags-updates-dropped", "recent-corrections-dropped", "expunges-dropped", "vanished-earlier-dropped"])
 def test_stress_run_reports_a_server_that_omits_responses(
-        tmp_path: Path, make_filter: Callable[[], LineFilter], kinds: set[str]) -> None:
-    # Many new keywords, and a small mailbox that is appended to and
-    # expunged from all the time (recent messages get expunged).
+        tmp_path: Path, make_filter: Callable[[], LineFilter], qresync: bool, kinds: set[str]) -> None:
+    # Many new keywords, a small mailbox that is appended to and expunged
+    # from all the time (recent messages get expunged), frequent reconnects.
     config = StressConfig(clients=4, seconds=3.0, checkpoint_every=1.0, seed=21, new_keyword_rate=0.3,
-                          initial_messages=8, max_messages=12)
+                          initial_messages=8, max_messages=12, qresync=qresync, special_rate=0.15)
     with stress_server(tmp_path) as server:
         with FilteringProxy((server.host, server.port), make_filter) as proxy:
             report = run_stress("127.0.0.1", proxy.port, config)
