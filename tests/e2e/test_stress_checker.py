@@ -96,7 +96,16 @@ def test_keyword_outside_permanentflags_without_wildcard_is_reported() -> None:
     select = [line.replace(b" \\*)", b")") for line in SELECT_LINES]
     recorder = Recorder(select)
     found = recorder.feed([b"* FLAGS (\\Seen $Old $New)", b"* 1 FETCH (FLAGS ($New))"])
-    assert found == ["keyword-not-in-permanentflags"]
+    assert found == ["keyword-not-in-permanentflags", "permanentflags-behind-flags"]
+
+
+def test_flags_without_permanentflags_on_a_read_write_selection_is_reported() -> None:
+    """Issue 11: a read-write session told of a new keyword by FLAGS gets
+    PERMANENTFLAGS naming it too (RFC 3501 §7.1), as at SELECT."""
+    recorder = Recorder()
+    assert recorder.feed([b"* FLAGS (\\Seen $Old $New)"]) == ["permanentflags-behind-flags"]
+    recorder.found.clear()
+    assert recorder.feed([b"* OK [PERMANENTFLAGS (\\Seen $Old $New \\*)] Flags permitted"]) == []
 
 
 def test_recent_not_resent_after_expunges_is_reported() -> None:
@@ -251,6 +260,7 @@ def fake_session(select: list[bytes], noop: list[bytes]) -> list[str]:
 
 def test_fake_server_that_answers_correctly_gives_no_finding() -> None:
     noop = [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $NewKw)",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $NewKw \\*)] Flags permitted",
             b"* 1 FETCH (FLAGS (\\Seen $NewKw \\Recent))", b"* 2 EXPUNGE", b"* 1 RECENT"]
     assert fake_session(FAKE_SELECT, noop) == []
 

@@ -81,6 +81,7 @@ class MailboxModel:
     seen_in_select: set[str] = field(default_factory=set)
     recent_reported: tuple[int | None, int] = (None, 0)
     flag_updates: int = 0  # FETCH FLAGS responses applied so far
+    permanent_reported: set[str] = field(default_factory=set)
 
     # --- bookkeeping ----------------------------------------------------------
 
@@ -252,7 +253,16 @@ class MailboxModel:
     # --- end of a command ---------------------------------------------------
 
     def completed(self, command: str) -> None:
-        """Checks once a command's tagged response arrived (RFC 3501 §7.3.2)."""
+        """Checks once a command's tagged response arrived: RECENT ≤ EXISTS
+        (RFC 3501 §7.3.2); on a read-write selection, PERMANENTFLAGS names
+        the keywords FLAGS names (§7.1: they can be changed permanently)."""
+        if self.selected and not self.readonly and self.flags_list is not None \
+                and self.permanent is not None:
+            behind = keywords(self.flags_list) - self.permanent
+            if behind and behind != self.permanent_reported:
+                self.permanent_reported = behind
+                self.report("permanentflags-behind-flags",
+                            f"after {command}: {sorted(behind)} in FLAGS, not in PERMANENTFLAGS")
         state = (self.recent, len(self.messages))
         if self.selected and self.recent is not None and self.recent > len(self.messages) \
                 and state != self.recent_reported:  # once per wrong state, not per command
