@@ -105,7 +105,9 @@ class StressClient:
         self.reader = LineReader(stream_reader)
         greeting = parse_response(await self._read())
         if greeting.word != "OK":
-            raise ClientFailed(f"greeting {greeting.raw!r}")
+            self.failed = True
+            self.sink(self.name, "greeting-refused", greeting.raw.decode("utf-8", "replace"))
+            raise ClientFailed(self.name)
         user, password = self.credentials
         login = await self.run([Command("LOGIN", "LOGIN", f"LOGIN {user} {password}".encode())])
         if login[0].word != "OK":
