@@ -71,11 +71,13 @@ class ResponseWriter:
         self._registered = False   # as the transport's producer
         self._stopped = False      # the connection is gone
         self._waiters: list[Deferred[None]] = []
+        self._unread = 0           # octets written whole since the last unregister
 
     @property
     def busy(self) -> bool:
-        """Responses are waiting to be written."""
-        return bool(self._pending)
+        """Responses are waiting to be written, or the transport's buffer
+        is full (the client is not reading)."""
+        return bool(self._pending) or (self._paused and self._registered)
 
     def write(self, data: bytes | Iterator[bytes]) -> None:
         """Write one response, whole or as chunks, now or (behind others)
@@ -86,19 +88,34 @@ class ResponseWriter:
             return
         if isinstance(data, bytes):
             if not self._pending:  # the common case: straight out
-                transport = self._transport()
-                if transport is not None:
-                    transport.write(data)
+                self._write_now(data)
                 return
             data = iter((data,))
         self._pending.append(data)
         if len(self._pending) == 1 and not self._paused:
             self._run()  # idle again at once: the caller goes on as usual
 
+    def _write_now(self, data: bytes) -> None:
+        """Write a whole response. Past ``STREAM_AFTER`` octets of them in a
+        row (a pipelined flood from a client that does not read, issue 11)
+        the writer registers as the transport's producer, so that a full
+        send buffer pauses it (``busy``) and no new command starts until
+        the client has read: replies never pile up in memory."""
+        transport = self._transport()
+        if transport is None:
+            return
+        self._unread += len(data)
+        if self._unread > STREAM_AFTER and not self._registered:
+            self._registered = True
+            transport.registerProducer(self, True)
+            if self._stopped:
+                return
+        transport.write(data)
+
     def when_idle(self) -> Deferred[None] | None:
         """None when nothing waits to be written; else a Deferred that
         fires once everything is written (or the connection is gone)."""
-        if not self._pending:
+        if not self.busy:
             return None
         waiter: Deferred[None] = Deferred()
         self._waiters.append(waiter)
@@ -111,7 +128,11 @@ class ResponseWriter:
 
     def resumeProducing(self) -> None:
         self._paused = False
-        if self._pending and self._run():
+        if self._pending:
+            if self._run():
+                self._went_idle()
+        elif self._registered:  # whole responses filled the buffer; it drained
+            self._unregister(self._transport())
             self._went_idle()
 
     def stopProducing(self) -> None:
@@ -148,10 +169,14 @@ class ResponseWriter:
             transport.write(chunk)
         if self._pending or self._stopped:
             return False
+        self._unregister(transport)
+        return True
+
+    def _unregister(self, transport: ProducerConsumer | None) -> None:
+        self._unread = 0
         if self._registered and transport is not None:
             self._registered = False
             transport.unregisterProducer()
-        return True
 
     def _went_idle(self) -> None:
         waiters, self._waiters = self._waiters, []

@@ -20,13 +20,15 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from imapd.config import Limits
-from imapd.server import pipeline
+from imapd.server import output, pipeline, protocol
 from imapd.users import UserDatabase
 from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
@@ -124,6 +126,62 @@ def test_a_flood_of_empty_lines_ends_at_the_bad_command_limit(users: UserDatabas
     for _ in range(3):
         one_turn(conv.clock)
     assert conv.read() == b""  # the rest of the flood is not answered
+
+
+class SlowReader(StringTransport):
+    """Pauses a registered streaming producer while more than ``LIMIT``
+    octets are unread, and resumes it when the client reads (``drain``),
+    as Twisted's FileDescriptor does with its send buffer."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "127.0.0.1", 40002))  # type: ignore[no-untyped-call]
+        self.full = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)  # type: ignore[no-untyped-call]
+        if self.producer is not None and len(self.value()) > self.LIMIT and not self.full:  # type: ignore[no-untyped-call]
+            self.full = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        data: bytes = self.value()  # type: ignore[no-untyped-call]
+        self.clear()  # type: ignore[no-untyped-call]
+        if self.full and self.producer is not None:
+            self.full = False
+            self.producer.resumeProducing()
+        return data
+
+
+def test_replies_to_a_client_that_does_not_read_do_not_pile_up(users: UserDatabase) -> None:
+    """100k pipelined NOOPs from a client that reads nothing: once the
+    send buffer is full no further command runs (the replies would only
+    pile up in memory), and all are answered, in order, as it reads."""
+    factory = Conversation(users).factory
+    transport = SlowReader()
+    proto = factory.buildProtocol(cast(Any, transport.getPeer()))  # type: ignore[no-untyped-call]
+    proto.makeConnection(transport)  # type: ignore[no-untyped-call]
+    transport.drain()
+    proto.dataReceived(b"a LOGIN alice wonderland\r\n")
+    assert transport.drain().startswith(b"a OK ")
+    clock = cast(Clock, factory.clock)
+    count = 100_000
+    proto.dataReceived(NOOP * count)
+    # Whole replies are written straight out until STREAM_AFTER octets go
+    # unread; from then on a full buffer pauses the commands. Bound: that,
+    # the buffer limit, one batch of joined replies and one slice's.
+    bound = output.STREAM_AFTER + SlowReader.LIMIT + protocol.WRITE_BATCH + pipeline.TURN_COMMANDS * 32
+    for _ in range(count // pipeline.TURN_COMMANDS + 100):  # turns enough for all
+        one_turn(clock)
+    assert len(transport.value()) <= bound < count * len(NOOP_OK)  # type: ignore[no-untyped-call]
+    answered = transport.drain().count(NOOP_OK)
+    assert 0 < answered < count  # it goes on only as the client reads
+    for _ in range(count // pipeline.TURN_COMMANDS + 100):
+        one_turn(clock)
+        assert len(transport.value()) <= bound  # type: ignore[no-untyped-call]
+        answered += transport.drain().count(NOOP_OK)
+    assert answered == count
 
 
 # --- over sockets ----------------------------------------------------------------
