@@ -311,13 +311,18 @@ class SessionsMachine(RuleBasedStateMachine):
         for uid in uids:
             if uid in self.truth.flags:
                 self.truth.flags[uid] = applied(mode, self.truth.flags[uid], given)
-        if silent:  # the client works the new flags out itself
+        if silent:
+            # The client works the new flags out itself, from what it knew:
+            # stale if another process changed them and this one has not
+            # polled yet (a STORE that changes nothing writes nothing, so
+            # the store does not catch up); checkpoints compare after polls.
             for seq in seqs:
                 entry = session.client.entries[seq - 1]
                 if entry.flags is not None and entry.uid in self.truth.flags:
                     entry.flags = applied(mode, entry.flags, given)
-        self._check_flags_of(session, uids)
-        session.client.apply([], allow_expunge=False)  # .SILENT keywords in the list
+            session.client.apply([], allow_expunge=False)  # its keywords are in the list
+        else:
+            self._check_flags_of(session, uids)
 
     def _check_flags_of(self, session: Session, uids: list[int]) -> None:
         for entry in session.client.entries:
@@ -411,6 +416,9 @@ class SessionsMachine(RuleBasedStateMachine):
         session = self._session(index)
         if not session.client.readonly:
             # What it held as \Recent is nobody's once it leaves (§2.3.2).
+            # Its process polls first (as its timer would), or messages
+            # another process added meanwhile were never claimed by anyone.
+            self.servers[session.server].poll()
             self._run(session, "NOOP")
             if session.client.entries:
                 self._run(session, "FETCH 1:* (UID FLAGS)", allow_expunge=False)
