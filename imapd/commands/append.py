@@ -40,9 +40,8 @@ from imapd.commands.context import (
 )
 from imapd.commands.select import store_of, user_of
 from imapd.mailstore.interface import MailStore
-from imapd.mailstore.names import canonical_inbox
 from imapd.mailstore.records import AppendItem
-from imapd.session.view import SelectedView, uid_set_text
+from imapd.session.view import uid_set_text
 from imapd.message import analyze
 from imapd.spool import MessageData
 from imapd.wire import commands as c
@@ -150,20 +149,9 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
     meta = await _analysis(ctx, cmd.message)
     item = AppendItem(cmd.message, cmd.flags, cmd.internal_date, meta)
     uidvalidity, uid = await batcher_for(store, ctx.runtime).append(user, cmd.mailbox, item)
-    _note_keywords(ctx, cmd.mailbox, [cmd.flags])
     return Completion(
         catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (uidvalidity, uid))
     )
-
-
-def _note_keywords(ctx: CommandContext, mailbox: str, flag_lists: list[tuple[str, ...]]) -> None:
-    """APPEND into the selected mailbox with a keyword its FLAGS list lacks:
-    the list is re-sent before the tagged OK, with the EXISTS that
-    announces the message (RFC 3501 §7.2.6; ``imapd.commands.announce``)."""
-    view = ctx.session.selected
-    if isinstance(view, SelectedView) and view.name == canonical_inbox(mailbox):
-        for flags in flag_lists:
-            view.flag_list.note(tuple(flags))
 
 
 async def _analysis(ctx: CommandContext, message: MessageData) -> bytes:
@@ -180,7 +168,6 @@ async def _multiappend(cmd: c.Append, ctx: CommandContext) -> Completion:
         for m in cmd.messages
     ]
     result = await store_of(ctx).append_many(user_of(ctx), cmd.mailbox, items)
-    _note_keywords(ctx, cmd.mailbox, [tuple(m.flags) for m in cmd.messages])
     uids = Atom(uid_set_text(result.uids))
     return Completion(
         catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (result.uidvalidity, uids))

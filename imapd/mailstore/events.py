@@ -24,10 +24,13 @@ from imapd.mailstore.records import FlagState, MailboxSnapshot
 class MessagesAdded:
     """New messages (APPEND, COPY, MOVE into the mailbox), UIDs ascending,
     all above every UID the selection knew. ``recent`` is the subset that is
-    ``\\Recent`` in this session (RFC 3501 §2.3.2)."""
+    ``\\Recent`` in this session (RFC 3501 §2.3.2). ``keywords``: the
+    distinct keywords the new messages carry, so a client told they exist
+    is also told the FLAGS list that names them (RFC 3501 §7.2.6)."""
 
     uids: tuple[int, ...]
     recent: frozenset[int]
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

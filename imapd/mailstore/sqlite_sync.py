@@ -31,6 +31,7 @@ from imapd.mailstore.events import (
 )
 from imapd.mailstore.records import FlagState, MailboxSnapshot
 from imapd.mailstore.schema import read_transaction, write_transaction
+from imapd.mailstore.flags import decode_keywords
 from imapd.mailstore.sqlite_messages import changed_rows, decode_flags, expunged_since
 
 
@@ -242,11 +243,14 @@ def _events_for(
     others: list[FlagState] = []
     own: list[FlagState] = []
     added: list[int] = []
+    added_keywords: set[str] = set()  # encoded lists, decoded once each below
     for uid, bits, keywords, modseq in changed:
         if modseq <= synced:
             continue
         if uid >= known:
             added.append(uid)
+            if keywords:
+                added_keywords.add(keywords)
             continue
         state = FlagState(uid, decode_flags(bits, keywords), modseq)
         if own_change is not None and own_change.told(uid, modseq, synced):
@@ -265,7 +269,8 @@ def _events_for(
             recent = frozenset(u for u in added if u >= recent_from)
         else:
             recent = frozenset(u for u in added if selection.owns_recent(u))
-        events.append(MessagesAdded(tuple(added), recent))
+        names = dict.fromkeys(k for text in sorted(added_keywords) for k in decode_keywords(text))
+        events.append(MessagesAdded(tuple(added), recent, tuple(names)))
     return events
 
 

@@ -259,6 +259,9 @@ class SelectedView:
             elif isinstance(event, MessagesAdded):
                 self._pending_added.extend(event.uids)
                 self._recent.update(event.recent)
+                # Told they exist, the client must also be told the FLAGS
+                # list naming their keywords (announced with the EXISTS).
+                self.flag_list.note(event.keywords)
                 queued = True
             elif isinstance(event, MailboxDeleted):
                 self._recent.difference_update(self._pending_added)

@@ -18,6 +18,8 @@ commands themselves and from APPENDUID/COPYUID. Checked on every response:
   number; EXISTS never goes down;
 * after every command: the RECENT the client believes is at most EXISTS
   (§7.3.2), and its own .SILENT flags use only keywords it was told;
+* after NOOP, the FLAGS list names every keyword of every message the
+  client was told exists, fetched or not;
 
 and at each checkpoint (every store polled, every session NOOP and FETCH
 1:*): every client's UID list and flags equal the truth, the number of
@@ -449,6 +451,12 @@ class SessionsMachine(RuleBasedStateMachine):
         truth = sorted(self.truth.flags)
         owners: dict[int, int] = {}
         for session in self.sessions:
+            # Told a message exists, the client must have been told a FLAGS
+            # list naming its keywords, fetched or not (RFC 3501 §7.2.6).
+            known = session.client.entries
+            in_use = {f for e in known if e.uid in self.truth.flags
+                      for f in self.truth.flags[e.uid] if not f.startswith("\\")}
+            assert in_use <= set(session.client.flag_list), "keywords in use not in FLAGS"
             if session.client.entries:
                 self._run(session, "FETCH 1:* (UID FLAGS)", allow_expunge=False)
             client = session.client
