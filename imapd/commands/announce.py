@@ -17,9 +17,10 @@ of it, and every untagged response of a session passes one of them:
   (handler-made: FETCH, STORE, QRESYNC's SELECT; drain-made: others'
   changes, IDLE pushes) with ``FlagList.admit`` and sends the list first;
 * ``send_updates`` (the dispatcher's drain before a tagged reply, and IDLE's
-  push) sends the list first when flag changes delivered to the view, or
-  this session's APPEND into it, brought a keyword no FETCH has shown yet
-  (STORE .SILENT sends no FETCH, but the client's list must still grow).
+  push) sends the list first when flag changes or new messages delivered
+  to the view brought a keyword no FETCH has shown yet (STORE .SILENT sends
+  no FETCH, and EXISTS shows no flags, but the client's list must still
+  name every keyword of the messages it knows exist).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ new list first.
   alive, so the identity cannot be reused): about 0.15 µs per response.
 * ``note(flags)`` / ``take_noted()``: keywords seen in flag changes the
   session was delivered (its own ``STORE .SILENT``, which sends no FETCH,
-  or others' changes) or in its own APPEND into the mailbox, announced at
-  the next drain even before a FETCH shows them (as Dovecot does when a
-  mailbox's keyword list grows).
+  or others' changes) or on new messages (anyone's APPEND, COPY, MOVE),
+  announced at the next drain, with the EXISTS, even before a FETCH shows
+  them (as Dovecot does when a mailbox's keyword list grows).
 
 Keywords never leave the list within a selection, even when no message
 carries them any more: the store keeps every keyword a mailbox has seen
@@ -104,9 +104,9 @@ class FlagList:
         """Remember keywords of ``flags`` the client was not told, to be
         announced at the next drain (``take_noted``). Called once per
         delivered flag state, so each distinct tuple is examined once.
-        Compared case-insensitively: APPEND notes the client's spelling,
-        and the mailbox keeps the first spelling it saw (a keyword known
-        as ``$Work`` is not new as ``$WORK``)."""
+        Compared case-insensitively, as the mailbox does (it keeps the
+        first spelling it saw: a keyword known as ``$Work`` is not new as
+        ``$WORK``)."""
         if flags in self._checked_tuples:
             return
         for flag in flags:
