@@ -8,12 +8,13 @@ every other connection's reads, writes and the acceptance of new clients.
 A client can send many cheap commands in one read (64 KiB of ``a NOOP``
 is 7000 commands), and under COMPRESS=DEFLATE (RFC 4978) 22 KiB can
 inflate to two million of them. Three bounds keep each connection's share
-of a reactor turn small:
+of a reactor turn small (and ``server.output`` keeps the replies a client
+does not read from piling up):
 
 * ``TurnBudget``: a *slice* (one entry from the reactor: a read, a command
   finishing, the output draining, or the scheduled continuation) runs at
-  most ``TURN_COMMANDS`` commands, frames at most ``TURN_OCTETS`` octets
-  and lasts at most about ``TURN_SECONDS``; then the protocol schedules
+  most ``TURN_COMMANDS`` commands, inflates at most ``TURN_OCTETS``
+  octets and lasts at most about ``TURN_SECONDS``; then the protocol schedules
   its continuation with ``callLater(0)`` and returns, so the reactor serves
   the other connections (and ``accept``) before this one goes on.
 * ``InputBacklog``: bytes received but not framed yet. The framer is fed
@@ -169,7 +170,7 @@ class InputBacklog:
         to (including) the ``lines``-th line end, so feeding them completes
         at most ``lines`` commands. May inflate one piece (``CompressionError``)."""
         if not self._plain and self._inflater is not None:
-            self._plain += self._inflater.read(min(octets, INFLATE_PIECE))
+            self._plain += self._inflater.read(max(1, min(octets, INFLATE_PIECE)))
         end = min(len(self._plain), max(octets, 1))
         position = 0
         for _ in range(max(lines, 1)):
