@@ -308,8 +308,7 @@ class ImapServerProtocol(Protocol):
             return
         _, events, held_bytes = self._held
         self._held = None
-        if self._handle_events(events):
-            # Framed again from the start of the backlog, within the limits.
+        if self._handle_events(events):  # then the held bytes, framed as the queue has room
             self._backlog.put_back(bytes(held_bytes))
 
     def _discard_queue(self) -> None:
@@ -565,8 +564,7 @@ class ImapServerProtocol(Protocol):
         §3): hold them, unframed, until it is answered."""
         if self._held is None and any(item is frame for item in self._queue):
             assert isinstance(frame, CommandFrame)
-            # The whole read (one at most: reading pauses while input
-            # waits) is held, as the client may pipeline after COMPRESS.
+            # With the rest of the read: the client may pipeline after COMPRESS.
             self._held = (frame, [], bytearray(rest + self._backlog.take_all()))
         elif self._held is not None:
             self._hold_more(rest)  # already held behind a STARTTLS: keep the order
