@@ -112,6 +112,20 @@ def test_idle_done_flood_is_sliced_too(users: UserDatabase) -> None:
     assert (first + conv.read()).count(b"i OK IDLE terminated\r\n") == 5000
 
 
+def test_commands_full_of_tiny_literals_are_sliced_too(users: UserDatabase) -> None:
+    """Literals (RFC 7888 ``{n+}``) add line ends inside a command; the
+    queue's room and the slices still bound what one read runs."""
+    conv = logged_in(users)
+    command = b"i ID ({4+}\r\nname {1+}\r\nx)\r\n"
+    reply = b'* ID ("name" "imapd")\r\ni OK ID completed\r\n'
+    conv.send(command * 3000)
+    assert conv.read() == reply * pipeline.TURN_COMMANDS
+    assert len(conv.protocol._queue) <= Limits().max_pipelined
+    for _ in range(3000 // pipeline.TURN_COMMANDS):
+        one_turn(conv.clock)
+    assert conv.read() == reply * (3000 - pipeline.TURN_COMMANDS)
+
+
 def test_a_flood_of_empty_lines_ends_at_the_bad_command_limit(users: UserDatabase) -> None:
     """Bad lines are answered like commands (within the slices); the
     bad-command limit then closes the connection (RFC 3501 §7.1.5 BYE),
