@@ -52,6 +52,8 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max-line": ("max_line", int, "longest command line in bytes"),
     "max-literal": ("max_literal", int, "largest literal (APPEND message) in bytes"),
     "max-command": ("max_command", int, "largest command, lines plus literals, in bytes"),
+    "max-command-text": ("max_command_text", int,
+                         "largest command text without its literals, in bytes"),
     "max-connections": ("max_connections", int, "open connections per process"),
     "max-bad-commands": ("max_bad_commands", int, "consecutive BAD replies before BYE"),
     "max-pipelined": ("max_pipelined", int, "queued commands per connection"),

@@ -18,6 +18,11 @@ class Limits:
     max_line: int = 64 * KIB            # one command line, excluding literals
     max_literal: int = 64 * MIB         # one literal (APPEND message)
     max_command: int = 80 * MIB         # one whole command, lines plus literals
+    # The text of one command without its literal octets: what the parser
+    # tokenizes (about 0.5 us a byte), so this bounds the CPU one command can
+    # take on the reactor before any handler runs (a command of thousands of
+    # tiny literals is otherwise up to max_command of tokens).
+    max_command_text: int = 256 * KIB
     max_nesting: int = 32               # parenthesis depth in one command
     max_bad_commands: int = 20          # BAD answers before BYE
     max_pipelined: int = 256            # parsed commands queued per connection

@@ -27,6 +27,10 @@ Decisions (recorded here because they shape the protocol's behaviour):
   bounded by what we would have accepted for a whole command anyway) and
   make the error fatal beyond that, so a client cannot pin the connection
   with ``{99999999999+}``.
+* ``max_command_text`` bounds the lines of one command without their
+  literal octets (``BAD [TOOBIG]``): the parser's work follows that text,
+  and a command of tens of thousands of tiny literals would otherwise be
+  ``max_command`` bytes of tokens, seconds of CPU in one parse call.
 * Memory: a command is at most ``max_command`` bytes; the state is the
   unconsumed buffer, the parts of the current frame and a few integers.
   Every byte is examined a constant number of times (the LF search resumes
@@ -152,6 +156,7 @@ class Framer:
         self._mode = _Mode.LINE
         self._parts: list[bytes] = []  # the current frame so far
         self._frame_size = 0
+        self._text_size = 0            # octets of the frame's lines alone
         self._literal_left = 0
         self._tag: str | None = None   # tag of the current command, once known
         self._dropping = False         # the current command was rejected
@@ -228,6 +233,11 @@ class Framer:
         self._parts.append(line)
         self._inline_size += len(line)
         self._frame_size += len(line)
+        self._text_size += len(line)
+        if self._text_size > self._limits.max_command_text:
+            # Parsing cost follows the text, not the literal octets.
+            self._reject(line, events, "Command text too long", TOOBIG)
+            return
         if self._frame_size > self._limits.max_command:
             self._reject(line, events, "Command too long", TOOBIG)
             return
@@ -371,6 +381,7 @@ class Framer:
         self._mode = _Mode.LINE
         self._parts = []
         self._frame_size = 0
+        self._text_size = 0
         self._literal_left = 0
         self._tag = None
         self._dropping = False

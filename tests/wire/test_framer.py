@@ -248,3 +248,23 @@ def test_long_line_fed_bytewise_is_linear() -> None:
 )
 def test_extract_tag(line: bytes, tag: str | None) -> None:
     assert extract_tag(line) == tag
+
+
+def test_command_text_is_bounded_apart_from_literal_octets() -> None:
+    """Many tiny literals make a command mostly text for the parser: the
+    text alone is bounded (max_command_text), the literals' octets are not
+    counted against it, and the next command is framed normally."""
+    limits = Limits(max_command_text=64)
+    framer = Framer(limits)
+    assert framer.feed(b"t1 APPEND INBOX {3+}\r\nabc") == []
+    # 22 + 3 literal octets + 20 = 42 text octets so far: still accepted.
+    assert framer.feed(b" (\\Seen) {2+}\r\nxy") == []
+    events = framer.feed(b" (\\Seen) \"1-Jan-2020 00:00:00 +0000\" {1+}\r\n")
+    assert events == [FrameError("t1", "Command text too long", TOOBIG)]
+    assert framer.feed(b"z\r\nt2 NOOP\r\n") == [FRAME(b"t2 NOOP\r\n")]
+
+
+def test_command_text_limit_counts_text_not_literals() -> None:
+    limits = Limits(max_command_text=40)
+    data = b"t1 APPEND INBOX {100+}\r\n" + b"m" * 100 + b"\r\n"
+    assert feed_all(data, limits) == [FRAME(data)]
