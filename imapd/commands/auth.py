@@ -254,8 +254,9 @@ def available_mechanisms(channel_binding: bool = False) -> tuple[str, ...]:
     users whose password was set by imapd (they have SCRAM keys); for the
     others it fails like a wrong password, and PLAIN still works.
     ``channel_binding``: the server's TLS layer can give channel binding
-    data, so SCRAM-SHA-256-PLUS is offered too (on TLS connections only,
-    ``capabilities.sasl_mechanisms``)."""
+    data and the operator turned SCRAM-SHA-256-PLUS on (``--scram-plus``,
+    off by default: stock mutt cannot bind, docs/security.md), so it is
+    offered too (on TLS connections only, ``capabilities.sasl_mechanisms``)."""
     if channel_binding:
         return ("PLAIN", SCRAM_SHA_256, SCRAM_SHA_256_PLUS)
     return ("PLAIN", SCRAM_SHA_256)
