@@ -2,7 +2,7 @@
 
 A script that passes against every server proves nothing. Here each script of
 ``fixtures/conformance`` runs against the real imapd behind
-:class:`~tests.conformance.proxy.MutatingProxy`, which rewrites one server
+:class:`~tests.support.line_proxy.LineProxy`, which rewrites one server
 line into an answer a wrong server would give (a missing response code, a
 wrong value, an EXPUNGE where none may come, ...). The script must then fail,
 and its first failure must be at the script line that checks that answer.
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
-from tests.conformance.proxy import MutatingProxy, Mutation
 from tests.conformance.report import Outcome
 from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
 from tests.conformance.test_scripts import OWN_SCRIPTS_DIR
+from tests.support.line_proxy import LineProxy, Mutation, Mutations
 
 
 @dataclass(frozen=True)
@@ -154,19 +154,20 @@ def test_every_own_script_has_a_wrong_answer() -> None:
 @pytest.mark.parametrize(("name", "wrong"), _cases())
 def test_script_catches_its_wrong_answer(name: str, wrong: WrongAnswer, imapd: tuple[str, int]) -> None:
     expected_line = _script_line(name, wrong.caught_by)
-    with MutatingProxy(imapd, [Mutation(wrong.pattern, wrong.replacement, 1, wrong.skip, wrong.connection)]) as proxy:
+    mutation = Mutation(wrong.pattern, wrong.replacement, 1, wrong.skip, wrong.connection)
+    with LineProxy(imapd, Mutations([mutation])) as proxy:
         config = RunnerConfig(host="127.0.0.1", port=proxy.port, user=MAIN_USER, user2=SECOND_USER,
                               password=PASSWORD, timeout=15.0)
         result = run_script_file(OWN_SCRIPTS_DIR / name, config)
-    assert proxy.applied, f"the wrong answer was never given: {wrong.pattern!r} matched no server line"
+    assert proxy.changed, f"the wrong answer was never given: {wrong.pattern!r} matched no server line"
     assert result.outcome is Outcome.FAILED, result.format()
     assert result.failures[0].line == expected_line, result.format()
 
 
 def test_proxy_without_mutation_is_transparent(imapd: tuple[str, int]) -> None:
-    with MutatingProxy(imapd, []) as proxy:
+    with LineProxy(imapd, Mutations([])) as proxy:
         config = RunnerConfig(host="127.0.0.1", port=proxy.port, user=MAIN_USER, user2=SECOND_USER,
                               password=PASSWORD, timeout=15.0)
         result = run_script_file(OWN_SCRIPTS_DIR / "rfc3501-sessions", config)
     assert result.outcome is Outcome.PASSED, result.format()
-    assert proxy.applied == []
+    assert proxy.changed == []
