@@ -10,12 +10,11 @@ transcripts of the defects: ``test_stress_sessions.py``.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from tests.e2e.test_stress_sessions import Pair, command
 from tests.support.stress import run_stress, stress_server
 from tests.support.stress_ops import StressConfig
+from tests.support.stress_pair import Pair, command, run_pair
 
 
 def test_ten_clients_with_checkpoints_and_random_expunges(tmp_path: Path) -> None:
@@ -54,13 +53,8 @@ def test_new_keyword_on_a_message_another_session_appended_is_announced(tmp_path
         await pair.b.connect()
         await pair.b.run([command(b"APPEND INBOX ($Brand) {5+}\r\nhello")])
         await pair.a.run([command(b"NOOP")])
-        await pair.a.logout()
-        await pair.b.logout()
 
-    with stress_server(tmp_path) as server:
-        pair = Pair(server)
-        asyncio.run(scenario(pair))
-    assert pair.found == []
+    pair = run_pair(tmp_path, scenario)
     assert len(pair.a.model.messages) == 1
     assert pair.a.model.flags_list is not None and "$brand" in pair.a.model.flags_list
     assert pair.b.model.flags_list is not None and "$brand" in pair.b.model.flags_list

@@ -6,33 +6,9 @@ rules (``tests/support/stress_model.py``) must find nothing wrong.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from tests.support.server import RunningServer
-from tests.support.stress import stress_server
-from tests.support.stress_client import Command, Stats, StressClient
-
-USER, PASSWORD = "alice", "wonderland"
-
-
-class Pair:
-    """Two sessions of the checker's client; their findings in ``found``."""
-
-    def __init__(self, server: RunningServer) -> None:
-        self.found: list[tuple[str, str, str]] = []
-        stats = Stats()
-        address, credentials = (server.host, server.port), (USER, PASSWORD)
-        self.a = StressClient("A", address, credentials, stats, self.sink)
-        self.b = StressClient("B", address, credentials, stats, self.sink)
-
-    def sink(self, client: str, kind: str, detail: str) -> None:
-        self.found.append((client, kind, detail))
-
-
-def command(text: bytes) -> Command:
-    verb = text.split(b" ", 1)[0].decode()
-    return Command(verb, verb, text)
+from tests.support.stress_pair import Pair, command, run_pair
 
 
 def test_new_keyword_from_another_session_is_announced_with_flags(tmp_path: Path) -> None:
@@ -44,13 +20,8 @@ def test_new_keyword_from_another_session_is_announced_with_flags(tmp_path: Path
         await pair.a.connect()
         await pair.b.run([command(b"NOOP"), command(b"STORE 1 +FLAGS ($NewKw NIL)")])
         await pair.a.run([command(b"NOOP")])
-        await pair.a.logout()
-        await pair.b.logout()
 
-    with stress_server(tmp_path) as server:
-        pair = Pair(server)
-        asyncio.run(scenario(pair))
-    assert pair.found == []
+    pair = run_pair(tmp_path, scenario)
     assert pair.a.model.flags_list is not None and {"$newkw", "nil"} <= pair.a.model.flags_list
     assert pair.a.model.messages[0].flags == frozenset({"\\seen", "$newkw", "nil"})
 
@@ -68,11 +39,6 @@ def test_recent_is_resent_when_expunges_lower_it(tmp_path: Path) -> None:
         await pair.b.select()
         await pair.b.run([command(b"EXPUNGE")])
         await pair.a.run([command(b"NOOP")])
-        await pair.a.logout()
-        await pair.b.logout()
 
-    with stress_server(tmp_path) as server:
-        pair = Pair(server)
-        asyncio.run(scenario(pair))
-    assert pair.found == []
+    pair = run_pair(tmp_path, scenario)
     assert pair.a.model.messages == [] and pair.a.model.recent == 0
