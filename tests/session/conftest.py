@@ -1,27 +1,23 @@
 """Fixtures for session tests over the in-process server: ``server`` (a real
-SQLite store in tmp_path, users alice and bob, see tests/commands/harness.py)
+SQLite store in tmp_path, users alice and bob, see tests/commands/harness.py;
+the command tests' fixture, defined once in ``tests.commands.conftest``)
 and ``other_process``: a second store instance on the same data directory,
 as a second server process would have (its changes reach ``server``'s
 sessions only when ``server.poll()`` runs, like the server's poll timer)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("tests.commands.harness")
+# First: it registers the harness for pytest's assert rewriting before the harness is imported.
+from tests.commands.conftest import server
 
-from imapd.mailstore.sqlite import SqliteMailStore, open_store  # noqa: E402
-from tests.commands.harness import MailServer, run  # noqa: E402
+from imapd.mailstore.sqlite import SqliteMailStore, open_store
+from tests.commands.harness import MailServer, run
 
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[MailServer]:
-    s = MailServer(tmp_path)
-    yield s
-    s.close()
+__all__ = ["other_process", "server"]
 
 
 @pytest.fixture
