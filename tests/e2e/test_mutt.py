@@ -32,7 +32,7 @@ from typing import Iterator
 import pytest
 
 from tests.security.helpers import SecureServer, secure_server
-from tests.support.pinned_skips import Pin, in_ci
+from tests.support.pinned_skips import Pin, require_tool
 
 MUTT = shutil.which("mutt")
 MISSING = "mutt (Debian package mutt) is not installed; .ci/run installs it"
@@ -69,11 +69,7 @@ class MuttRun:
 @pytest.fixture
 def mutt() -> str:
     """The mutt command. Missing: a pinned skip, but a failure under CI."""
-    if MUTT is None:
-        if in_ci():
-            pytest.fail(MISSING + " (CI=true: the mutt client tests must run)")
-        pytest.skip(MISSING)
-    return MUTT
+    return require_tool(MUTT, MISSING)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from imapd.mailstore.schema import DB_FILENAME
-from tests.support.pinned_skips import Pin, in_ci
+from tests.support.pinned_skips import Pin, require_tool
 
 MISSING = "strace (Debian package strace) is not installed; .ci/run installs it"
 # A new user's machine may lack strace: the test then skips (pinned); under
@@ -55,11 +55,7 @@ class Window:
 
 def trace_child(tmp_path: Path) -> list[tuple[str, str]]:
     """Run fsync_child.py under strace; return (syscall, path) in order."""
-    strace = shutil.which("strace")
-    if strace is None:
-        if in_ci():
-            pytest.fail(MISSING + " (CI=true: the fsync test must run)")
-        pytest.skip(MISSING)
+    strace = require_tool(shutil.which("strace"), MISSING)
     data_dir, mark_dir, log = tmp_path / "data", tmp_path / "marks", tmp_path / "trace"
     mark_dir.mkdir()
     command = [

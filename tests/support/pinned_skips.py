@@ -59,6 +59,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
 
 
+def require_tool(path: str | None, missing: str) -> str:
+    """``path`` (a ``shutil.which`` result) when the tool is installed.
+    Otherwise skip with ``missing`` (the module pins it with ``in_ci=False``),
+    or, under CI, which installs the tool (.ci/run), fail with that reason."""
+    if path is not None:
+        return path
+    if in_ci():
+        pytest.fail(missing + " (CI=true: .ci/run installs it, so this test must run)")
+    pytest.skip(missing)
+
+
 def skip_reason(longrepr: object) -> str:
     """The reason given to ``pytest.skip``/``skipif``, from a skipped report's ``longrepr``."""
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
