@@ -62,9 +62,6 @@ class FlagList:
         """The list as last told: system flags, then keywords (§7.2.6)."""
         return SYSTEM_FLAGS + tuple(self._keywords)
 
-    def knows(self, keyword: str) -> bool:
-        return keyword in self._known
-
     def _add(self, keywords: Iterable[str]) -> bool:
         added = False
         for keyword in keywords:
@@ -81,14 +78,13 @@ class FlagList:
         list, and the caller must send the list before the FETCH."""
         for name, value in items:
             if name == "FLAGS":
-                return self._checked.get(id(value)) is not value and self.admit(value)
+                # The cache hit is checked inline: it is the common case,
+                # once per FETCH response.
+                return self._checked.get(id(value)) is not value and self._admit(value)
         return False
 
-    def admit(self, value: object) -> bool:
-        """``admit_items`` for one FETCH ``FLAGS`` value."""
-        cached = self._checked.get(id(value))
-        if cached is not None and cached is value:
-            return False
+    def _admit(self, value: object) -> bool:
+        """``admit_items`` for one FETCH ``FLAGS`` value not in the cache."""
         if not isinstance(value, PList):
             return False
         added = self._add(
