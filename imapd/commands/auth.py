@@ -72,7 +72,7 @@ async def apply_penalty(ctx: CommandContext, username: str) -> None:
         await ctx.runtime.sleep(delay)
 
 
-async def fail_authentication(ctx: CommandContext, username: str, started: float) -> None:
+async def fail_authentication(ctx: CommandContext, username: str, started: float) -> NoReturn:
     """Record the failure and raise ``NO [AUTHENTICATIONFAILED]`` once
     ``failed_login_delay`` has passed since ``started`` (so the time the
     check took, which differs between schemes and unknown users, is hidden)."""
@@ -229,7 +229,6 @@ async def _scram_refusal(
                  id=ctx.session.session_id, peer=ctx.session.peer, why=failure.reason)
         raise ImapError.no(failure.reason, catalogue.CODE_AUTHENTICATIONFAILED)
     await fail_authentication(ctx, username or "", started)
-    raise AssertionError("fail_authentication always raises")
 
 
 async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
