@@ -124,10 +124,6 @@ class ScramFailed(Exception):
         self.kind = kind
         self.reason = reason
 
-    @property
-    def malformed(self) -> bool:
-        return self.kind is Failure.MALFORMED
-
 
 def _malformed(reason: str) -> ScramFailed:
     return ScramFailed(Failure.MALFORMED, reason)
