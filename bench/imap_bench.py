@@ -39,11 +39,11 @@ from typing import Any, Coroutine, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from imapd.mailstore.records import AppendItem  # noqa: E402
-from imapd.mailstore.sqlite import open_store  # noqa: E402
+from imapd.mail.records import AppendItem  # noqa: E402
+from imapd.storage.sqlite.store import open_store  # noqa: E402
 from imapd.message import analyze  # noqa: E402
-from imapd.model import Secret  # noqa: E402
-from imapd.users import UserDatabase  # noqa: E402
+from imapd.core.model import Secret  # noqa: E402
+from imapd.accounts.users import UserDatabase  # noqa: E402
 
 T = TypeVar("T")
 USER, PASSWORD = "bench", "bench-password"

@@ -57,8 +57,8 @@ def expected_rare(count: int) -> int:
 async def populate_imapd(peer: Peer, count: int) -> int:
     """Bulk-insert through imapd's own store (the server sees the new
     messages through its cross-process polling)."""
-    from imapd.mailstore.records import AppendItem
-    from imapd.mailstore.sqlite import open_store
+    from imapd.mail.records import AppendItem
+    from imapd.storage.sqlite.store import open_store
     from imapd.message import analyze
 
     store = open_store(peer.workdir / "imapd-data")

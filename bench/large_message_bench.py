@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.message_bench import PASSWORD, USER, Client, Server, big_message  # noqa: E402
-from imapd.model import Secret  # noqa: E402
-from imapd.users import UserDatabase  # noqa: E402
+from imapd.core.model import Secret  # noqa: E402
+from imapd.accounts.users import UserDatabase  # noqa: E402
 
 PIECE = 256 * 1024
 # (VmRSS, RssAnon) of the server just before the case being measured.

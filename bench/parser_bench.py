@@ -22,12 +22,12 @@ from pathlib import Path
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imapd.config import Limits  # noqa: E402
-from imapd.model import SeqRange, Secret, SequenceSet
-from imapd.wire import commands as c
-from imapd.wire.encode_command import encode_command
-from imapd.wire.framer import CommandFrame, Framer
-from imapd.wire.parse import parse_command
+from imapd.core.config import Limits  # noqa: E402
+from imapd.core.model import SeqRange, Secret, SequenceSet
+from imapd.imap.wire import commands as c
+from imapd.imap.wire.encode_command import encode_command
+from imapd.imap.wire.framer import CommandFrame, Framer
+from imapd.imap.wire.parse import parse_command
 
 K = c.FetchKind
 

@@ -36,12 +36,12 @@ from typing import Any, Callable, Coroutine, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imapd.mailstore.flags import FlagOp  # noqa: E402
-from imapd.mailstore.records import AppendItem  # noqa: E402
-from imapd.mailstore.sqlite import open_store  # noqa: E402
-from imapd.model import SeqRange, SequenceSet  # noqa: E402
-from imapd.session.view import SelectedView  # noqa: E402
-from imapd.wire.responses import FetchResponse  # noqa: E402
+from imapd.mail.flags import FlagOp  # noqa: E402
+from imapd.mail.records import AppendItem  # noqa: E402
+from imapd.storage.sqlite.store import open_store  # noqa: E402
+from imapd.core.model import SeqRange, SequenceSet  # noqa: E402
+from imapd.imap.session.view import SelectedView  # noqa: E402
+from imapd.imap.wire.responses import FetchResponse  # noqa: E402
 
 T = TypeVar("T")
 USER = "bench"

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from twisted.python import usage
 
 from imapd import __version__
-from imapd.config import DEFAULT_MAILBOXES, SPECIAL_USES, Config, Limits
-from imapd.errors import ImapError
-from imapd.mailstore.names import normalize_name
-from imapd.model import Secret
-from imapd.users import UserDatabase, UserDatabaseError, hasher_from_spec
+from imapd.core.config import DEFAULT_MAILBOXES, SPECIAL_USES, Config, Limits
+from imapd.core.errors import ImapError
+from imapd.mail.names import normalize_name
+from imapd.core.model import Secret
+from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_spec
 
 if TYPE_CHECKING:
-    from imapd.mailstore.interface import MailStore
+    from imapd.mail.interface import MailStore
 
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
@@ -178,7 +178,7 @@ class ServeOptions(_Options):
         if not self["imaps"] and self["tls-cert"]:
             self["imaps"] = [DEFAULT_IMAPS_ENDPOINT]
         self["imaps"] = [e for e in self["imaps"] if e.lower() != "none"]
-        from imapd.server.tls import TLSConfigError, tcp_description_for_implicit_tls
+        from imapd.net.tls import TLSConfigError, tcp_description_for_implicit_tls
 
         try:
             for endpoint in self["imaps"]:
@@ -224,10 +224,10 @@ def open_default_store(
     data_dir: Path, default_mailboxes: Sequence[tuple[str, str]] = ()
 ) -> MailStore:
     """Open the embedded default mail store in ``data_dir`` (SQLite,
-    ``imapd.mailstore.sqlite``): the one place that opens it. The factory
+    ``imapd.storage.sqlite.store``): the one place that opens it. The factory
     polls it for other processes' changes; the service closes it at
     shutdown. ``default_mailboxes`` are given to every account once."""
-    from imapd.mailstore.sqlite import open_store
+    from imapd.storage.sqlite.store import open_store
 
     return open_store(data_dir, default_mailboxes)
 
@@ -235,10 +235,10 @@ def open_default_store(
 def build_service(options: ServeOptions, reactor: Any) -> Any:
     """Config -> users -> store -> factory -> listening service (an
     ``IService``); used by ``imapd serve`` and the twistd plugin."""
-    from imapd.server.factory import ImapServerFactory
-    from imapd.server.service import ImapdService
+    from imapd.net.imap_factory import ImapServerFactory
+    from imapd.net.service import ImapdService
 
-    from imapd.server.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
+    from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     config = options.config()
     ensure_data_dir(config.data_dir)
@@ -275,9 +275,9 @@ def start_logging(level_name: str) -> None:
 def run_serve(options: ServeOptions) -> int:
     """Run until SIGINT/SIGTERM (the reactor's handlers stop it cleanly;
     the service then says BYE to clients and closes its ports)."""
-    from imapd.server.runtime import global_reactor
-    from imapd.server.service import ListenError
-    from imapd.server.tls import TLSConfigError
+    from imapd.net.runtime import global_reactor
+    from imapd.net.service import ListenError
+    from imapd.net.tls import TLSConfigError
 
     reactor = global_reactor()
     start_logging(options["log-level"])
@@ -439,7 +439,7 @@ def run_import(db: UserDatabase, source: Path, replace_existing: bool) -> int:
     """``imapd user import-passwd FILE``: one line per refused entry (line
     number and reason, never the hash), then a summary. Exit 1 if any line
     was refused (the others are imported)."""
-    from imapd.auth.passwd_import import parse_dovecot_passwd
+    from imapd.accounts.passwd_import import parse_dovecot_passwd
 
     try:
         text = source.read_text(encoding="utf-8", errors="surrogateescape")

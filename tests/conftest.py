@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from imapd.users import UserDatabase
+from imapd.accounts.users import UserDatabase
 from tests.support.context import make_users
 
 # Hypothesis profiles, loaded here (before any test module is imported, so a

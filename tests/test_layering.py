@@ -18,21 +18,31 @@ PACKAGE = ROOT / "imapd"
 # Higher number = higher layer. Keys are module-name prefixes; the longest
 # matching prefix decides.
 RANKS: dict[str, int] = {
-    "imapd": 0,               # __init__, model, errors, config: shared value types
-    "imapd.wire": 1,          # pure framing, parsing, encoding
-    "imapd.message": 2,       # pure MIME analysis (builds wire.values trees)
-    "imapd.mailstore": 2,     # the only mutator of mail
-    "imapd.users": 2,         # user database
-    "imapd.auth": 2,          # password schemes, penalties, SCRAM keys (pure)
-    "imapd.session": 3,       # per-connection state, selected views
-    "imapd.commands": 4,      # handlers, registry, dispatcher
-    "imapd.capabilities": 4,
-    "imapd.server": 5,        # Twisted: protocol, factory, service
-    "imapd.cli": 6,
-    "imapd.__main__": 6,
+    "imapd": 0,                  # __init__
+    "imapd.core": 0,             # config, errors, model, spool: shared value types
+    "imapd.imap.wire": 1,        # pure IMAP framing, parsing, encoding
+    "imapd.message": 2,          # pure MIME analysis (builds wire.values trees)
+    "imapd.accounts": 2,         # users, password schemes, SCRAM, penalties, Authenticator
+    "imapd.mail": 3,             # the mail core: backend contract, service, watch
+    "imapd.storage": 4,          # storage engines (memory, sqlite) behind mail.backend
+    "imapd.imap.session": 5,     # per-connection IMAP state, selected views
+    "imapd.imap.commands": 6,    # handlers, registry, dispatcher
+    "imapd.imap.capabilities": 6,
+    "imapd.imap": 6,
+    "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
+    "imapd.app": 8,              # composition root
+    "imapd.cli": 9,
+    "imapd.__main__": 9,
 }
-PURE_LAYERS = ("imapd.wire", "imapd.message", "imapd.mailstore")
-MAY_IMPORT_TWISTED_INTERNET = ("imapd.server", "imapd.cli")
+PURE_LAYERS = ("imapd.imap.wire", "imapd.message")
+MAY_IMPORT_TWISTED_INTERNET = ("imapd.net", "imapd.app", "imapd.cli")
+# Beyond the ranks: protocols never reach past the mail core into a storage
+# engine, and storage engines know no protocol.
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "imapd.imap": ("imapd.storage",),
+    "imapd.storage": ("imapd.imap", "imapd.net", "imapd.pop3", "imapd.lmtp", "imapd.admin"),
+    "imapd.mail": ("imapd.storage", "imapd.imap", "imapd.net"),
+}
 
 
 def layer_of(module: str) -> str:
@@ -70,7 +80,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 def test_sources_found() -> None:
     names = {module_name(p) for p in SOURCES}
-    assert {"imapd.server.protocol", "imapd.commands.dispatch", "imapd.cli"} <= names
+    assert {"imapd.net.imap_connection", "imapd.imap.commands.dispatch", "imapd.cli"} <= names
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
@@ -80,9 +90,12 @@ def test_imports_respect_layers(path: Path) -> None:
     problems = []
     for line, target in imports_of(path):
         if target.startswith("twisted.internet") and not me.startswith(MAY_IMPORT_TWISTED_INTERNET):
-            problems.append(f"line {line}: {target} (only server/cli may use the reactor)")
+            problems.append(f"line {line}: {target} (only net/, app and cli may use the reactor)")
         if target == "imapd" or not target.startswith("imapd."):
             continue
+        for prefix, banned in FORBIDDEN.items():
+            if me.startswith(prefix + ".") and target.startswith(banned):
+                problems.append(f"line {line}: {target} (forbidden for {prefix})")
         target_layer = layer_of(target)
         if RANKS[target_layer] > RANKS[my_layer]:
             problems.append(f"line {line}: {target} is above {my_layer}")
@@ -94,8 +107,8 @@ def test_imports_respect_layers(path: Path) -> None:
 
 def test_the_check_catches_violations(tmp_path: Path) -> None:
     """The scanner must see nested and relative imports, or it proves nothing."""
-    source = "def f():\n    from ..server import protocol\n    import twisted.internet.reactor\n"
-    probe = tmp_path / "imapd" / "wire" / "probe.py"
+    source = "def f():\n    from ...net import imap_connection\n    import twisted.internet.reactor\n"
+    probe = tmp_path / "imapd" / "imap" / "wire" / "probe.py"
     probe.parent.mkdir(parents=True)
     probe.write_text(source)
     global ROOT
@@ -105,6 +118,6 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
         tree_imports = [t for _, t in imports_of(probe)]
     finally:
         ROOT = saved
-    assert "imapd.server.protocol" in tree_imports
+    assert "imapd.net.imap_connection" in tree_imports
     assert "twisted.internet.reactor" in tree_imports
-    assert RANKS[layer_of("imapd.server.protocol")] > RANKS[layer_of("imapd.wire.probe")]
+    assert RANKS[layer_of("imapd.net.imap_connection")] > RANKS[layer_of("imapd.imap.wire.probe")]

@@ -1,4 +1,4 @@
-"""imapd.spool: a spooled literal reads like the bytes it holds (the
+"""imapd.core.spool: a spooled literal reads like the bytes it holds (the
 methods the message model and the store use), and its file is anonymous
 and released on close."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.spool import SpooledLiteral, SpoolWriter, message_bytes
+from imapd.core.spool import SpooledLiteral, SpoolWriter, message_bytes
 from tests.support.spool import spool_handles
 
 

@@ -1,6 +1,6 @@
-"""Durability of the user database (imapd/users.py), by behaviour.
+"""Durability of the user database (imapd/accounts/users.py), by behaviour.
 
-Contract (module doc of imapd.users): ``users.scram`` and ``users.passwd``
+Contract (module doc of imapd.accounts.users): ``users.scram`` and ``users.passwd``
 are each rewritten atomically and durably before the call returns: the new
 content is written to a temp file in the same directory, the temp file is
 fsynced, renamed over the old file, and then the directory is fsynced (so
@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import pytest
 
-from imapd.model import Secret
-from imapd.users import UserDatabase, UserEntry
+from imapd.core.model import Secret
+from imapd.accounts.users import UserDatabase, UserEntry
 from tests.support.context import make_users
 
 PASSWD, SCRAM = "users.passwd", "users.scram"

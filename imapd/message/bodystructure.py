@@ -22,7 +22,7 @@ from __future__ import annotations
 from imapd.message.envelope import envelope_value
 from imapd.message.headers import Params
 from imapd.message.model import MessageInfo, Part
-from imapd.wire.values import IString, PList, Value, nstring
+from imapd.imap.wire.values import IString, PList, Value, nstring
 
 _EMPTY_TEXT_PART = PList((
     IString(b"TEXT"), IString(b"PLAIN"), PList((IString(b"CHARSET"), IString(b"us-ascii"))),

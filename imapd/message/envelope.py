@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 from imapd.message.addresses import parse_address_list
 from imapd.message.headers import unfold
 from imapd.message.model import AddressList, EnvelopeData, MessageInfo
-from imapd.wire.values import PList, Value, nstring
+from imapd.imap.wire.values import PList, Value, nstring
 
 #: The header fields an ENVELOPE is built from (lower-case).
 ENVELOPE_FIELDS = (

@@ -39,7 +39,7 @@ from imapd.message.headers import (
 )
 from imapd.message.model import MessageInfo, Part
 from imapd.message.structure import STRUCTURED_BUDGET
-from imapd.wire.commands import TextScope
+from imapd.imap.wire.commands import TextScope
 
 Scope = Union[Literal["BODY", "TEXT"], TextScope]
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from imapd.message.headers import split_fields
 from imapd.message.model import MessageInfo, Part
-from imapd.wire.commands import Partial, Section, SectionText
+from imapd.imap.wire.commands import Partial, Section, SectionText
 
 _HEADER_SECTIONS = (
     SectionText.HEADER, SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT,

@@ -1,12 +1,12 @@
 """Format IMAP values with the project's response encoder
-(``imapd.wire.encode``), through its public API, for byte-exact
+(``imapd.imap.wire.encode``), through its public API, for byte-exact
 expectations: the value is wrapped in a FETCH response and unwrapped again."""
 
 from __future__ import annotations
 
-from imapd.wire.encode import encode_response
-from imapd.wire.responses import FetchResponse
-from imapd.wire.values import Value
+from imapd.imap.wire.encode import encode_response
+from imapd.imap.wire.responses import FetchResponse
+from imapd.imap.wire.values import Value
 
 _PREFIX = b"* 1 FETCH (X "
 _SUFFIX = b")\r\n"

@@ -25,9 +25,9 @@ from imapd.message import (
     matches_text,
     section_bytes,
 )
-from imapd.wire.commands import Partial, Section, SectionText, TextScope
-from imapd.wire.encode import encode_response
-from imapd.wire.responses import FetchResponse
+from imapd.imap.wire.commands import Partial, Section, SectionText, TextScope
+from imapd.imap.wire.encode import encode_response
+from imapd.imap.wire.responses import FetchResponse
 
 from .conftest import CONFORMANCE
 

@@ -21,7 +21,7 @@ from imapd.message import (
     section_bytes,
     section_span,
 )
-from imapd.wire.commands import Section, SectionText
+from imapd.imap.wire.commands import Section, SectionText
 
 from .conftest import load_fixture
 from .imapfmt import fmt, fmts

@@ -41,8 +41,8 @@ from imapd.message import (
     section_bytes,
     section_span,
 )
-from imapd.wire.commands import Section, SectionText
-from imapd.wire.values import IString, PList, Value
+from imapd.imap.wire.commands import Section, SectionText
+from imapd.imap.wire.values import IString, PList, Value
 
 from .imapfmt import fmt
 

@@ -16,7 +16,7 @@ from imapd.message import (
     searchable_text,
     sent_date,
 )
-from imapd.wire.commands import TextScope
+from imapd.imap.wire.commands import TextScope
 
 from .conftest import load_fixture
 

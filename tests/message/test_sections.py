@@ -14,7 +14,7 @@ from imapd.message import (
     section_bytes,
     section_span,
 )
-from imapd.wire.commands import Partial, Section, SectionText
+from imapd.imap.wire.commands import Partial, Section, SectionText
 
 from .imapfmt import fmts
 

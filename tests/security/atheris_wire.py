@@ -24,16 +24,16 @@ import atheris  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports():
-    from imapd.auth.passwd_import import parse_dovecot_passwd
-    from imapd.auth.scram import ScramExchange, ScramFailed, decoy_keys
-    from imapd.commands.auth import decode_sasl_base64, parse_plain_message
-    from imapd.config import Limits
-    from imapd.errors import ImapError
-    from imapd.wire import commands as c
-    from imapd.wire.encode_command import encode_command
-    from imapd.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
-    from imapd.wire.mutf7 import decode_mutf7
-    from imapd.wire.parse import parse_command
+    from imapd.accounts.passwd_import import parse_dovecot_passwd
+    from imapd.accounts.scram import ScramExchange, ScramFailed, decoy_keys
+    from imapd.imap.commands.auth import decode_sasl_base64, parse_plain_message
+    from imapd.core.config import Limits
+    from imapd.core.errors import ImapError
+    from imapd.imap.wire import commands as c
+    from imapd.imap.wire.encode_command import encode_command
+    from imapd.imap.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
+    from imapd.imap.wire.mutf7 import decode_mutf7
+    from imapd.imap.wire.parse import parse_command
 
 LIMITS = Limits(max_line=512, max_literal=256, max_command=2048, max_nesting=8)
 COMMAND_TYPES = tuple(c.Command.__args__)  # type: ignore[attr-defined]

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from imapd.model import Secret
-from imapd.server.tls import generate_self_signed
-from imapd.users import UserDatabase
+from imapd.core.model import Secret
+from imapd.net.tls import generate_self_signed
+from imapd.accounts.users import UserDatabase
 from tests.support.context import cheap_hasher
 from tests.support.raw import RawClient
 from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server

@@ -15,8 +15,8 @@ from typing import Callable, Iterator, cast
 import pytest
 import scramp  # type: ignore[import-untyped]
 
-from imapd.model import Secret
-from imapd.users import UserDatabase
+from imapd.core.model import Secret
+from imapd.accounts.users import UserDatabase
 from tests.security.helpers import Raw, SecureServer, secure_server
 from tests.support.context import cheap_hasher
 from tests.support.server import stop_process

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from imapd.commands import catalogue
+from imapd.imap.commands import catalogue
 from tests.security.helpers import Raw, SecureServer, secure_server
 
 LIMITS = [

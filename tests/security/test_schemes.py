@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.auth import schemes
-from imapd.auth.passwd_import import parse_dovecot_passwd
-from imapd.model import Secret
-from imapd.users import UserDatabase, UserDatabaseError, hasher_from_spec
+from imapd.accounts import schemes
+from imapd.accounts.passwd_import import parse_dovecot_passwd
+from imapd.core.model import Secret
+from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_spec
 from tests.security.helpers import secure_server
 from tests.support.context import cheap_hasher
 from tests.support.server import run_cli

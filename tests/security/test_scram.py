@@ -1,4 +1,4 @@
-"""The SCRAM exchange on its own (``imapd.auth.scram``), byte for byte.
+"""The SCRAM exchange on its own (``imapd.accounts.scram``), byte for byte.
 
 RFC 7677 §3's example fixes the arithmetic; the other expected messages
 come from a small client written here from RFC 5802 §3's formulas
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.auth.scram import Failure, ScramExchange, ScramFailed, ScramKeys
+from imapd.accounts.scram import Failure, ScramExchange, ScramFailed, ScramKeys
 
 
 def b64(data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Channel binding data from the TLS layer (``imapd.server.tls``):
+"""Channel binding data from the TLS layer (``imapd.net.tls``):
 RFC 5929 §4.1 tls-server-end-point for each kind of certificate signature,
 and RFC 9266 tls-exporter on a real pyOpenSSL connection pair (TLS 1.3
 only), compared with what the client side of the same connection exports."""
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
-from imapd.server.tls import CertificateFiles, build_context, channel_bindings, server_end_point
+from imapd.net.tls import CertificateFiles, build_context, channel_bindings, server_end_point
 from tests.security.helpers import make_certificate
 
 NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL
 
-from imapd.server.tls import (
+from imapd.net.tls import (
     CertificateFiles, ServerTLS, TLSConfigError, build_context, ensure_certificate,
     generate_self_signed, tcp_description_for_implicit_tls,
 )
@@ -77,8 +77,8 @@ def test_reload_failure_keeps_the_old_context(tmp_path: Path) -> None:
 
 def test_framer_limits_can_be_raised_after_login() -> None:
     """The hook the server uses for its smaller pre-login literal limit."""
-    from imapd.config import Limits
-    from imapd.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
+    from imapd.core.config import Limits
+    from imapd.imap.wire.framer import CommandFrame, FrameError, Framer, NeedContinuation
 
     framer = Framer(Limits(max_literal=10))
     [refused] = framer.feed(b"a LOGIN {11}\r\n")

@@ -16,13 +16,13 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from imapd.auth.penalty import LoginGuard
-from imapd.commands import catalogue
-from imapd.config import Config, Limits
-from imapd.server.factory import ImapServerFactory
-from imapd.server.protocol import ImapServerProtocol
-from imapd.server.runtime import InlineRuntime
-from imapd.users import UserDatabase
+from imapd.accounts.penalty import LoginGuard
+from imapd.imap.commands import catalogue
+from imapd.core.config import Config, Limits
+from imapd.net.imap_factory import ImapServerFactory
+from imapd.net.imap_connection import ImapServerProtocol
+from imapd.net.runtime import InlineRuntime
+from imapd.accounts.users import UserDatabase
 from tests.support import capabilities as caps
 
 REMOTE = "192.0.2.7"  # TEST-NET-1: never contacted, only a peer address value

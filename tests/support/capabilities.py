@@ -1,6 +1,6 @@
 """The capability lists the tests expect, written out by hand.
 
-Why literal: an expected list built from ``imapd.capabilities.EXTENSIONS``
+Why literal: an expected list built from ``imapd.imap.capabilities.EXTENSIONS``
 agrees with the server whatever it advertises, so dropping an extension
 (say MOVE) would pass every test. These strings are what README.md and the
 RFCs require, in the server's order (RFC 3501 §7.2.1: the CAPABILITY

@@ -19,13 +19,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from imapd.commands.context import CommandContext, ConnectionClosed, Features
-from imapd.config import Config, Limits
-from imapd.model import Secret
-from imapd.server.runtime import InlineRuntime
-from imapd.session.state import Session
-from imapd.users import UserDatabase
-from imapd.wire.responses import Continuation, Response
+from imapd.imap.commands.context import CommandContext, ConnectionClosed, Features
+from imapd.core.config import Config, Limits
+from imapd.core.model import Secret
+from imapd.net.runtime import InlineRuntime
+from imapd.imap.session.state import Session
+from imapd.accounts.users import UserDatabase
+from imapd.imap.wire.responses import Continuation, Response
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class FakeView:
         self.on_change: Any = None
 
     def drain(self, allow_expunge: bool) -> list[Response]:
-        from imapd.wire.responses import Expunge
+        from imapd.imap.wire.responses import Expunge
 
         self.drains.append(allow_expunge)
         out = [r for r in self.pending if allow_expunge or not isinstance(r, Expunge)]

@@ -1,6 +1,6 @@
 """The stress checker's own IMAP response reader (RFC 3501 §7, §9).
 
-Deliberately independent of ``imapd.wire``: the checker must not share the
+Deliberately independent of ``imapd.imap.wire``: the checker must not share the
 server's parser, or a bug in it would be made on both sides and cancel out.
 It understands only what the checker asks for: status responses with their
 response codes (RFC 3501 §7.1), EXISTS/RECENT/EXPUNGE (§7.3, §7.4.1),

@@ -15,11 +15,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from imapd.config import Config, Limits
-from imapd.server.factory import ImapServerFactory
-from imapd.server.protocol import ImapServerProtocol
-from imapd.server.runtime import InlineRuntime
-from imapd.users import UserDatabase
+from imapd.core.config import Config, Limits
+from imapd.net.imap_factory import ImapServerFactory
+from imapd.net.imap_connection import ImapServerProtocol
+from imapd.net.runtime import InlineRuntime
+from imapd.accounts.users import UserDatabase
 
 
 class Conversation:

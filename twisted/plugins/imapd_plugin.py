@@ -23,7 +23,7 @@ class ImapdServiceMaker:
     options = ServeOptions
 
     def makeService(self, options: ServeOptions) -> Any:
-        from imapd.server.runtime import global_reactor
+        from imapd.net.runtime import global_reactor
 
         return build_service(options, global_reactor())
 

@@ -1,0 +1,125 @@
+"""Run one parsed command: state gate, handler, error mapping, drain.
+
+The data path (see docs/architecture.md): the server parses a frame into a
+``Command`` (or ``CommandSyntaxError``) and awaits ``Dispatcher.dispatch``;
+it writes the returned tagged reply. Untagged responses went out during the
+handler through ``ctx.send``, and pending mailbox updates are drained just
+before the reply (RFC 3501 §7: untagged data precedes the tagged result;
+§7.4.1: no EXPUNGE during FETCH/STORE/SEARCH).
+
+Error mapping: ``ImapError`` -> ``NO``/``BAD [code] text``; any other
+exception -> ``NO [SERVERBUG]`` and a log line; the connection goes on. Only
+the command's name and tag are logged, never its arguments (credentials).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from imapd.imap.commands import catalogue
+from imapd.imap.commands.announce import send_updates
+from imapd.imap.commands.context import AnySpec, CommandContext, Completion, ConnectionClosed
+from imapd.imap.commands.registry import Registry
+from imapd.core.errors import ErrorKind, ImapError
+from imapd.imap.session.state import Session
+from imapd.imap.wire.commands import Command, CommandSyntaxError
+from imapd.imap.wire.responses import ResponseCode, Status, Tagged, Untagged
+from imapd.imap.wire.values import Atom, Value
+
+log = Logger(namespace="imapd.dispatch")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The reply to write, and whether the bad-command budget is now spent
+    (the server then sends ``* BYE`` and closes)."""
+
+    reply: Tagged | Untagged
+    budget_exhausted: bool = False
+
+
+def error_code(error: ImapError) -> ResponseCode | None:
+    if error.code is None:
+        return None
+    args: tuple[Value, ...] = tuple(
+        a if isinstance(a, int) else Atom(str(a)) for a in error.code_args
+    )
+    return ResponseCode(error.code, args)
+
+
+class Dispatcher:
+    """Dispatches commands through one ``Registry``."""
+
+    def __init__(self, registry: Registry, max_bad_commands: int) -> None:
+        self.registry = registry
+        self.max_bad_commands = max_bad_commands
+
+    def count_reply(self, session: Session, status: Status) -> bool:
+        """Track consecutive BAD replies; True when the budget is spent.
+
+        Consecutive, not total: a long-lived client that now and then sends
+        an extension we lack must not be cut off after a day."""
+        if status is Status.BAD:
+            session.bad_commands += 1
+        else:
+            session.bad_commands = 0
+        return session.bad_commands >= self.max_bad_commands
+
+    def _outcome(self, session: Session, reply: Tagged | Untagged) -> Outcome:
+        return Outcome(reply, self.count_reply(session, reply.status))
+
+    async def dispatch(
+        self, parsed: Command | CommandSyntaxError, ctx: CommandContext
+    ) -> Outcome | None:
+        """Run ``parsed``; None when the connection closed under the handler."""
+        session = ctx.session
+        if isinstance(parsed, CommandSyntaxError):
+            if parsed.invalid_name and parsed.tag is not None:
+                reply = Tagged(parsed.tag, Status.NO, parsed.reason, ResponseCode("CANNOT"))
+                return self._outcome(session, reply)
+            if parsed.tag is None:
+                return self._outcome(session, Untagged(Status.BAD, parsed.reason))
+            return self._outcome(session, Tagged(parsed.tag, Status.BAD, parsed.reason))
+        spec = self.registry.lookup(type(parsed))
+        if spec is None:
+            reply = Tagged(parsed.tag, Status.BAD, catalogue.BAD_UNKNOWN_COMMAND)
+            return self._outcome(session, reply)
+        if session.state not in spec.states:
+            reply = Tagged(parsed.tag, Status.BAD, catalogue.BAD_WRONG_STATE)
+            return self._outcome(session, reply)
+        try:
+            result = await self._run(spec, parsed, ctx)
+        except ConnectionClosed:
+            return None
+        self._drain(spec, ctx)
+        return self._outcome(session, result)
+
+    async def _run(self, spec: AnySpec, cmd: Command, ctx: CommandContext) -> Tagged:
+        try:
+            completion: Completion = await spec.handler(cmd, ctx)
+        except ImapError as error:
+            status = Status.BAD if error.kind is ErrorKind.BAD else Status.NO
+            return Tagged(cmd.tag, status, error.text, error_code(error))
+        except ConnectionClosed:
+            raise
+        except Exception:
+            log.failure(
+                "{command} (tag {tag}) raised in session {session_id}",
+                command=type(cmd).__name__.upper(),
+                tag=cmd.tag,
+                session_id=ctx.session.session_id,
+            )
+            return Tagged(
+                cmd.tag, Status.NO, catalogue.NO_SERVERBUG,
+                ResponseCode(catalogue.CODE_SERVERBUG),
+            )
+        return Tagged(cmd.tag, Status.OK, completion.text, completion.code)
+
+    @staticmethod
+    def _drain(spec: AnySpec, ctx: CommandContext) -> None:
+        """Send the selected view's pending updates before the tagged reply
+        (with a FLAGS announcement first when the list grew, RFC 3501
+        §7.2.6; ``imapd.imap.commands.announce``)."""
+        send_updates(ctx, allow_expunge=spec.may_send_expunge)

@@ -1,0 +1,147 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8; response §7.2.5).
+
+The answer is one ``* SEARCH`` with the matching messages' sequence numbers
+(UIDs for UID SEARCH), ascending; an empty ``* SEARCH`` when none match.
+
+``CHARSET`` may be UTF-8 or US-ASCII (the parser decodes strings as UTF-8,
+which also accepts the raw UTF-8 many clients send without CHARSET); any
+other charset is ``NO [BADCHARSET (UTF-8 US-ASCII)]`` (RFC 3501 §6.4.4,
+§7.1).
+
+Speed: the candidates are the messages the client knows (the view's
+sequence numbers; messages expunged by others but not yet announced are
+gone from the store and match nothing). Their store records decide every
+cheap key first (``search_eval``); only messages still undecided get their
+analysis (the store's ``meta``) loaded, and only those still undecided after
+that get their bytes read — one message at a time, so memory stays bounded.
+
+Extensions: ``RETURN (...)`` answers with ESEARCH and SAVE keeps the result
+as ``$`` (RFC 4731, RFC 5182; see ``esearch``); ``$`` in the criteria is the
+saved result (empty until a SEARCH saved one; a SEARCH ... SAVE that fails
+leaves it empty, RFC 5182 §2.1). The ``MODSEQ`` key (RFC 7162 §3.1.5)
+enables CONDSTORE and adds the highest MODSEQ of the matches to the
+result: ``* SEARCH 2 5 (MODSEQ 917)``, nothing when none match.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from imapd.imap.commands import condstore, esearch
+from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.imap.commands.select import selected_view
+from imapd.imap.commands.search_eval import Candidate, Evaluator, uses_modseq
+from imapd.core.errors import ImapError
+from imapd.mail.interface import MailStore
+from imapd.message import MessageInfo, analyze, casemap
+from imapd.imap.session.view import SelectedView
+from imapd.imap.wire.commands import Search
+from imapd.imap.wire.responses import SearchResponse
+
+SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+# The collation's one-time table is built when the server loads its
+# commands, not inside the first SEARCH with non-ASCII text (RFC 5051 fold).
+casemap.prepare()
+# Undecided messages whose analyses are read from the store at once.
+BATCH_SIZE = 256
+
+
+def _info_from_meta(meta: bytes) -> MessageInfo | None:
+    try:
+        return MessageInfo.from_bytes(meta)
+    except ValueError:
+        return None  # missing or foreign analysis: recomputed from the bytes
+
+
+async def _decide(
+    store: MailStore, view: SelectedView, evaluator: Evaluator, cmd: Search,
+    undecided: Sequence[Candidate],
+) -> list[Candidate]:
+    """The undecided candidates that match, loading analysis, then bytes."""
+    matched: list[Candidate] = []
+    for start in range(0, len(undecided), BATCH_SIZE):
+        batch = undecided[start:start + BATCH_SIZE]
+        records = await store.fetch_records(
+            view.selection, [c.record.uid for c in batch], with_meta=True
+        )
+        metas = {record.uid: record.meta for record in records}
+        for candidate in batch:
+            candidate.info = _info_from_meta(metas.get(candidate.record.uid, b""))
+            verdict = (
+                None if candidate.info is None
+                else evaluator.evaluate(cmd.criteria, candidate)
+            )
+            if verdict is None:
+                candidate.raw = await store.read_message(view.selection, candidate.record.uid)
+                if candidate.raw is None:
+                    continue  # expunged meanwhile
+                if candidate.info is None:
+                    candidate.info = analyze(candidate.raw)
+                verdict = evaluator.evaluate(cmd.criteria, candidate)
+            if verdict:
+                matched.append(candidate)
+            candidate.release()  # at most one message's data in memory
+    return matched
+
+
+async def _matching(
+    store: MailStore, view: SelectedView, cmd: Search, saved: frozenset[int],
+) -> list[Candidate]:
+    """The messages matching the criteria, ascending (see module doc)."""
+    uids = list(view.uids)
+    records = await store.fetch_records(view.selection, uids) if uids else []
+    by_uid = {record.uid: record for record in records}
+    evaluator = Evaluator(len(uids), uids[-1] if uids else 0, saved)
+    matched: list[Candidate] = []
+    undecided: list[Candidate] = []
+    for seq, uid in enumerate(uids, start=1):
+        record = by_uid.get(uid)
+        if record is None:
+            continue  # expunged by another session; not yet announced
+        candidate = Candidate(seq, record, view.is_recent(uid))
+        verdict = evaluator.evaluate(cmd.criteria, candidate)
+        if verdict is None:
+            undecided.append(candidate)
+        elif verdict:
+            matched.append(candidate)
+    matched += await _decide(store, view, evaluator, cmd, undecided)
+    matched.sort(key=lambda c: c.seq)
+    return matched
+
+
+async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
+    """SEARCH / UID SEARCH (RFC 3501 §6.4.4, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    saved = frozenset(view.saved_uids)
+    options = None if cmd.return_options is None else esearch.effective_options(cmd.return_options)
+    if options is not None and esearch.SAVE in options:
+        view.saved_uids = ()  # stays empty if this SEARCH fails (RFC 5182 §2.1)
+    if cmd.charset is not None and cmd.charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {cmd.charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+    with_modseq = uses_modseq(cmd.criteria)
+    if with_modseq:
+        condstore.enable_condstore(ctx)
+    if cmd.uid:
+        view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
+    matched = await _matching(store, view, cmd, saved)
+    numbers = [c.record.uid if cmd.uid else c.seq for c in matched]
+    modseqs = [c.record.modseq for c in matched] if with_modseq else None
+    if options is None:
+        ctx.send(SearchResponse(tuple(numbers), max(modseqs) if modseqs else None))
+    else:
+        if esearch.SAVE in options:
+            view.saved_uids = esearch.saved_uids(options, [c.record.uid for c in matched])
+        response = esearch.esearch_response(cmd.tag, cmd.uid, options, numbers, modseqs)
+        if response is not None:
+            ctx.send(response)
+    return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed")
+
+
+# SEARCH must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1).
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Search, handle_search, SELECTED, may_send_expunge=False),
+)

@@ -1,0 +1,219 @@
+"""Evaluating SEARCH keys against one message (RFC 3501 §6.4.4).
+
+Evaluation is three-valued so that cheap keys decide first: a
+``Candidate`` starts with only its store record (flags, size, internal
+date, UID, sequence number, ``\\Recent``); keys that need more (the
+message analysis for SENT*, the bytes for header and text keys) evaluate to
+``None`` ("unknown") until that data is loaded. ``AND``/``OR``/``NOT``
+follow Kleene logic (``False AND unknown`` is False, ``True OR unknown`` is
+True), so ``UNSEEN TEXT foo`` never reads the bytes of seen messages. With
+the analysis and the bytes loaded, every key is decided.
+
+Key semantics (RFC 3501 §6.4.4):
+
+* Flags and keywords compare without regard to case; ``\\Recent`` (RECENT,
+  NEW, OLD) is the session's (``SelectedView.is_recent``).
+* BEFORE/ON/SINCE compare the internal date's calendar date in its own
+  time zone; SENTBEFORE/SENTON/SENTSINCE the date written in the Date
+  header (a message without a usable Date header matches none of them).
+* LARGER/SMALLER compare RFC822.SIZE (strictly).
+* Strings match as substrings of decoded text (RFC 2047 words,
+  quoted-printable and base64 bodies, charsets) under the
+  ``i;unicode-casemap`` collation (RFC 5051; RFC 5255 §4.2 names the keys:
+  BCC, BODY, CC, FROM, SUBJECT, TEXT, TO, HEADER). Each message text and
+  header field is folded once per message (``Candidate``), each search
+  string once per command (``Evaluator``). ``HEADER field ""`` matches every
+  message that has the field.
+* Sequence sets use the client's message numbers (``*`` is EXISTS); UID
+  sets the UIDs (``*`` is the highest UID, so ``n:*`` includes it). ``$``
+  in either place is the saved result (RFC 5182 §2.1): the messages whose
+  UIDs are in ``saved``.
+* ``MODSEQ n`` (RFC 7162 §3.1.5) matches messages whose MODSEQ is at least
+  ``n``; the optional entry name is accepted and not narrowed further (this
+  store keeps one MODSEQ per message, for all of its flags).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from imapd.mail.records import MessageRecord
+from imapd.message import MessageInfo, searchable_text
+from imapd.message.casemap import fold
+from imapd.message.searchtext import folded_header_texts
+from imapd.core.model import RECENT
+from imapd.imap.wire.commands import (
+    DateField, DateOp, SearchAll, SearchAnd, SearchDate, SearchFlag, SearchHeader, SearchKey,
+    SearchModSeq, SearchNot, SearchOr, SearchSeq, SearchSize, SearchText, SearchUid, TextScope,
+)
+
+Truth = bool | None
+
+
+@dataclass
+class Candidate:
+    """One message as the evaluator sees it; ``info`` and ``raw`` are filled
+    in when a key needs them."""
+
+    seq: int
+    record: MessageRecord
+    recent: bool
+    info: MessageInfo | None = None
+    raw: bytes | None = None
+    folded_flags: frozenset[str] = frozenset()
+    _texts: dict[TextScope, str] = field(default_factory=dict)
+    _headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folded_flags = frozenset(flag.lower() for flag in self.record.flags)
+
+    def release(self) -> None:
+        """Drop the loaded message data once the candidate is decided."""
+        self.info = None
+        self.raw = None
+        self._texts.clear()
+        self._headers.clear()
+
+    def text(self, scope: TextScope) -> str | None:
+        """Folded (RFC 5051) searchable text for BODY or TEXT, computed once."""
+        if self.raw is None or self.info is None:
+            return None
+        cached = self._texts.get(scope)
+        if cached is None:
+            cached = searchable_text(self.raw, self.info, scope)
+            self._texts[scope] = cached
+        return cached
+
+    def header_texts(self, name: str) -> tuple[str, ...] | None:
+        """Folded (RFC 5051) values of header field ``name`` (for FROM, TO,
+        CC, BCC also the plain addresses), computed once per field."""
+        if self.raw is None or self.info is None:
+            return None
+        cached = self._headers.get(name)
+        if cached is None:
+            cached = folded_header_texts(self.raw, self.info, name)
+            self._headers[name] = cached
+        return cached
+
+
+def _compare_date(value: datetime.date, op: DateOp, date: datetime.date) -> bool:
+    if op is DateOp.BEFORE:
+        return value < date
+    if op is DateOp.ON:
+        return value == date
+    return value >= date
+
+
+class Evaluator:
+    """Evaluates keys for one SEARCH command: ``exists`` and ``largest_uid``
+    give ``*`` its meaning in sequence and UID sets, ``saved`` is ``$``."""
+
+    def __init__(self, exists: int, largest_uid: int, saved: frozenset[int] = frozenset()) -> None:
+        self.exists = exists
+        self.largest_uid = largest_uid
+        self.saved = saved
+        self._needles: dict[str, str] = {}
+
+    def needle(self, value: str) -> str:
+        """A search string folded (RFC 5051), once per command."""
+        folded = self._needles.get(value)
+        if folded is None:
+            folded = self._needles[value] = fold(value)
+        return folded
+
+    def evaluate(self, key: SearchKey, message: Candidate) -> Truth:
+        """True/False, or None when the key needs data not yet loaded."""
+        if isinstance(key, SearchAnd):
+            return self._all(key.keys, message)
+        if isinstance(key, SearchOr):
+            left = self.evaluate(key.left, message)
+            if left is True:
+                return True
+            right = self.evaluate(key.right, message)
+            if right is True:
+                return True
+            return None if left is None or right is None else False
+        if isinstance(key, SearchNot):
+            inner = self.evaluate(key.key, message)
+            return None if inner is None else not inner
+        return self._simple(key, message)
+
+    def _all(self, keys: tuple[SearchKey, ...], message: Candidate) -> Truth:
+        result: Truth = True
+        for key in keys:
+            value = self.evaluate(key, message)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+    def _simple(self, key: SearchKey, message: Candidate) -> Truth:
+        record = message.record
+        if isinstance(key, SearchAll):
+            return True
+        if isinstance(key, SearchFlag):
+            if key.flag.lower() == RECENT.lower():
+                return message.recent == key.present
+            return (key.flag.lower() in message.folded_flags) == key.present
+        if isinstance(key, SearchSize):
+            return record.size > key.size if key.larger else record.size < key.size
+        if isinstance(key, (SearchSeq, SearchUid)) and key.seqset.saved:
+            return record.uid in self.saved
+        if isinstance(key, SearchSeq):
+            return key.seqset.contains(message.seq, self.exists)
+        if isinstance(key, SearchUid):
+            return key.seqset.contains(record.uid, self.largest_uid)
+        if isinstance(key, SearchModSeq):
+            return record.modseq >= key.modseq
+        if isinstance(key, SearchDate):
+            return self._date(key, message)
+        if isinstance(key, SearchHeader):
+            return self._header(key, message)
+        if isinstance(key, SearchText):
+            text = message.text(key.scope)
+            return None if text is None else self.needle(key.value) in text
+        raise TypeError(f"unknown search key {key!r}")
+
+    @staticmethod
+    def _date(key: SearchDate, message: Candidate) -> Truth:
+        if key.field is DateField.INTERNAL:
+            return _compare_date(message.record.internal_date.date(), key.op, key.date)
+        if message.info is None:
+            return None
+        sent = message.info.sent_date
+        return False if sent is None else _compare_date(sent, key.op, key.date)
+
+    def _header(self, key: SearchHeader, message: Candidate) -> Truth:
+        values = message.header_texts(key.field)
+        if values is None:
+            return None
+        needle = self.needle(key.value)
+        return any(needle in value for value in values)
+
+
+def subkeys(key: SearchKey) -> tuple[SearchKey, ...]:
+    """The keys directly inside AND / OR / NOT (none for the others)."""
+    if isinstance(key, SearchAnd):
+        return key.keys
+    if isinstance(key, SearchOr):
+        return (key.left, key.right)
+    if isinstance(key, SearchNot):
+        return (key.key,)
+    return ()
+
+
+def uses_saved_result(key: SearchKey) -> bool:
+    """Does a sequence or UID set anywhere in the key use ``$`` (RFC 5182)?"""
+    if isinstance(key, (SearchSeq, SearchUid)) and key.seqset.saved:
+        return True
+    return any(uses_saved_result(k) for k in subkeys(key))
+
+
+def uses_modseq(key: SearchKey) -> bool:
+    """Does the key use MODSEQ anywhere (RFC 7162 §3.1.5: then the result
+    carries the highest MODSEQ, and the command enables CONDSTORE)?"""
+    if isinstance(key, SearchModSeq):
+        return True
+    return any(uses_modseq(k) for k in subkeys(key))

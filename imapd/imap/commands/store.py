@@ -1,0 +1,107 @@
+"""STORE and UID STORE (RFC 3501 §6.4.6, §6.4.8).
+
+``FLAGS`` replaces the message flags, ``+FLAGS`` adds to them, ``-FLAGS``
+removes from them. Unless ``.SILENT`` was given, each message of the set
+that still exists gets an untagged ``* seq FETCH (FLAGS (...))`` with its
+flags after the change (with ``UID`` for UID STORE, RFC 3501 §6.4.8; with
+MODSEQ once CONDSTORE is enabled, RFC 7162 §3.1.3) — also for messages whose
+flags did not change, as the RFC's example shows.
+
+* ``\\Recent`` cannot be stored: it is server-owned (RFC 3501 §2.3.2) and
+  not in PERMANENTFLAGS; asking for it is answered BAD, like an unknown
+  ``\\`` flag (Dovecot does the same). Flags are checked before anything
+  else, so the answer does not depend on the message set.
+* A read-only (EXAMINEd) mailbox answers ``NO [READ-ONLY]``.
+* Other sessions with the mailbox selected learn of the change as untagged
+  FETCH at their next command (the store notifies their views).
+
+CONDSTORE (RFC 7162 §3.1.3): ``(UNCHANGEDSINCE n)`` changes only the
+messages whose MODSEQ is at most ``n``; the others (and messages expunged
+meanwhile, which could not be changed either) are listed in the tagged
+``OK [MODIFIED set]`` (sequence numbers, or UIDs for UID STORE). It is a
+CONDSTORE enabling command. With CONDSTORE on, even ``.SILENT`` sends
+``FETCH (UID MODSEQ)`` for each message whose flags changed ("required to
+update the client's cache with the correct mod-sequence values").
+"""
+
+from __future__ import annotations
+
+from imapd.imap.commands import catalogue, condstore
+from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.imap.commands.select import selected_view
+from imapd.core.errors import ImapError
+from imapd.mail.flags import FlagOp, split_flags
+from imapd.mail.interface import MailStore
+from imapd.mail.records import FlagState, StoreResult
+from imapd.imap.session.view import SelectedView, uid_set_text
+from imapd.imap.wire.commands import Store, StoreMode
+from imapd.imap.wire.responses import FetchResponse, ResponseCode
+from imapd.imap.wire.values import Atom, Value
+
+_OPS = {
+    StoreMode.REPLACE: FlagOp.REPLACE,
+    StoreMode.ADD: FlagOp.ADD,
+    StoreMode.REMOVE: FlagOp.REMOVE,
+}
+
+
+async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
+    """STORE / UID STORE (RFC 3501 §6.4.6, §6.4.8); see the module docstring."""
+    view = selected_view(ctx)
+    store: MailStore = ctx.store
+    split_flags(cmd.flags)  # BAD for \Recent, unknown \flags, bad keywords
+    if view.readonly:
+        raise ImapError.no("Mailbox is read-only", "READ-ONLY")
+    if cmd.unchangedsince is not None:
+        condstore.enable_condstore(ctx)
+    pairs = view.resolve(cmd.seqset, cmd.uid)
+    done = "UID STORE completed" if cmd.uid else "STORE completed"
+    if not pairs:
+        return Completion(done)
+    result = await store.store_flags(
+        view.selection, [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags,
+        cmd.unchangedsince,
+    )
+    states = {state.uid: state for state in result.states}
+    for seq, uid in pairs:
+        state = states.get(uid)
+        if state is None:
+            continue  # expunged by another session, or failed UNCHANGEDSINCE
+        if not cmd.silent:
+            ctx.send(_flags_fetch(view, seq, state, cmd.uid))
+        elif view.condstore and uid in result.changed:
+            ctx.send(FetchResponse(seq, (("UID", uid), ("MODSEQ", condstore.modseq_value(state.modseq)))))
+    if cmd.unchangedsince is not None:
+        return _conditional_completion(cmd, pairs, result, done)
+    return Completion(done)
+
+
+def _flags_fetch(view: SelectedView, seq: int, state: FlagState, uid_command: bool) -> FetchResponse:
+    """``* seq FETCH (FLAGS (...) [UID u] [MODSEQ (m)])`` after a STORE."""
+    items: list[tuple[str, Value]] = [("FLAGS", view.flags_value(state.uid, state.flags))]
+    if uid_command or view.condstore:
+        items.append(("UID", state.uid))
+    if view.condstore:
+        items.append(("MODSEQ", condstore.modseq_value(state.modseq)))
+    return FetchResponse(seq, tuple(items))
+
+
+def _conditional_completion(
+    cmd: Store, pairs: list[tuple[int, int]], result: StoreResult, done: str,
+) -> Completion:
+    """The tagged OK of STORE (UNCHANGEDSINCE n): ``[MODIFIED set]`` with the
+    messages not changed because their MODSEQ is above ``n`` or because
+    they no longer exist (RFC 7162 §3.1.3)."""
+    passed = {state.uid for state in result.states}
+    failed = [seq_uid for seq_uid in pairs if seq_uid[1] not in passed]
+    if not failed:
+        return Completion(done)
+    numbers = sorted(uid if cmd.uid else seq for seq, uid in failed)
+    code = ResponseCode(catalogue.CODE_MODIFIED, (Atom(uid_set_text(numbers)),))
+    return Completion(catalogue.OK_CONDITIONAL_STORE_FAILED, code)
+
+
+# STORE must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1).
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Store, handle_store, SELECTED, may_send_expunge=False),
+)

@@ -1,0 +1,380 @@
+"""SelectedView: one session's picture of its selected mailbox.
+
+The view holds what the *client* has been told: the sequence-number <-> UID
+list, which messages are ``\\Recent`` in this session, and a queue of
+changes the client has not been told yet. The store pushes changes into the
+view (through its ``Selection``) as soon as they commit; the client hears
+about them only when the dispatcher calls ``drain`` before a tagged reply
+(RFC 3501 §5.2, §7), so sequence numbers never move under a command.
+
+Own changes:
+
+* STORE: the handler reports the new flags itself (RFC 3501 §6.4.6); the
+  store marks the change ``own`` so the view does not queue a second FETCH
+  (it only refreshes flags it still holds from other sessions' changes).
+* EXPUNGE / UID EXPUNGE / MOVE / CLOSE: the store delivers the expunges to
+  this view like to any other; the dispatcher's ``drain(allow_expunge=True)``
+  after the handler announces them (CLOSE just closes the view: no EXPUNGE
+  responses, RFC 3501 §6.4.2).
+* APPEND / COPY into the selected mailbox: new messages arrive like anyone
+  else's and are announced with EXISTS at the next drain (RFC 3501 §6.3.11).
+
+While expunges are held back (``drain(allow_expunge=False)``, during FETCH,
+STORE and SEARCH, RFC 3501 §7.4.1), the expunged messages keep their
+sequence numbers; the store no longer has them, so a FETCH of one returns
+nothing (RFC 2180 §4.1.2).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from typing import Callable, Iterable, Sequence
+
+from imapd.core.errors import ImapError
+from imapd.mail.events import (
+    ChangeEvent, FlagsChanged, MailboxDeleted, MessagesAdded, MessagesExpunged, Selection,
+)
+from imapd.mail.interface import MailStore
+from imapd.mail.records import FlagState, MailboxSnapshot
+from imapd.core.model import RECENT, SequenceSet
+from imapd.imap.session.flaglist import FlagList
+from imapd.imap.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
+from imapd.imap.wire.values import Atom, PList, Value
+
+# Rebuild the UID array instead of deleting one by one above this many
+# expunges: each ``del`` is a memmove of the whole tail.
+_REBUILD_THRESHOLD = 32
+
+
+def uid_set_text(uids: Iterable[int]) -> str:
+    """Compact sequence-set text for ascending UIDs: ``1:3,7,9:10``."""
+    parts: list[str] = []
+    start = previous = -1
+    for uid in uids:
+        if uid == previous + 1:
+            previous = uid
+            continue
+        if start >= 0:
+            parts.append(str(start) if start == previous else f"{start}:{previous}")
+        start = previous = uid
+    if start >= 0:
+        parts.append(str(start) if start == previous else f"{start}:{previous}")
+    return ",".join(parts)
+
+
+_PLIST_CACHE: dict[tuple[tuple[str, ...], bool], PList] = {}
+_PLIST_CACHE_MAX = 4096
+
+
+def flags_plist(flags: tuple[str, ...], recent: bool) -> PList:
+    """FLAGS list values, shared: a mailbox has few distinct flag sets, and
+    ``UID FETCH 1:* FLAGS`` on 100k messages should not build 100k lists."""
+    key = (flags, recent)
+    value = _PLIST_CACHE.get(key)
+    if value is None:
+        items: list[Value] = [Atom(flag) for flag in flags]
+        if recent:
+            items.append(Atom(RECENT))
+        value = PList(tuple(items))
+        if len(_PLIST_CACHE) >= _PLIST_CACHE_MAX:
+            _PLIST_CACHE.clear()
+        _PLIST_CACHE[key] = value
+    return value
+
+
+class SelectedView:
+    """See the module docstring. Switches set by the session:
+    ``uid_mode`` (set by ``resolve`` once the session used a UID command)
+    adds UID to unsolicited FETCH responses; ``condstore`` adds UID and
+    MODSEQ to them (RFC 7162 §3.1, "CONDSTORE enabling command");
+    ``qresync`` sends VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        snapshot = selection.snapshot
+        self._uids: array[int] = array("I", snapshot.uids)
+        self._recent: set[int] = set(snapshot.recent)
+        self._pending_expunged: set[int] = set()
+        self._pending_flags: dict[int, FlagState] = {}
+        self._pending_added: list[int] = []
+        # What the client was told: the FLAGS list (RFC 3501 §7.2.6) and the
+        # RECENT count (§7.3.2); SELECT sends both from this snapshot.
+        self.flag_list = FlagList(snapshot.keywords)
+        self._told_recent = self.recent_count
+        self.uid_mode = False
+        self.condstore = False
+        self.qresync = False
+        # SEARCHRES ``$`` (RFC 5182 §2.1): the UIDs of the last SEARCH ... SAVE,
+        # ascending; empty at selection.
+        self.saved_uids: tuple[int, ...] = ()
+        self._told_modseq = snapshot.highestmodseq
+        self.on_change: Callable[[], None] | None = None
+        first = snapshot.first_unseen
+        self.first_unseen_seq: int | None = None if first is None else self.seq_of(first)
+        selection.listener = self._receive
+
+    @classmethod
+    async def open(cls, store: MailStore, user: str, name: str, readonly: bool) -> SelectedView:
+        """SELECT (``readonly=False``) or EXAMINE (RFC 3501 §6.3.1, §6.3.2)."""
+        return cls(await store.select(user, name, readonly))
+
+    # --- what the client knows ---------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The mailbox's current name (it follows a RENAME by anyone)."""
+        return self.selection.name
+
+    @property
+    def readonly(self) -> bool:
+        return self.selection.readonly
+
+    @property
+    def uidvalidity(self) -> int:
+        return self.selection.uidvalidity
+
+    @property
+    def snapshot(self) -> MailboxSnapshot:
+        """The mailbox as selected: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
+        keywords (for the SELECT responses, RFC 3501 §6.3.1)."""
+        return self.selection.snapshot
+
+    @property
+    def highestmodseq(self) -> int:
+        """HIGHESTMODSEQ of the changes delivered to this view so far."""
+        return self.selection.highestmodseq
+
+    @property
+    def told_modseq(self) -> int:
+        """The HIGHESTMODSEQ the client may rely on (RFC 7162 §3.1.2.1): that
+        of the last drain that left no expunge held back, so a client that
+        stores it never skips an expunge it has not been told about."""
+        return self._told_modseq
+
+    @property
+    def deleted(self) -> bool:
+        """The mailbox was deleted (RFC 2180 §3): its messages are queued as
+        expunged; the server may also end the session with BYE."""
+        return self.selection.deleted
+
+    @property
+    def exists(self) -> int:
+        """The message count the client was last told (EXISTS)."""
+        return len(self._uids)
+
+    @property
+    def recent_count(self) -> int:
+        """Announced messages that are \\Recent in this session. (``_recent``
+        only ever holds UIDs that are announced or pending addition.)"""
+        pending = sum(1 for uid in self._pending_added if uid in self._recent)
+        return len(self._recent) - pending
+
+    @property
+    def uids(self) -> Sequence[int]:
+        """UIDs by sequence number minus one (read-only, do not modify)."""
+        return self._uids
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self._uids, uid)
+        if i < len(self._uids) and self._uids[i] == uid:
+            return i + 1
+        return None
+
+    def uid_of(self, seq: int) -> int:
+        return self._uids[seq - 1]
+
+    def is_recent(self, uid: int) -> bool:
+        return uid in self._recent
+
+    def is_expunge_pending(self, uid: int) -> bool:
+        return uid in self._pending_expunged
+
+    def flags_value(self, uid: int, flags: Iterable[str]) -> PList:
+        """The FLAGS value for a FETCH response: ``flags`` plus ``\\Recent``
+        when the message is recent in this session (RFC 3501 §2.3.2)."""
+        return flags_plist(tuple(flags), uid in self._recent)
+
+    # --- resolving client numbers ------------------------------------------
+
+    def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        """(seq, uid) pairs, ascending, for a set of sequence numbers or UIDs
+        as the client sees the mailbox (RFC 3501 §6.4.8, §9).
+
+        Sequence numbers above EXISTS are a client error (BAD); ``*`` is the
+        highest number in use. For UIDs, ``*`` is the highest UID and
+        ``n:*`` always includes it (RFC 3501 §6.4.8); UIDs not in the
+        mailbox are ignored. A UID set makes later unsolicited FETCH
+        responses carry UID.
+        """
+        if seqset.saved:
+            self.uid_mode = self.uid_mode or uid
+            return self._resolve_saved()
+        if uid:
+            self.uid_mode = True
+            return self._resolve_uids(seqset)
+        count = len(self._uids)
+        for r in seqset.ranges:
+            for number in (r.start, r.end):
+                if number is not None and not 1 <= number <= count:
+                    raise ImapError.bad(f"Invalid message sequence number {number}")
+        return [(seq, self._uids[seq - 1]) for seq in seqset.iter_numbers(count)]
+
+    def _resolve_saved(self) -> list[tuple[int, int]]:
+        """``$`` (RFC 5182 §2.1): the saved messages that still exist, for
+        UID and sequence-number commands alike (expunged ones drop out)."""
+        pairs: list[tuple[int, int]] = []
+        for uid in self.saved_uids:
+            seq = self.seq_of(uid)
+            if seq is not None:
+                pairs.append((seq, uid))
+        return pairs
+
+    def _resolve_uids(self, seqset: SequenceSet) -> list[tuple[int, int]]:
+        if not self._uids:
+            return []
+        largest = self._uids[-1]
+        spans = []
+        for r in seqset.ranges:
+            low, high = r.bounds(largest)
+            spans.append((bisect_left(self._uids, low), bisect_right(self._uids, high)))
+        result: list[tuple[int, int]] = []
+        done = 0
+        for start, stop in sorted(spans):
+            start = max(start, done)
+            if start < stop:  # sequence numbers are positions + 1
+                result.extend(zip(range(start + 1, stop + 1), self._uids[start:stop]))
+            done = max(done, stop)
+        return result
+
+    # --- receiving changes -------------------------------------------------
+
+    def _receive(self, events: Sequence[ChangeEvent]) -> None:
+        queued = False
+        for event in events:
+            if isinstance(event, MessagesExpunged):
+                queued |= self._queue_expunged(event.uids)
+            elif isinstance(event, FlagsChanged):
+                queued |= self._queue_flags(event)
+            elif isinstance(event, MessagesAdded):
+                self._pending_added.extend(event.uids)
+                self._recent.update(event.recent)
+                # Told they exist, the client must also be told the FLAGS
+                # list naming their keywords (announced with the EXISTS).
+                self.flag_list.note(event.keywords)
+                queued = True
+            elif isinstance(event, MailboxDeleted):
+                self._recent.difference_update(self._pending_added)
+                self._pending_added.clear()
+                queued |= self._queue_expunged(self._uids)
+        if queued and self.on_change is not None:
+            self.on_change()
+
+    def _queue_expunged(self, uids: Iterable[int]) -> bool:
+        queued = False
+        added = set(self._pending_added)
+        for uid in list(uids):
+            if uid in added:
+                # Never announced: the client never needs to hear of it.
+                self._pending_added.remove(uid)
+                self._recent.discard(uid)
+            elif self.seq_of(uid) is not None and uid not in self._pending_expunged:
+                self._pending_expunged.add(uid)
+                self._pending_flags.pop(uid, None)
+                queued = True
+        return queued
+
+    def _queue_flags(self, event: FlagsChanged) -> bool:
+        queued = False
+        note = self.flag_list.note
+        for state in event.states:
+            # A new keyword is announced at the next drain even when no FETCH
+            # shows it (own STORE .SILENT): the mailbox's list grew.
+            note(state.flags)
+            if event.own:
+                # The handler reported this state; only refresh what we hold.
+                if state.uid in self._pending_flags:
+                    self._pending_flags[state.uid] = state
+            elif state.uid not in self._pending_expunged and self.seq_of(state.uid) is not None:
+                self._pending_flags[state.uid] = state
+                queued = True
+        return queued
+
+    # --- telling the client ------------------------------------------------
+
+    def drain(self, allow_expunge: bool, include_uid: bool | None = None) -> list[Response]:
+        """The untagged responses that bring the client up to date, in order:
+        EXPUNGE (or VANISHED) when ``allow_expunge`` (never otherwise,
+        RFC 3501 §7.4.1), FETCH (FLAGS [UID] [MODSEQ]) for flag changes by
+        other sessions (§7.4.2), EXISTS and RECENT for new messages
+        (§7.3.1, §7.3.2). ``include_uid`` defaults to ``uid_mode``.
+
+        RECENT "occurs ... if the size of the mailbox changes" and the
+        client must record it (§7.3.2): it comes with every EXISTS, and
+        after expunges whenever they lowered the count the client was last
+        told (a client cannot decrement it itself: it does not know which
+        expunged messages were recent to it). After expunges that left the
+        count as told it is not repeated, as in §6.4.3's EXPUNGE example.
+        So the RECENT a client believes is always this session's count of
+        the messages it knows of, never above EXISTS."""
+        with_uid = self.uid_mode if include_uid is None else include_uid
+        with_uid = with_uid or self.condstore
+        responses: list[Response] = []
+        if allow_expunge and self._pending_expunged:
+            responses.extend(self._drain_expunged())
+        if self._pending_flags:
+            responses.extend(self._drain_flags(with_uid))
+        if self._pending_added:
+            self._uids.extend(self._pending_added)
+            self._pending_added.clear()
+            responses.append(Exists(len(self._uids)))
+            responses.append(self._recent_response())
+        elif self.recent_count != self._told_recent:
+            responses.append(self._recent_response())
+        if not self._pending_expunged:
+            self._told_modseq = self.selection.highestmodseq
+        return responses
+
+    def _recent_response(self) -> Recent:
+        self._told_recent = self.recent_count
+        return Recent(self._told_recent)
+
+    def _drain_expunged(self) -> list[Response]:
+        gone = sorted(self._pending_expunged)
+        self._pending_expunged.clear()
+        seqs = [seq for seq in (self.seq_of(uid) for uid in gone) if seq is not None]
+        responses: list[Response]
+        if self.qresync:
+            responses = [Generic("VANISHED", (Atom(uid_set_text(gone)),))]
+        else:
+            # Highest first: each EXPUNGE then names the message's own number.
+            responses = [Expunge(seq) for seq in reversed(seqs)]
+        if len(seqs) > _REBUILD_THRESHOLD:
+            gone_set = set(gone)
+            self._uids = array("I", (uid for uid in self._uids if uid not in gone_set))
+        else:
+            for seq in reversed(seqs):
+                del self._uids[seq - 1]
+        self._recent.difference_update(gone)
+        return responses
+
+    def _drain_flags(self, with_uid: bool) -> list[Response]:
+        responses: list[Response] = []
+        for uid in sorted(self._pending_flags):
+            state = self._pending_flags[uid]
+            seq = self.seq_of(uid)
+            if seq is None or uid in self._pending_expunged:
+                continue
+            items: list[tuple[str, Value]] = [("FLAGS", self.flags_value(uid, state.flags))]
+            if with_uid:
+                items.append(("UID", uid))
+            if self.condstore:
+                items.append(("MODSEQ", PList((state.modseq,))))
+            responses.append(FetchResponse(seq, tuple(items)))
+        self._pending_flags.clear()
+        return responses
+
+    def close(self) -> None:
+        """Detach from the store (CLOSE, UNSELECT, a new SELECT, logout)."""
+        self.on_change = None
+        self.selection.close()
