@@ -93,6 +93,9 @@ class AppendResult:
 
     uidvalidity: int
     uids: tuple[int, ...]
+    # The inclusive UID range this call claimed as \\Recent for the caller
+    # (``MailBackend.append(claim=True)``), or None.
+    claimed: tuple[int, int] | None = None
 
     @property
     def uid(self) -> int:
@@ -142,6 +145,8 @@ class CopyResult:
 
     uidvalidity: int
     pairs: tuple[tuple[int, int], ...]
+    # As ``AppendResult.claimed``, for ``MailBackend.copy(claim=True)``.
+    claimed: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,22 @@
+"""Time and threads, as every layer above the network sees them.
+
+``imapd.net.runtime`` implements it on the reactor; tests use an inline
+runtime on a ``task.Clock``. Nothing below ``net/`` imports the reactor.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, ParamSpec, Protocol, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Runtime(Protocol):
+    """Sleep and run blocking work off the reactor thread."""
+
+    def sleep(self, seconds: float) -> Awaitable[None]: ...
+
+    def in_thread(
+        self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]: ...
