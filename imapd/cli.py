@@ -1,8 +1,10 @@
 """The ``imapd`` command line: ``serve`` and ``user add|passwd|del|list|import-passwd``.
 
-``ServeOptions`` and ``build_service`` are shared with the twistd plugin
-(``twisted/plugins/imapd_plugin.py``), so ``imapd serve`` and
-``twistd -n imapd`` accept the same options and behave the same.
+Argument parsing and user administration only: the server is assembled by
+``imapd.app``. ``ServeOptions`` is shared with the twistd plugin
+(``twisted/plugins/imapd_plugin.py``), which also builds through
+``imapd.app``, so ``imapd serve`` and ``twistd -n imapd`` accept the same
+options and behave the same.
 Every subcommand takes ``--data DIR`` (else ``$IMAPD_DATA``, else
 ``./imapd-data``).
 """
@@ -12,39 +14,28 @@ from __future__ import annotations
 import getopt
 import getpass
 import os
-import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.python import usage
 
 from imapd import __version__
+from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners, ensure_data_dir
 from imapd.core.config import DEFAULT_MAILBOXES, SPECIAL_USES, Config, Limits
 from imapd.core.errors import ImapError
 from imapd.mail.names import normalize_name
 from imapd.core.model import Secret
 from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_spec
 
-if TYPE_CHECKING:
-    from imapd.mail.interface import MailStore
-
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
-DEFAULT_ENDPOINT = "tcp:143"
-DEFAULT_IMAPS_ENDPOINT = "ssl:993"  # RFC 8314 §7.3, when --tls-cert is given
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
 def resolve_data_dir(option: str | None) -> Path:
     return Path(option or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
-
-
-def ensure_data_dir(path: Path) -> Path:
-    """Create the data directory (private to the user) on first run."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
 
 
 # Limits settable from the command line: option name -> (Limits field, type).
@@ -211,6 +202,14 @@ class ServeOptions(_Options):
             default_mailboxes=self.default_mailboxes(),
         )
 
+    def listeners(self) -> Listeners:
+        """The endpoints and certificate (``imapd.app.Listeners``)."""
+        return Listeners(
+            imap=tuple(self["imap"]), imaps=tuple(self["imaps"]),
+            tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
+            tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
+        )
+
     def default_mailboxes(self) -> tuple[tuple[str, str], ...]:
         """``Config.default_mailboxes`` with the --special-use names applied."""
         if self["no-default-mailboxes"]:
@@ -220,95 +219,11 @@ class ServeOptions(_Options):
         return tuple((name, use) for use, name in chosen.items() if name)
 
 
-def open_default_store(
-    data_dir: Path, default_mailboxes: Sequence[tuple[str, str]] = ()
-) -> MailStore:
-    """Open the embedded default mail store in ``data_dir`` (SQLite,
-    ``imapd.storage.sqlite.store``): the one place that opens it. The factory
-    polls it for other processes' changes; the service closes it at
-    shutdown. ``default_mailboxes`` are given to every account once."""
-    from imapd.storage.sqlite.store import open_store
-
-    return open_store(data_dir, default_mailboxes)
-
-
-def build_service(options: ServeOptions, reactor: Any) -> Any:
-    """Config -> users -> store -> factory -> listening service (an
-    ``IService``); used by ``imapd serve`` and the twistd plugin."""
-    from imapd.net.imap_factory import ImapServerFactory
-    from imapd.net.service import ImapdService
-
-    from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
-
-    config = options.config()
-    ensure_data_dir(config.data_dir)
-    users = UserDatabase.in_data_dir(config.data_dir)
-    cert = Path(options["tls-cert"]) if options["tls-cert"] else None
-    key = Path(options["tls-key"]) if options["tls-key"] else None
-    tls = ServerTLS(ensure_certificate(config.data_dir, cert, key))
-    install_reload_on_hangup(tls, reactor)
-    store = open_default_store(config.data_dir, config.default_mailboxes)
-    factory = ImapServerFactory(config, users, store, clock=reactor, tls=tls)
-    if not users.names():
-        from twisted.logger import Logger
-
-        Logger(namespace="imapd").warn(
-            "imapd: no users yet; add one with: imapd user add NAME --data {data}",
-            data=str(config.data_dir),
-        )
-    return ImapdService(factory, options["imap"], reactor, tls_endpoints=options["imaps"])
-
-
-def start_logging(level_name: str) -> None:
-    """Twisted's logger, text lines on stderr, filtered by level."""
-    from twisted.logger import (
-        FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
-        textFileLogObserver,
-    )
-
-    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
-    text_observer: Any = textFileLogObserver(sys.stderr)
-    observer: Any = FilteringLogObserver(text_observer, [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-
-
 def run_serve(options: ServeOptions) -> int:
-    """Run until SIGINT/SIGTERM (the reactor's handlers stop it cleanly;
-    the service then says BYE to clients and closes its ports)."""
-    from imapd.net.runtime import global_reactor
-    from imapd.net.service import ListenError
-    from imapd.net.tls import TLSConfigError
+    """``imapd serve``: the server is assembled and run by ``imapd.app``."""
+    from imapd import app
 
-    reactor = global_reactor()
-    start_logging(options["log-level"])
-    install_stop_signals(reactor)  # before "listening" is logged: tests signal at once
-    try:
-        service = build_service(options, reactor)
-    except TLSConfigError as error:
-        print(f"imapd: {error}", file=sys.stderr)
-        return 1
-    try:
-        service.startService()
-    except ListenError as error:
-        print(error, file=sys.stderr)
-        return 1
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()
-    return 0
-
-
-def install_stop_signals(reactor: Any) -> None:
-    """SIGTERM and SIGINT stop the reactor, even when SIGINT was inherited
-    as ignored (a background job), where Twisted would leave it alone."""
-    stopping: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        if not stopping:
-            stopping.append(signum)
-            reactor.callFromThread(reactor.stop)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    return app.serve(options.config(), options.listeners(), options["log-level"])
 
 
 # --- user management -----------------------------------------------------------

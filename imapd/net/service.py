@@ -13,7 +13,7 @@ factory's reloadable ``ServerTLS``, so SIGHUP reloads apply to them too.
 from __future__ import annotations
 
 import errno
-from typing import Any, cast
+from typing import Any, Awaitable, Callable, cast
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
@@ -54,13 +54,17 @@ def describe_listen_failure(description: str, failure: Failure) -> str:
 
 
 class ImapdService(service.Service):
-    """Listens with ``factory`` on each endpoint description."""
+    """Listens with ``factory`` on each endpoint description. ``close``
+    closes the storage once the ports are closed (default: the factory's
+    ``close_store``); the composition root (``imapd.app``) passes it."""
 
     def __init__(
         self, factory: ImapServerFactory, endpoints: list[str], reactor: Any,
         tls_endpoints: list[str] | None = None,
+        close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.factory = factory
+        self._close = close
         self.endpoint_descriptions = list(endpoints)
         self.tls_endpoint_descriptions = list(tls_endpoints or [])
         if self.tls_endpoint_descriptions and factory.tls is None:
@@ -110,7 +114,7 @@ class ImapdService(service.Service):
         self.reactor.callLater(0, self.reactor.stop)
 
     def stopService(self) -> Deferred[Any]:
-        """Say BYE to every client, stop listening, then close the store
+        """Say BYE to every client, stop listening, then close the storage
         (every acknowledged change is already durable; closing checkpoints
         the WAL)."""
         super().stopService()  # type: ignore[no-untyped-call]
@@ -118,5 +122,11 @@ class ImapdService(service.Service):
         ports, self.ports = self.ports, []
         stopping = [cast(Any, port).stopListening() for port in ports]
         stopped: Deferred[Any] = DeferredList([d for d in stopping if d is not None])
-        stopped.addCallback(lambda _: Deferred.fromCoroutine(self.factory.close_store()))
+        stopped.addCallback(lambda _: Deferred.fromCoroutine(self._close_storage()))
         return stopped
+
+    async def _close_storage(self) -> None:
+        if self._close is not None:
+            await self._close()
+        else:
+            await self.factory.close_store()
