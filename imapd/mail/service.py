@@ -8,17 +8,50 @@ backend's: concurrent deliveries share commits). IMAP APPEND uses
 ``deliver`` now; LMTP, POP3 and admin use the same service next.
 
 Errors are ``imapd.mail.errors``; names are Unicode with ``/`` as the
-hierarchy delimiter, ``INBOX`` case-insensitive (see ``names``).
+hierarchy delimiter, ``INBOX`` case-insensitive (see ``names``). An invalid
+name is Cannot (RFC 5530 CANNOT) with the reason ``names`` gives.
+
+``\\Recent`` (RFC 3501 §2.3.2): the service knows this process's open
+watches; new messages (``deliver``, COPY/MOVE through a watch) are claimed
+in the backend's transaction for the longest-open read-write watch of the
+target, if there is one; otherwise the first read-write watch to catch up
+claims them (``MailboxWatch.catch_up``). Across processes the backend's
+compare-and-set makes each UID recent in at most one session.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar, cast
 
+from imapd.core.errors import ImapError
 from imapd.core.runtime import Runtime
-from imapd.mail.backend import MailBackend
+from imapd.mail import hierarchy, names
+from imapd.mail.backend import MailBackend, MailboxEntry
+from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
 from imapd.mail.records import AppendItem, AppendResult, MailboxInfo, MailboxStatus
-from imapd.mail.watch import MailboxWatch
+from imapd.mail.watch import MailboxWatch, check_flags
+from imapd.message import analyze
+
+# Messages above this size are analysed in a worker thread (``Runtime``) so a
+# large delivery does not stall every other connection; small ones are
+# cheaper inline than the thread hand-off.
+THREAD_ANALYSIS_THRESHOLD = 256 * 1024
+
+E = TypeVar("E", bound=MailError)
+
+
+def analysis_blob(message: object) -> bytes:
+    """The stored MIME analysis (``MessageInfo.to_bytes()``) of a message;
+    a ``SpooledLiteral`` is analysed in place (it reads like bytes)."""
+    return analyze(cast(bytes, message)).to_bytes()
+
+
+def _valid(normalize: Callable[[str], str], name: str, error: type[E]) -> str:
+    """``normalize(name)``, its ImapError turned into the mail ``error``."""
+    try:
+        return normalize(name)
+    except ImapError as failure:
+        raise error(failure.text) from None
 
 
 class MailService:
@@ -34,52 +67,191 @@ class MailService:
     ) -> None:
         self.backend = backend
         self.runtime = runtime
-        self.default_mailboxes = tuple(default_mailboxes)
+        self.default_mailboxes = tuple(
+            (self._default_name(name), use) for name, use in default_mailboxes
+        )
+        self._ensured: set[str] = set()
+        # Open watches by mailbox id, in opening order (the first read-write
+        # one is the claimer of new messages in this process).
+        self._watches: dict[int, list[MailboxWatch]] = {}
+
+    @staticmethod
+    def _default_name(name: str) -> str:
+        canonical = names.normalize_name(name)  # ImapError: a configuration error
+        if canonical == names.INBOX:
+            raise ValueError("INBOX cannot be a default mailbox")
+        return canonical
+
+    async def _user(self, user: str) -> None:
+        """``ensure_user`` before the user's first operation (RFC 3501
+        §5.1: INBOX exists); once per user and service."""
+        if user not in self._ensured:
+            await self.backend.ensure_user(user, self.default_mailboxes)
+            self._ensured.add(user)
+
+    # --- the hierarchy (RFC 3501 §6.3.3-§6.3.9) -------------------------------
 
     async def list_mailboxes(
         self, user: str, reference: str, pattern: str, subscribed_only: bool = False
     ) -> list[MailboxInfo]:
         """LIST / LSUB (RFC 3501 §6.3.8, §6.3.9), exactly as the old
-        ``MailStore.list_mailboxes`` contract (INBOX first, then by name)."""
-        raise NotImplementedError
+        ``MailStore.list_mailboxes`` contract (INBOX first, then by name;
+        see ``hierarchy.list_mailboxes``). Pattern work past the budget of
+        ``listpattern``: OverLimit."""
+        await self._user(user)
+        if pattern == "":
+            return []
+        tree = await self.backend.mailboxes(user)
+        subscribed = await self.backend.subscriptions(user)
+        try:
+            return hierarchy.list_mailboxes(tree, subscribed, reference, pattern,
+                                            subscribed_only)
+        except ImapError as failure:
+            raise OverLimit(failure.text) from None
 
     async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> None:
-        raise NotImplementedError
+        """CREATE (RFC 3501 §6.3.3): see ``hierarchy``. A trailing ``/`` is
+        dropped; ``special_use`` (RFC 6154) is validated by the caller."""
+        await self._user(user)
+        name = _valid(names.normalize_create_name, name, Cannot)
+        await self.backend.edit_tree(user, hierarchy.plan_create(name, special_use))
 
     async def delete_mailbox(self, user: str, name: str) -> None:
-        raise NotImplementedError
+        """DELETE (RFC 3501 §6.3.4): see ``hierarchy``."""
+        await self._user(user)
+        name = _valid(names.normalize_name, name, Cannot)
+        await self.backend.edit_tree(user, hierarchy.plan_delete(name))
 
     async def rename_mailbox(self, user: str, old: str, new: str) -> None:
-        raise NotImplementedError
+        """RENAME (RFC 3501 §6.3.5), RENAME INBOX included: see ``hierarchy``."""
+        await self._user(user)
+        old = _valid(names.normalize_name, old, Cannot)
+        new = _valid(names.normalize_name, new, Cannot)
+        await self.backend.edit_tree(user, hierarchy.plan_rename(old, new))
 
     async def subscribe(self, user: str, name: str) -> None:
-        raise NotImplementedError
+        """SUBSCRIBE (RFC 3501 §6.3.6): any valid name, existing or not."""
+        await self._user(user)
+        await self.backend.set_subscribed(user, _valid(names.normalize_name, name, Cannot), True)
 
     async def unsubscribe(self, user: str, name: str) -> None:
-        raise NotImplementedError
+        """UNSUBSCRIBE (RFC 3501 §6.3.7); idempotent."""
+        await self._user(user)
+        await self.backend.set_subscribed(user, _valid(names.normalize_name, name, Cannot), False)
 
     async def subscriptions(self, user: str) -> list[str]:
-        raise NotImplementedError
+        await self._user(user)
+        return await self.backend.subscriptions(user)
 
     async def status(self, user: str, name: str) -> MailboxStatus:
-        raise NotImplementedError
+        """STATUS (RFC 3501 §6.3.10); NoSuchMailbox for unknown names and
+        placeholders."""
+        await self._user(user)
+        name = _valid(names.normalize_name, name, Cannot)
+        entry = await self.backend.lookup(user, name)
+        if entry is None or not entry.selectable:
+            raise NoSuchMailbox(f"Mailbox does not exist: {name}")
+        return await self.backend.status(entry.ref)
+
+    # --- messages in -------------------------------------------------------------
+
+    async def target_entry(self, user: str, name: str) -> MailboxEntry:
+        """The selectable mailbox ``name`` as an APPEND/COPY/MOVE target, or
+        TargetMissing (RFC 3501 §6.3.11, §6.4.7: NO [TRYCREATE])."""
+        await self._user(user)
+        name = _valid(names.normalize_name, name, Cannot)
+        entry = await self.backend.lookup(user, name)
+        if entry is None or not entry.selectable:
+            raise TargetMissing(f"Mailbox does not exist: {name}")
+        return entry
 
     async def deliver(self, user: str, name: str, items: Sequence[AppendItem]) -> AppendResult:
         """Analyse each message (``imapd.message.analyze``; the blob becomes
-        ``meta``, large messages analysed via ``runtime.in_thread``) and
-        append them all in one atomic, durable call; the new messages are
-        ``\\Recent`` for exactly one session (the longest-open read-write
-        watch of the target in this process claims them in the same
-        transaction, else the first session to catch up). Target missing or
-        a placeholder: TargetMissing; bad flags: InvalidFlag."""
-        raise NotImplementedError
+        ``meta``, large messages analysed via ``runtime.in_thread``; an item
+        that already carries ``meta`` keeps it) and append them all in one
+        atomic, durable call; the new messages are ``\\Recent`` for exactly
+        one session (the longest-open read-write watch of the target in
+        this process claims them in the same transaction, else the first
+        session to catch up). Target missing or a placeholder:
+        TargetMissing; bad flags: InvalidFlag."""
+        for item in items:
+            check_flags(item.flags)
+        entry = await self.target_entry(user, name)
+        analysed = [await self._analysed(item) for item in items]
+        claim = self.claimer(entry.id) is not None
+        try:
+            result = await self.backend.append(entry.ref, analysed, claim)
+        except NoSuchMailbox:
+            raise TargetMissing(f"Mailbox does not exist: {entry.name}") from None
+        self.give_claim(entry.id, result.claimed)
+        return result
+
+    async def _analysed(self, item: AppendItem) -> AppendItem:
+        if item.meta:
+            return item
+        if self.runtime is not None and len(item.message) > THREAD_ANALYSIS_THRESHOLD:
+            meta = await self.runtime.in_thread(analysis_blob, item.message)
+        else:
+            meta = analysis_blob(item.message)
+        return AppendItem(item.message, item.flags, item.internal_date, meta)
+
+    # --- open mailboxes ------------------------------------------------------------
 
     async def open(self, user: str, name: str, readonly: bool) -> MailboxWatch:
         """SELECT / EXAMINE (RFC 3501 §6.3.1, §6.3.2): a watch on the mailbox
         as of one committed state; read-write claims unclaimed messages as
         \\Recent. NoSuchMailbox for unknown names and placeholders."""
-        raise NotImplementedError
+        await self._user(user)
+        name = _valid(names.normalize_name, name, Cannot)
+        entry = await self.backend.lookup(user, name)
+        if entry is None or not entry.selectable:
+            raise NoSuchMailbox(f"Mailbox does not exist: {name}")
+        watch = MailboxWatch(self, user, entry.name, readonly, entry.ref)
+        # Registered and listening before the snapshot: a delivery meanwhile
+        # either is in the snapshot or rings / is claimed for this watch.
+        self._watches.setdefault(entry.id, []).append(watch)
+        watch._subscribe()
+        try:
+            snapshot, recent_from = await self.backend.snapshot(entry.ref)
+            if not readonly:
+                watch.add_claim(await self.backend.claim_recent(entry.ref, snapshot.uidnext))
+        except BaseException:
+            watch.close()
+            raise
+        watch._start(snapshot, recent_from)
+        return watch
+
+    def claimer(self, mailbox_id: int) -> MailboxWatch | None:
+        """The watch that claims new messages of the mailbox in this
+        process: the longest-open read-write one."""
+        for watch in self._watches.get(mailbox_id, ()):
+            if not watch.readonly and not watch.closed:
+                return watch
+        return None
+
+    def give_claim(self, mailbox_id: int, claimed: tuple[int, int] | None) -> None:
+        """Hand a claim made in an APPEND/COPY transaction to the claimer
+        (if it closed meanwhile, those messages are recent nowhere)."""
+        if claimed is not None:
+            watch = self.claimer(mailbox_id)
+            if watch is not None:
+                watch.add_claim(claimed)
+
+    def watches(self, mailbox_id: int) -> list[MailboxWatch]:
+        """This service's open watches of a mailbox, in opening order."""
+        return list(self._watches.get(mailbox_id, ()))
+
+    def forget(self, watch: MailboxWatch) -> None:
+        """Called by ``MailboxWatch.close``."""
+        watches = self._watches.get(watch.ref.id)
+        if watches is not None and watch in watches:
+            watches.remove(watch)
+            if not watches:
+                del self._watches[watch.ref.id]
 
     async def close(self) -> None:
         """Close every open watch and the backend."""
-        raise NotImplementedError
+        for watches in list(self._watches.values()):
+            for watch in list(watches):
+                watch.close()
+        await self.backend.close()

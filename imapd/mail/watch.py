@@ -11,18 +11,55 @@ Changes reach the session only through ``catch_up()``: the doorbell
 (``MailBackend.feed``) just sets ``rang`` and calls ``on_ring``; the session
 then awaits ``catch_up()`` at a moment its protocol allows. No session ever
 writes to another session's connection.
+
+Every change is reported by ``catch_up``, the session's own included
+(its STORE, EXPUNGE, MOVE): the view knows what it already told the client
+and drops what is not news. ``FlagsChanged.own`` is therefore always False.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from imapd.core.errors import ImapError
 from imapd.mail.backend import MailBackend, MailboxRef
-from imapd.mail.events import ChangeEvent
-from imapd.mail.flags import FlagOp
+from imapd.mail.errors import InvalidFlag, NoSuchMailbox, ReadOnly, TargetMissing
+from imapd.mail.events import (
+    ChangeEvent, FlagsChanged, MailboxDeleted, MailboxRenamed, MessagesAdded, MessagesExpunged,
+)
+from imapd.mail.flags import FlagOp, split_flags
 from imapd.mail.records import (
     CopyResult, FlagState, MailboxSnapshot, MessageBody, MessageRecord, StoreResult,
 )
+
+if TYPE_CHECKING:
+    from imapd.mail.service import MailService
+
+# Above every UID (RFC 3501 §9 nz-number): ``changes_since`` with this
+# UIDNEXT reports every changed message as ``changed``.
+_BEYOND_UIDS = 2**32
+# How long a second concurrent ``catch_up`` sleeps between checks while the
+# first one is still reading (only with a backend that really awaits).
+_RECHECK_SECONDS = 0.0005
+
+
+def check_flags(flags: Sequence[str]) -> None:
+    """``\\Recent``, unknown system flags and malformed keywords are
+    InvalidFlag (RFC 3501 §2.3.2, §9 flag-keyword)."""
+    try:
+        split_flags(flags)
+    except ImapError as error:
+        raise InvalidFlag(error.text) from None
+
+
+def _keywords_of(states: Sequence[FlagState]) -> tuple[str, ...]:
+    """The distinct keywords of ``states``, in first-seen order."""
+    found: dict[str, None] = {}
+    for state in states:
+        for flag in state.flags:
+            if not flag.startswith("\\"):
+                found.setdefault(flag, None)
+    return tuple(found)
 
 
 class MailboxWatch:
@@ -30,10 +67,11 @@ class MailboxWatch:
 
     Attributes: ``user``; ``name`` (current; follows RENAME once caught
     up); ``readonly``; ``ref``; ``snapshot`` (as opened, with ``recent`` =
-    the UIDs recent in this session); ``highestmodseq`` (as caught up);
-    ``deleted`` (the mailbox went away); ``rang`` (a doorbell rang since the
-    last ``catch_up``); ``on_ring`` (called on the reactor thread when it
-    rings; must only schedule work, never write to a client).
+    the UIDs recent in this session); ``highestmodseq`` and ``uidnext`` (as
+    caught up); ``deleted`` (the mailbox went away); ``rang`` (a doorbell
+    rang since the last ``catch_up``); ``on_ring`` (called on the reactor
+    thread when it rings; must only schedule work, never write to a client);
+    ``claimed``: the inclusive UID ranges this session owns as ``\\Recent``.
     """
 
     user: str
@@ -46,9 +84,73 @@ class MailboxWatch:
     rang: bool
     on_ring: Callable[[], None] | None
 
+    def __init__(
+        self, service: MailService, user: str, name: str, readonly: bool, ref: MailboxRef
+    ) -> None:
+        """Internal: ``MailService.open`` builds, subscribes and starts it."""
+        self._service = service
+        self._backend: MailBackend = service.backend
+        self.user = user
+        self.name = name
+        self.readonly = readonly
+        self.ref = ref
+        self.highestmodseq = 0
+        self.uidnext = 0
+        self.deleted = False
+        self.closed = False
+        self.rang = False
+        self.on_ring = None
+        self.claimed: list[tuple[int, int]] = []
+        self._busy = False
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # --- life cycle (MailService) --------------------------------------------
+
+    def _subscribe(self) -> None:
+        """Listen before the snapshot is read, so no ring is lost."""
+        self._unsubscribe = self._backend.feed.subscribe(self.ref.id, self._ring)
+
+    def _start(self, snapshot: MailboxSnapshot, recent_from: int) -> None:
+        """Adopt the snapshot: the UIDs this session claimed are recent in
+        it (read-write), or the unclaimed ones (read-only, RFC 3501 §6.3.2)."""
+        if self.readonly:
+            recent = frozenset(u for u in snapshot.uids if u >= recent_from)
+        else:
+            recent = frozenset(u for u in snapshot.uids if self.owns_recent(u))
+        self.snapshot = MailboxSnapshot(
+            snapshot.uidvalidity, snapshot.uidnext, snapshot.highestmodseq, snapshot.uids,
+            recent, snapshot.keywords, snapshot.first_unseen,
+        )
+        self.highestmodseq = snapshot.highestmodseq
+        self.uidnext = snapshot.uidnext
+
+    def _ring(self, mailbox_id: int, modseq: int) -> None:
+        if self.closed:
+            return
+        self.rang = True
+        if self.on_ring is not None:
+            self.on_ring()
+
+    def add_claim(self, claimed: tuple[int, int] | None) -> None:
+        """Record a ``\\Recent`` claim made for this session (at open, by
+        ``claim_recent`` or in an APPEND/COPY transaction)."""
+        if claimed is None or claimed[1] < claimed[0]:
+            return
+        low, high = claimed
+        if self.claimed and self.claimed[-1][1] + 1 >= low:
+            last_low, last_high = self.claimed[-1]
+            self.claimed[-1] = (min(last_low, low), max(high, last_high))
+        else:
+            self.claimed.append((low, high))
+
+    def owns_recent(self, uid: int) -> bool:
+        return any(low <= uid <= high for low, high in self.claimed)
+
     @property
     def uidvalidity(self) -> int:
         return self.ref.uidvalidity
+
+    # --- catching up -----------------------------------------------------------
 
     async def catch_up(self) -> list[ChangeEvent]:
         """Bring the watch up to date with one ``changes_since`` and return
@@ -58,28 +160,87 @@ class MailboxWatch:
         unclaimed messages (``claim_recent``); a read-only one reports
         unclaimed ones as recent without claiming (RFC 3501 §6.3.2). Safe to
         call when nothing changed (returns []); concurrent calls are
-        serialized. Clears ``rang`` before reading, so a ring during the read
-        is not lost."""
-        raise NotImplementedError
+        serialized (a second caller waits for the first to finish, then
+        reads itself). Clears ``rang`` before reading, so a ring during the
+        read is not lost."""
+        while self._busy:
+            runtime = self._service.runtime
+            if runtime is None:
+                raise RuntimeError("concurrent catch_up needs MailService(runtime=...)")
+            await runtime.sleep(_RECHECK_SECONDS)
+        if self.closed:
+            return []
+        self._busy = True
+        try:
+            return await self._catch_up()
+        finally:
+            self._busy = False
 
-    # Message operations on this mailbox; mutations through a read-only
-    # watch raise ReadOnly, a deleted mailbox NoSuchMailbox.
+    async def _catch_up(self) -> list[ChangeEvent]:
+        self.rang = False
+        changes = await self._backend.changes_since(self.ref, self.highestmodseq, self.uidnext)
+        if not changes.exists:
+            self.deleted = True
+            self.close()
+            return [MailboxDeleted()]
+        events: list[ChangeEvent] = []
+        # Only UIDs the session knew (below its UIDNEXT): one added and
+        # expunged since the last catch-up was never announced (old SyncHub).
+        gone = [(uid, modseq) for uid, modseq in changes.expunged if uid < self.uidnext]
+        if gone:
+            events.append(MessagesExpunged(tuple(u for u, _ in gone), max(m for _, m in gone)))
+        if changes.changed:
+            events.append(FlagsChanged(changes.changed))
+        if changes.added:
+            events.append(await self._added(changes.added, changes.recent_from, changes.uidnext))
+        if changes.name != self.name:
+            self.name = changes.name
+            events.append(MailboxRenamed(changes.name))
+        self.highestmodseq = changes.highestmodseq
+        self.uidnext = changes.uidnext
+        return events
+
+    async def _added(
+        self, added: Sequence[FlagState], recent_from: int, uidnext: int
+    ) -> MessagesAdded:
+        """MessagesAdded with the subset recent in this session: read-write
+        claims what nobody has (compare-and-set, so each UID is recent in
+        exactly one session); read-only just reports the unclaimed ones."""
+        uids = tuple(state.uid for state in added)
+        if self.readonly:
+            recent = frozenset(u for u in uids if u >= recent_from)
+        else:
+            if uids[-1] >= recent_from:
+                self.add_claim(await self._backend.claim_recent(self.ref, uidnext))
+            recent = frozenset(u for u in uids if self.owns_recent(u))
+        return MessagesAdded(uids, recent, _keywords_of(added))
+
+    # --- message operations ------------------------------------------------------
+    # Mutations through a read-only watch raise ReadOnly; on a deleted (or
+    # closed) watch every operation raises NoSuchMailbox.
+
+    def _live(self, write: bool = False) -> MailboxRef:
+        if self.deleted or self.closed:
+            raise NoSuchMailbox(f"The mailbox is no longer open: {self.name}")
+        if write and self.readonly:
+            raise ReadOnly(f"Mailbox is read-only: {self.name}")
+        return self.ref
 
     async def fetch_records(
         self, uids: Sequence[int] | None = None, with_meta: bool = False
     ) -> list[MessageRecord]:
-        raise NotImplementedError
+        return await self._backend.fetch_records(self._live(), uids, with_meta)
 
     async def fetch_flags(self, uids: Sequence[int] | None = None) -> list[FlagState]:
-        raise NotImplementedError
+        return await self._backend.fetch_flags(self._live(), uids)
 
     async def read_message(
         self, uid: int, offset: int = 0, length: int | None = None
     ) -> bytes | None:
-        raise NotImplementedError
+        return await self._backend.read_message(self._live(), uid, offset, length)
 
     async def open_message(self, uid: int) -> MessageBody | None:
-        raise NotImplementedError
+        return await self._backend.open_message(self._live(), uid)
 
     async def store_flags(
         self,
@@ -88,30 +249,66 @@ class MailboxWatch:
         flags: Sequence[str],
         unchangedsince: int | None = None,
     ) -> StoreResult:
-        """STORE; ``\\Recent`` or unknown system flags: InvalidFlag."""
-        raise NotImplementedError
+        """STORE (RFC 3501 §6.4.6, RFC 7162 §3.1.3); ``\\Recent`` or unknown
+        system flags: InvalidFlag."""
+        ref = self._live(write=True)
+        check_flags(flags)
+        return await self._backend.store_flags(ref, uids, op, flags, unchangedsince)
 
     async def expunge(self, uids: Sequence[int] | None = None) -> list[int]:
-        raise NotImplementedError
+        """EXPUNGE (RFC 3501 §6.4.3) / UID EXPUNGE (RFC 4315 §2.1)."""
+        return await self._backend.expunge(self._live(write=True), uids)
 
     async def copy(self, uids: Sequence[int], target: str) -> CopyResult:
-        """COPY to the mailbox named ``target`` (TargetMissing if it does
-        not exist or is a placeholder)."""
-        raise NotImplementedError
+        """COPY (RFC 3501 §6.4.7) to the mailbox named ``target``
+        (TargetMissing if it does not exist or is a placeholder)."""
+        return await self._copy(self._live(), uids, target, move=False)
 
     async def move(self, uids: Sequence[int], target: str) -> CopyResult:
-        raise NotImplementedError
+        """MOVE (RFC 6851 §3.1): copy and expunge in one transaction."""
+        return await self._copy(self._live(write=True), uids, target, move=True)
+
+    async def _copy(
+        self, ref: MailboxRef, uids: Sequence[int], target: str, move: bool
+    ) -> CopyResult:
+        service = self._service
+        entry = await service.target_entry(self.user, target)
+        claimer = service.claimer(entry.id)
+        try:
+            result = await self._backend.copy(ref, uids, entry.ref, move, claimer is not None)
+        except NoSuchMailbox:
+            # Source or target vanished meanwhile: the target's absence is
+            # TRYCREATE (RFC 3501 §6.4.7), the source's NONEXISTENT.
+            now = await self._backend.lookup(self.user, entry.name)
+            if now is None or now.ref != entry.ref:
+                raise TargetMissing(f"Mailbox does not exist: {entry.name}") from None
+            raise
+        service.give_claim(entry.id, result.claimed)
+        return result
 
     async def changes_since(self, modseq: int) -> list[FlagState]:
         """Messages (any UID) whose MODSEQ is above ``modseq``, ascending
         (RFC 7162 §3.1.4.1 CHANGEDSINCE, §3.2.5). Does not move the watch."""
-        raise NotImplementedError
+        changes = await self._backend.changes_since(self._live(), modseq, _BEYOND_UIDS)
+        if not changes.exists:
+            raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
+        return list(changes.changed)
 
     async def expunged_since(self, modseq: int) -> list[int]:
         """UIDs expunged with a MODSEQ above ``modseq``, ascending (RFC 7162
         §3.2.5.2 VANISHED (EARLIER)). Does not move the watch."""
-        raise NotImplementedError
+        changes = await self._backend.changes_since(self._live(), modseq, _BEYOND_UIDS)
+        if not changes.exists:
+            raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
+        return [uid for uid, _ in changes.expunged]
 
     def close(self) -> None:
         """Stop watching (unsubscribe from the feed). Idempotent."""
-        raise NotImplementedError
+        if self.closed:
+            return
+        self.closed = True
+        self.on_ring = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._service.forget(self)
