@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable
 
+from imapd.accounts.authenticator import plaintext_allowed
 from imapd.imap.commands import condstore
 from imapd.imap.commands.context import Features
 from imapd.core.config import Limits
@@ -114,8 +115,9 @@ _AUTH_COMMANDS: tuple[type, ...] = (c.Authenticate,)
 def plaintext_auth_allowed(session: Session, features: Features) -> bool:
     """RFC 3501 §6.2.3 and RFC 8314: passwords may be sent only over TLS,
     from this host (loopback, UNIX socket), or when the operator allows
-    plaintext (``--allow-plaintext``)."""
-    return session.secure or session.local or features.allow_plaintext
+    plaintext (``--allow-plaintext``): the one rule of every protocol,
+    ``imapd.accounts.authenticator.plaintext_allowed``."""
+    return plaintext_allowed(session.secure, session.local, features.allow_plaintext)
 
 
 def advertised(session: Session, features: Features) -> tuple[str, ...]:

@@ -3,24 +3,21 @@ SASL-IR RFC 4959; SCRAM-SHA-256 RFC 7677 / RFC 5802, and
 SCRAM-SHA-256-PLUS on TLS connections, RFC 5802 §6 with RFC 9266
 tls-exporter or RFC 5929 tls-server-end-point channel binding).
 
-Every mechanism goes through the same gates, in this order:
+The IMAP adapter of ``imapd.accounts.authenticator``: it reads credentials
+off the IMAP wire (arguments, SASL-IR, ``+`` continuations in base64),
+asks the ``Authenticator`` (plaintext policy, brute-force penalty, the
+check in a thread, the failure delay; see its docstring for the gates) and
+answers its verdict the IMAP way:
 
-1. Plaintext policy (RFC 3501 §6.2.3, RFC 8314): on an unencrypted
-   connection from another host, unless ``--allow-plaintext``, every
-   LOGIN/AUTHENTICATE gets ``NO [PRIVACYREQUIRED]`` and the capability list
-   says LOGINDISABLED without ``AUTH=``.
-2. Brute-force penalty (``imapd.accounts.penalty``): a delay that grows with
-   recent failures of the client's address or of the user name, applied
-   *before* the password is checked.
-3. The check itself, in a thread (argon2 is slow on purpose). A failure
-   answers ``NO [AUTHENTICATIONFAILED]`` no sooner than
-   ``Limits.failed_login_delay`` after the check started, whether the user
-   exists or not, so answer and timing are the same for both.
-4. The per-user session limit: over it, ``* BYE`` and the connection closes.
+- plaintext refused: ``NO [PRIVACYREQUIRED]`` (and the capability list
+  says LOGINDISABLED without ``AUTH=``, by the same rule);
+- wrong credentials: ``NO [AUTHENTICATIONFAILED]`` after the delay;
+- another identity: ``NO [AUTHORIZATIONFAILED]`` (RFC 5530);
+- a refused SCRAM exchange: ``NO [AUTHENTICATIONFAILED]`` with the reason;
+- a broken SASL message: BAD with the reason.
 
-Credentials are only ever held as ``Secret`` and are never logged; failed
-attempts are logged with the client address only (a mistyped password is
-often typed into the name field).
+Then, IMAP's own gate: over the per-user session limit, ``* BYE`` and the
+connection closes; else the session logs in (``OK [CAPABILITY ...]``).
 """
 
 from __future__ import annotations
@@ -31,16 +28,18 @@ from typing import Awaitable, Callable, NoReturn
 
 from twisted.logger import Logger
 
-from imapd.imap import capabilities
+from imapd.accounts.authenticator import (
+    Authenticator, Client, Outcome, Verdict, may_act_as, split_plain,
+)
 from imapd.accounts.scram import MECHANISM as SCRAM_SHA_256
 from imapd.accounts.scram import MECHANISM_PLUS as SCRAM_SHA_256_PLUS
-from imapd.accounts.scram import Failure, ScramExchange, ScramFailed
+from imapd.core.errors import ImapError
+from imapd.core.model import Secret
+from imapd.imap import capabilities
 from imapd.imap.commands import catalogue
 from imapd.imap.commands.context import (
     NOT_AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
-from imapd.core.errors import ImapError
-from imapd.core.model import Secret
 from imapd.imap.session.state import State
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.responses import Continuation, ResponseCode, Status, Untagged
@@ -52,48 +51,45 @@ log = Logger(namespace="imapd.accounts")
 NO_PLUS_WITHOUT_TLS = "SCRAM-SHA-256-PLUS needs a TLS connection (STARTTLS first)"
 
 
+def authenticator(ctx: CommandContext) -> Authenticator:
+    """The login checks over this server's users, penalty tracker and
+    clock (none of the latter two in unit contexts without a connection).
+    Cheap: the shared state is the connection's ``LoginGuard``."""
+    connection = ctx.connection
+    if connection is None:
+        return Authenticator(ctx.users, ctx.runtime, ctx.config.limits)
+    return Authenticator(ctx.users, ctx.runtime, ctx.config.limits,
+                         guard=connection.login_guard(), now=connection.now)
+
+
+def client_of(ctx: CommandContext) -> Client:
+    """The penalty key (the peer host) and the log label of this session."""
+    session = ctx.session
+    return Client(session.peer_host, f"session {session.session_id} ({session.peer})")
+
+
 def require_plaintext_allowed(ctx: CommandContext) -> None:
     """Gate 1: refuse before anything is checked or delayed."""
     if not capabilities.plaintext_auth_allowed(ctx.session, ctx.features):
         raise ImapError.no(catalogue.NO_PLAINTEXT_DISABLED, catalogue.CODE_PRIVACYREQUIRED)
 
 
-def _now(ctx: CommandContext) -> float:
-    return ctx.connection.now() if ctx.connection is not None else 0.0
-
-
-async def apply_penalty(ctx: CommandContext, username: str) -> None:
-    """Gate 2: wait out the penalty of this address and this name."""
-    guard = ctx.connection.login_guard() if ctx.connection is not None else None
-    if guard is None:
-        return
-    delay = guard.delay_for(ctx.session.peer_host, username)
-    if delay > 0:
-        await ctx.runtime.sleep(delay)
-
-
-async def fail_authentication(ctx: CommandContext, username: str, started: float) -> NoReturn:
-    """Record the failure and raise ``NO [AUTHENTICATIONFAILED]`` once
-    ``failed_login_delay`` has passed since ``started`` (so the time the
-    check took, which differs between schemes and unknown users, is hidden)."""
-    guard = ctx.connection.login_guard() if ctx.connection is not None else None
-    if guard is not None:
-        guard.record_failure(ctx.session.peer_host, username)
-    log.info("session {id} ({peer}): authentication failed",
-             id=ctx.session.session_id, peer=ctx.session.peer)
-    remaining = ctx.config.limits.failed_login_delay - (_now(ctx) - started)
-    if remaining > 0:
-        await ctx.runtime.sleep(remaining)
+def refuse(verdict: Verdict) -> NoReturn:
+    """Answer a failed verdict (RFC 5530 codes; see the module docstring)."""
+    if verdict.outcome is Outcome.MALFORMED:
+        raise ImapError.bad(f"{catalogue.BAD_SCRAM}: {verdict.reason}")
+    if verdict.outcome is Outcome.UNAUTHORIZED:
+        raise ImapError.no(catalogue.NO_AUTHORIZATION_FAILED, catalogue.CODE_AUTHORIZATIONFAILED)
+    if verdict.outcome is Outcome.REFUSED:
+        raise ImapError.no(verdict.reason, catalogue.CODE_AUTHENTICATIONFAILED)
     raise ImapError.no(catalogue.NO_AUTHENTICATION_FAILED, catalogue.CODE_AUTHENTICATIONFAILED)
 
 
 def complete_login(ctx: CommandContext, username: str) -> Completion:
-    """Gate 4, then log the session in: ``OK [CAPABILITY ...] Logged in``."""
+    """IMAP's gate after the checks, then log the session in:
+    ``OK [CAPABILITY ...] Logged in``."""
     connection = ctx.connection
     if connection is not None:
-        guard = connection.login_guard()
-        if guard is not None:
-            guard.record_success(ctx.session.peer_host, username)
         if connection.user_session_count(username) >= ctx.config.limits.max_connections_per_user:
             log.info("session {id} ({peer}): per-user connection limit reached",
                      id=ctx.session.session_id, peer=ctx.session.peer)
@@ -111,12 +107,10 @@ def complete_login(ctx: CommandContext, username: str) -> Completion:
 async def authenticate_user(
     ctx: CommandContext, username: str, password: Secret
 ) -> Completion:
-    """Gates 2-4 for a user name and password (LOGIN, PLAIN)."""
-    await apply_penalty(ctx, username)
-    started = _now(ctx)
-    ok = await ctx.runtime.in_thread(ctx.users.verify, username, password)
-    if not ok:
-        await fail_authentication(ctx, username, started)
+    """A user name and password (LOGIN, PLAIN) through the checks."""
+    verdict = await authenticator(ctx).check_password(client_of(ctx), username, password)
+    if not verdict.ok:
+        refuse(verdict)
     return complete_login(ctx, username)
 
 
@@ -142,20 +136,15 @@ def decode_sasl_base64(data: bytes) -> bytes:
 def parse_plain_message(message: bytes) -> tuple[str, Secret]:
     """RFC 4616 §2: ``[authzid] NUL authcid NUL passwd``. An authorization
     identity other than the user itself is refused (no proxy logins)."""
-    parts = message.split(b"\0")
-    if len(parts) != 3 or not parts[1] or not parts[2]:
+    parts = split_plain(message)
+    if parts is None:
         raise ImapError.bad(catalogue.BAD_MALFORMED_PLAIN)
-    authzid, authcid, password = parts
-    try:
-        username = authcid.decode("utf-8")
-        requested = authzid.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ImapError.bad(catalogue.BAD_MALFORMED_PLAIN) from None
-    if requested and requested != username:
+    requested, username, password = parts
+    if not may_act_as(username, requested):
         raise ImapError.no(
             catalogue.NO_AUTHORIZATION_FAILED, catalogue.CODE_AUTHORIZATIONFAILED
         )
-    return username, Secret(password)
+    return username, password
 
 
 async def _plain(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
@@ -191,44 +180,19 @@ async def _scram(cmd: c.Authenticate, ctx: CommandContext, plus: bool) -> Comple
         client_first = await _read_sasl(ctx, b"")
     bindings = ctx.connection.channel_bindings() if ctx.connection is not None else {}
     offered = SCRAM_SHA_256_PLUS in capabilities.sasl_mechanisms(ctx.session, ctx.features)
-    exchange = ScramExchange(ctx.users.scram_keys, plus=plus, bindings=bindings, plus_offered=offered)
-    try:
-        server_first = exchange.first(client_first)
-    except ScramFailed as failure:
-        await _scram_refusal(ctx, failure, exchange.username, _now(ctx))
-    username = exchange.username or ""
-    await apply_penalty(ctx, username)
-    client_final = await _read_sasl(ctx, server_first)
-    started = _now(ctx)
-    try:
-        server_final = exchange.final(client_final)
-    except ScramFailed as failure:
-        await _scram_refusal(ctx, failure, username, started)
-    if await _read_sasl(ctx, server_final) != b"":
+    login = authenticator(ctx).scram(
+        client_of(ctx), plus=plus, bindings=bindings, plus_offered=offered)
+    server_first = await login.first(client_first)
+    if not server_first.ok:
+        refuse(server_first)
+    server_final = await login.final(await _read_sasl(ctx, server_first.data))
+    if not server_final.ok:
+        refuse(server_final)
+    if await _read_sasl(ctx, server_final.data) != b"":
         raise ImapError.bad(f"{catalogue.BAD_SCRAM}: the server-final answer must be empty")
-    return complete_login(ctx, username)
-
-
-async def _scram_refusal(
-    ctx: CommandContext, failure: ScramFailed, username: str | None, started: float
-) -> NoReturn:
-    """Answer a failed SCRAM exchange: BAD with the reason for a broken
-    message, NO [AUTHORIZATIONFAILED] for another user's identity (RFC 5530),
-    NO [AUTHENTICATIONFAILED] with the reason when the exchange was refused
-    (channel binding, RFC 5802 §6), and a wrong proof exactly like a wrong
-    password (penalty, delay, no detail)."""
-    if failure.kind is Failure.MALFORMED:
-        raise ImapError.bad(f"{catalogue.BAD_SCRAM}: {failure.reason}")
-    if failure.kind is Failure.AUTHORIZATION:
-        raise ImapError.no(catalogue.NO_AUTHORIZATION_FAILED, catalogue.CODE_AUTHORIZATIONFAILED)
-    if failure.kind is Failure.REFUSED:
-        guard = ctx.connection.login_guard() if ctx.connection is not None else None
-        if guard is not None and username is not None:
-            guard.record_failure(ctx.session.peer_host, username)
-        log.info("session {id} ({peer}): SCRAM refused: {why}",
-                 id=ctx.session.session_id, peer=ctx.session.peer, why=failure.reason)
-        raise ImapError.no(failure.reason, catalogue.CODE_AUTHENTICATIONFAILED)
-    await fail_authentication(ctx, username or "", started)
+    verdict = login.done()
+    assert verdict.user is not None
+    return complete_login(ctx, verdict.user)
 
 
 async def _scram_sha_256(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
