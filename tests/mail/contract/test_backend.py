@@ -334,3 +334,16 @@ async def test_a_failed_call_changes_nothing(backend: MailBackend) -> None:
     else:
         raise AssertionError("MOVE into a removed mailbox must fail")
     assert await backend.status(ref) == before
+
+
+def test_yielding_wrapper_covers_every_backend_method() -> None:
+    """The wrapper the whole suite also runs through must proxy every
+    coroutine method of the contract (a missing one would not yield)."""
+    import inspect
+
+    from tests.support.yielding import YieldingBackend
+
+    wanted = {name for name, value in vars(MailBackend).items()
+              if inspect.iscoroutinefunction(value)}
+    assert wanted and wanted <= {name for name, value in vars(YieldingBackend).items()
+                                 if inspect.iscoroutinefunction(value)}

@@ -325,3 +325,57 @@ async def test_reopen_keeps_everything_and_continues_counters(site: Site) -> Non
     await again.store_flags([1], FlagOp.ADD, ["\\Seen"])
     assert (await second.status(U, "INBOX")).highestmodseq == before.highestmodseq + 2
     assert (await flags_by_uid(again))[1] == ("\\Seen", "kw0")
+
+
+# --- batches at the edges ------------------------------------------------------------
+
+async def test_a_message_added_and_expunged_between_catch_ups_is_never_announced(
+    service: MailService,
+) -> None:
+    watch = await watch_of(service, readonly=True)
+    other = await watch_of(service)
+    await deliver(service, "INBOX", b"short-lived", ["\\Deleted"])
+    await deliver(service, "INBOX", b"stays")
+    await other.expunge()
+    assert await watch.catch_up() == [MessagesAdded((2,), frozenset())]
+    assert (await watch.catch_up()) == []
+
+
+async def test_rename_comes_after_the_changes_in_one_batch(service: MailService) -> None:
+    await service.create_mailbox(U, "Box")
+    watch = await watch_of(service, name="Box")
+    await deliver(service, "Box", b"m")
+    await service.rename_mailbox(U, "Box", "Renamed")
+    events = await watch.catch_up()
+    assert [type(e) for e in events] == [MessagesAdded, MailboxRenamed]
+    assert events[1] == MailboxRenamed("Renamed") and watch.name == "Renamed"
+
+
+async def test_a_ring_during_catch_up_is_not_lost(service: MailService) -> None:
+    """Whatever the interleaving of a catch-up and a delivery, afterwards the
+    watch either reported the message or has its doorbell set."""
+    watch = await watch_of(service)
+    for n in range(1, 6):
+        results = await together([watch.catch_up(), _deliver_uid(service, n)])
+        reported = [u for e in added(results[0]) for u in e.uids]
+        assert reported == [n] or watch.rang, (n, results)
+        if not reported:
+            assert [u for e in added(await watch.catch_up()) for u in e.uids] == [n]
+
+
+async def _deliver_uid(service: MailService, n: int) -> list[ChangeEvent]:
+    result = await deliver(service, "INBOX", b"m%d" % n)
+    assert result.uid == n
+    return []
+
+
+async def test_service_close_closes_its_watches(site: Site) -> None:
+    one = make_service(await site.open())
+    watch = await watch_of(one)
+    rings: list[str] = []
+    watch.on_ring = lambda: rings.append("rang")
+    await one.close()
+    site.closed.add(id(one.backend))  # closed by the service, not by the site
+    other = make_service(await site.open())
+    await deliver(other, "INBOX", b"m")
+    assert rings == []
