@@ -136,7 +136,8 @@ async def test_edit_tree_calls_do_not_interleave(backend: MailBackend) -> None:
 
 
 async def test_rename_keeps_identity_and_history(backend: MailBackend) -> None:
-    await add(backend, "Old")
+    await backend.ensure_user(U)
+    await backend.edit_tree(U, lambda tree: [AddMailbox("Old", special_use="\\Archive")])
     ref = await ref_of(backend, "Old")
     await backend.append(ref, items(2))
     await backend.store_flags(ref, [1], FlagOp.ADD, ["\\Deleted"])
@@ -145,6 +146,8 @@ async def test_rename_keeps_identity_and_history(backend: MailBackend) -> None:
     await backend.edit_tree(U, lambda tree: [RenameMailbox("Old", "New")])
     assert await backend.lookup(U, "Old") is None
     assert await ref_of(backend, "New") == ref
+    entry = await backend.lookup(U, "New")
+    assert entry is not None and entry.special_use == "\\Archive" and entry.selectable
     after = await backend.status(ref)
     assert (after.uidnext, after.highestmodseq, after.messages) == (
         before.uidnext, before.highestmodseq, before.messages)
@@ -169,6 +172,29 @@ async def test_transfer_messages(backend: MailBackend) -> None:
     assert (status.messages, status.uidnext) == (0, 3)
     changes = await backend.changes_since(inbox, top, 3)
     assert changes.expunged == ((1, top + 1), (2, top + 1))
+
+
+async def test_placeholder_rows(backend: MailBackend) -> None:
+    await backend.ensure_user(U)
+    await backend.edit_tree(U, lambda tree: [AddMailbox("p", selectable=False), AddMailbox("p/q")])
+    entry = await backend.lookup(U, "p")
+    assert entry is not None and not entry.selectable
+    assert [(e.name, e.selectable) for e in await backend.mailboxes(U)] == [
+        ("INBOX", True), ("p", False), ("p/q", True)]
+
+
+async def test_snapshot_is_one_committed_state(backend: MailBackend) -> None:
+    ref = await ref_of(backend)
+    await backend.append(ref, [AppendItem(b"a", ("\\Seen", "$One")), AppendItem(b"b", ("$Two",)),
+                               AppendItem(b"c")])
+    await backend.store_flags(ref, [1], FlagOp.ADD, ["\\Deleted"])
+    await backend.expunge(ref)
+    snap, recent_from = await backend.snapshot(ref)
+    status = await backend.status(ref)
+    assert list(snap.uids) == [2, 3] and snap.uidvalidity == ref.uidvalidity
+    assert (snap.uidnext, snap.highestmodseq) == (status.uidnext, status.highestmodseq)
+    assert snap.first_unseen == 2 and snap.recent == frozenset() and recent_from == 1
+    assert {"$Two"} <= set(snap.keywords)
 
 
 # --- UIDs and MODSEQs ----------------------------------------------------------------
