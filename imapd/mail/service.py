@@ -21,14 +21,14 @@ compare-and-set makes each UID recent in at most one session.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar, cast
+from typing import Awaitable, Callable, Sequence, TypeVar, cast
 
 from imapd.core.errors import ImapError
 from imapd.core.runtime import Runtime
 from imapd.mail import hierarchy, names
 from imapd.mail.backend import MailBackend, MailboxEntry
 from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
-from imapd.mail.records import AppendItem, AppendResult, MailboxInfo, MailboxStatus
+from imapd.mail.records import AppendItem, AppendResult, CopyResult, MailboxInfo, MailboxStatus
 from imapd.mail.watch import MailboxWatch, check_flags
 from imapd.message import analyze
 
@@ -38,6 +38,7 @@ from imapd.message import analyze
 THREAD_ANALYSIS_THRESHOLD = 256 * 1024
 
 E = TypeVar("E", bound=MailError)
+R = TypeVar("R", AppendResult, CopyResult)
 
 
 def analysis_blob(message: object) -> bytes:
@@ -178,13 +179,11 @@ class MailService:
             check_flags(item.flags)
         entry = await self.target_entry(user, name)
         analysed = [await self._analysed(item) for item in items]
-        claim = self.claimer(entry.id) is not None
         try:
-            result = await self.backend.append(entry.ref, analysed, claim)
+            return await self.claiming(
+                entry.id, lambda claim: self.backend.append(entry.ref, analysed, claim))
         except NoSuchMailbox:
             raise TargetMissing(f"Mailbox does not exist: {entry.name}") from None
-        self.give_claim(entry.id, result.claimed)
-        return result
 
     async def _analysed(self, item: AppendItem) -> AppendItem:
         if item.meta:
@@ -229,13 +228,33 @@ class MailService:
                 return watch
         return None
 
-    def give_claim(self, mailbox_id: int, claimed: tuple[int, int] | None) -> None:
-        """Hand a claim made in an APPEND/COPY transaction to the claimer
-        (if it closed meanwhile, those messages are recent nowhere)."""
-        if claimed is not None:
-            watch = self.claimer(mailbox_id)
-            if watch is not None:
-                watch.add_claim(claimed)
+    async def claiming(self, mailbox_id: int, call: Callable[[bool], Awaitable[R]]) -> R:
+        """Run an APPEND/COPY/MOVE into ``mailbox_id`` (``call(claim)``) that
+        claims the new messages for this process's claimer, if any, in the
+        backend's transaction, and hand the claimed range to that watch.
+
+        While the call is in flight the claimer's ``pending_claims`` is
+        raised: the doorbell rings before the call returns, and a catch-up
+        in between would otherwise see the new UIDs claimed by nobody it
+        knows and report them as not recent (``MailboxWatch.catch_up``
+        waits for the pending claim instead). If the claimer closed
+        meanwhile the next one gets the range; with none, those messages
+        are recent nowhere, which RFC 3501 §2.3.2 allows for a session
+        that is gone."""
+        claimer = self.claimer(mailbox_id)
+        if claimer is not None:
+            claimer.pending_claims += 1
+        try:
+            result = await call(claimer is not None)
+        finally:
+            if claimer is not None:
+                claimer.pending_claims -= 1
+        if result.claimed is not None:
+            owner = claimer if claimer is not None and not claimer.closed else None
+            owner = owner or self.claimer(mailbox_id)
+            if owner is not None:
+                owner.add_claim(result.claimed)
+        return result
 
     def watches(self, mailbox_id: int) -> list[MailboxWatch]:
         """This service's open watches of a mailbox, in opening order."""

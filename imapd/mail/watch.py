@@ -71,7 +71,8 @@ class MailboxWatch:
     caught up); ``deleted`` (the mailbox went away); ``rang`` (a doorbell
     rang since the last ``catch_up``); ``on_ring`` (called on the reactor
     thread when it rings; must only schedule work, never write to a client);
-    ``claimed``: the inclusive UID ranges this session owns as ``\\Recent``.
+    ``claimed``: the inclusive UID ranges this session owns as ``\\Recent``;
+    ``pending_claims``: claiming APPEND/COPY calls in flight for it.
     """
 
     user: str
@@ -101,6 +102,9 @@ class MailboxWatch:
         self.rang = False
         self.on_ring = None
         self.claimed: list[tuple[int, int]] = []
+        # APPEND/COPY calls in flight that will hand this watch a claim
+        # (``MailService.claiming``).
+        self.pending_claims = 0
         self._busy = False
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -161,8 +165,10 @@ class MailboxWatch:
         unclaimed ones as recent without claiming (RFC 3501 §6.3.2). Safe to
         call when nothing changed (returns []); concurrent calls are
         serialized (a second caller waits for the first to finish, then
-        reads itself). Clears ``rang`` before reading, so a ring during the
-        read is not lost."""
+        reads itself; waiting needs ``MailService.runtime``). Clears
+        ``rang`` before reading, so a ring during the read is not lost. New
+        UIDs that a claiming APPEND/COPY in flight may hand to this watch
+        are reported once that call has returned (``MailService.claiming``)."""
         while self._busy:
             runtime = self._service.runtime
             if runtime is None:
@@ -212,8 +218,19 @@ class MailboxWatch:
         else:
             if uids[-1] >= recent_from:
                 self.add_claim(await self._backend.claim_recent(self.ref, uidnext))
+            await self._await_pending_claims(uids, recent_from)
             recent = frozenset(u for u in uids if self.owns_recent(u))
         return MessagesAdded(uids, recent, _keywords_of(added))
+
+    async def _await_pending_claims(self, uids: Sequence[int], recent_from: int) -> None:
+        """A UID claimed by someone while an APPEND/COPY that claims for
+        this watch is still in flight may be this watch's: wait for that
+        call to hand over its range (it has committed: it returns soon)."""
+        runtime = self._service.runtime
+        while runtime is not None and self.pending_claims and any(
+            u < recent_from and not self.owns_recent(u) for u in uids
+        ):
+            await runtime.sleep(_RECHECK_SECONDS)
 
     # --- message operations ------------------------------------------------------
     # Mutations through a read-only watch raise ReadOnly; on a deleted (or
@@ -273,9 +290,9 @@ class MailboxWatch:
     ) -> CopyResult:
         service = self._service
         entry = await service.target_entry(self.user, target)
-        claimer = service.claimer(entry.id)
         try:
-            result = await self._backend.copy(ref, uids, entry.ref, move, claimer is not None)
+            return await service.claiming(
+                entry.id, lambda claim: self._backend.copy(ref, uids, entry.ref, move, claim))
         except NoSuchMailbox:
             # Source or target vanished meanwhile: the target's absence is
             # TRYCREATE (RFC 3501 §6.4.7), the source's NONEXISTENT.
@@ -283,8 +300,6 @@ class MailboxWatch:
             if now is None or now.ref != entry.ref:
                 raise TargetMissing(f"Mailbox does not exist: {entry.name}") from None
             raise
-        service.give_claim(entry.id, result.claimed)
-        return result
 
     async def changes_since(self, modseq: int) -> list[FlagState]:
         """Messages (any UID) whose MODSEQ is above ``modseq``, ascending

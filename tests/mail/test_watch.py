@@ -345,3 +345,33 @@ def test_concurrent_catch_up_without_runtime_is_refused() -> None:
     with pytest.raises(RuntimeError):
         run(watch.catch_up())
     first.close()
+
+
+class PauseAfterAppend(MemoryBackend):
+    """append commits (and rings) and then suspends before returning, as a
+    backend whose result hops back from a writer thread."""
+
+    async def append(self, ref: MailboxRef, items: Sequence[AppendItem],
+                     claim: bool = False) -> Any:
+        result = await super().append(ref, items, claim)
+        await Pause()
+        return result
+
+
+def test_catch_up_between_commit_and_return_of_a_claiming_delivery() -> None:
+    """The ring arrives before ``deliver`` returns the claimed range; a
+    catch-up in that gap must not report the claimer's new message as not
+    recent (it would then be recent in no session at all)."""
+    service = MailService(PauseAfterAppend(), PausingRuntime())
+    watch = open_(service)
+    delivery = service.deliver(U, "INBOX", [AppendItem(b"x", (), DATE, b"-")])
+    assert isinstance(delivery.send(None), Pause)  # committed, rang, not returned
+    assert watch.rang and watch.pending_claims == 1
+    catching = watch.catch_up()
+    assert isinstance(catching.send(None), Pause)  # waits for the claim
+    with pytest.raises(StopIteration):
+        delivery.send(None)
+    with pytest.raises(StopIteration) as done:
+        catching.send(None)
+    assert done.value.value == [MessagesAdded((1,), frozenset({1}))]
+    assert watch.pending_claims == 0

@@ -98,6 +98,23 @@ def test_nothing_changed_rings_nothing() -> None:
     assert run(backend.status(refs["INBOX"])).highestmodseq == 2
 
 
+def test_every_message_change_rings_with_its_modseq() -> None:
+    data = MemoryData()
+    one, two = MemoryBackend(data), MemoryBackend(data)
+    refs = setup(one, "t")
+    inbox, target = refs["INBOX"], refs["t"]
+    heard = Rings()
+    two.feed.subscribe(inbox.id, heard)
+    two.feed.subscribe(target.id, heard)
+    add(one, inbox, (), ())                                          # INBOX 2
+    run(one.store_flags(inbox, [1], FlagOp.ADD, ["\\Deleted"]))      # INBOX 3
+    run(one.expunge(inbox))                                          # INBOX 4
+    run(one.copy(inbox, [2], target))                                # t 2
+    run(one.copy(inbox, [2], target, move=True))                     # INBOX 5, t 3
+    assert heard.heard == [(inbox.id, 2), (inbox.id, 3), (inbox.id, 4), (target.id, 2),
+                           (inbox.id, 5), (target.id, 3)]
+
+
 def test_tree_changes_ring_removed_renamed_and_transfer_source() -> None:
     backend = MemoryBackend()
     refs = setup(backend, "a", "b")
