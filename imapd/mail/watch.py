@@ -186,9 +186,7 @@ class MailboxWatch:
         self.rang = False
         changes = await self._backend.changes_since(self.ref, self.highestmodseq, self.uidnext)
         if not changes.exists:
-            self.deleted = True
-            self.close()
-            return [MailboxDeleted()]
+            return self._gone()
         events: list[ChangeEvent] = []
         # Only UIDs the session knew (below its UIDNEXT): one added and
         # expunged since the last catch-up was never announced (old SyncHub).
@@ -198,13 +196,23 @@ class MailboxWatch:
         if changes.changed:
             events.append(FlagsChanged(changes.changed))
         if changes.added:
-            events.append(await self._added(changes.added, changes.recent_from, changes.uidnext))
+            try:
+                added = await self._added(changes.added, changes.recent_from, changes.uidnext)
+            except NoSuchMailbox:
+                return self._gone()  # deleted between the read and the claim
+            events.append(added)
         if changes.name != self.name:
             self.name = changes.name
             events.append(MailboxRenamed(changes.name))
         self.highestmodseq = changes.highestmodseq
         self.uidnext = changes.uidnext
         return events
+
+    def _gone(self) -> list[ChangeEvent]:
+        """The mailbox was deleted (RFC 2180 §3): report it once, stop."""
+        self.deleted = True
+        self.close()
+        return [MailboxDeleted()]
 
     async def _added(
         self, added: Sequence[FlagState], recent_from: int, uidnext: int

@@ -375,3 +375,24 @@ def test_catch_up_between_commit_and_return_of_a_claiming_delivery() -> None:
         catching.send(None)
     assert done.value.value == [MessagesAdded((1,), frozenset({1}))]
     assert watch.pending_claims == 0
+
+
+class DeleteBeforeClaim(MemoryBackend):
+    """The mailbox is deleted by another session right after the catch-up
+    read, before the watch claims the new messages."""
+
+    async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
+        changes = await super().changes_since(ref, modseq, uidnext)
+        if changes.added:
+            await MailService(MemoryBackend(self.data)).delete_mailbox(U, "box")
+        return changes
+
+
+def test_deleted_between_read_and_claim_is_reported_deleted() -> None:
+    backend = DeleteBeforeClaim()
+    service = MailService(backend)
+    run(service.create_mailbox(U, "box"))
+    watch = open_(service, box="box")
+    deliver(MailService(MemoryBackend(backend.data)), (), box="box")
+    assert catch_up(watch) == [MailboxDeleted()]
+    assert watch.deleted and watch.closed
