@@ -7,7 +7,7 @@ Two services over one MemoryData stand for two processes sharing a store.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, Sequence, TypeVar
 
 import pytest
 
@@ -263,3 +263,26 @@ def test_close_closes_watches_and_the_backend() -> None:
     run(service.close())
     assert watch.closed and service.watches(watch.ref.id) == []
     assert backend.closed
+
+
+class CountingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ensured: list[str] = []
+
+    async def ensure_user(
+        self, user: str, defaults: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
+        self.ensured.append(user)
+        await super().ensure_user(user, defaults)
+
+
+def test_ensure_user_runs_once_per_user_and_service() -> None:
+    backend = CountingBackend()
+    service = MailService(backend)
+    run(service.status(U, "INBOX"))
+    run(service.create_mailbox(U, "x"))
+    run(service.list_mailboxes("bob", "", "*"))
+    watch = run(service.open(U, "INBOX", readonly=False))
+    run(watch.copy([], "x"))
+    assert backend.ensured == [U, "bob"]

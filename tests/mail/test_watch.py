@@ -34,7 +34,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     raise AssertionError("awaited something unexpectedly")
 
 
-def deliver(service: MailService, *flag_lists: Sequence[str], box: str = "INBOX") -> tuple[int, ...]:
+def deliver(
+    service: MailService, *flag_lists: Sequence[str], box: str = "INBOX"
+) -> tuple[int, ...]:
     items = [AppendItem(b"Subject: x\r\n\r\n%d" % i, tuple(f), DATE, b"-")
              for i, f in enumerate(flag_lists)]
     return run(service.deliver(U, box, items)).uids
