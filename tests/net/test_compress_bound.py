@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from imapd.core.config import Limits
-from imapd.net import compress, pipeline, imap_connection as protocol
+from imapd.net import compress, connection, pipeline, imap_connection as protocol
 from imapd.net.compress import CompressionError, Inflater
 from imapd.net.pipeline import InputBacklog
 from imapd.accounts.users import UserDatabase
@@ -105,7 +105,7 @@ def test_one_compressed_read_is_inflated_a_slice_at_a_time(
     """A wrong server inflates (and runs) all 16 MB of NOOPs within the
     one ``dataReceived``; this one inflates at most a slice's octets plus
     one piece, answers at most a slice's commands, and pauses reading."""
-    monkeypatch.setattr(protocol, "Inflater", CountingInflater)
+    monkeypatch.setattr(connection, "Inflater", CountingInflater)  # the machinery inflates
     CountingInflater.total = 0
     conv = Conversation(users)
     conv.read()
