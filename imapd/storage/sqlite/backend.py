@@ -1,0 +1,334 @@
+"""``SqliteBackend``: the SQLite engine behind ``imapd.mail.backend.MailBackend``.
+
+Same database file and schema as before (``schema``): existing data
+directories keep working. Two modes (``open_backend``):
+
+* inline (``hop=None``): every call runs synchronously on the caller's
+  thread, each write in its own durable transaction, rings before return.
+* threaded (``hop`` = reactor.callFromThread, ``make_waiter`` = Deferred):
+  writes and fsyncs on one writer thread with group commit (``writer``);
+  reads inline on the caller's thread (``reads``: WAL readers never wait
+  for the writer); a poller thread rings for other processes' commits
+  (``feed``).
+
+Lock waits happen only on the writer thread: a write that cannot take the
+lock within ``lock_timeout`` seconds fails with ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence, TypeVar
+
+from imapd.mail import names
+from imapd.mail.backend import (
+    ChangeFeed, Changes, MailboxEntry, MailboxRef, TreePlan,
+)
+from imapd.mail.errors import NoSuchMailbox, Unavailable
+from imapd.mail.flags import FlagOp, split_flags
+from imapd.mail.records import (
+    AppendItem, AppendResult, CopyResult, FlagState, MailboxSnapshot, MailboxStatus,
+    MessageBody, MessageRecord, StoreResult,
+)
+from imapd.storage.sqlite import mailboxes as boxes
+from imapd.storage.sqlite import messages as msgs
+from imapd.storage.sqlite import reads, tree
+from imapd.storage.sqlite.feed import Poller, Siblings, SqliteFeed
+from imapd.storage.sqlite.schema import DB_FILENAME, connect, read_transaction
+from imapd.storage.sqlite.uidcache import UidCache
+from imapd.storage.sqlite.writer import (
+    Hop, InlineWriter, MakeWaiter, Rings, ThreadedWriter, WriteOp, mail_error,
+)
+
+T = TypeVar("T")
+
+DEFAULT_LOCK_TIMEOUT = 5.0
+
+
+def open_backend(
+    data_dir: Path,
+    hop: Hop | None = None,
+    poll_interval: float = 0.05,
+    make_waiter: MakeWaiter | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> SqliteBackend:
+    """Open (creating if needed) the store in ``data_dir``. ``hop`` given:
+    threaded mode, and ``make_waiter`` must be given too (see ``writer``)."""
+    return SqliteBackend(data_dir, hop, poll_interval, make_waiter, lock_timeout)
+
+
+def _claim(conn: sqlite3.Connection, mailbox_id: int, uidnext: int) -> tuple[int, int] | None:
+    """Compare-and-set of ``recent_from`` (RFC 3501 §2.3.2) inside the
+    caller's transaction: claim every unclaimed UID below ``uidnext``."""
+    row = conn.execute(
+        "SELECT recent_from, uidnext FROM mailboxes WHERE id=?", (mailbox_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    upto = min(uidnext, int(row[1]))
+    low = int(row[0])
+    if low >= upto:
+        return None
+    conn.execute("UPDATE mailboxes SET recent_from=? WHERE id=?", (upto, mailbox_id))
+    return low, upto - 1
+
+
+class SqliteBackend:
+    """See the module docstring and ``imapd.mail.backend.MailBackend``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        hop: Hop | None,
+        poll_interval: float,
+        make_waiter: MakeWaiter | None,
+        lock_timeout: float,
+    ) -> None:
+        self.data_dir = data_dir
+        self.sqlite_feed = SqliteFeed()
+        self.feed: ChangeFeed = self.sqlite_feed
+        self.uid_cache = UidCache()
+        self._closed = False
+        self.conn = connect(data_dir, check_same_thread=False)  # reads (and inline writes)
+        self.path = str((data_dir / DB_FILENAME).resolve())
+        self.poller: Poller | None = None
+        self.writer: InlineWriter | ThreadedWriter
+        if hop is None:
+            self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+            self.writer = InlineWriter(self.conn, self._ring_all)
+        else:
+            if make_waiter is None:
+                raise ValueError("threaded mode needs make_waiter (e.g. Deferred)")
+            write_conn = connect(data_dir, check_same_thread=False)
+            write_conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+            self.writer = ThreadedWriter(write_conn, self._ring_all, hop, make_waiter)
+            self.poller = Poller(
+                lambda: connect(data_dir, check_same_thread=False), self.sqlite_feed, hop, poll_interval
+            )
+        Siblings.join(self.path, self.sqlite_feed)
+
+    # --- plumbing ----------------------------------------------------------
+
+    def _ring_all(self, rings: Sequence[tuple[int, int]]) -> None:
+        """Ring this backend's feed and those of the other backends over
+        the same file in this process (called on the reactor thread)."""
+        if not rings:
+            return
+        for feed in Siblings.feeds(self.path):
+            for mailbox_id, modseq in rings:
+                feed.ring(mailbox_id, modseq)
+
+    def _write(self, op: WriteOp[T]) -> Awaitable[T]:
+        if self._closed:
+            raise Unavailable("mail store is closed")
+        return self.writer.run(op)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """One read transaction on the caller's thread."""
+        if self._closed:
+            raise Unavailable("mail store is closed")
+        try:
+            with read_transaction(self.conn):
+                return fn(self.conn)
+        except sqlite3.OperationalError as error:
+            raise mail_error(error) from None
+
+    # --- users and trees ---------------------------------------------------
+
+    async def ensure_user(
+        self, user: str, defaults: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
+        def exists(conn: sqlite3.Connection) -> bool:
+            uid = tree.user_id(conn, user)
+            return uid is not None and boxes.find(conn, uid, names.INBOX) is not None
+
+        if self._read(exists):
+            return
+        await self._write(lambda conn: (tree.ensure_user(conn, user, defaults) and None, []))
+
+    async def mailboxes(self, user: str) -> list[MailboxEntry]:
+        def read(conn: sqlite3.Connection) -> list[MailboxEntry]:
+            uid = tree.user_id(conn, user)
+            return [] if uid is None else tree.entries(conn, uid)
+
+        return self._read(read)
+
+    async def lookup(self, user: str, name: str) -> MailboxEntry | None:
+        def read(conn: sqlite3.Connection) -> MailboxEntry | None:
+            uid = tree.user_id(conn, user)
+            row = None if uid is None else boxes.find(conn, uid, name)
+            if row is None:
+                return None
+            return MailboxEntry(row.id, row.name, row.selectable, row.uidvalidity,
+                                row.special_use)
+
+        return self._read(read)
+
+    async def edit_tree(self, user: str, plan: TreePlan) -> None:
+        await self._write(lambda conn: (None, tree.edit(conn, user, plan)))
+
+    async def subscriptions(self, user: str) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            uid = tree.user_id(conn, user)
+            return [] if uid is None else boxes.subscribed_names(conn, uid)
+
+        return self._read(read)
+
+    async def set_subscribed(self, user: str, name: str, subscribed: bool) -> None:
+        def op(conn: sqlite3.Connection) -> tuple[None, Rings]:
+            uid = tree.user_id(conn, user)
+            if uid is None:
+                uid = tree.ensure_user(conn, user, ())
+            if subscribed:
+                conn.execute(
+                    "INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES(?, ?)", (uid, name)
+                )
+            else:
+                conn.execute("DELETE FROM subscriptions WHERE user_id=? AND name=?", (uid, name))
+            return None, []
+
+        await self._write(op)
+
+    # --- one mailbox: reads --------------------------------------------------
+
+    async def status(self, ref: MailboxRef) -> MailboxStatus:
+        return self._read(lambda conn: boxes.status(conn, reads.mailbox(conn, ref)))
+
+    async def snapshot(self, ref: MailboxRef) -> tuple[MailboxSnapshot, int]:
+        return self._read(lambda conn: reads.snapshot(conn, ref, self.uid_cache))
+
+    async def fetch_records(
+        self, ref: MailboxRef, uids: Sequence[int] | None = None, with_meta: bool = False
+    ) -> list[MessageRecord]:
+        def read(conn: sqlite3.Connection) -> list[MessageRecord]:
+            reads.mailbox(conn, ref)
+            return msgs.records(conn, ref.id, uids, with_meta)
+
+        return self._read(read)
+
+    async def fetch_flags(
+        self, ref: MailboxRef, uids: Sequence[int] | None = None
+    ) -> list[FlagState]:
+        return self._read(lambda conn: reads.flag_states(conn, ref, uids))
+
+    async def read_message(
+        self, ref: MailboxRef, uid: int, offset: int = 0, length: int | None = None
+    ) -> bytes | None:
+        return self._read(lambda conn: reads.read_message(conn, ref, uid, offset, length))
+
+    async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
+        body, stream = self._read(lambda conn: reads.small_body(conn, ref, uid))
+        if not stream:
+            return body
+        return reads.stream_body(Path(self.path), ref.id, uid)
+
+    async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
+        return self._read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))
+
+    # --- one mailbox: writes -------------------------------------------------
+
+    async def claim_recent(self, ref: MailboxRef, uidnext: int) -> tuple[int, int] | None:
+        def op(conn: sqlite3.Connection) -> tuple[tuple[int, int] | None, Rings]:
+            reads.mailbox(conn, ref)
+            return _claim(conn, ref.id, uidnext), []
+
+        return await self._write(op)
+
+    async def append(
+        self, ref: MailboxRef, items: Sequence[AppendItem], claim: bool = False
+    ) -> AppendResult:
+        for item in items:  # validated on the caller's thread, before queueing
+            try:
+                split_flags(item.flags)
+            except Exception as error:
+                raise mail_error(error) from None
+
+        def op(conn: sqlite3.Connection) -> tuple[AppendResult, Rings]:
+            row = reads.mailbox(conn, ref)
+            if not items:
+                return AppendResult(row.uidvalidity, ()), []
+            result = msgs.append(conn, row, items)
+            claimed = _claim(conn, row.id, result.uids[-1] + 1) if claim else None
+            modseq = row.highestmodseq + 1
+            return AppendResult(result.uidvalidity, result.uids, claimed), [(row.id, modseq)]
+
+        return await self._write(op)
+
+    async def store_flags(
+        self,
+        ref: MailboxRef,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: Sequence[str],
+        unchangedsince: int | None = None,
+    ) -> StoreResult:
+        try:
+            given = split_flags(flags)
+        except Exception as error:
+            raise mail_error(error) from None
+
+        def write(conn: sqlite3.Connection) -> tuple[StoreResult, Rings]:
+            row = reads.mailbox(conn, ref)
+            result, _ = msgs.store_flags(conn, row, uids, op, given, unchangedsince)
+            if not result.changed:
+                return result, []
+            return result, [(row.id, row.highestmodseq + 1)]
+
+        return await self._write(write)
+
+    async def expunge(self, ref: MailboxRef, uids: Sequence[int] | None = None) -> list[int]:
+        def write(conn: sqlite3.Connection) -> tuple[list[int], Rings]:
+            row = reads.mailbox(conn, ref)
+            gone = msgs.expunge(conn, row, uids)
+            return gone, ([(row.id, row.highestmodseq + 1)] if gone else [])
+
+        return await self._write(write)
+
+    async def copy(
+        self,
+        ref: MailboxRef,
+        uids: Sequence[int],
+        target: MailboxRef,
+        move: bool = False,
+        claim: bool = False,
+    ) -> CopyResult:
+        def write(conn: sqlite3.Connection) -> tuple[CopyResult, Rings]:
+            source = reads.mailbox(conn, ref)
+            destination = reads.mailbox(conn, target)
+            result, rows = msgs.copy(conn, source.id, uids, destination)
+            if not rows:
+                return result, []
+            rings: Rings = [(destination.id, boxes_modseq(conn, destination.id))]
+            if move:
+                modseq = msgs.remove_messages(conn, source.id, rows)
+                rings.append((source.id, modseq or 0))
+            claimed = _claim(conn, destination.id, result.pairs[-1][1] + 1) if claim else None
+            return CopyResult(result.uidvalidity, result.pairs, claimed), rings
+
+        return await self._write(write)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        Siblings.leave(self.path, self.sqlite_feed)
+        if self.poller is not None:
+            self.poller.stop()
+        await self.writer.close()
+        self.sqlite_feed.close()
+        self.conn.close()
+
+
+def boxes_modseq(conn: sqlite3.Connection, mailbox_id: int) -> int:
+    row = conn.execute("SELECT highestmodseq FROM mailboxes WHERE id=?", (mailbox_id,)).fetchone()
+    if row is None:
+        raise NoSuchMailbox("Mailbox does not exist")
+    return int(row[0])
+
+
+def _conforms(backend: SqliteBackend) -> object:
+    from imapd.mail.backend import MailBackend
+
+    checked: MailBackend = backend  # mypy checks SqliteBackend implements the protocol
+    return checked

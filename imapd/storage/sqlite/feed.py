@@ -1,0 +1,191 @@
+"""Doorbells of the SQLite engine (``imapd.mail.backend.ChangeFeed``).
+
+Own changes: the writer rings right after COMMIT, on the reactor thread,
+before the callers' awaitables resolve (``writer``). Backends over the same
+database file in this process are rung too, at the same moment (they are
+registered per file here), so two instances in one process behave like the
+memory engine's shared store.
+
+Other processes' changes: a ``Poller`` thread with its own connection asks
+``PRAGMA data_version`` every ``poll_interval`` seconds (it changes only
+when another connection committed, so an idle poll costs one pragma); when
+it moved, one indexed read of the subscribed mailboxes' rows finds those
+whose HIGHESTMODSEQ, UIDNEXT, name or UIDVALIDITY changed (every change to
+a mailbox raises HIGHESTMODSEQ, RFC 7162 §3.1; RENAME changes the name;
+DELETE removes the row) and rings them through ``hop`` on the reactor
+thread. Rings carry no data; the truth is ``changes_since``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import weakref
+from typing import Callable, Sequence
+
+from imapd.mail.backend import Ring
+
+log = logging.getLogger(__name__)
+
+Hop = Callable[[Callable[[], None]], None]
+# (highestmodseq, uidnext, name, uidvalidity) of a mailbox row, or None.
+RowState = tuple[int, int, str, int] | None
+
+
+class SqliteFeed:
+    """Subscribers by mailbox id. ``subscribe`` and ``ring`` run on the
+    reactor thread; the poller thread only reads ``subscribed_ids`` (under
+    the lock)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[int, list[Ring]] = {}
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def subscribe(self, mailbox_id: int, ring: Ring) -> Callable[[], None]:
+        entry: Ring = lambda box, modseq: ring(box, modseq)  # noqa: E731 - one per subscription
+        with self._lock:
+            self._subscribers.setdefault(mailbox_id, []).append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                current = self._subscribers.get(mailbox_id)
+                if current is not None and entry in current:
+                    current.remove(entry)
+                    if not current:
+                        del self._subscribers[mailbox_id]
+
+        return unsubscribe
+
+    def subscribed_ids(self) -> list[int]:
+        with self._lock:
+            return list(self._subscribers)
+
+    def subscriber_count(self, mailbox_id: int) -> int:
+        with self._lock:
+            return len(self._subscribers.get(mailbox_id, ()))
+
+    def ring(self, mailbox_id: int, modseq: int) -> None:
+        """Ring every subscriber of the mailbox; one that raises is logged
+        and skipped (the change has committed; the others must hear)."""
+        if self.closed:
+            return
+        with self._lock:
+            entries = list(self._subscribers.get(mailbox_id, ()))
+        for entry in entries:
+            try:
+                entry(mailbox_id, modseq)
+            except Exception:
+                log.exception("change feed subscriber failed")
+
+    def close(self) -> None:
+        self.closed = True
+        with self._lock:
+            self._subscribers.clear()
+
+
+class Siblings:
+    """The feeds of every open backend over one database file in this
+    process, so a commit through one rings the others at once."""
+
+    _by_path: dict[str, weakref.WeakSet[SqliteFeed]] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def join(cls, path: str, feed: SqliteFeed) -> None:
+        with cls._lock:
+            cls._by_path.setdefault(path, weakref.WeakSet()).add(feed)
+
+    @classmethod
+    def leave(cls, path: str, feed: SqliteFeed) -> None:
+        with cls._lock:
+            feeds = cls._by_path.get(path)
+            if feeds is not None:
+                feeds.discard(feed)
+
+    @classmethod
+    def feeds(cls, path: str) -> list[SqliteFeed]:
+        with cls._lock:
+            return list(cls._by_path.get(path, ()))
+
+
+def row_states(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, RowState]:
+    """The change-relevant columns of the given mailbox rows (None: gone)."""
+    states: dict[int, RowState] = {i: None for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        for id_, modseq, uidnext, name, uidvalidity in conn.execute(
+            f"SELECT id, highestmodseq, uidnext, name, uidvalidity FROM mailboxes "
+            f"WHERE id IN ({marks})", chunk,
+        ):
+            states[int(id_)] = (int(modseq), int(uidnext), str(name), int(uidvalidity))
+    return states
+
+
+class Poller:
+    """The cross-process change detector thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        feed: SqliteFeed,
+        hop: Hop,
+        interval: float,
+    ) -> None:
+        self._connect = connect
+        self._feed = feed
+        self._hop = hop
+        self._interval = interval
+        self._stop = threading.Event()
+        self._known: dict[int, RowState] = {}
+        self.polls = 0  # for tests: how many times the pragma was asked
+        self._thread = threading.Thread(target=self._loop, name="sqlite-poller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        conn = self._connect()
+        try:
+            version = None
+            while not self._stop.wait(self._interval):
+                self.polls += 1
+                try:
+                    now = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if now == version:
+                        continue
+                    version = now
+                    self._check(conn)
+                except sqlite3.Error:
+                    log.exception("change poll failed; retrying")
+                    version = None
+        finally:
+            conn.close()
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        ids = self._feed.subscribed_ids()
+        if not ids:
+            self._known.clear()
+            return
+        current = row_states(conn, ids)
+        changed: list[tuple[int, int]] = []
+        for mailbox_id, state in current.items():
+            if mailbox_id in self._known and self._known[mailbox_id] != state:
+                changed.append((mailbox_id, 0 if state is None else state[0]))
+        # A newly subscribed mailbox is rung once too: a change may have
+        # landed between its subscriber's read and the subscription.
+        changed += [(i, 0 if s is None else s[0]) for i, s in current.items()
+                    if i not in self._known]
+        self._known = current
+        if changed:
+            feed = self._feed
+
+            def ring() -> None:
+                for mailbox_id, modseq in changed:
+                    feed.ring(mailbox_id, modseq)
+
+            self._hop(ring)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

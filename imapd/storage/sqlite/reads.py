@@ -1,0 +1,154 @@
+"""Reads of the SQLite engine, each in one read transaction.
+
+WAL readers never wait for the writer (they read the last committed
+snapshot), so these run inline on the caller's (reactor) thread: each is a
+handful of indexed queries. The exception is the bytes of a large message:
+``open_message`` above ``STREAM_THRESHOLD`` returns a handle with its own
+connection and read transaction, read in chunks by whoever consumes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from imapd.mail.backend import Changes, MailboxRef
+from imapd.mail.errors import NoSuchMailbox
+from imapd.mail.flags import SEEN_BIT
+from imapd.mail.records import FlagState, MailboxSnapshot, MessageBody
+from imapd.storage.sqlite import mailboxes as boxes
+from imapd.storage.sqlite import messages as msgs
+from imapd.storage.sqlite.schema import BUSY_TIMEOUT_SECONDS
+from imapd.storage.sqlite.uidcache import UidCache
+
+# Bodies up to this size are read in one go; larger ones are streamed.
+STREAM_THRESHOLD = 1024 * 1024
+STREAM_CHUNK = 256 * 1024
+
+
+def mailbox(conn: sqlite3.Connection, ref: MailboxRef) -> boxes.MailboxRow:
+    """The row ``ref`` names, or NoSuchMailbox (gone, re-created with
+    another UIDVALIDITY, or a ``\\Noselect`` placeholder)."""
+    row = boxes.find_by_id(conn, ref.id)
+    if row is None or not row.selectable or row.uidvalidity != ref.uidvalidity:
+        raise NoSuchMailbox("Mailbox does not exist")
+    return row
+
+
+def snapshot(
+    conn: sqlite3.Connection, ref: MailboxRef, cache: UidCache
+) -> tuple[MailboxSnapshot, int]:
+    """SELECT (RFC 3501 §6.3.1): the mailbox as of this read transaction."""
+    row = mailbox(conn, ref)
+    uids = cache.uids(conn, row)
+    keywords = tuple(str(r[0]) for r in conn.execute(
+        "SELECT name FROM keywords WHERE mailbox_id=? ORDER BY folded", (row.id,)))
+    (first_unseen,) = conn.execute(
+        f"SELECT min(uid) FROM messages WHERE mailbox_id=? AND sysflags & {SEEN_BIT} = 0",
+        (row.id,),
+    ).fetchone()
+    snap = MailboxSnapshot(row.uidvalidity, row.uidnext, row.highestmodseq, uids,
+                           frozenset(), keywords, first_unseen)
+    return snap, row.recent_from
+
+
+def changes_since(
+    conn: sqlite3.Connection, ref: MailboxRef, modseq: int, uidnext: int
+) -> Changes:
+    """``MailBackend.changes_since`` (RFC 7162 §3.1.4.1, §3.2.5): two indexed
+    range queries over ``modseq`` plus the arrivals at or above ``uidnext``."""
+    try:
+        row = mailbox(conn, ref)
+    except NoSuchMailbox:
+        return Changes(exists=False)
+    changed: list[FlagState] = []
+    for uid, bits, keywords, row_modseq in msgs.changed_rows(conn, row.id, modseq):
+        if uid < uidnext:
+            changed.append(FlagState(uid, msgs.decode_flags(bits, keywords), row_modseq))
+    added = conn.execute(
+        "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=? AND uid>=? "
+        "ORDER BY uid", (row.id, uidnext),
+    ).fetchall()
+    return Changes(
+        exists=True,
+        name=row.name,
+        highestmodseq=row.highestmodseq,
+        uidnext=row.uidnext,
+        recent_from=row.recent_from,
+        changed=tuple(changed),
+        added=tuple(FlagState(u, msgs.decode_flags(b, k), m) for u, b, k, m in added),
+        expunged=tuple(msgs.expunged_since(conn, row.id, modseq)),
+    )
+
+
+def read_message(
+    conn: sqlite3.Connection, ref: MailboxRef, uid: int, offset: int, length: int | None
+) -> bytes | None:
+    mailbox(conn, ref)
+    found = msgs.body_of(conn, ref.id, uid)
+    if found is None:
+        return None
+    body_id, size = found
+    offset = min(max(offset, 0), size)
+    end = size if length is None else min(size, offset + max(length, 0))
+    return msgs.read_body(conn, body_id, offset, end - offset)
+
+
+def small_body(
+    conn: sqlite3.Connection, ref: MailboxRef, uid: int
+) -> tuple[MessageBody | None, bool]:
+    """(the body, False) when it is small enough to read at once or does not
+    exist; (None, True) when it must be streamed (``stream_body``)."""
+    mailbox(conn, ref)
+    found = msgs.body_of(conn, ref.id, uid)
+    if found is None:
+        return None, False
+    body_id, size = found
+    if size > STREAM_THRESHOLD:
+        return None, True
+    data = msgs.read_body(conn, body_id, 0, size)
+    return MessageBody(size, lambda: iter((data,))), False
+
+
+def stream_body(path: Path, mailbox_id: int, uid: int) -> MessageBody | None:
+    """A MessageBody reading from its own connection and read transaction,
+    so the bytes stay readable (and consistent) while they are streamed."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("BEGIN")
+    found = msgs.body_of(conn, mailbox_id, uid)
+    if found is None:
+        conn.close()
+        return None
+    body_id, size = found
+    blob = conn.blobopen("bodies", "data", body_id, readonly=True)
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            blob.close()
+            conn.close()
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            blob.seek(0)
+            while True:
+                chunk = blob.read(STREAM_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            close()
+
+    return MessageBody(size, chunks, close)
+
+
+def flag_states(
+    conn: sqlite3.Connection, ref: MailboxRef, uids: Sequence[int] | None
+) -> list[FlagState]:
+    mailbox(conn, ref)
+    return msgs.flag_states(conn, ref.id, uids)

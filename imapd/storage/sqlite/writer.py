@@ -1,0 +1,246 @@
+"""The SQLite engine's single writer: group commit on one thread.
+
+Every change of the engine is a *write op*: a function of the write
+connection, run inside the engine's transaction, returning its result and
+the doorbells it wants rung (``(mailbox id, modseq or 0)``). Two ways to run
+them:
+
+* ``InlineWriter`` (``open_backend(hop=None)``): the op runs on the
+  caller's thread in its own ``BEGIN IMMEDIATE`` ... ``COMMIT``; the rings
+  are rung synchronously before the call returns. For byte-exact unit
+  transcripts that drive coroutines without a reactor.
+* ``ThreadedWriter`` (``hop`` given, production): ONE writer thread owns the
+  write connection. It takes every queued op, runs each inside its own
+  ``SAVEPOINT`` within one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (WAL,
+  ``synchronous=FULL``: the COMMIT is the fsync), so concurrent callers
+  share one commit and one fsync. An op that raises rolls back only its
+  savepoint and gets its own error. After the COMMIT the outcomes go back
+  through ``hop`` (reactor.callFromThread): on the reactor thread the feed
+  rings every changed mailbox first, then each caller's waiter resolves, so
+  a caller's own changes have rung before its call returns (the
+  ``MailBackend`` doorbell rule).
+
+Lock waits happen only on the writer thread, bounded by ``lock_timeout``
+(SQLite's busy handler); past it the whole batch fails with ``Unavailable``.
+
+Waiters: storage may not import ``twisted.internet`` (tests/test_layering.py),
+and Twisted's coroutine driver only suspends on a yielded ``Deferred``
+(``_inlineCallbacks`` sends any other yielded value straight back). So the
+composition root injects ``make_waiter``: a zero-argument factory of objects
+that are awaitable and have ``callback(value)`` / ``errback(exception)`` —
+``twisted.internet.defer.Deferred`` itself is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
+
+from imapd.core.errors import ErrorKind, ImapError
+from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+Rings = list[tuple[int, int]]
+# A write op: runs inside the transaction; returns (result, rings).
+WriteOp = Callable[[sqlite3.Connection], tuple[T, Rings]]
+Hop = Callable[[Callable[[], None]], None]
+RingAll = Callable[[Sequence[tuple[int, int]]], None]
+
+
+class Waiter(Protocol[T_co]):
+    """What ``make_waiter()`` returns: awaitable once, resolved from the
+    reactor thread by exactly one of ``callback``/``errback``."""
+
+    def __await__(self) -> Any: ...
+
+    def callback(self, result: Any) -> Any: ...
+
+    def errback(self, fail: Any = None) -> Any: ...
+
+
+MakeWaiter = Callable[[], Waiter[Any]]
+
+
+def mail_error(error: BaseException) -> BaseException:
+    """The ``imapd.mail.errors`` form of an error raised inside an op: the
+    old helpers (messages.py) still raise ``ImapError``; SQLite's own
+    operational errors (locked, I/O) mean the store is unavailable."""
+    if isinstance(error, ImapError):
+        if error.kind is ErrorKind.BAD:
+            return InvalidFlag(error.text)
+        if error.code == "LIMIT":
+            return OverLimit(error.text)
+        return MailError(error.text)
+    if isinstance(error, sqlite3.OperationalError):
+        return Unavailable(f"mail store unavailable: {error}")
+    return error
+
+
+class InlineWriter:
+    """Each op in its own durable transaction on the caller's thread."""
+
+    def __init__(self, conn: sqlite3.Connection, ring_all: RingAll) -> None:
+        self.conn = conn
+        self._ring_all = ring_all
+
+    async def run(self, op: WriteOp[T]) -> T:
+        return self.run_sync(op)
+
+    def run_sync(self, op: WriteOp[T]) -> T:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise mail_error(error) from None
+        try:
+            result, rings = op(conn)
+            conn.execute("COMMIT")
+        except BaseException as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            converted = mail_error(error)
+            if converted is error:
+                raise
+            raise converted from None
+        self._ring_all(rings)
+        return result
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(eq=False)
+class _Job(Generic[T]):
+    op: WriteOp[T]
+    waiter: Waiter[T]
+    ok: bool = False
+    result: Any = None
+    rings: Rings = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class ThreadedWriter:
+    """The writer thread and its queue (see the module docstring)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        ring_all: RingAll,
+        hop: Hop,
+        make_waiter: MakeWaiter,
+        max_batch: int = 256,
+    ) -> None:
+        self.conn = conn
+        self._ring_all = ring_all
+        self._hop = hop
+        self._make_waiter = make_waiter
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        # Observability for tests: the thread that ran each COMMIT, and
+        # how many ops each COMMIT carried.
+        self.commit_threads: list[str] = []
+        self.batch_sizes: list[int] = []
+        self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def run(self, op: WriteOp[T]) -> Awaitable[T]:
+        waiter: Waiter[T] = self._make_waiter()
+        if self._closed:
+            waiter.errback(Unavailable("mail store is closed"))
+            return waiter
+        self._queue.put(_Job(op, waiter))
+        return waiter
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Job[Any]] = [first]
+            stop_after: Any = None
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop_after = more
+                    break
+                batch.append(more)
+            self._commit(batch)
+            self._hop(self._deliverer(batch))
+            if stop_after is not None:
+                break
+        self.conn.close()
+
+    def _commit(self, batch: list[_Job[Any]]) -> None:
+        """One transaction for the batch, one savepoint per op."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            self._fail_all(batch, mail_error(error))
+            return
+        for job in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                job.result, job.rings = job.op(conn)
+                job.ok = True
+                conn.execute("RELEASE op")
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                job.result = mail_error(error)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._fail_all(batch, mail_error(error))
+            return
+        self.commit_threads.append(threading.current_thread().name)
+        self.batch_sizes.append(len(batch))
+
+    @staticmethod
+    def _fail_all(batch: list[_Job[Any]], error: BaseException) -> None:
+        for job in batch:
+            job.ok = False
+            job.result = error
+            job.rings = []
+
+    def _deliverer(self, batch: list[_Job[Any]]) -> Callable[[], None]:
+        return lambda: self._deliver(batch)
+
+    def _deliver(self, batch: list[_Job[Any]]) -> None:
+        """On the reactor thread: ring first, then resolve the callers."""
+        rings = [ring for job in batch if job.ok for ring in job.rings]
+        try:
+            self._ring_all(rings)
+        finally:
+            for job in batch:
+                if job.ok:
+                    job.waiter.callback(job.result)
+                else:
+                    job.waiter.errback(job.result)
+
+    async def close(self) -> None:
+        """Finish the queued writes, then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        done: Waiter[None] = self._make_waiter()
+        self._queue.put(_Job(lambda conn: (None, []), done))
+        self._queue.put(_STOP)
+        await done
+        self._thread.join()
