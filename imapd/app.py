@@ -5,7 +5,8 @@ The one place that assembles a server, used by ``imapd serve``
 the two always serve the same thing:
 
 1. accounts: the user database in the data directory (``imapd.accounts``);
-2. the mail storage in the data directory (SQLite, ``imapd.storage.sqlite``);
+2. the mail storage in the data directory (SQLite, ``imapd.storage.sqlite``)
+   behind the ``MailService`` every protocol uses (``open_mail``);
 3. the IMAP listeners: one ``ImapServerFactory`` shared by every ``--imap``
    endpoint and, wrapped in TLS, every ``--imaps`` endpoint (RFC 8314 §3.3),
    with one reloadable certificate (SIGHUP, ``imapd.net.tls``).
@@ -31,6 +32,7 @@ from twisted.logger import Logger
 
 from imapd.accounts.users import UserDatabase
 from imapd.core.config import Config
+from imapd.mail.service import MailService
 
 log = Logger(namespace="imapd")
 
@@ -66,10 +68,26 @@ def open_accounts(config: Config) -> UserDatabase:
 def open_storage(config: Config) -> Any:
     """Open the embedded default mail storage in ``config.data_dir``
     (SQLite): the one place that opens it. ``config.default_mailboxes``
-    are given to every account once (RFC 6154)."""
+    are given to every account once (RFC 6154). The old ``MailStore``
+    until the IMAP handlers take a ``MailService`` (``open_mail``)."""
     from imapd.storage.sqlite.store import open_store
 
     return open_store(config.data_dir, config.default_mailboxes)
+
+
+def open_mail(config: Config, reactor: Any) -> MailService:
+    """The mail service over the SQLite backend in ``config.data_dir``:
+    writes and fsyncs on the backend's writer thread with group commit,
+    results and change doorbells hopped back to the reactor thread
+    (``reactor.callFromThread``); message analysis of large messages in
+    the reactor's thread pool. Call on the reactor thread."""
+    from twisted.internet.defer import Deferred
+
+    from imapd.net.runtime import ReactorRuntime
+    from imapd.storage.sqlite import open_backend
+
+    backend = open_backend(config.data_dir, hop=reactor.callFromThread, make_waiter=Deferred)
+    return MailService(backend, ReactorRuntime(reactor), config.default_mailboxes)
 
 
 def build_service(

@@ -14,6 +14,8 @@ import pytest
 
 from imapd import app
 from imapd.core.config import Config, Limits
+from imapd.mail.records import AppendItem
+from imapd.storage.sqlite.writer import ThreadedWriter
 from tests.support.context import make_users
 from tests.support.reactor_thread import on_reactor, reactor
 
@@ -81,3 +83,38 @@ def test_stopping_says_bye_and_closes_the_port(served: tuple[Any, int]) -> None:
     imap.shutdown()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+def test_open_mail_is_the_service_over_the_threaded_sqlite_backend(tmp_path: Path) -> None:
+    """What ``build_service`` switches to once the IMAP handlers take a
+    ``MailService``: deliveries go through the writer thread and back."""
+    config = Config(data_dir=tmp_path)
+
+    async def scenario() -> tuple[Any, ...]:
+        mail = app.open_mail(config, reactor())
+        try:
+            names = [info.name for info in await mail.list_mailboxes("alice", "", "*")]
+            result = await mail.deliver("alice", "INBOX", [AppendItem(MESSAGE, ("\\Seen",))])
+            status = await mail.status("alice", "INBOX")
+            return names, result, status
+        finally:
+            await mail.close()
+
+    names, result, status = on_reactor(scenario)
+    # Every account gets the default special-use mailboxes once (RFC 6154).
+    assert set(names) >= {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"}
+    assert (status.messages, status.unseen, status.uidnext) == (1, 0, 2)
+    assert result.uids == (1,)
+
+
+def test_open_mail_writes_on_the_writer_thread(tmp_path: Path) -> None:
+    """Assembled in threaded mode (group commit, fsync off the reactor
+    thread): an inline backend here would put every fsync on the reactor."""
+    async def writer_of() -> Any:
+        mail = app.open_mail(Config(data_dir=tmp_path), reactor())
+        try:
+            return mail.backend.writer  # type: ignore[attr-defined]
+        finally:
+            await mail.close()
+
+    assert isinstance(on_reactor(writer_of), ThreadedWriter)
