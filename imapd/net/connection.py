@@ -423,6 +423,16 @@ class LineConnection(Protocol):
             self._arm_timer()
             self._drain()
 
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Deferred[None]:
+        """Run a coroutine of this connection outside the running command
+        (IMAP IDLE's push after a doorbell, RFC 2177 §3): what it sends goes
+        out in order with everything else. The result fires when it ends and
+        never fails: an error is logged and the connection goes on."""
+        def failed(failure: Failure) -> None:
+            log.failure("{label}: background work failed", failure, label=self.label)
+
+        return Deferred.fromCoroutine(coroutine).addErrback(failed)
+
     def _crashed(self, failure: Failure) -> None:
         log.failure("{label}: protocol error", failure, label=self.label)
         self._running = False

@@ -13,6 +13,7 @@ from typing import Any, Coroutine
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 
 from imapd.core.config import Limits
 from imapd.imap.wire.framer import CommandFrame, FrameError, FrameEvent, Framer
@@ -149,3 +150,25 @@ def test_quit_closes_after_the_reply() -> None:
     toy, transport, _ = connect()
     toy.dataReceived(b"QUIT\r\nECHO never\r\n")
     assert transport.written() == b"+QUIT\r\n" and transport.disconnecting
+
+
+def test_spawned_work_sends_in_order_and_its_errors_do_not_escape() -> None:
+    toy, transport, _ = connect()
+    gate: Deferred[None] = Deferred()
+
+    async def push() -> None:
+        await gate
+        toy.send("* pushed")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in background work")
+
+    done = toy.spawn(push())
+    toy.dataReceived(b"ECHO first\r\n")
+    gate.callback(None)
+    assert transport.written() == b"+first\r\n* pushed\r\n"
+    results: list[object] = []
+    with capturedLogs() as events:
+        toy.spawn(broken()).addBoth(results.append)
+    assert results == [None] and done.called
+    assert [e["log_failure"].type for e in events if "log_failure" in e] == [RuntimeError]
