@@ -59,9 +59,7 @@ KINDS: tuple[Kind, ...] = (
 
 # The one place where a backend still missing its implementation is marked
 # (engine -> pinned reason); empty when every engine is in.
-PENDING: dict[str, str] = {
-    "sqlite": "SqliteBackend (imapd.storage.sqlite.open_backend) not landed yet (issue 12, sqlite engineer)",
-}
+PENDING: dict[str, str] = {}
 
 
 def kind_params() -> list[Any]:
@@ -97,11 +95,14 @@ class Site:
                 self.shared = MemoryData()
             backend: MailBackend = MemoryBackend(self.shared)
         else:
+            from twisted.internet.defer import Deferred
+
             from imapd.storage.sqlite import open_backend
 
-            opened: Any = open_backend(
-                self.directory, hop=reactor_hop() if self.kind.threaded else None)
-            backend = await opened if inspect.isawaitable(opened) else opened
+            if self.kind.threaded:
+                backend = open_backend(self.directory, hop=reactor_hop(), make_waiter=Deferred)
+            else:
+                backend = open_backend(self.directory)
         if self.kind.yielding:
             backend = YieldingBackend(backend, reactor_sleep())
         self.instances.append(backend)

@@ -35,11 +35,11 @@ from imapd.mail.events import (
     ChangeEvent, FlagsChanged, MailboxDeleted, MailboxRenamed, MessagesAdded, MessagesExpunged,
 )
 from imapd.mail.flags import FlagOp
-from imapd.mail.records import AppendItem
+from imapd.mail.records import AppendItem, AppendResult, StoreResult
 from imapd.mail.service import MailService
 from imapd.mail.watch import MailboxWatch
 from tests.mail.contract.conftest import (
-    KINDS, U, Kind, Site, make_service, make_site, remove_site, together,
+    KINDS, U, Kind, Site, make_service, make_site, remove_site, settle, together,
 )
 from tests.support.reactor_thread import on_reactor
 
@@ -251,6 +251,58 @@ class SessionsMachine(RuleBasedStateMachine):
         seat = self._seat(index)
         self._apply(seat, run(seat.watch.catch_up))
 
+    @rule(instance=st.integers(0, 1), deliver_flags=st.lists(st.sampled_from(FLAG_POOL), max_size=2),
+          storer=st.integers(0, MAX_SESSIONS - 1), expunger=st.integers(0, MAX_SESSIONS - 1),
+          reader=st.integers(0, MAX_SESSIONS - 1),
+          picks=st.lists(st.integers(0, 50), min_size=1, max_size=3),
+          op=st.sampled_from(list(FlagOp)), flags=st.lists(st.sampled_from(FLAG_POOL), max_size=2))
+    def burst(self, instance: int, deliver_flags: list[str], storer: int, expunger: int,
+              reader: int, picks: list[int], op: FlagOp, flags: list[str]) -> None:
+        """A delivery, a STORE, an EXPUNGE and a catch-up all at once, from
+        different sessions: whatever order the backend commits them in, the
+        outcome must be one of the serial ones."""
+        store_seat, expunge_seat = self._seat(storer), self._seat(expunger)
+        read_seat = self._seat(reader)
+        uids = self._pick(store_seat, picks)
+        before = dict(self.model.flags)
+        outcomes = run(lambda: settle([
+            self.services[instance].deliver(U, "INBOX", [AppendItem(b"b", tuple(deliver_flags))]),
+            store_seat.watch.store_flags(uids, op, flags),
+            expunge_seat.watch.expunge(),
+            read_seat.watch.catch_up(),
+        ]))
+        delivered, stored, gone, events = outcomes
+        assert not isinstance(delivered, BaseException) and not isinstance(events, BaseException)
+        assert isinstance(delivered, AppendResult)
+        for uid in delivered.uids:
+            self.model.add(uid, frozenset(deliver_flags))
+        if isinstance(stored, ReadOnly):
+            assert store_seat.readonly
+        else:
+            assert isinstance(stored, StoreResult), stored
+            for uid in uids:
+                if uid in self.model.flags:
+                    self.model.flags[uid] = applied(op, self.model.flags[uid], frozenset(flags))
+        if isinstance(gone, ReadOnly):
+            assert expunge_seat.readonly
+        else:
+            assert isinstance(gone, list), gone
+            self._burst_expunged(gone, before)
+        assert isinstance(events, list)
+        self._apply(read_seat, events)
+
+    def _burst_expunged(self, gone: list[int], before: dict[int, frozenset[str]]) -> None:
+        for uid in gone:
+            assert uid in self.model.flags, f"expunged UID {uid} did not exist"
+            was = before.get(uid, self.model.flags[uid])
+            assert "\\Deleted" in was or "\\Deleted" in self.model.flags[uid], (
+                f"UID {uid} expunged without ever being \\Deleted")
+        for uid, flags in before.items():
+            if uid in self.model.flags and "\\Deleted" in flags and "\\Deleted" in self.model.flags[uid]:
+                assert uid in gone, f"UID {uid} was \\Deleted throughout but not expunged"
+        for uid in gone:
+            del self.model.flags[uid]
+
     @rule()
     def catch_up_concurrently(self) -> None:
         """Every session catches up at once (rings arriving together)."""
@@ -331,10 +383,12 @@ class SessionsMachine(RuleBasedStateMachine):
 def machine_for(kind: Kind) -> Any:
     machine: Any = type(f"Sessions_{kind.name.replace('-', '_')}", (SessionsMachine,), {"kind": kind})
     case = machine.TestCase
-    case.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+    case.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
     return case
 
 
 _BY_NAME = {kind.name: kind for kind in KINDS}
 TestMemoryYield = machine_for(_BY_NAME["memory-yield"])
+TestSqliteYield = machine_for(_BY_NAME["sqlite-yield"])
+TestSqliteThread = machine_for(_BY_NAME["sqlite-thread"])
 TestSqliteThreadYield = machine_for(_BY_NAME["sqlite-thread-yield"])
