@@ -373,3 +373,18 @@ def test_yielding_wrapper_covers_every_backend_method() -> None:
               if inspect.iscoroutinefunction(value)}
     assert wanted and wanted <= {name for name, value in vars(YieldingBackend).items()
                                  if inspect.iscoroutinefunction(value)}
+
+
+async def test_close_lets_pending_writes_finish(site: Site) -> None:
+    """``close`` while appends are in flight: they complete (or never
+    started), and whatever they reported is there after a restart."""
+    from twisted.internet.defer import ensureDeferred
+
+    backend = await site.open()
+    ref = await ref_of(backend)
+    pending = [ensureDeferred(backend.append(ref, items(1))) for _ in range(5)]
+    await site.close(backend)
+    reported = sorted([(await d).uid for d in pending])
+    assert reported == [1, 2, 3, 4, 5]
+    again = await site.open()
+    assert [r.uid for r in await again.fetch_records(ref)] == reported
