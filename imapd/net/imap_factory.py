@@ -1,20 +1,21 @@
 """The server factory: what all connections of one server share.
 
-It holds the configuration, the user database, the mail store (optional
-until the store is wired), the dispatcher and the clock; builds one
-``ImapServerProtocol`` per connection; counts connections; and, when the
-store has ``poll_changes``, calls it on a short timer so changes made by
-other processes on the same data directory reach this process's views.
+It holds the configuration, the user database, the mail core
+(``MailService``; None in tests of the bare protocol), the dispatcher and
+the clock; builds one ``ImapServerProtocol`` per connection; counts
+connections; and closes the mail service at shutdown. Changes made by other
+processes reach this process's sessions through the backend's own change
+feed (``imapd.mail.backend.ChangeFeed``): the factory polls nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import ServerFactory
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -31,10 +32,9 @@ from imapd.net.tls import ServerTLS
 from imapd.imap.session.state import Session
 from imapd.accounts.users import UserDatabase
 from imapd.imap.wire.responses import Continuation, Response
+from imapd.mail.service import MailService
 
 log = Logger(namespace="imapd.net")
-
-DEFAULT_POLL_INTERVAL = 0.5
 
 
 class ImapServerFactory(ServerFactory):
@@ -48,18 +48,17 @@ class ImapServerFactory(ServerFactory):
         self,
         config: Config,
         users: UserDatabase,
-        store: Any = None,
+        mail: MailService | None = None,
         *,
         clock: Clock | None = None,
         runtime: Runtime | None = None,
         registry: Registry | None = None,
         features: Features | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
         tls: ServerTLS | None = None,
     ) -> None:
         self.config = config
         self.users = users
-        self.store = store
+        self.mail = mail
         self.clock: Clock = clock if clock is not None else global_reactor()
         self.runtime = runtime if runtime is not None else ReactorRuntime(self.clock)
         self.registry = registry if registry is not None else default_registry()
@@ -79,9 +78,7 @@ class ImapServerFactory(ServerFactory):
         )
         self.dispatcher = Dispatcher(self.registry, config.limits.max_bad_commands)
         self.connections: set[ImapServerProtocol] = set()
-        self.poll_interval = poll_interval
-        self._poller: LoopingCall | None = None
-        self._store_closed = False
+        self._mail_closed = False
 
     def buildProtocol(self, addr: IAddress | None) -> ImapServerProtocol:
         return ImapServerProtocol(self)
@@ -96,9 +93,23 @@ class ImapServerFactory(ServerFactory):
         return CommandContext(
             session=session, config=self.config, users=self.users,
             runtime=self.runtime, features=self.features, sender=sender,
-            continuation_reader=continuation_reader, store=self.store,
-            connection=connection,
+            continuation_reader=continuation_reader, mail=self.mail,
+            connection=connection, spawn=self.spawn,
         )
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Deferred[None]:
+        """Run a session's coroutine on the next reactor turn (IDLE's push:
+        a doorbell rings inside whoever committed, and the push must not
+        run, let alone write, inside that call). Errors are logged; the
+        result fires when the coroutine is done."""
+        d: Deferred[None] = deferLater(self.clock, 0, lambda: None)  # type: ignore[arg-type]
+        d.addCallback(lambda _: Deferred.fromCoroutine(coroutine))
+
+        def logged(failure: Failure) -> None:
+            log.failure("a session's background work failed", failure)
+
+        d.addErrback(logged)
+        return d
 
     def connection_opened(self, connection: ImapServerProtocol) -> str | None:
         """Register a connection; or, over ``Limits.max_connections`` or
@@ -128,43 +139,18 @@ class ImapServerFactory(ServerFactory):
         for connection in list(self.connections):
             connection.shutdown()
 
-    # --- store change polling ------------------------------------------------
-
-    def startFactory(self) -> None:
-        poll = getattr(self.store, "poll_changes", None)
-        if poll is None or self._poller is not None:
-            return
-        self._poller = LoopingCall(self._poll_once)
-        self._poller.clock = self.clock  # type: ignore[assignment]
-        self._poller.start(self.poll_interval, now=False)
-
-    def stopFactory(self) -> None:
-        if self._poller is not None and self._poller.running:
-            self._poller.stop()
-        self._poller = None
+    # --- shutdown ---------------------------------------------------------------
 
     async def close_store(self) -> None:
-        """Stop polling and close the store (server shutdown, after the
-        listening ports are closed). Idempotent; errors are logged."""
-        self.stopFactory()
-        close = getattr(self.store, "close", None)
-        if close is None or self._store_closed:
+        """Close the mail service (its watches and backend) at server
+        shutdown, after the listening ports are closed. Idempotent; errors
+        are logged."""
+        if self.mail is None or self._mail_closed:
             return
-        self._store_closed = True
+        self._mail_closed = True
         try:
-            await close()
+            await self.mail.close()
         except Exception:
-            log.failure("closing the mail store failed")
+            log.failure("closing the mail service failed")
         else:
             log.info("imapd: mail store closed")
-
-    def _poll_once(self) -> Deferred[None]:
-        """One ``await store.poll_changes()``; errors are logged, never stop
-        the loop (LoopingCall waits for this Deferred, so polls never overlap)."""
-        d: Deferred[None] = Deferred.fromCoroutine(self.store.poll_changes())
-
-        def logged(failure: Failure) -> None:
-            log.failure("store.poll_changes failed", failure)
-
-        d.addErrback(logged)
-        return d

@@ -14,7 +14,7 @@ they add to SELECT, FETCH and the expunging commands.
 * **HIGHESTMODSEQ** values sent are the view's ``told_modseq``: never ahead
   of an expunge the client has not been told about (a client that stores
   the value and resyncs later would otherwise miss it).
-* **Expunge history.** The store keeps every expunged UID with the MODSEQ
+* **Expunge history.** The backend keeps every expunged UID with the MODSEQ
   of its expunge for the life of the mailbox (docs/extensions.md), so
   VANISHED (EARLIER) is exact and costs O(changes), and QRESYNC's optional
   sequence-match data is never needed to narrow it down (§3.2.5.2 allows
@@ -29,7 +29,6 @@ from typing import Sequence
 from imapd.imap.commands import catalogue
 from imapd.imap.commands.context import CommandContext
 from imapd.core.errors import ImapError
-from imapd.mail.interface import MailStore
 from imapd.mail.records import FlagState
 from imapd.core.model import SequenceSet
 from imapd.imap.session.state import Session
@@ -84,15 +83,20 @@ def enable_condstore(ctx: CommandContext) -> None:
         ctx.send(highestmodseq_response(view.told_modseq))
 
 
-def expunge_completion_code(ctx: CommandContext, view: SelectedView) -> ResponseCode | None:
+async def expunge_completion_code(
+    ctx: CommandContext, view: SelectedView,
+) -> ResponseCode | None:
     """``[HIGHESTMODSEQ n]`` for the tagged OK of EXPUNGE, UID EXPUNGE and
     MOVE once CONDSTORE is on (RFC 7162 §3.2.10's example): VANISHED and
     EXPUNGE carry no MODSEQ, so this is how the client learns how far it is
-    synchronised. The dispatcher drains every pending change before this
-    reply (these commands may send expunges), so the view's current value
-    is what the client will have been told."""
+    synchronised. The view is caught up first (the command's own expunges
+    rang the doorbell), and the dispatcher drains every pending change
+    before this reply (these commands may send expunges), so the view's
+    value is what the client will have been told."""
     if not condstore_on(ctx.session):
         return None
+    if view.watch.rang:
+        await view.catch_up()
     return highestmodseq_code(view.highestmodseq)
 
 
@@ -138,14 +142,14 @@ def _check_numbers(view: SelectedView, seqset: SequenceSet) -> None:
 
 
 async def changed_pairs(
-    store: MailStore, view: SelectedView, seqset: SequenceSet, uid: bool, since: int,
+    view: SelectedView, seqset: SequenceSet, uid: bool, since: int,
 ) -> list[tuple[int, int]]:
     """(seq, uid) of the messages in the set whose MODSEQ is above
     ``since``, ascending: one indexed query over the changes, so cost
     follows the number of changes, not the size of the set or mailbox."""
     if seqset.saved:
         saved = {u for _, u in view.resolve(seqset, uid)}
-        states = await store.changes_since(view.selection, since)
+        states = await view.watch.changes_since(since)
         return [(s, u) for s, u in ((view.seq_of(st.uid), st.uid) for st in states)
                 if s is not None and u in saved]
     if uid:
@@ -154,7 +158,7 @@ async def changed_pairs(
         _check_numbers(view, seqset)
     wanted = Membership(seqset, (view.uids[-1] if view.exists else 0) if uid else view.exists)
     pairs: list[tuple[int, int]] = []
-    for state in await store.changes_since(view.selection, since):
+    for state in await view.watch.changes_since(since):
         seq = view.seq_of(state.uid)
         if seq is None:
             continue  # added by another session and not announced yet
@@ -164,12 +168,12 @@ async def changed_pairs(
 
 
 async def vanished_in_set(
-    store: MailStore, view: SelectedView, seqset: SequenceSet, since: int,
+    view: SelectedView, seqset: SequenceSet, since: int,
 ) -> list[int]:
     """The UIDs of the set expunged with a MODSEQ above ``since`` (UID FETCH
     ... (CHANGEDSINCE n VANISHED), §3.2.6), leaving out those the view
     still holds (their expunge will be announced as plain VANISHED)."""
-    expunged = await store.expunged_since(view.selection, since)
+    expunged = await view.watch.expunged_since(since)
     if seqset.saved:
         saved = set(view.saved_uids)
         return [u for u in expunged if u in saved and view.seq_of(u) is None]
@@ -206,7 +210,7 @@ def _set_size(seqset: SequenceSet) -> int:
     return total
 
 
-async def resync(ctx: CommandContext, store: MailStore, view: SelectedView, params: QResync) -> None:
+async def resync(ctx: CommandContext, view: SelectedView, params: QResync) -> None:
     """The QRESYNC part of SELECT/EXAMINE (§3.2.5.2), after the usual
     selection responses: ``VANISHED (EARLIER)`` for the messages expunged
     since the client's MODSEQ, then ``FETCH (UID FLAGS MODSEQ)`` for those
@@ -217,12 +221,12 @@ async def resync(ctx: CommandContext, store: MailStore, view: SelectedView, para
         return
     known = None if params.known_uids is None else Membership(params.known_uids, _NO_LIMIT)
     expunged = [
-        uid for uid in await store.expunged_since(view.selection, params.modseq)
+        uid for uid in await view.watch.expunged_since(params.modseq)
         if (known is None or uid in known) and view.seq_of(uid) is None
     ]
     if expunged:
         ctx.send(vanished_earlier(expunged))
-    for state in await store.changes_since(view.selection, params.modseq):
+    for state in await view.watch.changes_since(params.modseq):
         seq = view.seq_of(state.uid)
         if seq is not None and (known is None or state.uid in known):
             ctx.send(flags_fetch(view, seq, state))

@@ -4,7 +4,9 @@ A handler is::
 
     async def handle_noop(cmd: Noop, ctx: CommandContext) -> Completion
 
-It reads ``ctx.session`` / ``ctx.config`` / ``ctx.users`` / ``ctx.store``,
+It reads ``ctx.session`` / ``ctx.config`` / ``ctx.users`` / ``ctx.mail``
+(the ``MailService``: mailbox commands; message commands go through the
+selected view's ``MailboxWatch``),
 sends untagged responses with ``ctx.send`` (written at once, in order),
 returns a ``Completion`` (the tagged OK) or raises ``imapd.core.errors.ImapError``
 (tagged NO/BAD). Handlers never build bytes and never import Twisted: time
@@ -14,32 +16,19 @@ and threads come from ``ctx.runtime``, provided by the server layer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import (
-    Any, Awaitable, Callable, Generic, ParamSpec, Protocol, TypeVar,
-)
+from typing import Any, Awaitable, Callable, Coroutine, Generic, Protocol, TypeVar
 
 from imapd.accounts.penalty import LoginGuard
 from imapd.imap.commands.announce import announcement
 from imapd.core.config import Config, Limits
+from imapd.core.runtime import Runtime as Runtime  # re-exported for handlers
+from imapd.mail.service import MailService
 from imapd.imap.session.state import Session, State
 from imapd.imap.session.view import SelectedView
 from imapd.accounts.users import UserDatabase
 from imapd.imap.wire.responses import Continuation, FetchResponse, Response, ResponseCode
 
-P = ParamSpec("P")
-T = TypeVar("T")
 C = TypeVar("C")
-
-
-class Runtime(Protocol):
-    """Time and threads for handlers (the server implements it on the
-    reactor; tests use a ``task.Clock`` and run "threads" inline)."""
-
-    def sleep(self, seconds: float) -> Awaitable[None]: ...
-
-    def in_thread(
-        self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> Awaitable[T]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +96,9 @@ class CommandContext:
     features: Features
     sender: Callable[[Response], None]
     continuation_reader: Callable[[Continuation], Awaitable[bytes]]
-    # The mail store (``imapd.mail.interface.MailStore``) once wired;
-    # typed loosely so this layer does not depend on it yet.
-    store: Any = None
+    # The mail core; None in unit contexts without one (mailbox commands
+    # then answer NO [UNAVAILABLE]).
+    mail: MailService | None = None
     extras: dict[str, object] = field(default_factory=dict)
     # The server side of this connection (STARTTLS, penalties, limits);
     # None in unit contexts that have no server.
@@ -117,6 +106,10 @@ class CommandContext:
     # Set by the server: None when all output is written, else something
     # to await until it is (see ``flush``). None: nothing to wait for.
     output_waiter: Callable[[], Awaitable[None] | None] | None = None
+    # Set by the server: start a coroutine of this session outside the
+    # running command (IDLE's push after a doorbell, RFC 2177); the result
+    # finishes with it and never fails (errors are logged). None: no pushes.
+    spawn: Callable[[Coroutine[Any, Any, None]], Awaitable[None]] | None = None
 
     def send(self, response: Response) -> None:
         """Write an untagged (or continuation) response now, in order.

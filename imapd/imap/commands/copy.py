@@ -2,8 +2,8 @@
 
 The messages of the set are copied to the end of the target mailbox, with
 their flags and internal dates, under new UIDs, and are ``\\Recent`` there.
-The store does it in one transaction: all messages or none. A target that
-does not exist is ``NO [TRYCREATE]`` (the store raises it, also for an empty
+The backend does it in one transaction: all messages or none. A target that
+does not exist is ``NO [TRYCREATE]`` (the mail core raises it, also for an empty
 UID set, so the client learns the target is missing either way). The target
 may be the selected mailbox itself: the copies then arrive in this session's
 view like anyone's new messages and are announced with EXISTS before the
@@ -18,16 +18,14 @@ from __future__ import annotations
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.select import selected_view
 from imapd.imap.commands.uidplus import copyuid_code
-from imapd.mail.interface import MailStore
 from imapd.imap.wire.commands import Copy
 
 
 async def handle_copy(cmd: Copy, ctx: CommandContext) -> Completion:
     """COPY / UID COPY (RFC 3501 §6.4.7, §6.4.8); see the module docstring."""
     view = selected_view(ctx)
-    store: MailStore = ctx.store
     pairs = view.resolve(cmd.seqset, cmd.uid)
-    result = await store.copy(view.selection, [uid for _, uid in pairs], cmd.mailbox)
+    result = await view.watch.copy([uid for _, uid in pairs], cmd.mailbox)
     return Completion("UID COPY completed" if cmd.uid else "COPY completed", copyuid_code(result))
 
 

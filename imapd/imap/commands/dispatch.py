@@ -5,9 +5,14 @@ The data path (see docs/architecture.md): the server parses a frame into a
 it writes the returned tagged reply. Untagged responses went out during the
 handler through ``ctx.send``, and pending mailbox updates are drained just
 before the reply (RFC 3501 §7: untagged data precedes the tagged result;
-§7.4.1: no EXPUNGE during FETCH/STORE/SEARCH).
+§7.4.1: no EXPUNGE during FETCH/STORE/SEARCH). Changes reach the view only
+here and in IDLE: when the selected mailbox's doorbell rang
+(``MailboxWatch.rang``) the dispatcher awaits ``view.catch_up()`` first, so
+the drain reports everything committed before the command ended, this
+session's own changes included (the view drops what the client already saw).
 
-Error mapping: ``ImapError`` -> ``NO``/``BAD [code] text``; any other
+Error mapping: ``ImapError`` -> ``NO``/``BAD [code] text``; a mail error
+(``imapd.mail.errors``) -> the row of ``imapd.imap.commands.errors``; any other
 exception -> ``NO [SERVERBUG]`` and a log line; the connection goes on. Only
 the command's name and tag are logged, never its arguments (credentials).
 """
@@ -21,9 +26,12 @@ from twisted.logger import Logger
 from imapd.imap.commands import catalogue
 from imapd.imap.commands.announce import send_updates
 from imapd.imap.commands.context import AnySpec, CommandContext, Completion, ConnectionClosed
+from imapd.imap.commands.errors import imap_error
 from imapd.imap.commands.registry import Registry
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.imap.session.state import Session
+from imapd.imap.session.view import SelectedView
+from imapd.mail.errors import MailError
 from imapd.imap.wire.commands import Command, CommandSyntaxError
 from imapd.imap.wire.responses import ResponseCode, Status, Tagged, Untagged
 from imapd.imap.wire.values import Atom, Value
@@ -47,6 +55,19 @@ def error_code(error: ImapError) -> ResponseCode | None:
         a if isinstance(a, int) else Atom(str(a)) for a in error.code_args
     )
     return ResponseCode(error.code, args)
+
+
+def _failed(tag: str, error: ImapError) -> Tagged:
+    status = Status.BAD if error.kind is ErrorKind.BAD else Status.NO
+    return Tagged(tag, status, error.text, error_code(error))
+
+
+async def catch_up(ctx: CommandContext) -> None:
+    """Bring the selected view up to date if its doorbell rang (the view
+    queues the changes; nothing is sent here)."""
+    view = ctx.session.selected
+    if isinstance(view, SelectedView) and view.watch.rang:
+        await view.catch_up()
 
 
 class Dispatcher:
@@ -93,6 +114,12 @@ class Dispatcher:
             result = await self._run(spec, parsed, ctx)
         except ConnectionClosed:
             return None
+        try:
+            await catch_up(ctx)
+        except MailError:
+            # The mailbox's state could not be read now (store busy): the
+            # command's answer stands; the changes wait for the next one.
+            log.failure("session {id}: catch-up failed", id=session.session_id)
         self._drain(spec, ctx)
         return self._outcome(session, result)
 
@@ -100,8 +127,9 @@ class Dispatcher:
         try:
             completion: Completion = await spec.handler(cmd, ctx)
         except ImapError as error:
-            status = Status.BAD if error.kind is ErrorKind.BAD else Status.NO
-            return Tagged(cmd.tag, status, error.text, error_code(error))
+            return _failed(cmd.tag, error)
+        except MailError as error:
+            return _failed(cmd.tag, imap_error(error))
         except ConnectionClosed:
             raise
         except Exception:

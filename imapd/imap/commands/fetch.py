@@ -40,7 +40,6 @@ from imapd.imap.commands.fetch_items import (
 from imapd.imap.commands.select import selected_view
 from imapd.core.errors import ImapError
 from imapd.mail.flags import FlagOp
-from imapd.mail.interface import MailStore
 from imapd.mail.records import FlagState, MessageRecord
 from imapd.core.model import SEEN
 from imapd.imap.session.view import SelectedView
@@ -77,14 +76,18 @@ def response_attributes(cmd: Fetch) -> tuple[FetchAttribute, ...]:
 
 
 async def _mark_seen(
-    store: MailStore, view: SelectedView, records: Sequence[MessageRecord]
+    view: SelectedView, records: Sequence[MessageRecord]
 ) -> dict[int, FlagState]:
-    """Set ``\\Seen`` on the records lacking it; their new state by UID."""
+    """Set ``\\Seen`` on the records lacking it; their new state by UID.
+    The FETCH responses show it (RFC 3501 §6.4.5), so the view is told not
+    to report the change again."""
     unseen = [record.uid for record in records if SEEN not in record.flags]
     if not unseen:
         return {}
-    result = await store.store_flags(view.selection, unseen, FlagOp.ADD, (SEEN,))
-    return {state.uid: state for state in result.states if state.uid in result.changed}
+    result = await view.watch.store_flags(unseen, FlagOp.ADD, (SEEN,))
+    changed = {state.uid: state for state in result.states if state.uid in result.changed}
+    view.reported(changed.values())
+    return changed
 
 
 async def _fetch_items(
@@ -165,7 +168,6 @@ def _flag_items_builder(plan: Sequence[tuple[str, FetchKind]], view: SelectedVie
 
 async def _send_flag_items(
     ctx: CommandContext,
-    store: MailStore,
     view: SelectedView,
     attributes: Sequence[FetchAttribute],
     pairs: Sequence[tuple[int, int]],
@@ -179,7 +181,7 @@ async def _send_flag_items(
     send = ctx.send
     for start in range(0, len(pairs), FLAGS_BATCH_SIZE):
         batch = pairs[start:start + FLAGS_BATCH_SIZE]
-        states = await store.fetch_flags(view.selection, [uid for _, uid in batch])
+        states = await view.watch.fetch_flags([uid for _, uid in batch])
         by_uid = {state.uid: state for state in states}
         for seq, uid in batch:
             state = by_uid.get(uid)
@@ -193,16 +195,15 @@ async def _resolve(cmd: Fetch, ctx: CommandContext, view: SelectedView) -> list[
     if cmd.changedsince is None:
         return view.resolve(cmd.seqset, cmd.uid)
     if cmd.vanished:
-        gone = await condstore.vanished_in_set(ctx.store, view, cmd.seqset, cmd.changedsince)
+        gone = await condstore.vanished_in_set(view, cmd.seqset, cmd.changedsince)
         if gone:
             ctx.send(condstore.vanished_earlier(gone))
-    return await condstore.changed_pairs(ctx.store, view, cmd.seqset, cmd.uid, cmd.changedsince)
+    return await condstore.changed_pairs(view, cmd.seqset, cmd.uid, cmd.changedsince)
 
 
 async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
     """FETCH / UID FETCH (RFC 3501 §6.4.5, §6.4.8); see the module docstring."""
     view = selected_view(ctx)
-    store: MailStore = ctx.store
     attributes = response_attributes(cmd)
     if cmd.vanished and not condstore.qresync_on(ctx.session):
         raise ImapError.bad(catalogue.BAD_QRESYNC_NOT_ENABLED)
@@ -210,24 +211,24 @@ async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
         condstore.enable_condstore(ctx)
     pairs = await _resolve(cmd, ctx, view)
     if _flag_items_only(cmd, attributes):
-        await _send_flag_items(ctx, store, view, attributes, pairs)
+        await _send_flag_items(ctx, view, attributes, pairs)
         return Completion("UID FETCH completed" if cmd.uid else "FETCH completed")
     marks_seen = not view.readonly and any(sets_seen(a) for a in cmd.attributes)
     with_meta = any(needs_info(a) for a in attributes)
     names = {item_name(a) for a in attributes}
     for start in range(0, len(pairs), BATCH_SIZE):
         batch = pairs[start:start + BATCH_SIZE]
-        records = await store.fetch_records(
-            view.selection, [uid for _, uid in batch], with_meta=with_meta
+        records = await view.watch.fetch_records(
+            [uid for _, uid in batch], with_meta=with_meta
         )
         by_uid = {record.uid: record for record in records}
-        new_flags = await _mark_seen(store, view, records) if marks_seen else {}
+        new_flags = await _mark_seen(view, records) if marks_seen else {}
         for seq, uid in batch:
             record = by_uid.get(uid)
             if record is None:
                 continue  # expunged by another session; not yet announced
             state = new_flags.get(uid) or FlagState(uid, record.flags, record.modseq)
-            source = MessageSource(store, view.selection, record)
+            source = MessageSource(view.watch, record)
             items = await _fetch_items(source, view, attributes, state)
             if uid in new_flags:
                 items += _seen_change_items(view, state, names, view.condstore)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import datetime
 from typing import Iterator
 
-from imapd.mail.events import Selection
-from imapd.mail.interface import MailStore
+from imapd.mail.watch import MailboxWatch
 from imapd.mail.records import MessageBody, MessageRecord
 from imapd.message import (
     MessageInfo, analyze, apply_partial, body_structure, envelope, filter_header,
@@ -125,9 +124,8 @@ class MessageSource:
     (from ``meta``, or computed from the bytes when ``meta`` is missing or
     unreadable) and byte ranges of it (read, or streamed when large)."""
 
-    def __init__(self, store: MailStore, selection: Selection, record: MessageRecord) -> None:
-        self.store = store
-        self.selection = selection
+    def __init__(self, watch: MailboxWatch, record: MessageRecord) -> None:
+        self.watch = watch
         self.record = record
         self._info: MessageInfo | None = None
 
@@ -136,12 +134,12 @@ class MessageSource:
             try:
                 self._info = MessageInfo.from_bytes(self.record.meta)
             except ValueError:
-                raw = await self.store.read_message(self.selection, self.record.uid)
+                raw = await self.watch.read_message(self.record.uid)
                 self._info = analyze(raw or b"")
         return self._info
 
     async def read(self, start: int, end: int) -> bytes:
-        data = await self.store.read_message(self.selection, self.record.uid, start, end - start)
+        data = await self.watch.read_message(self.record.uid, start, end - start)
         return data or b""
 
     async def range_value(self, start: int, end: int) -> Value:
@@ -152,7 +150,7 @@ class MessageSource:
             return IString(b"")
         if size <= STREAM_THRESHOLD:
             return Literal(await self.read(start, end))
-        body = await self.store.open_message(self.selection, self.record.uid)
+        body = await self.watch.open_message(self.record.uid)
         if body is None:  # expunged meanwhile: nothing left to stream
             return IString(b"")
         return LiteralStream(size, lambda: _slice_chunks(body, start, end))

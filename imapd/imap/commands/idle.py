@@ -2,15 +2,18 @@
 
 How a change reaches an idling client, and why it is cheap:
 
-* The store delivers every committed change to each ``Selection`` of the
-  mailbox: at once for changes made in this process, and on the server's
-  one per-process ``poll_changes`` timer for changes other processes made
-  on the same data directory (``imapd.mail.interface``). The view
-  queues them and calls ``view.on_change``.
-* While IDLE runs, ``on_change`` drains the view straight to the client
-  (untagged EXPUNGE / FETCH / EXISTS / RECENT; EXPUNGE is allowed during
-  IDLE, RFC 2177 §3). Outside IDLE it is unset and changes wait for the
-  next command's drain, as RFC 3501 §5.2 requires.
+* Every commit to the mailbox, in this process or another one, rings the
+  doorbell of each ``MailboxWatch`` on it (``imapd.mail.backend.ChangeFeed``).
+  The ring only calls the view's ``on_change``: it runs inside whoever
+  committed (another session's command, the backend's feed) and must
+  never write to this client.
+* While IDLE runs, ``on_change`` starts this session's own push (through
+  ``ctx.spawn``): catch up (``SelectedView.catch_up``, one
+  ``changes_since``) and drain to the client (untagged EXPUNGE / FETCH /
+  EXISTS / RECENT; EXPUNGE is allowed during IDLE, RFC 2177 §3). At most
+  one push runs at a time; rings during it make it go round again. Outside
+  IDLE nothing is pushed: changes wait for the next command's catch-up and
+  drain, as RFC 3501 §5.2 requires.
 * An idling connection therefore costs one waiting Deferred and one
   callback: no timer and no polling of its own. Its inactivity timer is the
   connection's usual one (see ``handle_idle``).
@@ -18,6 +21,8 @@ How a change reaches an idling client, and why it is cheap:
 ``DONE`` is read with ``ctx.read_continuation``: the protocol hands the next
 line to this handler instead of parsing it as a command, and anything the
 client pipelined after ``DONE`` stays queued and runs after the tagged OK.
+A push still running at ``DONE`` is waited for, so nothing of it is written
+after the tagged OK.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from twisted.logger import Logger
 
 from imapd.imap.commands import catalogue
 from imapd.imap.commands.announce import send_updates
+from typing import Awaitable
+
 from imapd.imap.commands.context import (
     AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
 from imapd.core.errors import ImapError
-from imapd.imap.session.state import SelectedViewLike
+from imapd.imap.session.view import SelectedView
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.responses import Continuation
 
@@ -39,14 +46,44 @@ log = Logger(namespace="imapd.idle")
 DONE = b"DONE"
 
 
-def _push_updates(view: SelectedViewLike, ctx: CommandContext) -> None:
-    """Send the view's pending updates now (the view's ``on_change``)."""
-    try:
-        send_updates(ctx, allow_expunge=True)
-    except Exception:
-        # Called from the store's delivery loop of another session's
-        # change: never let one idler's failure reach that session.
-        log.failure("session {id}: pushing IDLE updates failed", id=ctx.session.session_id)
+class _Pusher:
+    """This session's pushes while it idles (see the module docstring)."""
+
+    def __init__(self, ctx: CommandContext, view: SelectedView) -> None:
+        self.ctx = ctx
+        self.view = view
+        self.stopped = False
+        self.busy = False
+        self.running: Awaitable[None] | None = None
+
+    def ring(self) -> None:
+        """The view's ``on_change``: schedule a push, write nothing."""
+        spawn = self.ctx.spawn
+        if self.busy or self.stopped or spawn is None:
+            return
+        self.busy = True
+        self.running = spawn(self._push())
+
+    async def _push(self) -> None:
+        try:
+            while self.view.watch.rang and not self.stopped:
+                await self.view.catch_up()
+                if not self.stopped:  # else the dispatcher drains after DONE
+                    send_updates(self.ctx, allow_expunge=True)
+        except Exception:
+            # Never let a failed push end the session; the dispatcher
+            # catches up again after DONE.
+            log.failure("session {id}: pushing IDLE updates failed",
+                        id=self.ctx.session.session_id)
+        finally:
+            self.busy = False
+
+    async def stop(self) -> None:
+        """No more pushes; wait for one still running."""
+        self.stopped = True
+        self.view.on_change = None
+        if self.busy and self.running is not None:
+            await self.running
 
 
 async def handle_idle(cmd: c.Idle, ctx: CommandContext) -> Completion:
@@ -71,16 +108,22 @@ async def handle_idle(cmd: c.Idle, ctx: CommandContext) -> Completion:
     gets ``* BYE`` like any inactive session.
     """
     view = ctx.session.selected
-    if view is not None:
-        _push_updates(view, ctx)
+    pusher = None
+    if isinstance(view, SelectedView):
+        if view.watch.rang:
+            await view.catch_up()
+        send_updates(ctx, allow_expunge=True)
+        pusher = _Pusher(ctx, view)
     answer = ctx.read_continuation(Continuation(catalogue.CONTINUE_IDLE))
-    if view is not None:
-        view.on_change = lambda: _push_updates(view, ctx)
+    if pusher is not None:
+        pusher.view.on_change = pusher.ring
+        if pusher.view.watch.rang:  # rang while the prompt was written
+            pusher.ring()
     try:
         line = await answer
     finally:
-        if view is not None:
-            view.on_change = None
+        if pusher is not None:
+            await pusher.stop()
     if line.upper() != DONE:
         raise ImapError.bad(catalogue.BAD_IDLE_EXPECTED_DONE)
     return Completion(catalogue.OK_IDLE)

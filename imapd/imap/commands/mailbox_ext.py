@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 from imapd.imap.commands import catalogue, condstore
 from imapd.imap.commands.context import CommandContext, Completion
-from imapd.imap.commands.select import store_of, user_of
+from imapd.imap.commands.select import mail_of, user_of
 from imapd.core.config import SPECIAL_USES
 from imapd.core.errors import ImapError
 from imapd.mail import names
+from imapd.mail.errors import MailError
 from imapd.mail.listpattern import StepBudget
 from imapd.mail.records import HAS_CHILDREN, HAS_NO_CHILDREN, NOSELECT, MailboxInfo, MailboxStatus
 from imapd.imap.wire import commands as c
@@ -215,11 +216,11 @@ async def handle_extended_list(cmd: c.List, ctx: CommandContext) -> Completion:
     if cmd.all_patterns == ("",):
         ctx.send(ListResponse((NOSELECT,), names.DELIMITER, names.list_root(cmd.reference)))
         return Completion(catalogue.OK_LIST)
-    store = store_of(ctx)
+    mail = mail_of(ctx)
     user = user_of(ctx)
     request = _Request.of(cmd)
-    infos = {info.name: info for info in await store.list_mailboxes(user, "", "*")}
-    hierarchy = _Hierarchy(request, infos, set(await store.subscriptions(user)))
+    infos = {info.name: info for info in await mail.list_mailboxes(user, "", "*")}
+    hierarchy = _Hierarchy(request, infos, set(await mail.subscriptions(user)))
     patterns = [names.combine_reference(cmd.reference, p) for p in cmd.all_patterns]
     ordered, with_childinfo = select_names(hierarchy, patterns)
     childinfo: tuple[Value, ...] = (IString(b"CHILDINFO"), PList((IString(b"SUBSCRIBED"),)))
@@ -235,7 +236,7 @@ async def handle_extended_list(cmd: c.List, ctx: CommandContext) -> Completion:
 
 async def _send_status(ctx: CommandContext, user: str, name: str, items: tuple[str, ...]) -> None:
     try:
-        status = await store_of(ctx).status(user, name)
-    except ImapError:
+        status = await mail_of(ctx).status(user, name)
+    except MailError:
         return  # deleted between the listing and now: no STATUS (RFC 5819 §2)
     ctx.send(StatusResponse(name, status_values(ctx, status, items)))

@@ -32,7 +32,6 @@ from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Co
 from imapd.imap.commands.select import selected_view
 from imapd.imap.commands.search_eval import Candidate, Evaluator, uses_modseq
 from imapd.core.errors import ImapError
-from imapd.mail.interface import MailStore
 from imapd.message import MessageInfo, analyze, casemap
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire.commands import Search
@@ -54,15 +53,15 @@ def _info_from_meta(meta: bytes) -> MessageInfo | None:
 
 
 async def _decide(
-    store: MailStore, view: SelectedView, evaluator: Evaluator, cmd: Search,
+    view: SelectedView, evaluator: Evaluator, cmd: Search,
     undecided: Sequence[Candidate],
 ) -> list[Candidate]:
     """The undecided candidates that match, loading analysis, then bytes."""
     matched: list[Candidate] = []
     for start in range(0, len(undecided), BATCH_SIZE):
         batch = undecided[start:start + BATCH_SIZE]
-        records = await store.fetch_records(
-            view.selection, [c.record.uid for c in batch], with_meta=True
+        records = await view.watch.fetch_records(
+            [c.record.uid for c in batch], with_meta=True
         )
         metas = {record.uid: record.meta for record in records}
         for candidate in batch:
@@ -72,7 +71,7 @@ async def _decide(
                 else evaluator.evaluate(cmd.criteria, candidate)
             )
             if verdict is None:
-                candidate.raw = await store.read_message(view.selection, candidate.record.uid)
+                candidate.raw = await view.watch.read_message(candidate.record.uid)
                 if candidate.raw is None:
                     continue  # expunged meanwhile
                 if candidate.info is None:
@@ -85,11 +84,11 @@ async def _decide(
 
 
 async def _matching(
-    store: MailStore, view: SelectedView, cmd: Search, saved: frozenset[int],
+    view: SelectedView, cmd: Search, saved: frozenset[int],
 ) -> list[Candidate]:
     """The messages matching the criteria, ascending (see module doc)."""
     uids = list(view.uids)
-    records = await store.fetch_records(view.selection, uids) if uids else []
+    records = await view.watch.fetch_records(uids) if uids else []
     by_uid = {record.uid: record for record in records}
     evaluator = Evaluator(len(uids), uids[-1] if uids else 0, saved)
     matched: list[Candidate] = []
@@ -104,7 +103,7 @@ async def _matching(
             undecided.append(candidate)
         elif verdict:
             matched.append(candidate)
-    matched += await _decide(store, view, evaluator, cmd, undecided)
+    matched += await _decide(view, evaluator, cmd, undecided)
     matched.sort(key=lambda c: c.seq)
     return matched
 
@@ -112,7 +111,6 @@ async def _matching(
 async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
     """SEARCH / UID SEARCH (RFC 3501 §6.4.4, §6.4.8); see the module docstring."""
     view = selected_view(ctx)
-    store: MailStore = ctx.store
     saved = frozenset(view.saved_uids)
     options = None if cmd.return_options is None else esearch.effective_options(cmd.return_options)
     if options is not None and esearch.SAVE in options:
@@ -127,7 +125,7 @@ async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
         condstore.enable_condstore(ctx)
     if cmd.uid:
         view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
-    matched = await _matching(store, view, cmd, saved)
+    matched = await _matching(view, cmd, saved)
     numbers = [c.record.uid if cmd.uid else c.seq for c in matched]
     modseqs = [c.record.modseq for c in matched] if with_modseq else None
     if options is None:

@@ -1,13 +1,13 @@
 """SELECT, EXAMINE (RFC 3501 §6.3.1, §6.3.2) and the selected-state
 commands CHECK, CLOSE, EXPUNGE (§6.4.1–§6.4.3).
 
-Also the small accessors other handler families use to reach the store
-and the selected mailbox: ``store_of``, ``user_of``, ``selected_view``.
+Also the small accessors other handler families use to reach the mail
+core and the selected mailbox: ``mail_of``, ``user_of``, ``selected_view``.
 
 Untagged updates caused by a command (the EXPUNGEs of EXPUNGE, the EXISTS
 of an APPEND into the selected mailbox, other sessions' changes) are not
-sent here: the store delivers them to the session's ``SelectedView`` and
-the dispatcher drains it just before the tagged reply (RFC 3501 §7).
+sent here: the dispatcher catches the session's ``SelectedView`` up and
+drains it just before the tagged reply (RFC 3501 §7).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from imapd.imap.commands.context import (
     AUTHENTICATED, SELECTED, AnySpec, CommandContext, CommandSpec, Completion,
 )
 from imapd.core.errors import ImapError
-from imapd.mail.interface import MailStore
+from imapd.mail.errors import NoSuchMailbox
+from imapd.mail.service import MailService
 from imapd.imap.session.state import State
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire import commands as c
@@ -28,12 +29,12 @@ from imapd.imap.wire.values import PList
 
 # --- accessors shared by handler families -------------------------------------
 
-def store_of(ctx: CommandContext) -> MailStore:
-    """The mail store; NO [UNAVAILABLE] when the server runs without one."""
-    store: MailStore | None = ctx.store
-    if store is None:
+def mail_of(ctx: CommandContext) -> MailService:
+    """The mail core; NO [UNAVAILABLE] when the server runs without one."""
+    mail = ctx.mail
+    if mail is None:
         raise ImapError.no(catalogue.NO_STORE_UNAVAILABLE, catalogue.CODE_UNAVAILABLE)
-    return store
+    return mail
 
 
 def user_of(ctx: CommandContext) -> str:
@@ -99,13 +100,13 @@ async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> Select
     (RFC 7162 §3.2.11) so the client knows which mailbox later responses
     are about.
     """
-    store = store_of(ctx)
+    mail = mail_of(ctx)
     user = user_of(ctx)
     had_mailbox = ctx.session.selected is not None
     ctx.session.deselect()
     if had_mailbox and condstore.qresync_on(ctx.session):
         ctx.send(Untagged(Status.OK, catalogue.TEXT_CLOSED, ResponseCode(catalogue.CODE_CLOSED)))
-    view = await SelectedView.open(store, user, name, readonly)
+    view = await SelectedView.open(mail, user, name, readonly)
     ctx.session.selected = view
     ctx.session.state = State.SELECTED
     condstore.apply_modes(ctx.session)
@@ -124,7 +125,7 @@ async def _open_with_params(ctx: CommandContext, cmd: c.Select | c.Examine, read
         ctx.session.enabled.add(condstore.CONDSTORE)
         condstore.apply_modes(ctx.session)
     if cmd.qresync is not None:
-        await condstore.resync(ctx, store_of(ctx), view, cmd.qresync)
+        await condstore.resync(ctx, view, cmd.qresync)
 
 
 async def handle_select(cmd: c.Select, ctx: CommandContext) -> Completion:
@@ -157,12 +158,11 @@ async def handle_close(cmd: c.Close, ctx: CommandContext) -> Completion:
     view = selected_view(ctx)
     try:
         if not view.readonly and not view.deleted:
-            await store_of(ctx).expunge(view.selection)
-    except ImapError as error:
-        # Deleted under us by another process (not yet polled): nothing to
-        # expunge, and CLOSE still leaves the selected state.
-        if error.code != catalogue.CODE_NONEXISTENT:
-            raise
+            await view.watch.expunge()
+    except NoSuchMailbox:
+        # Deleted under us (not yet caught up): nothing to expunge, and
+        # CLOSE still leaves the selected state.
+        pass
     finally:
         ctx.session.deselect()
     return Completion(catalogue.OK_CLOSE)
@@ -178,8 +178,8 @@ async def handle_expunge(cmd: c.Expunge, ctx: CommandContext) -> Completion:
     view = selected_view(ctx)
     if view.readonly:
         raise ImapError.no(catalogue.NO_READ_ONLY, catalogue.CODE_READ_ONLY)
-    await store_of(ctx).expunge(view.selection)
-    return Completion(catalogue.OK_EXPUNGE, condstore.expunge_completion_code(ctx, view))
+    await view.watch.expunge()
+    return Completion(catalogue.OK_EXPUNGE, await condstore.expunge_completion_code(ctx, view))
 
 
 SPECS: tuple[AnySpec, ...] = (

@@ -13,7 +13,12 @@ flags did not change, as the RFC's example shows.
   else, so the answer does not depend on the message set.
 * A read-only (EXAMINEd) mailbox answers ``NO [READ-ONLY]``.
 * Other sessions with the mailbox selected learn of the change as untagged
-  FETCH at their next command (the store notifies their views).
+  FETCH at their next command (their doorbells ring; they catch up). This
+  session catches up too, and its view drops the states this handler
+  already reported (``SelectedView.reported``), so no FETCH is repeated.
+  Pending changes are caught up *before* storing, so a change another
+  session made to the same message is still announced after a ``.SILENT``
+  STORE (whose new state the client is assumed to know).
 
 CONDSTORE (RFC 7162 §3.1.3): ``(UNCHANGEDSINCE n)`` changes only the
 messages whose MODSEQ is at most ``n``; the others (and messages expunged
@@ -31,7 +36,6 @@ from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Co
 from imapd.imap.commands.select import selected_view
 from imapd.core.errors import ImapError
 from imapd.mail.flags import FlagOp, split_flags
-from imapd.mail.interface import MailStore
 from imapd.mail.records import FlagState, StoreResult
 from imapd.imap.session.view import SelectedView, uid_set_text
 from imapd.imap.wire.commands import Store, StoreMode
@@ -48,7 +52,6 @@ _OPS = {
 async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
     """STORE / UID STORE (RFC 3501 §6.4.6, §6.4.8); see the module docstring."""
     view = selected_view(ctx)
-    store: MailStore = ctx.store
     split_flags(cmd.flags)  # BAD for \Recent, unknown \flags, bad keywords
     if view.readonly:
         raise ImapError.no("Mailbox is read-only", "READ-ONLY")
@@ -58,10 +61,15 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
     done = "UID STORE completed" if cmd.uid else "STORE completed"
     if not pairs:
         return Completion(done)
-    result = await store.store_flags(
-        view.selection, [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags,
-        cmd.unchangedsince,
+    if view.watch.rang:
+        await view.catch_up()  # others' earlier changes stay news
+    result = await view.watch.store_flags(
+        [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags, cmd.unchangedsince,
     )
+    # What the client now knows: every state shown below, or with .SILENT
+    # the states it set itself (RFC 3501 §6.4.6).
+    view.reported(
+        s for s in result.states if not cmd.silent or s.uid in result.changed)
     states = {state.uid: state for state in result.states}
     for seq, uid in pairs:
         state = states.get(uid)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from imapd.imap.commands import catalogue, condstore
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.imap.commands.select import selected_view, store_of
+from imapd.imap.commands.select import selected_view
 from imapd.core.errors import ImapError
 from imapd.mail.records import CopyResult
 from imapd.imap.session.view import uid_set_text
@@ -44,8 +44,8 @@ async def handle_uid_expunge(cmd: UidExpunge, ctx: CommandContext) -> Completion
         raise ImapError.no(catalogue.NO_READ_ONLY, catalogue.CODE_READ_ONLY)
     uids = [uid for _, uid in view.resolve(cmd.seqset, uid=True)]
     if uids:
-        await store_of(ctx).expunge(view.selection, uids)
-    return Completion(catalogue.OK_UID_EXPUNGE, condstore.expunge_completion_code(ctx, view))
+        await view.watch.expunge(uids)
+    return Completion(catalogue.OK_UID_EXPUNGE, await condstore.expunge_completion_code(ctx, view))
 
 
 SPECS: tuple[AnySpec, ...] = (

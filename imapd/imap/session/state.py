@@ -36,8 +36,9 @@ class SelectedViewLike(Protocol):
 
     ``drain`` returns the pending untagged updates (EXISTS, RECENT, EXPUNGE,
     FETCH) to send before a tagged reply; with ``allow_expunge=False`` it
-    holds expunges back (RFC 3501 §7.4.1). ``on_change`` is called when new
-    changes arrive (used during IDLE). ``close`` detaches the view.
+    holds expunges back (RFC 3501 §7.4.1). ``on_change`` is called when the
+    mailbox's doorbell rings (IDLE schedules its catch-up from it; it must
+    never write). ``close`` detaches the view.
     """
 
     on_change: Callable[[], None] | None

@@ -1,21 +1,29 @@
 """SelectedView: one session's picture of its selected mailbox.
 
-The view holds what the *client* has been told: the sequence-number <-> UID
-list, which messages are ``\\Recent`` in this session, and a queue of
-changes the client has not been told yet. The store pushes changes into the
-view (through its ``Selection``) as soon as they commit; the client hears
-about them only when the dispatcher calls ``drain`` before a tagged reply
-(RFC 3501 §5.2, §7), so sequence numbers never move under a command.
+The view owns the IMAP state of a selection: the sequence-number <-> UID
+list, which messages are ``\\Recent`` in this session, the FLAGS list and
+RECENT count the client was told, what the client already saw of its own
+STOREs, and a queue of changes it has not been told yet. Below it is a
+``MailboxWatch`` (``imapd.mail.watch``), which knows no protocol.
+
+Changes reach the view only through ``catch_up()`` (``MailboxWatch.catch_up``
+reports every change since the last one, this session's own included), at
+moments the session chooses: the dispatcher before draining, when the
+doorbell rang; IDLE's push. The client hears about them only when the
+dispatcher calls ``drain`` before a tagged reply (RFC 3501 §5.2, §7), so
+sequence numbers never move under a command. No other session ever writes
+to this one's client.
 
 Own changes:
 
-* STORE: the handler reports the new flags itself (RFC 3501 §6.4.6); the
-  store marks the change ``own`` so the view does not queue a second FETCH
-  (it only refreshes flags it still holds from other sessions' changes).
-* EXPUNGE / UID EXPUNGE / MOVE / CLOSE: the store delivers the expunges to
-  this view like to any other; the dispatcher's ``drain(allow_expunge=True)``
-  after the handler announces them (CLOSE just closes the view: no EXPUNGE
-  responses, RFC 3501 §6.4.2).
+* STORE (and FETCH setting ``\\Seen``): the handler reports the new flags
+  itself (RFC 3501 §6.4.6) and tells the view which (UID, MODSEQ) it
+  reported (``reported``); a later caught-up state with that same MODSEQ
+  is not news, so no second FETCH is queued (a FETCH still pending from
+  another session's change is refreshed to the latest state).
+* EXPUNGE / UID EXPUNGE / MOVE / CLOSE: caught up like anyone's expunges;
+  the dispatcher's ``drain(allow_expunge=True)`` after the handler announces
+  them (CLOSE just closes the view: no EXPUNGE responses, RFC 3501 §6.4.2).
 * APPEND / COPY into the selected mailbox: new messages arrive like anyone
   else's and are announced with EXISTS at the next drain (RFC 3501 §6.3.11).
 
@@ -33,10 +41,11 @@ from typing import Callable, Iterable, Sequence
 
 from imapd.core.errors import ImapError
 from imapd.mail.events import (
-    ChangeEvent, FlagsChanged, MailboxDeleted, MessagesAdded, MessagesExpunged, Selection,
+    ChangeEvent, FlagsChanged, MailboxDeleted, MessagesAdded, MessagesExpunged,
 )
-from imapd.mail.interface import MailStore
 from imapd.mail.records import FlagState, MailboxSnapshot
+from imapd.mail.service import MailService
+from imapd.mail.watch import MailboxWatch
 from imapd.core.model import RECENT, SequenceSet
 from imapd.imap.session.flaglist import FlagList
 from imapd.imap.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
@@ -90,14 +99,17 @@ class SelectedView:
     MODSEQ to them (RFC 7162 §3.1, "CONDSTORE enabling command");
     ``qresync`` sends VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)."""
 
-    def __init__(self, selection: Selection) -> None:
-        self.selection = selection
-        snapshot = selection.snapshot
+    def __init__(self, watch: MailboxWatch) -> None:
+        self.watch = watch
+        snapshot = watch.snapshot
         self._uids: array[int] = array("I", snapshot.uids)
         self._recent: set[int] = set(snapshot.recent)
         self._pending_expunged: set[int] = set()
         self._pending_flags: dict[int, FlagState] = {}
         self._pending_added: list[int] = []
+        # UID -> MODSEQ of flags the client was shown by its own STORE/FETCH
+        # (``reported``); a caught-up state with that MODSEQ is not news.
+        self._reported: dict[int, int] = {}
         # What the client was told: the FLAGS list (RFC 3501 §7.2.6) and the
         # RECENT count (§7.3.2); SELECT sends both from this snapshot.
         self.flag_list = FlagList(snapshot.keywords)
@@ -112,38 +124,56 @@ class SelectedView:
         self.on_change: Callable[[], None] | None = None
         first = snapshot.first_unseen
         self.first_unseen_seq: int | None = None if first is None else self.seq_of(first)
-        selection.listener = self._receive
+        watch.on_ring = self._rang
 
     @classmethod
-    async def open(cls, store: MailStore, user: str, name: str, readonly: bool) -> SelectedView:
+    async def open(cls, mail: MailService, user: str, name: str, readonly: bool) -> SelectedView:
         """SELECT (``readonly=False``) or EXAMINE (RFC 3501 §6.3.1, §6.3.2)."""
-        return cls(await store.select(user, name, readonly))
+        return cls(await mail.open(user, name, readonly))
+
+    def _rang(self) -> None:
+        """The doorbell: only tell the session (IDLE schedules its own
+        catch-up); never read or write here, this runs inside whoever
+        committed the change."""
+        if self.on_change is not None:
+            self.on_change()
+
+    async def catch_up(self) -> None:
+        """Receive every change since the last catch-up (queued, not sent)."""
+        self._receive(await self.watch.catch_up())
+
+    def reported(self, states: Iterable[FlagState]) -> None:
+        """The client was shown these flags (its own STORE or FETCH's
+        implicit ``\\Seen``, RFC 3501 §6.4.6, §6.4.5): do not queue them
+        again when they are caught up."""
+        for state in states:
+            self._reported[state.uid] = state.modseq
 
     # --- what the client knows ---------------------------------------------
 
     @property
     def name(self) -> str:
         """The mailbox's current name (it follows a RENAME by anyone)."""
-        return self.selection.name
+        return self.watch.name
 
     @property
     def readonly(self) -> bool:
-        return self.selection.readonly
+        return self.watch.readonly
 
     @property
     def uidvalidity(self) -> int:
-        return self.selection.uidvalidity
+        return self.watch.uidvalidity
 
     @property
     def snapshot(self) -> MailboxSnapshot:
         """The mailbox as selected: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ,
         keywords (for the SELECT responses, RFC 3501 §6.3.1)."""
-        return self.selection.snapshot
+        return self.watch.snapshot
 
     @property
     def highestmodseq(self) -> int:
         """HIGHESTMODSEQ of the changes delivered to this view so far."""
-        return self.selection.highestmodseq
+        return self.watch.highestmodseq
 
     @property
     def told_modseq(self) -> int:
@@ -156,7 +186,7 @@ class SelectedView:
     def deleted(self) -> bool:
         """The mailbox was deleted (RFC 2180 §3): its messages are queued as
         expunged; the server may also end the session with BYE."""
-        return self.selection.deleted
+        return self.watch.deleted
 
     @property
     def exists(self) -> int:
@@ -250,28 +280,27 @@ class SelectedView:
     # --- receiving changes -------------------------------------------------
 
     def _receive(self, events: Sequence[ChangeEvent]) -> None:
-        queued = False
         for event in events:
             if isinstance(event, MessagesExpunged):
-                queued |= self._queue_expunged(event.uids)
+                self._queue_expunged(event.uids)
             elif isinstance(event, FlagsChanged):
-                queued |= self._queue_flags(event)
+                self._queue_flags(event)
             elif isinstance(event, MessagesAdded):
                 self._pending_added.extend(event.uids)
                 self._recent.update(event.recent)
                 # Told they exist, the client must also be told the FLAGS
                 # list naming their keywords (announced with the EXISTS).
                 self.flag_list.note(event.keywords)
-                queued = True
             elif isinstance(event, MailboxDeleted):
                 self._recent.difference_update(self._pending_added)
                 self._pending_added.clear()
-                queued |= self._queue_expunged(self._uids)
-        if queued and self.on_change is not None:
-            self.on_change()
+                self._queue_expunged(self._uids)
+        if self._reported:
+            # Later catch-ups report nothing at or below this MODSEQ.
+            done = self.watch.highestmodseq
+            self._reported = {u: m for u, m in self._reported.items() if m > done}
 
-    def _queue_expunged(self, uids: Iterable[int]) -> bool:
-        queued = False
+    def _queue_expunged(self, uids: Iterable[int]) -> None:
         added = set(self._pending_added)
         for uid in list(uids):
             if uid in added:
@@ -281,24 +310,20 @@ class SelectedView:
             elif self.seq_of(uid) is not None and uid not in self._pending_expunged:
                 self._pending_expunged.add(uid)
                 self._pending_flags.pop(uid, None)
-                queued = True
-        return queued
 
-    def _queue_flags(self, event: FlagsChanged) -> bool:
-        queued = False
+    def _queue_flags(self, event: FlagsChanged) -> None:
         note = self.flag_list.note
         for state in event.states:
             # A new keyword is announced at the next drain even when no FETCH
             # shows it (own STORE .SILENT): the mailbox's list grew.
             note(state.flags)
-            if event.own:
-                # The handler reported this state; only refresh what we hold.
+            if self._reported.get(state.uid) == state.modseq:
+                # The client saw exactly this state (its own STORE): only
+                # refresh a FETCH still pending from an earlier change.
                 if state.uid in self._pending_flags:
                     self._pending_flags[state.uid] = state
             elif state.uid not in self._pending_expunged and self.seq_of(state.uid) is not None:
                 self._pending_flags[state.uid] = state
-                queued = True
-        return queued
 
     # --- telling the client ------------------------------------------------
 
@@ -332,7 +357,7 @@ class SelectedView:
         elif self.recent_count != self._told_recent:
             responses.append(self._recent_response())
         if not self._pending_expunged:
-            self._told_modseq = self.selection.highestmodseq
+            self._told_modseq = self.watch.highestmodseq
         return responses
 
     def _recent_response(self) -> Recent:
@@ -375,6 +400,6 @@ class SelectedView:
         return responses
 
     def close(self) -> None:
-        """Detach from the store (CLOSE, UNSELECT, a new SELECT, logout)."""
+        """Stop watching (CLOSE, UNSELECT, a new SELECT, logout)."""
         self.on_change = None
-        self.selection.close()
+        self.watch.close()

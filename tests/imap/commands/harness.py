@@ -1,7 +1,9 @@
-"""In-process IMAP server over ``StringTransport`` with a real SQLite store,
-for byte-exact command transcripts (shared by every command test module).
+"""In-process IMAP server over ``StringTransport`` with the real mail core
+(``MailService`` over the SQLite backend in inline mode: every backend call
+finishes synchronously, so transcripts stay byte-exact), for command
+transcripts (shared by every command test module).
 
-    server = MailServer(tmp_path)            # store + users alice, bob
+    server = MailServer(tmp_path)            # mail service + users alice, bob
     client = server.connect("alice")         # greeting read, logged in
     client.transcript('''
         C: a SELECT INBOX
@@ -21,7 +23,7 @@ after them assert that the server said nothing (yet).
 
 Everything runs synchronously: the runtime is inline and the clock is a
 ``task.Clock`` (``server.clock.advance(s)`` for timers). Several clients of
-one ``MailServer`` share one store, as sessions of one process do.
+one ``MailServer`` share one ``MailService``, as sessions of one process do.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from twisted.internet.task import Clock
 
 from imapd.core.config import Config, Limits
 from imapd.mail.records import AppendItem, MailboxStatus, MessageRecord
-from imapd.storage.sqlite.store import SqliteMailStore, open_store
+from imapd.mail.service import MailService
 from imapd.message import analyze
+from imapd.storage.sqlite.backend import SqliteBackend, open_backend
 from imapd.net.imap_factory import ImapServerFactory
 from imapd.net.runtime import InlineRuntime
 from imapd.imap.session.state import Session
@@ -65,7 +68,7 @@ def message(n: int, subject: str | None = None) -> bytes:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a store coroutine (the SQLite store finishes without waiting)."""
+    """Run a mail coroutine (the inline SQLite backend finishes without waiting)."""
     return result_of(coro)
 
 
@@ -174,8 +177,9 @@ class Client:
 
 
 class MailServer:
-    """One in-process server: users, a real SQLite store in ``data_dir``, a
-    factory and a clock, shared by every ``Client`` it connects.
+    """One in-process server: users, a ``MailService`` over the SQLite
+    backend (inline) in ``data_dir``, a factory and a clock, shared by every
+    ``Client`` it connects.
     ``default_mailboxes``: (name, special use) pairs every account gets."""
 
     def __init__(
@@ -191,11 +195,13 @@ class MailServer:
         # No default special-use mailboxes unless asked (the real server
         # gives them, see imapd.core.config.DEFAULT_MAILBOXES): transcripts list
         # exactly the mailboxes they create.
-        self.store: SqliteMailStore = open_store(self.data_dir, default_mailboxes)
         self.clock = Clock()
+        self.runtime = InlineRuntime(self.clock)
+        self.backend: SqliteBackend = open_backend(self.data_dir)
+        self.mail = MailService(self.backend, self.runtime, default_mailboxes)
         self.factory = ImapServerFactory(
             Config(data_dir=self.data_dir, limits=limits or Limits()),
-            self.users, self.store, clock=self.clock, runtime=InlineRuntime(self.clock),
+            self.users, self.mail, clock=self.clock, runtime=self.runtime,
         )
         self.clients: list[Client] = []
 
@@ -207,10 +213,10 @@ class MailServer:
         self.clients.append(client)
         return client
 
-    # --- direct store access (set-up and checks, not over IMAP) -------------
+    # --- direct mail access (set-up and checks, not over IMAP) -------------
 
     def create(self, name: str, user: str = "alice") -> None:
-        run(self.store.create_mailbox(user, name))
+        run(self.mail.create_mailbox(user, name))
 
     def append(
         self,
@@ -220,11 +226,10 @@ class MailServer:
         internal_date: datetime.datetime | None = None,
         user: str = "alice",
     ) -> int:
-        """Append through the store (with the message analysis as meta, as
-        APPEND does); returns the UID."""
-        meta = analyze(message).to_bytes()
-        result = run(self.store.append(user, name, message, flags, internal_date, meta))
-        return result.uid
+        """Deliver through the mail service (with the message analysis as
+        meta, as APPEND does); returns the UID."""
+        item = AppendItem(message, tuple(flags), internal_date, analyze(message).to_bytes())
+        return run(self.mail.deliver(user, name, [item])).uid
 
     def append_many(
         self,
@@ -233,46 +238,55 @@ class MailServer:
         flags: Sequence[Iterable[str]] | None = None,
         user: str = "alice",
     ) -> list[int]:
-        """Append several messages in one store transaction (fast set-up);
+        """Append several messages in one delivery (fast set-up);
         ``flags[i]`` are the flags of ``messages[i]``. Returns the UIDs."""
         items = [
             AppendItem(m, tuple(flags[i]) if flags else (), None, analyze(m).to_bytes())
             for i, m in enumerate(messages)
         ]
-        return list(run(self.store.append_many(user, name, items)).uids)
+        return list(run(self.mail.deliver(user, name, items)).uids)
 
     def read_messages(
         self, name: str, user: str = "alice"
     ) -> list[tuple[MessageRecord, bytes]]:
-        """Every message of ``name`` straight from the store (record with
-        meta, exact bytes), ascending by UID. Uses a read-only selection,
-        so no \\Recent is consumed."""
-        selection = run(self.store.select(user, name, readonly=True))
+        """Every message of ``name`` straight from the backend (record with
+        meta, exact bytes), ascending by UID. Uses a read-only watch, so no
+        \\Recent is consumed."""
+        watch = run(self.mail.open(user, name, readonly=True))
         try:
-            records = run(self.store.fetch_records(selection, None, with_meta=True))
+            records = run(watch.fetch_records(None, with_meta=True))
             result = []
             for record in records:
-                data = run(self.store.read_message(selection, record.uid))
+                data = run(watch.read_message(record.uid))
                 assert data is not None
                 result.append((record, data))
             return result
         finally:
-            selection.close()
+            watch.close()
 
     def status(self, name: str, user: str = "alice") -> MailboxStatus:
-        return run(self.store.status(user, name))
+        return run(self.mail.status(user, name))
 
     def uidvalidity(self, name: str, user: str = "alice") -> int:
         return self.status(name, user).uidvalidity
 
     def mailbox_names(self, user: str = "alice") -> list[str]:
-        return [info.name for info in run(self.store.list_mailboxes(user, "", "*"))]
+        return [info.name for info in run(self.mail.list_mailboxes(user, "", "*"))]
+
+    def other_process(self) -> MailService:
+        """A second mail service over its own backend on the same data
+        directory, as a second server process has. (In inline mode backends
+        over one file in one process ring each other at once; a real second
+        process is heard by the threaded backend's poller.) Close it with
+        ``run(service.close())``."""
+        return MailService(open_backend(self.data_dir), self.runtime)
 
     def poll(self) -> None:
-        """Deliver other processes' changes (what the server's timer does)."""
-        run(self.store.poll_changes())
+        """Formerly: deliver other processes' changes (the old poll timer).
+        Doorbells now ring at once, and sessions catch up at their next
+        command; kept so older scenarios read the same."""
 
     def close(self) -> None:
         for client in self.clients:
             client.disconnect()
-        run(self.store.close())
+        run(self.mail.close())

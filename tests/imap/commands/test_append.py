@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from imapd.core.config import Limits
+from imapd.mail.backend import MailboxRef
 from imapd.mail.records import AppendItem, AppendResult
 from imapd.message import analyze
 from tests.imap.commands.harness import Client, MailServer, message
@@ -215,31 +216,35 @@ def test_append_needs_authentication(server: MailServer) -> None:
     assert server.status("INBOX").messages == 0
 
 
-class CountingStore:
-    """Counts ``append_many`` calls (one per durable commit) on a real store."""
+class CountingBackend:
+    """Counts backend ``append`` calls (one per delivery) on the real backend.
+    (Group commit across sessions is the SQLite writer thread's, tested in
+    tests/storage/sqlite; the handler makes exactly one delivery per APPEND.)"""
 
     def __init__(self, server: MailServer) -> None:
-        self.calls: list[tuple[str, int]] = []
-        original = server.store.append_many
+        self.calls: list[tuple[int, int]] = []
+        backend = server.backend
+        original = backend.append
 
-        async def append_many(user: str, name: str, items: Sequence[AppendItem]) -> AppendResult:
-            self.calls.append((name, len(items)))
-            return await original(user, name, items)
+        async def append(
+            ref: MailboxRef, items: Sequence[AppendItem], claim: bool = False
+        ) -> AppendResult:
+            self.calls.append((ref.id, len(items)))
+            return await original(ref, items, claim)
 
-        server.store.append_many = append_many  # type: ignore[method-assign]
+        backend.append = append  # type: ignore[method-assign]
 
 
 def same_turn(server: MailServer, sends: list[tuple[Client, bytes]]) -> list[bytes]:
-    """Feed several connections before the reactor's next turn (as when a
-    commit blocked it while they all sent), then run that turn."""
+    """Feed several connections before the reactor's next turn, then run it."""
     for client, data in sends:
         client.conv.send(data)
     server.clock.advance(0)
     return [client.read() for client, _ in sends]
 
 
-def test_appends_of_one_turn_share_one_commit(server: MailServer) -> None:
-    counter = CountingStore(server)
+def test_appends_of_one_turn_are_one_delivery_each(server: MailServer) -> None:
+    counter = CountingBackend(server)
     clients = [server.connect("alice") for _ in range(4)]
     server.create("Sent")
     replies = same_turn(server, [
@@ -250,14 +255,14 @@ def test_appends_of_one_turn_share_one_commit(server: MailServer) -> None:
     ])
     assert replies == [appended("a", server, "INBOX", 1), appended("b", server, "INBOX", 2),
                        appended("c", server, "Sent", 1), appended("d", server, "INBOX", 3)]
-    assert counter.calls == [("INBOX", 3), ("Sent", 1)]
+    assert [n for _, n in counter.calls] == [1, 1, 1, 1]
     stored = server.read_messages("INBOX")
     assert [(r.uid, r.flags, d) for r, d in stored] == [
         (1, (), b"first"), (2, ("\\Seen",), b"second"), (3, (), b"third")]
 
 
-def test_a_failing_append_does_not_fail_its_batch(server: MailServer) -> None:
-    counter = CountingStore(server)
+def test_a_failing_append_does_not_fail_the_others(server: MailServer) -> None:
+    counter = CountingBackend(server)
     clients = [server.connect("alice") for _ in range(3)]
     replies = same_turn(server, [
         (clients[0], b"a APPEND INBOX {4+}\r\ngood\r\n"),
@@ -266,8 +271,8 @@ def test_a_failing_append_does_not_fail_its_batch(server: MailServer) -> None:
     ])
     assert replies == [appended("a", server, "INBOX", 1), b"b BAD \\Recent cannot be stored\r\n",
                        appended("c", server, "INBOX", 2)]
-    # One failed (rolled back) attempt for the batch, then one per message.
-    assert counter.calls == [("INBOX", 3), ("INBOX", 1), ("INBOX", 1), ("INBOX", 1)]
+    # The bad flag list is refused before the backend is asked.
+    assert len(counter.calls) == 2
     assert [d for _, d in server.read_messages("INBOX")] == [b"good", b"good2"]
 
 
@@ -281,10 +286,9 @@ def test_batched_append_to_a_missing_mailbox_is_trycreate(server: MailServer) ->
                        b"b NO [TRYCREATE] Mailbox does not exist: Missing\r\n"]
 
 
-def test_append_waits_for_the_next_turn_before_answering(server: MailServer, client: Client) -> None:
+def test_append_answers_once_the_message_is_stored(server: MailServer, client: Client) -> None:
+    """No batching wait in the handler any more: with the inline backend the
+    OK follows the (durable) delivery in the same turn, never before it."""
     client.conv.send(b"a APPEND INBOX {2+}\r\nhi\r\n")
-    assert client.read() == b""  # not stored yet: no OK
-    assert server.status("INBOX").messages == 0
-    server.clock.advance(0)
-    assert client.read() == appended("a", server, "INBOX", 1)
     assert server.status("INBOX").messages == 1
+    assert client.read() == appended("a", server, "INBOX", 1)

@@ -1,4 +1,4 @@
-"""APPEND analyses a spooled message in place: ``analysis_blob`` of a
+"""Delivery analyses a spooled message in place: ``analysis_blob`` of a
 ``SpooledLiteral`` equals that of the same bytes, for every fixture
 message, for generated multipart messages and for arbitrary bytes (the
 message model uses only bytes methods the spooled literal has)."""
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.imap.commands.append import analysis_blob
+from imapd.mail.service import analysis_blob
 from imapd.core.spool import SpooledLiteral, SpoolWriter
 from tests.support.server import REPO_ROOT
 from tests.support.spool import big_message

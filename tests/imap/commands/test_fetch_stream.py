@@ -52,9 +52,9 @@ def test_slice_chunks_is_the_byte_range(
 def test_large_ranges_become_literal_streams(server: MailServer) -> None:
     message = big_message(3 * 1024 * 1024)
     server.append("INBOX", message)
-    selection = run(server.store.select("alice", "INBOX", readonly=True))
-    (record,) = run(server.store.fetch_records(selection, with_meta=True))
-    source = MessageSource(server.store, selection, record)
+    watch = run(server.mail.open("alice", "INBOX", readonly=True))
+    (record,) = run(watch.fetch_records(with_meta=True))
+    source = MessageSource(watch, record)
     whole = run(source.range_value(0, len(message)))
     assert isinstance(whole, LiteralStream) and whole.size == len(message)
     assert b"".join(whole.chunks()) == message
@@ -64,7 +64,7 @@ def test_large_ranges_become_literal_streams(server: MailServer) -> None:
     assert b"".join(part.chunks()) == message[start:end]
     small = run(source.range_value(5, 5 + STREAM_THRESHOLD))
     assert isinstance(small, Literal) and small.value == message[5:5 + STREAM_THRESHOLD]
-    selection.close()
+    watch.close()
 
 
 def test_fetch_of_large_message_is_byte_exact(server: MailServer, client: Client) -> None:

@@ -93,15 +93,28 @@ def test_disconnect_mid_literal_removes_the_spool_file(client: Client, spool_dir
     assert spool_handles(spool_dir) == []
 
 
+def commit_waits_a_turn(server: MailServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the backend's append wait one reactor turn before committing, as
+    the threaded backend's writer thread does (the inline one never waits)."""
+    original = server.backend.append
+
+    async def append(ref: Any, items: Any, claim: bool = False) -> Any:
+        await server.runtime.sleep(0)
+        return await original(ref, items, claim)
+
+    monkeypatch.setattr(server.backend, "append", append)
+
+
 def test_queued_and_running_appends_release_spool_files_after_disconnect(
-    client: Client, server: MailServer, spool_dir: Path
+    client: Client, server: MailServer, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pipelined APPENDs: the first is running (its group commit waits a
-    reactor turn, the clock stands still), the others are queued. On
+    """Pipelined APPENDs: the first is running (its commit waits a reactor
+    turn, the clock stands still), the others are queued. On
     disconnect the queued ones' files go at once, the running one's when
     its command ends. The third is framed only as far as the piece that
     completed the second: nothing more is framed while a queued command
     holds spool files (imapd.net.pipeline)."""
+    commit_waits_a_turn(server, monkeypatch)
     message = big_message(600 * 1024)
     data = b"".join(b"q%d APPEND INBOX {%d+}\r\n%s\r\n" % (n, len(message), message) for n in range(3))
     client.conv.send(data)
@@ -113,11 +126,12 @@ def test_queued_and_running_appends_release_spool_files_after_disconnect(
 
 
 def test_reading_pauses_while_a_queued_command_holds_spool_files(
-    client: Client, server: MailServer
+    client: Client, server: MailServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Disk is bounded like memory: while a command with spooled literals
     waits behind the running one, the server reads no more from the
     client (TCP back-pressure), and resumes once it runs."""
+    commit_waits_a_turn(server, monkeypatch)
     message = big_message(400 * 1024)
     data = b"".join(b"p%d APPEND INBOX {%d+}\r\n%s\r\n" % (n, len(message), message) for n in range(2))
     client.conv.send(data)  # the first runs (waits a reactor turn), the second queues
@@ -274,7 +288,7 @@ def test_fetch_of_many_large_messages_opens_one_at_a_time(
     for message in messages:
         server.append("INBOX", message)
     open_now, most_open = [0], [0]
-    original = server.store.open_message
+    original = server.backend.open_message
 
     async def counting_open(selection: Any, uid: int) -> MessageBody | None:
         body = await original(selection, uid)
@@ -298,7 +312,7 @@ def test_fetch_of_many_large_messages_opens_one_at_a_time(
 
         return MessageBody(body.size, chunks, close)
 
-    monkeypatch.setattr(server.store, "open_message", counting_open)
+    monkeypatch.setattr(server.backend, "open_message", counting_open)
     protocol, transport = slow_client(server)
     protocol.dataReceived(b"f FETCH 1:4 BODY.PEEK[]\r\n")
     out = read_until(transport, server, b"f OK FETCH completed\r\n")
@@ -314,7 +328,7 @@ def test_disconnect_while_streaming_releases_the_message(
 ) -> None:
     server.append("INBOX", big_message(3 * MIB))
     closed: list[bool] = []
-    original = server.store.open_message
+    original = server.backend.open_message
 
     async def tracking_open(selection: Any, uid: int) -> MessageBody | None:
         body = await original(selection, uid)
@@ -328,7 +342,7 @@ def test_disconnect_while_streaming_releases_the_message(
 
         return MessageBody(body.size, chunks, body.close)
 
-    monkeypatch.setattr(server.store, "open_message", tracking_open)
+    monkeypatch.setattr(server.backend, "open_message", tracking_open)
     protocol, transport = slow_client(server)
     protocol.dataReceived(b"f FETCH 1 BODY.PEEK[]\r\n")
     server.clock.advance(0)

@@ -7,7 +7,7 @@ on the same data directory (another server process) through polling."""
 
 from __future__ import annotations
 
-from imapd.storage.sqlite.store import open_store
+from imapd.mail.records import AppendItem
 from imapd.imap.session.state import State
 from tests.imap.commands.harness import Client, MailServer, message, run
 
@@ -185,19 +185,16 @@ def test_selected_mailbox_renamed_by_another_session(server: MailServer) -> None
     assert watcher.session.selected.name == "New"  # type: ignore[attr-defined]
 
 
-def test_changes_from_another_process_arrive_through_the_poll_timer(server: MailServer) -> None:
+def test_changes_from_another_process_arrive_at_the_next_command(server: MailServer) -> None:
+    """Another process's commit rings this process's watches (its backend's
+    feed; in inline mode at once, threaded via the poller): no factory
+    timer, the session catches up before its next drain."""
     watcher = selected(server)
-    other_process = open_store(server.data_dir)
+    other_process = server.other_process()
     try:
-        run(other_process.append("alice", "INBOX", message(1), ("\\Seen",)))
+        run(other_process.deliver("alice", "INBOX", [AppendItem(message(1), ("\\Seen",))]))
     finally:
         run(other_process.close())
-    assert watcher.lines("a NOOP") == [b"a OK NOOP completed"]  # not polled yet
-    server.factory.startFactory()
-    try:
-        server.clock.advance(0.5)  # the factory's poll_changes timer
-    finally:
-        server.factory.stopFactory()
     watcher.transcript(
         """
         C: b NOOP
@@ -210,8 +207,11 @@ def test_changes_from_another_process_arrive_through_the_poll_timer(server: Mail
 
 def test_session_gone_releases_its_view(server: MailServer) -> None:
     leaver = selected(server)
+    inbox = run(server.mail.target_entry("alice", "INBOX"))
+    assert server.backend.sqlite_feed.subscriber_count(inbox.id) == 1
     leaver.disconnect()
-    assert server.store.hub.by_mailbox == {}
+    assert server.mail.watches(inbox.id) == []
+    assert server.backend.sqlite_feed.subscriber_count(inbox.id) == 0
     # New mail now is recent for the next session that selects.
     server.append("INBOX", message(1))
     assert b"* 1 RECENT" in server.connect().ok("t SELECT INBOX")

@@ -144,13 +144,13 @@ def test_false_and_unknown_is_false() -> None:
 @pytest.fixture
 def counted_reads(server: MailServer, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reads: list[int] = []
-    original = server.store.read_message
+    original = server.backend.read_message
 
     async def counting(sel: Any, uid: int, offset: int = 0, length: int | None = None) -> bytes | None:
         reads.append(uid)
         return await original(sel, uid, offset, length)
 
-    monkeypatch.setattr(server.store, "read_message", counting)
+    monkeypatch.setattr(server.backend, "read_message", counting)
     return reads
 
 

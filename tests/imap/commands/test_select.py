@@ -119,7 +119,7 @@ def test_failed_select_leaves_session_authenticated(server: MailServer, client: 
     )
     assert client.session.state is State.AUTHENTICATED
     assert client.session.selected is None
-    assert view.selection.closed  # type: ignore[attr-defined]
+    assert view.watch.closed  # type: ignore[attr-defined]
 
 
 def test_select_invalid_and_noselect_names(server: MailServer, client: Client) -> None:
