@@ -50,7 +50,6 @@ SUITE_PINS: tuple[Pin, ...] = (
     Pin(r"conformance data not found at .*",
         "tests/message/test_conformance_data.py reads ../shared/conformance, present in the project tree",
         in_ci=False),
-    Pin(r"not an SQLite backend", "tests/storage/sqlite/test_contract_sync.py: checks that only apply to SQLite"),
 )
 
 
