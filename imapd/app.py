@@ -26,7 +26,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -65,18 +65,10 @@ def open_accounts(config: Config) -> UserDatabase:
     return UserDatabase.in_data_dir(config.data_dir)
 
 
-def open_storage(config: Config) -> Any:
-    """Open the embedded default mail storage in ``config.data_dir``
-    (SQLite): the one place that opens it. ``config.default_mailboxes``
-    are given to every account once (RFC 6154). The old ``MailStore``
-    until the IMAP handlers take a ``MailService`` (``open_mail``)."""
-    from imapd.storage.sqlite.store import open_store
-
-    return open_store(config.data_dir, config.default_mailboxes)
-
-
 def open_mail(config: Config, reactor: Any) -> MailService:
-    """The mail service over the SQLite backend in ``config.data_dir``:
+    """The mail service over the SQLite backend in ``config.data_dir``
+    (the one place that opens the storage; ``config.default_mailboxes``
+    are given to every account once, RFC 6154):
     writes and fsyncs on the backend's writer thread with group commit,
     results and change doorbells hopped back to the reactor thread
     (``reactor.callFromThread``); message analysis of large messages in
@@ -107,19 +99,14 @@ def build_service(
     tls = ServerTLS(ensure_certificate(config.data_dir, listeners.tls_cert, listeners.tls_key))
     if reload_on_hangup:
         install_reload_on_hangup(tls, reactor)
-    storage = open_storage(config)
-    factory = ImapServerFactory(config, users, storage, clock=reactor, tls=tls)
+    mail = open_mail(config, reactor)
+    factory = ImapServerFactory(config, users, mail=mail, clock=reactor, tls=tls)
     if not users.names():
         log.warn("imapd: no users yet; add one with: imapd user add NAME --data {data}",
                  data=str(config.data_dir))
     return ImapdService(
         factory, list(listeners.imap), reactor, tls_endpoints=list(listeners.imaps),
-        close=_closer(factory))
-
-
-def _closer(factory: Any) -> Callable[[], Awaitable[None]]:
-    """What closes the storage once the ports are closed."""
-    return factory.close_store  # type: ignore[no-any-return]
+        close=factory.close_store)  # the mail service: its watches, then the backend
 
 
 def start_logging(level_name: str) -> None:
