@@ -124,6 +124,17 @@ def row_states(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, RowSta
     return states
 
 
+_UNKNOWN: RowState = (-1, -1, "", -1)
+
+
+def _ring_value(before: RowState, after: RowState) -> int:
+    """The ring's modseq: 0 for a tree change (gone, renamed, re-created),
+    else the new HIGHESTMODSEQ."""
+    if after is None or before is None or before[2:] != after[2:]:
+        return 0
+    return after[0]
+
+
 class Poller:
     """The cross-process change detector thread (see the module docstring)."""
 
@@ -170,12 +181,11 @@ class Poller:
         current = row_states(conn, ids)
         changed: list[tuple[int, int]] = []
         for mailbox_id, state in current.items():
-            if mailbox_id in self._known and self._known[mailbox_id] != state:
-                changed.append((mailbox_id, 0 if state is None else state[0]))
-        # A newly subscribed mailbox is rung once too: a change may have
-        # landed between its subscriber's read and the subscription.
-        changed += [(i, 0 if s is None else s[0]) for i, s in current.items()
-                    if i not in self._known]
+            before = self._known.get(mailbox_id, _UNKNOWN)
+            # A mailbox subscribed since the last look is rung too: a change
+            # may have landed between its subscriber's read and subscribing.
+            if before != state:
+                changed.append((mailbox_id, _ring_value(before, state)))
         self._known = current
         if changed:
             feed = self._feed

@@ -100,7 +100,15 @@ def connect(data_dir: Path, check_same_thread: bool = True) -> sqlite3.Connectio
     data_dir.mkdir(parents=True, exist_ok=True)
     # Mail is private: create the file owner-only before SQLite opens it
     # (SQLite gives the -wal and -shm files the database file's mode).
-    os.close(os.open(data_dir / DB_FILENAME, os.O_CREAT | os.O_RDWR, 0o600))
+    # Only when it is missing: closing any descriptor of the file drops
+    # every POSIX lock this process holds on it (fcntl semantics), i.e. the
+    # read locks of this process's other SQLite connections; another
+    # process's writer could then take them for gone, checkpoint and
+    # restart the WAL under them, and they would stop seeing new commits.
+    try:
+        os.close(os.open(data_dir / DB_FILENAME, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    except FileExistsError:
+        pass
     conn = sqlite3.connect(
         data_dir / DB_FILENAME,
         timeout=BUSY_TIMEOUT_SECONDS,

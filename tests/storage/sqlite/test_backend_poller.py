@@ -1,0 +1,99 @@
+"""Changes committed by another process ring this process's subscribers
+(``MailBackend`` doorbells: "within a short, bounded delay"), on the
+reactor thread, found by the ``PRAGMA data_version`` poller; and an idle
+store rings nobody."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from imapd.mail.backend import AddMailbox
+from tests.storage.sqlite.backend_helpers import USER, WAIT, call, inbox, threaded
+from tests.support.reactor_thread import reactor_thread
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def other_process(data_dir: Path, op: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.storage.sqlite.backend_change_child", str(data_dir), op],
+        cwd=REPO, capture_output=True, text=True, timeout=WAIT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0 and done.stdout == "DONE\n", done.stderr
+
+
+async def reactor_turn() -> None:
+    return None
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` (no timing is asserted; WAIT only bounds a hang)."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class Bell:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.rings: list[tuple[int, int, str]] = []
+
+    def __call__(self, mailbox_id: int, modseq: int) -> None:
+        with self.cond:
+            self.rings.append((mailbox_id, modseq, threading.current_thread().name))
+            self.cond.notify_all()
+
+    def wait_for(self, count: int) -> list[tuple[int, int, str]]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.rings) >= count, WAIT), self.rings
+            return list(self.rings)
+
+
+def test_other_processes_changes_ring_through_the_poller(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    backend = threaded(data_dir, poll_interval=0.01)
+    try:
+        ref = inbox(backend)
+        call(lambda: backend.edit_tree(USER, lambda rows: [AddMailbox("Work")]))
+        work = call(lambda: backend.lookup(USER, "Work"))
+        assert work is not None and backend.poller is not None
+        inbox_bell, work_bell = Bell(), Bell()
+
+        async def subscribe() -> None:
+            backend.feed.subscribe(ref.id, inbox_bell)
+            backend.feed.subscribe(work.id, work_bell)
+
+        call(subscribe)
+        # Let the poller learn the subscriptions' current state first.
+        polls = backend.poller.polls
+        other_process(data_dir, "rename")  # a tree change: Work -> Play
+        (ring,) = work_bell.wait_for(1)[-1:]
+        assert ring[0] == work.id and ring[2] == reactor_thread().name
+        inbox_rings = len(inbox_bell.rings)
+        other_process(data_dir, "append")
+        rings = inbox_bell.wait_for(inbox_rings + 1)
+        status = call(lambda: backend.status(ref))
+        assert rings[-1] == (ref.id, status.highestmodseq, reactor_thread().name)
+        # Idle: many more polls, no further ring for an unchanged mailbox.
+        seen = len(inbox_bell.rings)
+        polls = backend.poller.polls
+        poller = backend.poller
+        assert wait_until(lambda: poller.polls > polls + 20)
+        call(reactor_turn)  # rings those polls hopped over have run (FIFO)
+        assert len(inbox_bell.rings) == seen
+        # A mailbox removed elsewhere rings its subscribers too.
+        work_rings = len(work_bell.rings)
+        other_process(data_dir, "remove")
+        assert work_bell.wait_for(work_rings + 1)[-1][:2] == (work.id, 0)
+    finally:
+        call(backend.close)
