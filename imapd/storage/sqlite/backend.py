@@ -315,9 +315,15 @@ class SqliteBackend:
         Siblings.leave(self.path, self.sqlite_feed)
         if self.poller is not None:
             self.poller.stop()
-        await self.writer.close()
+        if isinstance(self.writer, ThreadedWriter):
+            # The writer's connection closes last, on its own thread: the
+            # last close checkpoints the WAL (see ThreadedWriter.close).
+            self.conn.close()
+            await self.writer.close()
+        else:
+            await self.writer.close()
+            self.conn.close()
         self.sqlite_feed.close()
-        self.conn.close()
 
 
 def boxes_modseq(conn: sqlite3.Connection, mailbox_id: int) -> int:

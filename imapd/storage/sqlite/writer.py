@@ -126,7 +126,9 @@ class _Job(Generic[T]):
     rings: Rings = field(default_factory=list)
 
 
-_STOP = object()
+@dataclass(eq=False)
+class _Stop:
+    job: _Job[None]
 
 
 class ThreadedWriter:
@@ -163,26 +165,30 @@ class ThreadedWriter:
         return waiter
 
     def _loop(self) -> None:
-        while True:
+        stopped: _Job[Any] | None = None
+        while stopped is None:
             first = self._queue.get()
-            if first is _STOP:
+            if isinstance(first, _Stop):
+                stopped = first.job
                 break
             batch: list[_Job[Any]] = [first]
-            stop_after: Any = None
             while len(batch) < self._max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is _STOP:
-                    stop_after = more
+                if isinstance(more, _Stop):
+                    stopped = more.job
                     break
                 batch.append(more)
             self._commit(batch)
             self._hop(self._deliverer(batch))
-            if stop_after is not None:
-                break
+        # Closed here, on this thread, after every other connection of the
+        # backend: the last close checkpoints the WAL (writes and fsyncs),
+        # which must not happen on the reactor thread.
         self.conn.close()
+        stopped.ok = True
+        self._hop(self._deliverer([stopped]))
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         """One transaction for the batch, one savepoint per op."""
@@ -235,12 +241,12 @@ class ThreadedWriter:
                     job.waiter.errback(job.result)
 
     async def close(self) -> None:
-        """Finish the queued writes, then stop the thread."""
+        """Finish the queued writes, close the connection (on the writer
+        thread), then stop the thread."""
         if self._closed:
             return
         self._closed = True
         done: Waiter[None] = self._make_waiter()
-        self._queue.put(_Job(lambda conn: (None, []), done))
-        self._queue.put(_STOP)
+        self._queue.put(_Stop(_Job(lambda conn: (None, []), done)))
         await done
         self._thread.join()
