@@ -24,11 +24,12 @@ wrapped in ``YieldingBackend`` so that every call really awaits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from twisted.internet.task import deferLater
 
 from imapd.mail.errors import ReadOnly
 from imapd.mail.events import (
@@ -41,11 +42,12 @@ from imapd.mail.watch import MailboxWatch
 from tests.mail.contract.conftest import (
     KINDS, U, Kind, Site, make_service, make_site, remove_site, settle, together,
 )
-from tests.support.reactor_thread import on_reactor
+from tests.support.reactor_thread import on_reactor, reactor
 
 T = TypeVar("T")
 FLAG_POOL = ["\\Seen", "\\Deleted", "\\Flagged", "$Work", "later"]
 MAX_SESSIONS = 4
+RING_PATIENCE = 15.0  # seconds; only a ring that never comes reaches it
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -103,6 +105,7 @@ class SessionsMachine(RuleBasedStateMachine):
         self.services: list[MailService] = []
         self.seats: list[Seat] = []
         self.model = Model()
+        self.archives = 0
 
     def teardown(self) -> None:
         for seat in self.seats:
@@ -168,6 +171,22 @@ class SessionsMachine(RuleBasedStateMachine):
         for uid in result.uids:
             self.model.add(uid, frozenset(flags))
         self._rang_on(instance)
+
+    @rule(instance=st.integers(0, 1))
+    def deliver_and_wait_for_rings(self, instance: int) -> None:
+        """The other instance's sessions hear of a delivery by their own
+        doorbell (its poller, for SQLite) within a bounded delay."""
+        others = [seat for seat in self.seats if seat.instance != instance]
+        for seat in others:
+            self._apply(seat, run(seat.watch.catch_up))
+        self.deliver(instance, [], 1)
+        run(lambda: self._rings(others))
+
+    async def _rings(self, seats: list[Seat]) -> None:
+        deadline = reactor().seconds() + RING_PATIENCE
+        while not all(seat.watch.rang for seat in seats):
+            assert reactor().seconds() < deadline, "another instance's change never rang"
+            await deferLater(reactor(), 0.005, lambda: None)
 
     @rule(flags=st.lists(st.sampled_from(FLAG_POOL), max_size=2))
     def deliver_concurrently(self, flags: list[str]) -> None:
@@ -324,6 +343,42 @@ class SessionsMachine(RuleBasedStateMachine):
         seat.watch.close()
         position = self.seats.index(seat)
         self.seats[position] = run(lambda: self._open(instance, readonly))
+
+    @rule(instance=st.integers(0, 1), racing=st.booleans(),
+          flags=st.lists(st.sampled_from(FLAG_POOL), max_size=2))
+    def rename_inbox(self, instance: int, racing: bool, flags: list[str]) -> None:
+        """RENAME INBOX (RFC 3501 §6.3.5) moves every message to a new
+        mailbox and leaves INBOX empty with its UIDVALIDITY and UIDNEXT; a
+        delivery racing it lands wholly before (moved) or after (stays)."""
+        self.archives += 1
+        archive = f"Archive/{self.archives}"
+        service = self.services[instance]
+        calls: list[Coroutine[Any, Any, object]] = [service.rename_mailbox(U, "INBOX", archive)]
+        if racing:
+            calls.append(self.services[1 - instance].deliver(
+                U, "INBOX", [AppendItem(b"r", tuple(flags))]))
+        outcomes = run(lambda: together(calls))
+        moved = dict(self.model.flags)
+        self.model.flags.clear()
+        archived = run(lambda: self._contents(archive))
+        if racing:
+            result = outcomes[1]
+            assert isinstance(result, AppendResult)
+            self.model.add(result.uid, frozenset(flags))
+            if result.uid in archived:
+                moved[result.uid] = self.model.flags.pop(result.uid)
+        assert archived == moved, "RENAME INBOX did not move exactly INBOX's messages"
+        status = run(lambda: service.status(U, "INBOX"))
+        assert status.messages == len(self.model.flags)
+        assert status.uidnext == self.model.top_uid + 1
+        self._rang_on(instance)
+
+    async def _contents(self, name: str) -> dict[int, frozenset[str]]:
+        watch = await self.services[0].open(U, name, readonly=True)
+        try:
+            return {s.uid: frozenset(s.flags) for s in await watch.fetch_flags()}
+        finally:
+            watch.close()
 
     @rule()
     def converge(self) -> None:
