@@ -228,13 +228,13 @@ async def exploding(cmd: c.Noop, ctx: CommandContext) -> Completion:
     raise RuntimeError("boom")
 
 
-def make_factory(users: UserDatabase, store: object = None, **kwargs: object) -> ImapServerFactory:
+def make_factory(users: UserDatabase, mail: object = None, **kwargs: object) -> ImapServerFactory:
     from twisted.internet.task import Clock
 
     clock = Clock()
     return ImapServerFactory(
         Config(data_dir=users.path.parent, limits=kwargs.pop("limits", Limits())),  # type: ignore[arg-type]
-        users, store, clock=clock, runtime=InlineRuntime(clock), **kwargs,  # type: ignore[arg-type]
+        users, mail, clock=clock, runtime=InlineRuntime(clock), **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -278,40 +278,6 @@ def test_connection_limit_and_shutdown_bye(users: UserDatabase) -> None:
     assert second.closing
     factory.shutdown_connections()
     assert first.read() == b"* BYE Server shutting down\r\n" and first.closing
-
-
-class PollingStore:
-    def __init__(self, fail_first: bool = False) -> None:
-        self.polls = 0
-        self.fail_first = fail_first
-
-    async def poll_changes(self) -> None:
-        self.polls += 1
-        if self.fail_first and self.polls == 1:
-            raise OSError("database locked")
-
-
-def test_store_is_polled_on_a_timer_and_errors_do_not_stop_it(users: UserDatabase) -> None:
-    store = PollingStore(fail_first=True)
-    factory = make_factory(users, store)
-    factory.startFactory()
-    clock = factory.clock
-    with capturedLogs() as events:
-        for _ in range(3):
-            clock.advance(0.5)  # type: ignore[attr-defined]
-    assert store.polls == 3
-    assert sum("log_failure" in e for e in events) == 1
-    factory.stopFactory()
-    clock.advance(5)  # type: ignore[attr-defined]
-    assert store.polls == 3
-    conv = Conversation(users, factory=factory)
-    assert conv.protocol.ctx is not None and conv.protocol.ctx.store is store
-
-
-def test_store_without_poll_changes_is_not_polled(users: UserDatabase, tmp_path: Path) -> None:
-    factory = make_factory(users, object())
-    factory.startFactory()
-    assert factory._poller is None
 
 
 def test_capabilities_need_handlers(users: UserDatabase) -> None:
