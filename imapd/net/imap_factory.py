@@ -15,7 +15,6 @@ from typing import Any, Awaitable, Callable, Coroutine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import ServerFactory
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -98,12 +97,10 @@ class ImapServerFactory(ServerFactory):
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Deferred[None]:
-        """Run a session's coroutine on the next reactor turn (IDLE's push:
-        a doorbell rings inside whoever committed, and the push must not
-        run, let alone write, inside that call). Errors are logged; the
-        result fires when the coroutine is done."""
-        d: Deferred[None] = deferLater(self.clock, 0, lambda: None)  # type: ignore[arg-type]
-        d.addCallback(lambda _: Deferred.fromCoroutine(coroutine))
+        """Run a session's coroutine outside its running command (IDLE's
+        push). Errors are logged; the result fires when it is done. (The
+        connection may offer its own, ``LineConnection.spawn``.)"""
+        d: Deferred[None] = Deferred.fromCoroutine(coroutine)
 
         def logged(failure: Failure) -> None:
             log.failure("a session's background work failed", failure)

@@ -66,6 +66,9 @@ class _Pusher:
 
     async def _push(self) -> None:
         try:
+            # Next turn: the ring came from inside someone else's commit,
+            # which must finish before this session reads or writes.
+            await self.ctx.runtime.sleep(0)
             while self.view.watch.rang and not self.stopped:
                 await self.view.catch_up()
                 if not self.stopped:  # else the dispatcher drains after DONE

@@ -229,7 +229,9 @@ class MailServer:
         """Deliver through the mail service (with the message analysis as
         meta, as APPEND does); returns the UID."""
         item = AppendItem(message, tuple(flags), internal_date, analyze(message).to_bytes())
-        return run(self.mail.deliver(user, name, [item])).uid
+        uid = run(self.mail.deliver(user, name, [item])).uid
+        self.clock.advance(0)  # the reactor's next turn: IDLE pushes run
+        return uid
 
     def append_many(
         self,
@@ -244,7 +246,9 @@ class MailServer:
             AppendItem(m, tuple(flags[i]) if flags else (), None, analyze(m).to_bytes())
             for i, m in enumerate(messages)
         ]
-        return list(run(self.mail.deliver(user, name, items)).uids)
+        uids = list(run(self.mail.deliver(user, name, items)).uids)
+        self.clock.advance(0)  # the reactor's next turn: IDLE pushes run
+        return uids
 
     def read_messages(
         self, name: str, user: str = "alice"

@@ -15,7 +15,7 @@ from pathlib import Path
 from imapd.imap.commands import catalogue
 from imapd.core.config import Limits
 from imapd.mail.flags import FlagOp
-from imapd.storage.sqlite.store import open_store
+from imapd.mail.records import AppendItem
 from imapd.imap.session.state import State
 from tests.imap.commands.harness import Client, MailServer, message, run
 
@@ -215,36 +215,33 @@ def test_idle_needs_authentication(server: MailServer) -> None:
     assert client.command("a IDLE") == f"a BAD {catalogue.BAD_WRONG_STATE}\r\n".encode()
 
 
-def test_changes_from_another_process_are_pushed_at_the_poll_timer(server: MailServer) -> None:
-    """A second store instance on the same data directory is what another
-    server process is; its changes arrive with the factory's poll (0.5 s),
-    in the store's batch order: expunges, flag changes, additions."""
+def test_changes_from_another_process_are_pushed_at_its_doorbell(server: MailServer) -> None:
+    """A second mail service over its own backend on the same data directory
+    is what another server process is; its commits ring the idler's watch
+    (no factory timer), and the idler's own push catches up on the next
+    reactor turn, in the batch order: expunges, flag changes, additions."""
     server.append_many("INBOX", [message(1), message(2), message(3)])
     idler = selected(server)
-    other_process = open_store(server.data_dir)
-    try:
-        selection = run(other_process.select("alice", "INBOX", readonly=False))
-        run(other_process.store_flags(selection, [2], FlagOp.ADD, ["\\Deleted"]))
-        run(other_process.expunge(selection))
-        run(other_process.store_flags(selection, [3], FlagOp.ADD, ["\\Seen"]))
-        selection.close()
-        # No session of that process has INBOX selected now, so the new
-        # message is claimed as \Recent by the idler when it is polled.
-        run(other_process.append("alice", "INBOX", message(4), ("\\Flagged",)))
-    finally:
-        run(other_process.close())
     idler.transcript(
         """
         C: i IDLE
         S: + idling
         """
     )
-    assert idler.read() == b""  # not polled yet
-    server.factory.startFactory()
+    other_process = server.other_process()
     try:
-        server.clock.advance(0.5)
+        watch = run(other_process.open("alice", "INBOX", readonly=False))
+        run(watch.store_flags([2], FlagOp.ADD, ["\\Deleted"]))
+        run(watch.expunge())
+        run(watch.store_flags([3], FlagOp.ADD, ["\\Seen"]))
+        watch.close()
+        # No session of that process has INBOX selected now, so the new
+        # message is claimed as \Recent by the idler when it catches up.
+        run(other_process.deliver("alice", "INBOX", [AppendItem(message(4), ("\\Flagged",))]))
     finally:
-        server.factory.stopFactory()
+        run(other_process.close())
+    assert idler.read() == b""  # rung, but nothing written inside their commits
+    server.clock.advance(0)  # the idler's push: its own catch-up and drain
     idler.transcript(
         """
         S: * 2 EXPUNGE
@@ -303,7 +300,9 @@ def test_connection_lost_while_idling_releases_the_view(server: MailServer) -> N
     assert view.on_change is not None
     client.disconnect()
     assert view.on_change is None
-    assert server.store.hub.by_mailbox == {}
+    inbox = run(server.mail.target_entry("alice", "INBOX"))
+    assert server.mail.watches(inbox.id) == []
+    assert server.backend.sqlite_feed.subscriber_count(inbox.id) == 0
     server.append("INBOX", message(1))  # no idler left to push to: no error
 
 

@@ -19,7 +19,7 @@ def build(server: MailServer, mailboxes: list[str], subscribed: list[str]) -> No
     for name in mailboxes:
         server.create(name)
     for name in subscribed:
-        run(server.store.subscribe("alice", name))
+        run(server.mail.subscribe("alice", name))
 
 
 @pytest.fixture

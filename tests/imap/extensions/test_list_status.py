@@ -38,8 +38,8 @@ def test_rfc5819_example_1(rfc_boxes: Client) -> None:
 def test_rfc5819_example_2_no_status_for_a_childinfo_only_name(server: MailServer, rfc_boxes: Client) -> None:
     """foo is listed only because a subscribed child is below it: no STATUS."""
     server.create("foo/sub")
-    run(server.store.subscribe("alice", "INBOX"))
-    run(server.store.subscribe("alice", "foo/sub"))
+    run(server.mail.subscribe("alice", "INBOX"))
+    run(server.mail.subscribe("alice", "foo/sub"))
     rfc_boxes.transcript('''
         C: A02 LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN (STATUS (MESSAGES))
         S: * LIST (\\HasNoChildren \\Subscribed) "/" INBOX

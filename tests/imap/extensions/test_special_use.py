@@ -6,14 +6,15 @@ Junk, Archive), durably and without duplicates across processes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 
 from imapd.core.config import DEFAULT_MAILBOXES
 from imapd.core.errors import ImapError
 from imapd.mail.records import MailboxInfo
-from imapd.storage.sqlite.store import open_store
+from imapd.mail.service import MailService
+from imapd.storage.sqlite.backend import open_backend
 from tests.imap.commands.harness import Client, MailServer, run
 
 
@@ -177,6 +178,11 @@ def test_the_first_command_can_select_a_default_mailbox(provisioned: MailServer)
     client = provisioned.connect("alice")
     out = client.lines("a SELECT Drafts")
     assert out[-1] == b"a OK [READ-WRITE] SELECT completed"
+
+
+def open_store(data_dir: Path, defaults: Sequence[tuple[str, str | None]] = ()) -> MailService:
+    """A mail service over its own SQLite backend (what a server process opens)."""
+    return MailService(open_backend(data_dir), None, defaults)
 
 
 def test_defaults_are_created_once_a_deleted_one_stays_deleted(tmp_path: Path) -> None:

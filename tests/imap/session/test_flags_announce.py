@@ -22,7 +22,7 @@ from __future__ import annotations
 import imaplib
 
 from imapd.mail.flags import FlagOp
-from imapd.storage.sqlite.store import SqliteMailStore
+from imapd.mail.service import MailService
 from tests.imap.commands.harness import Client, MailServer, message, run
 
 SYSTEM = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
@@ -130,10 +130,11 @@ def test_keywords_stay_in_the_list_once_no_message_carries_them(server: MailServ
     b = selected(server)
     b.ok("b1 STORE 1 +FLAGS ($Gone)")
     b.ok("b2 STORE 1 -FLAGS ($Gone)")
+    # a catches up once, after both: it sees only the latest state, so it
+    # was never shown $Gone and need not be told of it (the doorbell
+    # coalesces; the old store pushed each change into every view).
     a.transcript(f"""
         C: a1 NOOP
-        S: * FLAGS ({SYSTEM} $Gone)
-        S: * OK [PERMANENTFLAGS ({SYSTEM} $Gone \\*)] Flags permitted
         S: * 1 FETCH (FLAGS (\\Recent))
         S: a1 OK NOOP completed
     """)
@@ -238,16 +239,16 @@ def test_copy_and_move_into_a_mailbox_another_session_has_selected(server: MailS
 
 
 def test_copy_within_the_mailbox_of_a_keyword_another_process_set(
-    server: MailServer, other_process: SqliteMailStore
+    server: MailServer, other_process: MailService
 ) -> None:
-    """The source's keyword came from another process, not yet polled. The
-    COPY's own write makes the store catch up first, so the change reaches
-    the view and its drain announces the list before the FETCH of the
+    """The source's keyword came from another process, not yet caught up.
+    After the COPY the view catches up (the doorbell rang), so the change
+    reaches the view and its drain announces the list before the FETCH of the
     source and the EXISTS of the copy; the copy's FETCH then needs none."""
     server.append("INBOX", message(1))
     a = selected(server)
-    selection = run(other_process.select("alice", "INBOX", False))
-    run(other_process.store_flags(selection, [1], FlagOp.ADD, ("$Remote",)))
+    selection = run(other_process.open("alice", "INBOX", False))
+    run(selection.store_flags([1], FlagOp.ADD, ("$Remote",)))
     a.transcript(f"""
         C: a1 COPY 1 INBOX
         S: * FLAGS ({SYSTEM} $Remote)
@@ -264,31 +265,29 @@ def test_copy_within_the_mailbox_of_a_keyword_another_process_set(
 
 
 def test_uid_fetch_sees_another_process_keyword_before_the_poll(
-    server: MailServer, other_process: SqliteMailStore
+    server: MailServer, other_process: MailService
 ) -> None:
-    """The store shows the other process's keyword to FETCH before the poll
-    delivers the change to the view: the FETCH must announce it, and the
-    poll's FETCH later must not announce it again."""
+    """The backend shows the other process's keyword to FETCH before the
+    view catches up with the change: the FETCH must announce it, and the
+    catch-up's FETCH (now at the end of the same command, as the doorbell
+    rang at once) must not announce it again."""
     server.append_many("INBOX", [message(1), message(2)])
     a = selected(server)
-    selection = run(other_process.select("alice", "INBOX", False))
-    run(other_process.store_flags(selection, [2], FlagOp.ADD, ("$Remote",)))
+    selection = run(other_process.open("alice", "INBOX", False))
+    run(selection.store_flags([2], FlagOp.ADD, ("$Remote",)))
     a.transcript(f"""
         C: a1 UID FETCH 1:* (FLAGS)
         S: * 1 FETCH (FLAGS (\\Recent) UID 1)
         S: * FLAGS ({SYSTEM} $Remote)
         S: * OK [PERMANENTFLAGS ({SYSTEM} $Remote \\*)] Flags permitted
         S: * 2 FETCH (FLAGS ($Remote \\Recent) UID 2)
-        S: a1 OK UID FETCH completed
-    """)
-    server.poll()
-    a.transcript("""
-        C: a2 NOOP
         S: * 2 FETCH (FLAGS ($Remote \\Recent) UID 2)
+        S: a1 OK UID FETCH completed
+        C: a2 NOOP
         S: a2 OK NOOP completed
     """)
     # A keyword set by the other process and first seen through the poll.
-    run(other_process.store_flags(selection, [1], FlagOp.ADD, ("$Polled",)))
+    run(selection.store_flags([1], FlagOp.ADD, ("$Polled",)))
     server.poll()
     a.transcript(f"""
         C: a3 NOOP
@@ -332,7 +331,7 @@ def test_idle_pushes_the_list_before_the_fetch(server: MailServer) -> None:
 
 
 def test_qresync_select_announces_keywords_it_reports(
-    server: MailServer, other_process: SqliteMailStore
+    server: MailServer, other_process: MailService
 ) -> None:
     """SELECT (QRESYNC ...) reports another process's keyword in its resync
     FETCH: SELECT's own FLAGS list already has it (the selection reads the
@@ -343,8 +342,8 @@ def test_qresync_select_announces_keywords_it_reports(
     a.ok("s SELECT INBOX")
     uv = server.uidvalidity("INBOX")
     a.ok("c CLOSE")
-    selection = run(other_process.select("alice", "INBOX", False))
-    run(other_process.store_flags(selection, [1], FlagOp.ADD, ("$Resync",)))
+    selection = run(other_process.open("alice", "INBOX", False))
+    run(selection.store_flags([1], FlagOp.ADD, ("$Resync",)))
     out = a.lines(f"q SELECT INBOX (QRESYNC ({uv} 1))")
     assert out[0] == f"* FLAGS ({SYSTEM} $Resync)".encode()
     assert [line for line in out if line.startswith(b"* FLAGS")] == [out[0]]

@@ -14,7 +14,7 @@ The count a client believes never exceeds EXISTS.
 from __future__ import annotations
 
 from imapd.mail.flags import FlagOp
-from imapd.storage.sqlite.store import SqliteMailStore
+from imapd.mail.service import MailService
 from tests.imap.commands.harness import Client, MailServer, message, run
 
 
@@ -177,16 +177,16 @@ def test_vanished_resends_recent_too(server: MailServer) -> None:
     assert server.uidvalidity("INBOX")
 
 
-def test_another_process_expunges(server: MailServer, other_process: SqliteMailStore) -> None:
-    """Expunges made by another process arrive with the poll; the lower
+def test_another_process_expunges(server: MailServer, other_process: MailService) -> None:
+    """Expunges made by another process ring this one's watches; the lower
     count is re-sent at the next command (or IDLE push)."""
     server.append_many("INBOX", [message(1), message(2), message(3)],
                        [["\\Deleted"], [], ["\\Deleted"]])
     a = selected(server)
-    selection = run(other_process.select("alice", "INBOX", False))
-    run(other_process.expunge(selection))
+    selection = run(other_process.open("alice", "INBOX", False))
     assert a.exchange(b"i IDLE\r\n") == b"+ idling\r\n"
-    server.poll()
+    run(selection.expunge())
+    server.clock.advance(0)  # the idler's push
     a.transcript("""
         S: * 3 EXPUNGE
         S: * 1 EXPUNGE
@@ -194,8 +194,8 @@ def test_another_process_expunges(server: MailServer, other_process: SqliteMailS
         C: DONE
         S: i OK IDLE terminated
     """)
-    run(other_process.store_flags(selection, [2], FlagOp.ADD, ("\\Deleted",)))
-    run(other_process.expunge(selection))
+    run(selection.store_flags([2], FlagOp.ADD, ("\\Deleted",)))
+    run(selection.expunge())
     server.poll()
     a.transcript("""
         C: a1 NOOP

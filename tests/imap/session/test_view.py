@@ -1,26 +1,63 @@
 """SelectedView tables: events in, untagged responses out; no store, no sockets.
 
-Each case starts a view on a fixed snapshot, delivers events the way the
-store would, and checks what each ``drain`` returns (RFC 3501 §5.2, §7.3,
-§7.4; RFC 7162 §3.1, §3.2.10).
+Each case starts a view on a fixed snapshot over a ``FakeWatch``, hands it
+events the way ``MailboxWatch.catch_up`` would, and checks what each
+``drain`` returns (RFC 3501 §5.2, §7.3, §7.4; RFC 7162 §3.1, §3.2.10).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import pytest
 
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.events import (
     ChangeEvent, FlagsChanged, MailboxDeleted, MailboxRenamed, MessagesAdded, MessagesExpunged,
-    Selection,
 )
 from imapd.mail.records import FlagState, MailboxSnapshot
 from imapd.core.model import SeqRange, SequenceSet
 from imapd.imap.session.view import SelectedView, uid_set_text
 from imapd.imap.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
 from imapd.imap.wire.values import Atom, PList
+from tests.support.context import result_of
+
+
+class FakeWatch:
+    """What ``SelectedView`` uses of a ``MailboxWatch``: ``queue`` events
+    (and ring), ``catch_up`` hands them over as one batch."""
+
+    def __init__(self, name: str, readonly: bool, snapshot: MailboxSnapshot) -> None:
+        self.name = name
+        self.readonly = readonly
+        self.snapshot = snapshot
+        self.uidvalidity = snapshot.uidvalidity
+        self.highestmodseq = snapshot.highestmodseq
+        self.deleted = self.closed = self.rang = False
+        self.on_ring: Callable[[], None] | None = None
+        self._queued: list[ChangeEvent] = []
+
+    def queue(self, events: Sequence[ChangeEvent]) -> None:
+        if self.closed:
+            return
+        self._queued.extend(events)
+        self.rang = True
+        if self.on_ring is not None:
+            self.on_ring()
+
+    async def catch_up(self) -> list[ChangeEvent]:
+        events, self._queued, self.rang = self._queued, [], False
+        for event in events:
+            if isinstance(event, MailboxRenamed):
+                self.name = event.new_name
+            elif isinstance(event, MailboxDeleted):
+                self.deleted = True
+        return events
+
+    def close(self) -> None:
+        self.closed = True
+        self.on_ring = None
 
 
 def make_view(uids: list[int], recent: set[int] | None = None, readonly: bool = False) -> SelectedView:
@@ -28,7 +65,13 @@ def make_view(uids: list[int], recent: set[int] | None = None, readonly: bool = 
         uidvalidity=7, uidnext=(max(uids) + 1 if uids else 1), highestmodseq=100,
         uids=tuple(uids), recent=frozenset(recent or ()), keywords=(), first_unseen=None,
     )
-    return SelectedView(Selection("alice", "INBOX", readonly, snapshot))
+    return SelectedView(FakeWatch("INBOX", readonly, snapshot))  # type: ignore[arg-type]
+
+
+def deliver(view: SelectedView, events: Sequence[ChangeEvent]) -> None:
+    """The doorbell rings and the view catches up with ``events``."""
+    view.watch.queue(events)  # type: ignore[attr-defined]
+    result_of(view.catch_up())
 
 
 def flags(*names: str) -> PList:
@@ -64,6 +107,8 @@ class Case:
     condstore: bool = False
     qresync: bool = False
     final_uids: list[int] | None = None
+    # States the client was shown by its own STORE before the catch-up.
+    reported: list[FlagState] = field(default_factory=list)
 
 
 CASES = [
@@ -98,11 +143,17 @@ CASES = [
          [1], [changed(1, "a", modseq=101), changed(1, "a", "b", modseq=102)],
          [(True, [fetch(1, ("FLAGS", flags("a", "b")))])]),
     Case("own change is not reported again",
-         [1, 2], [FlagsChanged((FlagState(1, ("\\Seen",), 101),), own=True)], [(True, [])]),
+         [1, 2], [changed(1, "\\Seen", modseq=101)], [(True, [])],
+         reported=[FlagState(1, ("\\Seen",), 101)]),
     Case("own change refreshes a pending change from others",
          [1, 2], [changed(1, "\\Flagged", modseq=101),
-                  FlagsChanged((FlagState(1, ("\\Flagged", "\\Seen"), 102),), own=True)],
-         [(True, [fetch(1, ("FLAGS", flags("\\Flagged", "\\Seen")))])]),
+                  changed(1, "\\Flagged", "\\Seen", modseq=102)],
+         [(True, [fetch(1, ("FLAGS", flags("\\Flagged", "\\Seen")))])],
+         reported=[FlagState(1, ("\\Flagged", "\\Seen"), 102)]),
+    Case("a later change to an own-stored message is news",
+         [1, 2], [changed(1, "\\Seen", "x", modseq=102)],
+         [(True, [fetch(1, ("FLAGS", flags("\\Seen", "x")))])],
+         reported=[FlagState(1, ("\\Seen",), 101)]),
     Case("flag change then expunge: only the expunge",
          [1, 2], [changed(1, "\\Deleted"), MessagesExpunged((1,), 102)],
          [(False, []), (True, [Expunge(1)])]),
@@ -136,7 +187,8 @@ CASES = [
 def test_view_table(case: Case) -> None:
     view = make_view(case.uids, case.recent)
     view.uid_mode, view.condstore, view.qresync = case.uid_mode, case.condstore, case.qresync
-    view.selection.deliver(case.events)
+    view.reported(case.reported)
+    deliver(view, case.events)
     for allow_expunge, expected in case.drains:
         assert view.drain(allow_expunge) == expected
     if case.final_uids is not None:
@@ -147,44 +199,45 @@ def test_view_table(case: Case) -> None:
 def test_recent_count_follows_expunges_and_additions() -> None:
     view = make_view([1, 2, 3], recent={2, 3})
     assert view.recent_count == 2
-    view.selection.deliver([MessagesExpunged((3,), 101), MessagesAdded((4, 5), frozenset({5}))])
+    deliver(view, [MessagesExpunged((3,), 101), MessagesAdded((4, 5), frozenset({5}))])
     assert view.drain(True) == [Expunge(3), Exists(4), Recent(2)]
     assert [view.is_recent(u) for u in (1, 2, 4, 5)] == [False, True, False, True]
 
 
 def test_include_uid_argument_overrides_uid_mode() -> None:
     view = make_view([3])
-    view.selection.deliver([changed(3, "a")])
+    deliver(view, [changed(3, "a")])
     assert view.drain(True, include_uid=True) == [fetch(1, ("FLAGS", flags("a")), ("UID", 3))]
 
 
-def test_on_change_is_called_when_something_is_queued() -> None:
+def test_on_change_is_the_doorbell_and_nothing_arrives_before_catch_up() -> None:
+    """A ring only calls ``on_change`` (IDLE schedules its own catch-up);
+    the changes reach the view when it catches up, never by themselves."""
     view = make_view([1, 2])
     calls: list[int] = []
     view.on_change = lambda: calls.append(1)
-    view.selection.deliver([FlagsChanged((FlagState(1, (), 101),), own=True)])
-    assert calls == []
-    view.selection.deliver([changed(1, "x")])
-    view.selection.deliver([MessagesAdded((3,), frozenset())])
-    view.selection.deliver([MessagesExpunged((2,), 102)])
-    assert calls == [1, 1, 1]
+    view.watch.queue([changed(1, "x")])  # type: ignore[attr-defined]
+    assert calls == [1]
+    assert view.drain(True) == []  # not caught up: nothing to tell
+    result_of(view.catch_up())
+    assert view.drain(True) == [fetch(1, ("FLAGS", flags("x")))]
 
 
-def test_close_detaches_from_the_selection() -> None:
+def test_close_detaches_from_the_watch() -> None:
     view = make_view([1])
     calls: list[int] = []
     view.on_change = lambda: calls.append(1)
     view.close()
-    assert view.selection.closed
-    view.selection.deliver([MessagesAdded((2,), frozenset())])
+    assert view.watch.closed
+    deliver(view, [MessagesAdded((2,), frozenset())])
     assert calls == [] and view.drain(True) == []
 
 
 def test_first_unseen_and_names() -> None:
     snapshot = MailboxSnapshot(5, 40, 9, (10, 20, 30), frozenset(), ("k",), 20)
-    view = SelectedView(Selection("alice", "Box", True, snapshot))
+    view = SelectedView(FakeWatch("Box", True, snapshot))  # type: ignore[arg-type]
     assert (view.first_unseen_seq, view.name, view.readonly, view.uidvalidity) == (2, "Box", True, 5)
-    view.selection.deliver([MailboxRenamed("Box2")])
+    deliver(view, [MailboxRenamed("Box2")])
     assert view.name == "Box2"
 
 
@@ -230,7 +283,7 @@ def test_resolve_in_an_empty_mailbox() -> None:
 
 def test_resolve_uses_the_clients_numbers_while_changes_are_pending() -> None:
     view = make_view(UIDS)
-    view.selection.deliver([MessagesExpunged((20,), 101), MessagesAdded((60,), frozenset())])
+    deliver(view, [MessagesExpunged((20,), 101), MessagesAdded((60,), frozenset())])
     # Nothing announced yet: seq 2 is still UID 20; UID 60 is not visible.
     assert view.resolve(seqset("2"), uid=False) == [(2, 20)]
     assert view.resolve(seqset("60"), uid=True) == []
