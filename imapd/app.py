@@ -91,7 +91,7 @@ def build_service(
     installed from the main thread; in-process tests turn it off). Raises
     ``imapd.net.tls.TLSConfigError`` for an unusable certificate."""
     from imapd.net.imap_factory import ImapServerFactory
-    from imapd.net.service import ImapdService
+    from imapd.net.service import ListeningService, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     ensure_data_dir(config.data_dir)
@@ -104,8 +104,9 @@ def build_service(
     if not users.names():
         log.warn("imapd: no users yet; add one with: imapd user add NAME --data {data}",
                  data=str(config.data_dir))
-    return ImapdService(
-        factory, list(listeners.imap), reactor, tls_endpoints=list(listeners.imaps),
+    return ListeningService(
+        imap_listeners(factory, listeners.imap, listeners.imaps), reactor,
+        servers=[factory],
         close=factory.close_store)  # the mail service: its watches, then the backend
 
 

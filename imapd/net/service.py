@@ -1,19 +1,23 @@
-"""Listening: one Twisted service that binds every ``--imap`` endpoint.
+"""Listening: one Twisted service that binds every endpoint of every
+protocol (``--imap``, ``--imaps``; POP3 and LMTP next), each a ``Listener``.
 
-Shared by ``imapd serve`` and ``twistd imapd``. Binding happens in
+Shared by ``imapd serve`` and ``twistd imapd`` (``imapd.app`` builds it).
+Binding happens in
 ``startService``; a failure to bind raises ``ListenError`` with one line a
 person can act on (e.g. port 143 needs privileges: try ``--imap tcp:1143``).
-Each bound port is logged as ``imapd: listening on IMAP <host>:<port>`` with
-the real port, so ``tcp:0`` users (tests) learn it from the log; implicit-TLS
-ports (``--imaps``, RFC 8314 §3.3) as ``listening on IMAPS <host>:<port>``.
-They are plain TCP endpoints wrapped in Twisted's TLS layer with the
-factory's reloadable ``ServerTLS``, so SIGHUP reloads apply to them too.
+Each bound port is logged as ``imapd: listening on <KIND> <host>:<port>``
+(``IMAP``) with the real port, so ``tcp:0`` users (tests) learn it from the
+log; implicit-TLS ports (``--imaps``, RFC 8314 §3.3) as ``listening on IMAPS
+<host>:<port>``. They are plain TCP endpoints wrapped in Twisted's TLS layer
+with the server's reloadable ``ServerTLS``, so SIGHUP reloads apply to them
+too.
 """
 
 from __future__ import annotations
 
 import errno
-from typing import Any, Awaitable, Callable, cast
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol, Sequence, cast
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
@@ -24,7 +28,6 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from imapd.net.imap_factory import ImapServerFactory
 from imapd.net.peer import format_peer
 
 log = Logger(namespace="imapd")
@@ -53,22 +56,50 @@ def describe_listen_failure(description: str, failure: Failure) -> str:
     return f"imapd: cannot listen on {description}: {reason}"
 
 
-class ImapdService(service.Service):
-    """Listens with ``factory`` on each endpoint description. ``close``
-    closes the storage once the ports are closed (default: the factory's
-    ``close_store``); the composition root (``imapd.app``) passes it."""
+class Server(Protocol):
+    """What the service asks of each protocol's factory at shutdown."""
+
+    def shutdown_connections(self) -> None:
+        """Say goodbye to every client (IMAP: ``* BYE``, RFC 3501 §7.1.5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One endpoint: ``kind`` names it in the log (``IMAP``, ``IMAPS``);
+    ``description`` is the Twisted endpoint as the operator wrote it;
+    ``tls``: implicit TLS with this context factory (RFC 8314 §3.3), the
+    endpoint then being the plain TCP one
+    (``tls.tcp_description_for_implicit_tls``)."""
+
+    kind: str
+    description: str
+    factory: Any
+    tls: object | None = None
+
+
+def imap_listeners(
+    factory: Any, endpoints: Sequence[str], tls_endpoints: Sequence[str] = ()
+) -> list[Listener]:
+    """IMAP on ``endpoints`` and IMAPS on ``tls_endpoints`` with the
+    factory's certificate."""
+    if tls_endpoints and factory.tls is None:
+        raise ValueError("implicit TLS endpoints need the factory's TLS")
+    return [Listener("IMAP", d, factory) for d in endpoints] + [
+        Listener("IMAPS", d, factory, tls=factory.tls) for d in tls_endpoints]
+
+
+class ListeningService(service.Service):
+    """Binds every listener at start; at stop, says goodbye through each of
+    ``servers``, closes the ports, then awaits ``close`` (the storage)."""
 
     def __init__(
-        self, factory: ImapServerFactory, endpoints: list[str], reactor: Any,
-        tls_endpoints: list[str] | None = None,
+        self, listeners: Sequence[Listener], reactor: Any, *,
+        servers: Sequence[Server] = (),
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.factory = factory
+        self.listeners = list(listeners)
+        self.servers = list(servers)
         self._close = close
-        self.endpoint_descriptions = list(endpoints)
-        self.tls_endpoint_descriptions = list(tls_endpoints or [])
-        if self.tls_endpoint_descriptions and factory.tls is None:
-            raise ValueError("implicit TLS endpoints need the factory's TLS")
         self.reactor = reactor
         self.ports: list[IListeningPort] = []
 
@@ -77,23 +108,18 @@ class ImapdService(service.Service):
         port already bound) if one fails at once, as TCP binds do."""
         super().startService()  # type: ignore[no-untyped-call]
         failures: list[str] = []
-        plain: list[tuple[str, str, Any]] = [
-            (d, d, self.factory) for d in self.endpoint_descriptions]
-        if self.tls_endpoint_descriptions:
-            from imapd.net.tls import tcp_description_for_implicit_tls
+        for listener in self.listeners:
+            description, factory = listener.description, listener.factory
+            if listener.tls is not None:
+                from imapd.net.tls import tcp_description_for_implicit_tls
 
-            wrapped = TLSMemoryBIOFactory(cast(Any, self.factory.tls), False, cast(Any, self.factory))
-            wrapped.noisy = False
-            plain += [
-                (d, tcp_description_for_implicit_tls(d), wrapped)
-                for d in self.tls_endpoint_descriptions
-            ]
-        for shown, description, factory in plain:
+                description = tcp_description_for_implicit_tls(description)
+                factory = TLSMemoryBIOFactory(cast(Any, listener.tls), False, factory)
+                factory.noisy = False
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
             d: Deferred[IListeningPort] = endpoint.listen(factory)
-            kind = "IMAP" if factory is self.factory else "IMAPS"
-            d.addCallbacks(self._listening, self._failed, callbackArgs=(kind,),
-                           errbackArgs=(shown, failures))
+            d.addCallbacks(self._listening, self._failed, callbackArgs=(listener.kind,),
+                           errbackArgs=(listener.description, failures))
         if failures:
             self.stopService()
             raise ListenError(failures[0])
@@ -114,11 +140,12 @@ class ImapdService(service.Service):
         self.reactor.callLater(0, self.reactor.stop)
 
     def stopService(self) -> Deferred[Any]:
-        """Say BYE to every client, stop listening, then close the storage
-        (every acknowledged change is already durable; closing checkpoints
-        the WAL)."""
+        """Say goodbye to every client, stop listening, then close the
+        storage (every acknowledged change is already durable; closing
+        checkpoints the WAL)."""
         super().stopService()  # type: ignore[no-untyped-call]
-        self.factory.shutdown_connections()
+        for server in self.servers:
+            server.shutdown_connections()
         ports, self.ports = self.ports, []
         stopping = [cast(Any, port).stopListening() for port in ports]
         stopped: Deferred[Any] = DeferredList([d for d in stopping if d is not None])
@@ -128,5 +155,3 @@ class ImapdService(service.Service):
     async def _close_storage(self) -> None:
         if self._close is not None:
             await self._close()
-        else:
-            await self.factory.close_store()
