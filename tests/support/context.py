@@ -2,7 +2,9 @@
 
 ``make_context`` builds a real ``CommandContext`` whose ``send`` records
 responses, whose continuation reader answers from a list of client lines,
-and whose runtime sleeps on a ``task.Clock`` and runs "threads" inline.
+and whose runtime sleeps on a ``task.Clock`` and runs "threads" inline, and
+whose ``mail`` is a ``MailService`` when asked (``make_mail``: the SQLite
+backend in inline mode, so its coroutines finish synchronously).
 ``result_of`` drives a coroutine and returns its result (it must finish
 without the clock advancing unless the test advances it).
 """
@@ -20,6 +22,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from imapd.imap.commands.context import CommandContext, ConnectionClosed, Features
+from imapd.mail.service import MailService
+from imapd.storage.sqlite.backend import open_backend
 from imapd.core.config import Config, Limits
 from imapd.core.model import Secret
 from imapd.net.runtime import InlineRuntime
@@ -33,6 +37,12 @@ T = TypeVar("T")
 def cheap_hasher() -> argon2.PasswordHasher:
     """argon2id with the smallest costs: tests need speed, not strength."""
     return argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def make_mail(directory: Path, clock: Clock | None = None) -> MailService:
+    """A mail service over the SQLite backend in ``directory``, inline mode
+    (``hop=None``: every call completes before it returns)."""
+    return MailService(open_backend(directory, hop=None), InlineRuntime(clock or Clock()))
 
 
 def make_users(directory: Path, **passwords: str) -> UserDatabase:
@@ -70,6 +80,7 @@ def make_context(
     client_lines: Iterable[bytes | None] = (),
     features: Features | None = None,
     session: Session | None = None,
+    mail: MailService | None = None,
 ) -> tuple[CommandContext, Recorder, Clock]:
     clock = clock or Clock()
     recorder = Recorder(client_lines=deque(client_lines))
@@ -82,6 +93,8 @@ def make_context(
         features=features or Features(literal_plus=True),
         sender=recorder.send,
         continuation_reader=recorder.read_continuation,
+        mail=mail,
+        spawn=start,
     )
     return ctx, recorder, clock
 
