@@ -181,7 +181,7 @@ class ThreadedWriter:
                     stopped = more.job
                     break
                 batch.append(more)
-            self._commit(batch)
+            self._commit_safely(batch)
             self._hop(self._deliverer(batch))
         # Closed here, on this thread, after every other connection of the
         # backend: the last close checkpoints the WAL (writes and fsyncs),
@@ -189,6 +189,20 @@ class ThreadedWriter:
         self.conn.close()
         stopped.ok = True
         self._hop(self._deliverer([stopped]))
+
+    def _commit_safely(self, batch: list[_Job[Any]]) -> None:
+        """``_commit``, and whatever goes wrong fails the batch, never the
+        thread (every later write would wait forever)."""
+        try:
+            self._commit(batch)
+        except Exception as error:
+            log.exception("write batch failed")
+            try:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rollback failed")
+            self._fail_all(batch, Unavailable(f"mail store unavailable: {error}"))
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         """One transaction for the batch, one savepoint per op."""
@@ -205,9 +219,16 @@ class ThreadedWriter:
                 job.ok = True
                 conn.execute("RELEASE op")
             except BaseException as error:  # noqa: BLE001 - handed to the caller
+                job.ok = False
+                job.result = mail_error(error)
+                if not conn.in_transaction:
+                    # Some errors (disk full, I/O) make SQLite roll back the
+                    # whole transaction: the ops before this one are lost
+                    # too, so none of the batch may report success.
+                    self._fail_all(batch, Unavailable(f"mail store unavailable: {error}"))
+                    return
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-                job.result = mail_error(error)
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as error:

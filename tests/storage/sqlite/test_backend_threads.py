@@ -49,6 +49,26 @@ def backend(tmp_path: Path) -> Iterator[SqliteBackend]:
     call(opened.close)
 
 
+class HeldWriter:
+    """Keeps the writer thread busy inside an op until ``release``, so that
+    every call started meanwhile is queued for its next batch."""
+
+    def __init__(self, backend: SqliteBackend) -> None:
+        self.running, self.gate = threading.Event(), threading.Event()
+        writer = writer_of(backend)
+        (self.pending,) = start(lambda: writer.run(self._hold))
+        assert self.running.wait(WAIT)
+
+    def _hold(self, conn: sqlite3.Connection) -> tuple[None, list[tuple[int, int]]]:
+        self.running.set()
+        self.gate.wait(WAIT)
+        return None, []
+
+    def release(self) -> None:
+        self.gate.set()
+        self.pending.result()
+
+
 def hold_write_lock(data_dir: Path) -> sqlite3.Connection:
     """Another process's writer in the middle of a transaction."""
     other = sqlite3.connect(data_dir / DB_FILENAME, isolation_level=None)
@@ -86,7 +106,24 @@ def test_no_commit_or_write_runs_on_the_reactor_thread(backend: SqliteBackend) -
                 if s.startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE", "SAVEPOINT"))]
 
 
-def test_concurrent_appends_share_one_commit(backend: SqliteBackend, tmp_path: Path) -> None:
+def test_concurrent_appends_share_one_commit(backend: SqliteBackend) -> None:
+    ref = inbox(backend)
+    held = HeldWriter(backend)
+    commits = Trace(writer_of(backend).conn)
+    count = 10
+    pendings = start(*[
+        (lambda n=n: backend.append(ref, [AppendItem(b"m%d\r\n" % n)])) for n in range(count)
+    ])
+    held.release()
+    uids = sorted(p.result().uid for p in pendings)
+    assert uids == list(range(1, count + 1))
+    # The held batch's COMMIT, then ONE for the ten appends (one fsync).
+    assert len(commits.commits()) == 2
+
+
+def test_concurrent_appends_behind_another_process_share_commits(
+    backend: SqliteBackend, tmp_path: Path
+) -> None:
     ref = inbox(backend)
     commits = Trace(writer_of(backend).conn)
     other = hold_write_lock(tmp_path / "data")
@@ -96,16 +133,13 @@ def test_concurrent_appends_share_one_commit(backend: SqliteBackend, tmp_path: P
     ])
     other.execute("ROLLBACK")  # every append is queued: let the writer go
     other.close()
-    uids = sorted(p.result().uid for p in pendings)
-    assert uids == list(range(1, count + 1))
-    # The writer took the first append, waited for the lock, and took the
-    # other nine as one batch: two COMMITs (two fsyncs), not ten.
+    assert sorted(p.result().uid for p in pendings) == list(range(1, count + 1))
+    # The writer took the first append (maybe more), waited for the lock,
+    # then took the rest as one batch: at most two COMMITs, not ten.
     assert len(commits.commits()) <= 2
 
 
-def test_a_failing_op_rolls_back_alone_inside_a_shared_commit(
-    backend: SqliteBackend, tmp_path: Path
-) -> None:
+def test_a_failing_op_rolls_back_alone_inside_a_shared_commit(backend: SqliteBackend) -> None:
     ref = inbox(backend)
     call(lambda: backend.edit_tree(USER, lambda rows: [AddMailbox("Gone")]))
     gone = call(lambda: backend.lookup(USER, "Gone"))
@@ -115,16 +149,15 @@ def test_a_failing_op_rolls_back_alone_inside_a_shared_commit(
     # fails on the second, after it has written a UID, a body and a keyword.
     many = tuple(f"k{n}" for n in range(999))
     call(lambda: backend.append(ref, [AppendItem(b"seed\r\n", many)]))
+    held = HeldWriter(backend)
     commits = Trace(writer_of(backend).conn)
-    other = hold_write_lock(tmp_path / "data")
     good1, bad_limit, bad_ref, good2 = start(
         lambda: backend.append(ref, [AppendItem(b"one\r\n")]),
         lambda: backend.append(ref, [AppendItem(b"x\r\n", ("new1", "new2"))]),
         lambda: backend.append(gone.ref, [AppendItem(b"y\r\n")]),
         lambda: backend.append(ref, [AppendItem(b"two\r\n")]),
     )
-    other.execute("ROLLBACK")
-    other.close()
+    held.release()
     with pytest.raises(OverLimit):
         bad_limit.result()
     with pytest.raises(NoSuchMailbox):
@@ -132,7 +165,7 @@ def test_a_failing_op_rolls_back_alone_inside_a_shared_commit(
     # The failed op's UID and keyword were rolled back with its savepoint:
     # the good appends got consecutive UIDs, and "new1" does not exist.
     assert (good1.result().uid, good2.result().uid) == (2, 3)
-    assert len(commits.commits()) <= 2
+    assert len(commits.commits()) == 2  # the held batch's, and the four ops' one
     snapshot, _ = call(lambda: backend.snapshot(ref))
     assert list(snapshot.uids) == [1, 2, 3] and snapshot.uidnext == 4
     assert "new1" not in snapshot.keywords and len(snapshot.keywords) == 999
@@ -194,3 +227,28 @@ def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         call(lambda: backend.status(ref))
     assert WAIT > 0
+
+
+def test_a_transaction_lost_mid_batch_fails_every_op_of_it(backend: SqliteBackend) -> None:
+    """When SQLite rolls back the whole transaction (disk full, I/O error),
+    the ops that already ran in it are lost too: none may report success."""
+    ref = inbox(backend)
+    writer = writer_of(backend)
+
+    def subscribe(conn: sqlite3.Connection) -> tuple[None, list[tuple[int, int]]]:
+        conn.execute("INSERT INTO subscriptions(user_id, name) VALUES(1, 'Lost')")
+        return None, []
+
+    def lose_transaction(conn: sqlite3.Connection) -> tuple[None, list[tuple[int, int]]]:
+        conn.execute("ROLLBACK")  # what SQLite does by itself on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    held = HeldWriter(backend)
+    first, second = start(lambda: writer.run(subscribe), lambda: writer.run(lose_transaction))
+    held.release()
+    for pending in (first, second):
+        with pytest.raises(Unavailable):
+            pending.result()
+    assert call(lambda: backend.subscriptions(USER)) == []
+    result = call(lambda: backend.append(ref, [AppendItem(b"x\r\n")]))
+    assert result.uid == 1  # the writer carries on
