@@ -35,6 +35,7 @@ from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
 from imapd.storage.sqlite import reads, tree
 from imapd.storage.sqlite.feed import Poller, Siblings, SqliteFeed
+from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, connect, read_transaction
 from imapd.storage.sqlite.uidcache import UidCache
 from imapd.storage.sqlite.writer import (
@@ -44,6 +45,9 @@ from imapd.storage.sqlite.writer import (
 T = TypeVar("T")
 
 DEFAULT_LOCK_TIMEOUT = 5.0
+# fetch_flags / fetch_records of more UIDs than this (or of all) go to the
+# reader thread in threaded mode (costs measured: see ``reader``).
+LARGE_READ_UIDS = 1000
 
 
 def open_backend(
@@ -93,6 +97,7 @@ class SqliteBackend:
         self.conn = connect(data_dir, check_same_thread=False)  # reads (and inline writes)
         self.path = str((data_dir / DB_FILENAME).resolve())
         self.poller: Poller | None = None
+        self.reader: ReadThread | None = None
         self.writer: InlineWriter | ThreadedWriter
         if hop is None:
             self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
@@ -103,6 +108,7 @@ class SqliteBackend:
             write_conn = connect(data_dir, check_same_thread=False)
             write_conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
             self.writer = ThreadedWriter(write_conn, self._ring_all, hop, make_waiter)
+            self.reader = ReadThread(connect(data_dir, check_same_thread=False), hop, make_waiter)
             self.poller = Poller(
                 lambda: connect(data_dir, check_same_thread=False), self.sqlite_feed, hop, poll_interval
             )
@@ -133,6 +139,15 @@ class SqliteBackend:
                 return fn(self.conn)
         except sqlite3.OperationalError as error:
             raise mail_error(error) from None
+
+    async def _read_large(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read whose cost grows with the mailbox: on the reader thread
+        when there is one, else inline."""
+        if self.reader is None:
+            return self._read(fn)
+        if self._closed:
+            raise Unavailable("mail store is closed")
+        return await self.reader.run(fn)
 
     # --- users and trees ---------------------------------------------------
 
@@ -193,7 +208,7 @@ class SqliteBackend:
     # --- one mailbox: reads --------------------------------------------------
 
     async def status(self, ref: MailboxRef) -> MailboxStatus:
-        return self._read(lambda conn: boxes.status(conn, reads.mailbox(conn, ref)))
+        return await self._read_large(lambda conn: boxes.status(conn, reads.mailbox(conn, ref)))
 
     async def snapshot(self, ref: MailboxRef) -> tuple[MailboxSnapshot, int]:
         return self._read(lambda conn: reads.snapshot(conn, ref, self.uid_cache))
@@ -205,12 +220,19 @@ class SqliteBackend:
             reads.mailbox(conn, ref)
             return msgs.records(conn, ref.id, uids, with_meta)
 
+        if uids is None or len(uids) > LARGE_READ_UIDS:
+            return await self._read_large(read)
         return self._read(read)
 
     async def fetch_flags(
         self, ref: MailboxRef, uids: Sequence[int] | None = None
     ) -> list[FlagState]:
-        return self._read(lambda conn: reads.flag_states(conn, ref, uids))
+        def read(conn: sqlite3.Connection) -> list[FlagState]:
+            return reads.flag_states(conn, ref, uids)
+
+        if uids is None or len(uids) > LARGE_READ_UIDS:
+            return await self._read_large(read)
+        return self._read(read)
 
     async def read_message(
         self, ref: MailboxRef, uid: int, offset: int = 0, length: int | None = None
@@ -319,6 +341,8 @@ class SqliteBackend:
             # The writer's connection closes last, on its own thread: the
             # last close checkpoints the WAL (see ThreadedWriter.close).
             self.conn.close()
+            if self.reader is not None:
+                self.reader.close()
             await self.writer.close()
         else:
             await self.writer.close()

@@ -1,10 +1,20 @@
 """Reads of the SQLite engine, each in one read transaction.
 
 WAL readers never wait for the writer (they read the last committed
-snapshot), so these run inline on the caller's (reactor) thread: each is a
-handful of indexed queries. The exception is the bytes of a large message:
+snapshot), so these run inline on the caller's (reactor) thread when they
+are a handful of indexed queries. Measured on a 100,000-message mailbox
+(2 KB messages, tmpfs, shared 2-core box, best of 5): ``snapshot`` 22 ms the
+first time (UID list derived, ``uidcache``) then 0.04 ms (cached);
+``changes_since`` 0.03 ms with nothing new, 7.5 ms for 1,031 changed
+messages; ``fetch_flags``/``fetch_records`` of 100 UIDs 0.16/0.26 ms;
+``read_message`` of 2 KB 0.02 ms; ``mailboxes`` 0.01 ms. The reads that grow
+with the mailbox (``status`` 20 ms, ``fetch_flags`` of all 190 ms,
+``fetch_records`` of all 510 ms) go to the reader thread instead
+(``reader``, threaded mode only). The bytes of a large message:
 ``open_message`` above ``STREAM_THRESHOLD`` returns a handle with its own
 connection and read transaction, read in chunks by whoever consumes it.
+Known inline cost left: ``changes_since`` right after a STORE on every
+message of a huge mailbox (~7 us per changed message).
 """
 
 from __future__ import annotations

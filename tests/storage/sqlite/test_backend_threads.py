@@ -252,3 +252,22 @@ def test_a_transaction_lost_mid_batch_fails_every_op_of_it(backend: SqliteBacken
     assert call(lambda: backend.subscriptions(USER)) == []
     result = call(lambda: backend.append(ref, [AppendItem(b"x\r\n")]))
     assert result.uid == 1  # the writer carries on
+
+
+def test_reads_that_grow_with_the_mailbox_leave_the_reactor(backend: SqliteBackend) -> None:
+    """Whole-mailbox FETCH FLAGS / records and STATUS cost O(messages)
+    (hundreds of ms at 100,000): the reader thread runs them; reads of a
+    few UIDs stay inline."""
+    ref = inbox(backend)
+    call(lambda: backend.append(ref, [AppendItem(b"%d\r\n" % n) for n in range(3)]))
+    assert backend.reader is not None
+    on_reader = Trace(backend.reader._conn)
+    inline_reads = Trace(backend.conn)
+    assert [s.uid for s in call(lambda: backend.fetch_flags(ref))] == [1, 2, 3]
+    assert len(call(lambda: backend.fetch_records(ref))) == 3
+    assert call(lambda: backend.status(ref)).messages == 3
+    big = {thread for thread, _ in on_reader.statements}
+    assert big == {"sqlite-reader"} and len(on_reader.statements) >= 9
+    assert inline_reads.statements == []
+    assert [s.uid for s in call(lambda: backend.fetch_flags(ref, [2]))] == [2]
+    assert {thread for thread, _ in inline_reads.statements} == {reactor_thread().name}
