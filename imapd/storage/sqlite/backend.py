@@ -1,18 +1,30 @@
 """``SqliteBackend``: the SQLite engine behind ``imapd.mail.backend.MailBackend``.
 
-Same database file and schema as before (``schema``): existing data
+Same database file and schema as the old store (``schema``): existing data
 directories keep working. Two modes (``open_backend``):
 
 * inline (``hop=None``): every call runs synchronously on the caller's
   thread, each write in its own durable transaction, rings before return.
-* threaded (``hop`` = reactor.callFromThread, ``make_waiter`` = Deferred):
-  writes and fsyncs on one writer thread with group commit (``writer``);
-  reads inline on the caller's thread (``reads``: WAL readers never wait
-  for the writer); a poller thread rings for other processes' commits
-  (``feed``).
+  For unit transcripts that drive coroutines without a reactor. No poller:
+  other processes' changes are not rung (backends over the same file in
+  this process are, see ``feed.Siblings``).
+* threaded (``hop`` = ``reactor.callFromThread``, ``make_waiter`` =
+  ``twisted.internet.defer.Deferred``; both from the composition root,
+  since storage may not import ``twisted.internet``, see ``writer``):
+  writes and their fsyncs on one writer thread with group commit
+  (``writer``); small reads inline on the caller's thread, reads that grow
+  with the mailbox on a reader thread (``reads``, ``reader``: measured
+  costs); a poller thread rings for other processes' commits (``feed``).
 
 Lock waits happen only on the writer thread: a write that cannot take the
-lock within ``lock_timeout`` seconds fails with ``Unavailable``.
+lock within ``lock_timeout`` seconds fails with ``Unavailable``. Opening the
+backend (schema creation on a fresh directory) runs on the opening thread:
+open it before the reactor serves clients. ``close`` checkpoints the WAL on
+the writer thread (the last connection to close does it).
+
+UIDVALIDITY comes from the store-wide counter in ``settings`` (never reused
+in this data directory, RFC 3501 §2.3.1.1); mailbox ids are AUTOINCREMENT,
+so a ref to a removed mailbox can never reach a new one.
 """
 
 from __future__ import annotations
