@@ -4,7 +4,7 @@ STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889).
 
 ``mailbox.handle_list`` hands an extended LIST (selection options, several
 patterns or RETURN options) to ``handle_extended_list``; plain LIST and LSUB
-stay as RFC 3501 has them. The store answers with every name of the user's
+stay as RFC 3501 has them. The mail core answers with every name of the user's
 hierarchy and the subscription list; selection, RECURSIVEMATCH and the
 response attributes are worked out here, so every backend gets them right
 the same way.

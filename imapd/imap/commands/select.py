@@ -143,7 +143,7 @@ async def handle_examine(cmd: c.Examine, ctx: CommandContext) -> Completion:
 # --- selected state ------------------------------------------------------------
 
 async def handle_check(cmd: c.Check, ctx: CommandContext) -> Completion:
-    """RFC 3501 §6.4.1: a checkpoint. Every store operation is already
+    """RFC 3501 §6.4.1: a checkpoint. Every backend operation is already
     committed and synced when it returns, so there is nothing to flush; the
     dispatcher's drain still reports pending updates."""
     selected_view(ctx)
@@ -169,9 +169,10 @@ async def handle_close(cmd: c.Close, ctx: CommandContext) -> Completion:
 
 
 async def handle_expunge(cmd: c.Expunge, ctx: CommandContext) -> Completion:
-    """RFC 3501 §6.4.3: remove every ``\\Deleted`` message. The store
-    delivers the expunges to this session's view like to every other, and
-    the dispatcher's drain then sends one untagged EXPUNGE per message, each
+    """RFC 3501 §6.4.3: remove every ``\\Deleted`` message. The
+    expunges ring this session's doorbell like every other's; the view
+    catches up with them (before the HIGHESTMODSEQ code, or in the
+    dispatcher), and the dispatcher's drain then sends one untagged EXPUNGE per message, each
     numbered as the mailbox is after the ones before it (§7.4.1), or one
     VANISHED once QRESYNC is enabled (RFC 7162 §3.2.10; the tagged OK then
     carries HIGHESTMODSEQ). NO on a read-only (EXAMINEd) mailbox."""
