@@ -7,7 +7,7 @@ directories keep working. Two modes (``open_backend``):
   thread, each write in its own durable transaction, rings before return.
   For unit transcripts that drive coroutines without a reactor. No poller:
   other processes' changes are not rung (backends over the same file in
-  this process are, see ``feed.Siblings``).
+  this process are, see ``feed.Siblings``) unless ``poll_now`` is called.
 * threaded (``hop`` = ``reactor.callFromThread``, ``make_waiter`` =
   ``twisted.internet.defer.Deferred``; both from the composition root,
   since storage may not import ``twisted.internet``, see ``writer``):
@@ -46,7 +46,7 @@ from imapd.mail.records import (
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
 from imapd.storage.sqlite import reads, tree
-from imapd.storage.sqlite.feed import Poller, Siblings, SqliteFeed
+from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, connect, read_transaction
 from imapd.storage.sqlite.uidcache import UidCache
@@ -110,6 +110,7 @@ class SqliteBackend:
         self.path = str((data_dir / DB_FILENAME).resolve())
         self.poller: Poller | None = None
         self.reader: ReadThread | None = None
+        self._detector = Detector(self.sqlite_feed)  # inline mode's poll_now
         self.writer: InlineWriter | ThreadedWriter
         if hop is None:
             self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
@@ -151,6 +152,19 @@ class SqliteBackend:
                 return fn(self.conn)
         except sqlite3.OperationalError as error:
             raise mail_error(error) from None
+
+    def poll_now(self) -> None:
+        """Inline mode (no poller thread): ring, now, the subscribers of
+        mailboxes other processes changed since the last look. Threaded
+        mode: nothing (the poller does it every ``poll_interval``)."""
+        if self.poller is not None or self._closed:
+            return
+        try:
+            changed = self._detector.poll(self.conn)
+        except sqlite3.OperationalError as error:
+            raise mail_error(error) from None
+        for mailbox_id, modseq in changed:
+            self.sqlite_feed.ring(mailbox_id, modseq)
 
     async def _read_large(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A read whose cost grows with the mailbox: on the reader thread

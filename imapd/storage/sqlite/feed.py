@@ -135,6 +135,45 @@ def _ring_value(before: RowState, after: RowState) -> int:
     return after[0]
 
 
+class Detector:
+    """What changed in the subscribed mailboxes since the last look: one
+    ``PRAGMA data_version`` when nothing was committed by another
+    connection, else one read of the subscribed rows."""
+
+    def __init__(self, feed: SqliteFeed) -> None:
+        self._feed = feed
+        self._version: int | None = None
+        self._known: dict[int, RowState] = {}
+
+    def poll(self, conn: sqlite3.Connection) -> list[tuple[int, int]]:
+        """(mailbox id, modseq or 0) to ring; must not run inside a transaction."""
+        try:
+            now = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            if now == self._version:
+                return []
+            self._version = now
+            return self._changed(conn)
+        except sqlite3.Error:
+            self._version = None  # look again next time
+            raise
+
+    def _changed(self, conn: sqlite3.Connection) -> list[tuple[int, int]]:
+        ids = self._feed.subscribed_ids()
+        if not ids:
+            self._known.clear()
+            return []
+        current = row_states(conn, ids)
+        changed: list[tuple[int, int]] = []
+        for mailbox_id, state in current.items():
+            before = self._known.get(mailbox_id, _UNKNOWN)
+            # A mailbox subscribed since the last look is rung too: a change
+            # may have landed between its subscriber's read and subscribing.
+            if before != state:
+                changed.append((mailbox_id, _ring_value(before, state)))
+        self._known = current
+        return changed
+
+
 class Poller:
     """The cross-process change detector thread (see the module docstring)."""
 
@@ -150,7 +189,7 @@ class Poller:
         self._hop = hop
         self._interval = interval
         self._stop = threading.Event()
-        self._known: dict[int, RowState] = {}
+        self._detector = Detector(feed)
         self.polls = 0  # for tests: how many times the pragma was asked
         self._thread = threading.Thread(target=self._loop, name="sqlite-poller", daemon=True)
         self._thread.start()
@@ -158,44 +197,26 @@ class Poller:
     def _loop(self) -> None:
         conn = self._connect()
         try:
-            version = None
             while not self._stop.wait(self._interval):
                 self.polls += 1
                 try:
-                    now = conn.execute("PRAGMA data_version").fetchone()[0]
-                    if now == version:
-                        continue
-                    version = now
-                    self._check(conn)
+                    changed = self._detector.poll(conn)
                 except sqlite3.Error:
                     log.exception("change poll failed; retrying")
-                    version = None
+                    continue
+                if changed:
+                    self._hop(_ringer(self._feed, changed))
         finally:
             conn.close()
-
-    def _check(self, conn: sqlite3.Connection) -> None:
-        ids = self._feed.subscribed_ids()
-        if not ids:
-            self._known.clear()
-            return
-        current = row_states(conn, ids)
-        changed: list[tuple[int, int]] = []
-        for mailbox_id, state in current.items():
-            before = self._known.get(mailbox_id, _UNKNOWN)
-            # A mailbox subscribed since the last look is rung too: a change
-            # may have landed between its subscriber's read and subscribing.
-            if before != state:
-                changed.append((mailbox_id, _ring_value(before, state)))
-        self._known = current
-        if changed:
-            feed = self._feed
-
-            def ring() -> None:
-                for mailbox_id, modseq in changed:
-                    feed.ring(mailbox_id, modseq)
-
-            self._hop(ring)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _ringer(feed: SqliteFeed, changed: list[tuple[int, int]]) -> Callable[[], None]:
+    def ring() -> None:
+        for mailbox_id, modseq in changed:
+            feed.ring(mailbox_id, modseq)
+
+    return ring

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from imapd.mail.backend import AddMailbox
-from tests.storage.sqlite.backend_helpers import USER, WAIT, call, inbox, threaded
+from tests.storage.sqlite.backend_helpers import USER, WAIT, call, inbox, inline, run, threaded
 from tests.support.reactor_thread import reactor_thread
 
 REPO = Path(__file__).resolve().parents[3]
@@ -97,3 +97,28 @@ def test_other_processes_changes_ring_through_the_poller(tmp_path: Path) -> None
         assert work_bell.wait_for(work_rings + 1)[-1][:2] == (work.id, 0)
     finally:
         call(backend.close)
+
+
+def test_inline_poll_now_rings_for_other_processes(tmp_path: Path) -> None:
+    """Inline mode has no poller thread: ``poll_now`` looks, synchronously."""
+    data_dir = tmp_path / "data"
+    backend = inline(data_dir)
+    try:
+        run(backend.ensure_user(USER))
+        run(backend.edit_tree(USER, lambda rows: [AddMailbox("Work")]))
+        entry = run(backend.lookup(USER, "INBOX"))
+        assert entry is not None
+        rung: list[tuple[int, int]] = []
+        backend.feed.subscribe(entry.id, lambda box, modseq: rung.append((box, modseq)))
+        backend.poll_now()  # learns the current state (may ring once)
+        rung.clear()
+        backend.poll_now()
+        assert rung == []  # nothing changed
+        other_process(data_dir, "append")
+        assert rung == []  # nothing rings by itself inline
+        backend.poll_now()
+        assert rung == [(entry.id, run(backend.status(entry.ref)).highestmodseq)]
+        backend.poll_now()
+        assert len(rung) == 1
+    finally:
+        run(backend.close())
