@@ -125,6 +125,7 @@ class SqliteBackend:
             self.poller = Poller(
                 lambda: connect(data_dir, check_same_thread=False), self.sqlite_feed, hop, poll_interval
             )
+            self.writer.note = self.poller.detector.note
         Siblings.join(self.path, self.sqlite_feed)
 
     # --- plumbing ----------------------------------------------------------

@@ -144,6 +144,16 @@ class Detector:
         self._feed = feed
         self._version: int | None = None
         self._known: dict[int, RowState] = {}
+        self._lock = threading.Lock()  # ``note`` comes from the writer thread
+
+    def note(self, states: dict[int, RowState]) -> None:
+        """This process committed ``states`` (and rang for them): do not
+        ring them again. Ordering is safe either way: a look before the
+        note rang (a repeat), a look after it compares with these."""
+        with self._lock:
+            for mailbox_id, state in states.items():
+                if mailbox_id in self._known:
+                    self._known[mailbox_id] = state
 
     def poll(self, conn: sqlite3.Connection) -> list[tuple[int, int]]:
         """(mailbox id, modseq or 0) to ring; must not run inside a transaction."""
@@ -164,13 +174,15 @@ class Detector:
             return []
         current = row_states(conn, ids)
         changed: list[tuple[int, int]] = []
-        for mailbox_id, state in current.items():
-            before = self._known.get(mailbox_id, _UNKNOWN)
-            # A mailbox subscribed since the last look is rung too: a change
-            # may have landed between its subscriber's read and subscribing.
-            if before != state:
-                changed.append((mailbox_id, _ring_value(before, state)))
-        self._known = current
+        with self._lock:
+            for mailbox_id, state in current.items():
+                before = self._known.get(mailbox_id, _UNKNOWN)
+                # A mailbox subscribed since the last look is rung too: a
+                # change may have landed between its subscriber's read and
+                # the subscription.
+                if before != state:
+                    changed.append((mailbox_id, _ring_value(before, state)))
+            self._known = current
         return changed
 
 
@@ -189,7 +201,7 @@ class Poller:
         self._hop = hop
         self._interval = interval
         self._stop = threading.Event()
-        self._detector = Detector(feed)
+        self.detector = Detector(feed)
         self.polls = 0  # for tests: how many times the pragma was asked
         self._thread = threading.Thread(target=self._loop, name="sqlite-poller", daemon=True)
         self._thread.start()
@@ -200,7 +212,7 @@ class Poller:
             while not self._stop.wait(self._interval):
                 self.polls += 1
                 try:
-                    changed = self._detector.poll(conn)
+                    changed = self.detector.poll(conn)
                 except sqlite3.Error:
                     log.exception("change poll failed; retrying")
                     continue

@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Generic, Protocol, Sequence, TypeVa
 
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
+from imapd.storage.sqlite.feed import RowState, row_states
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,10 @@ class ThreadedWriter:
         make_waiter: MakeWaiter,
         max_batch: int = 256,
     ) -> None:
+        # Told the committed state of the rung mailboxes (the poller's
+        # detector), so the poller does not ring this process's own
+        # changes a second time.
+        self.note: Callable[[dict[int, RowState]], None] | None = None
         self.conn = conn
         self._ring_all = ring_all
         self._hop = hop
@@ -229,6 +234,8 @@ class ThreadedWriter:
                     return
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
+        rung = sorted({i for job in batch if job.ok for i, _ in job.rings})
+        states = row_states(conn, rung) if self.note is not None and rung else {}
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as error:
@@ -236,6 +243,8 @@ class ThreadedWriter:
                 conn.execute("ROLLBACK")
             self._fail_all(batch, mail_error(error))
             return
+        if self.note is not None and states:
+            self.note(states)
         self.commit_threads.append(threading.current_thread().name)
         self.batch_sizes.append(len(batch))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from imapd.mail.backend import AddMailbox
+from imapd.mail.records import AppendItem
 from tests.storage.sqlite.backend_helpers import USER, WAIT, call, inbox, inline, run, threaded
 from tests.support.reactor_thread import reactor_thread
 
@@ -122,3 +123,34 @@ def test_inline_poll_now_rings_for_other_processes(tmp_path: Path) -> None:
         assert len(rung) == 1
     finally:
         run(backend.close())
+
+
+def test_own_changes_are_not_rung_again_by_the_poller(tmp_path: Path) -> None:
+    """The writer rings its commits itself; the poller, which sees them as
+    a data_version change like any other, must not ring them a second time
+    (every ring costs each watching session a catch-up)."""
+    backend = threaded(tmp_path / "data", poll_interval=0.01)
+    try:
+        ref = inbox(backend)
+        bell = Bell()
+
+        async def subscribe() -> None:
+            backend.feed.subscribe(ref.id, bell)
+
+        call(subscribe)
+        poller = backend.poller
+        assert poller is not None
+        call(lambda: backend.append(ref, [AppendItem(b"learn\r\n")]))
+        polls = poller.polls
+        assert wait_until(lambda: poller.polls > polls + 20)  # the poller has looked
+        call(reactor_turn)
+        before = len(bell.rings)
+        result = call(lambda: backend.append(ref, [AppendItem(b"again\r\n")]))
+        assert len(bell.rings) == before + 1  # rung once, before append returned
+        polls = poller.polls
+        assert wait_until(lambda: poller.polls > polls + 20)
+        call(reactor_turn)
+        assert len(bell.rings) == before + 1, bell.rings[before:]
+        assert result.uid == 2
+    finally:
+        call(backend.close)
