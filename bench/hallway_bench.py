@@ -185,7 +185,7 @@ async def mixed(name: str, trees: dict[str, Tree], scale: Scale) -> dict[str, di
                                                messages=scale.mixed_messages))
             cpu = peer.cpu_seconds() - cpu0
             notes = [*peer.notes, f"load {load0} → {load_now()}"]
-            notes += [f"error sample: {sample}" for sample in result.error_samples[:3]]
+            notes += [f"error sample: {sample}" for sample in list(dict.fromkeys(result.error_samples))[:2]]
             out[str(clients)] = {
                 "commands_per_s": result.commands_per_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
                 "cpu_ms_per_command": 1000 * cpu / max(1, result.commands), "errors": result.errors,

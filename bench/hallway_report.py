@@ -126,6 +126,12 @@ def headline(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _versions(versions: Any) -> str:
+    if isinstance(versions, Mapping):
+        return ", ".join(f"{name} {version}" for name, version in versions.items())
+    return str(versions)
+
+
 def render(results: Mapping[str, Any]) -> str:
     """The Markdown block of one run (between the doc markers)."""
     header = results.get("header", {})
@@ -138,7 +144,7 @@ def render(results: Mapping[str, Any]) -> str:
         f"{machine.get('memory', '?')} RAM, kernel {machine.get('kernel', '?')}; "
         f"load average (1/5/15 min) {header.get('load_before', '?')} at the start, "
         f"{header.get('load_after', '?')} at the end. {header.get('shared', '')}".rstrip(),
-        f"Peers: {header.get('versions', '?')}. Settings: {header.get('settings', '?')}.",
+        f"Versions: {_versions(header.get('versions', {}))}. Settings: {header.get('settings', '?')}.",
         "", "Headline:", "", *headline(results), "",
     ]
     for clients, servers in results.get("mixed", {}).items():

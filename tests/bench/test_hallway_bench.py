@@ -17,7 +17,7 @@ RESULTS: dict[str, Any] = {
     "header": {"date": "2026-12-06 13:00 UTC", "before": "6e81f84", "after": "abc1234",
                "machine": {"cores": "2", "cpu": "AMD EPYC", "memory": "23.5 GiB"}, "appenders": 8,
                "load_before": "1.00 1.00 1.00", "load_after": "2.00 2.00 2.00",
-               "skipped": {"pymap-maildir": "too slow"}},
+               "skipped": {"pymap-maildir": "too slow"}, "versions": {"dovecot": "2.3.19", "pymap": "0.36.7"}},
     "mixed": {"10": {
         "before": {"commands_per_s": 600.0, "p50_ms": 10.0, "errors": 0, "notes": ["load x"]},
         "after": {"commands_per_s": 900.0, "p50_ms": 8.0, "errors": 0, "notes": []},
@@ -48,6 +48,7 @@ def test_mixed_table_gives_imapd_over_peer_for_before_and_after() -> None:
     assert "| pymap-dict | 200 | 40.0 |" in text and "| 7 |" in text
     assert "before = `6e81f84`, after = `abc1234`" in text
     assert "1.00 1.00 1.00 at the start" in text and "Skipped: pymap-maildir: too slow" in text
+    assert "Versions: dovecot 2.3.19, pymap 0.36.7." in text
 
 
 def test_headline_and_failed_server_rows() -> None:
