@@ -271,3 +271,21 @@ def test_reads_that_grow_with_the_mailbox_leave_the_reactor(backend: SqliteBacke
     assert inline_reads.statements == []
     assert [s.uid for s in call(lambda: backend.fetch_flags(ref, [2]))] == [2]
     assert {thread for thread, _ in inline_reads.statements} == {reactor_thread().name}
+
+
+def test_a_large_message_streams_from_its_own_snapshot(backend: SqliteBackend) -> None:
+    """open_message above STREAM_THRESHOLD: chunks from a connection of its
+    own, so an expunge committed meanwhile does not cut the stream short."""
+    from imapd.storage.sqlite.reads import STREAM_CHUNK, STREAM_THRESHOLD
+
+    ref = inbox(backend)
+    big = bytes(range(256)) * ((STREAM_THRESHOLD + 3 * STREAM_CHUNK) // 256 + 1)
+    call(lambda: backend.append(ref, [AppendItem(big, ("\\Deleted",))]))
+    body = call(lambda: backend.open_message(ref, 1))
+    assert body is not None and body.size == len(big)
+    chunks = body.chunks()
+    first = next(chunks)
+    assert call(lambda: backend.expunge(ref)) == [1]
+    assert call(lambda: backend.open_message(ref, 1)) is None
+    rest = b"".join(chunks)
+    assert len(first) < len(big) and first + rest == big
