@@ -60,6 +60,7 @@ DEFAULT_LOCK_TIMEOUT = 5.0
 # fetch_flags / fetch_records of more UIDs than this (or of all) go to the
 # reader thread in threaded mode (costs measured: see ``reader``).
 LARGE_READ_UIDS = 1000
+READ_BUSY_TIMEOUT_MS = 250
 
 
 def open_backend(
@@ -118,12 +119,17 @@ class SqliteBackend:
         else:
             if make_waiter is None:
                 raise ValueError("threaded mode needs make_waiter (e.g. Deferred)")
+            # WAL readers take no lock a writer holds; the only waits left
+            # (WAL-index recovery after a crash, a WAL restart) are short:
+            # bound them so the reactor can never stall for the default 30 s.
+            self.conn.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
             write_conn = connect(data_dir, check_same_thread=False)
             write_conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
             self.writer = ThreadedWriter(write_conn, self._ring_all, hop, make_waiter)
             self.reader = ReadThread(connect(data_dir, check_same_thread=False), hop, make_waiter)
             self.poller = Poller(
-                lambda: connect(data_dir, check_same_thread=False), self.sqlite_feed, hop, poll_interval
+                lambda: connect(data_dir, check_same_thread=False),
+                self.sqlite_feed, hop, poll_interval,
             )
             self.writer.note = self.poller.detector.note
         Siblings.join(self.path, self.sqlite_feed)
