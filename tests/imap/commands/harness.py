@@ -286,9 +286,11 @@ class MailServer:
         return MailService(open_backend(self.data_dir), self.runtime)
 
     def poll(self) -> None:
-        """Formerly: deliver other processes' changes (the old poll timer).
-        Doorbells now ring at once, and sessions catch up at their next
-        command; kept so older scenarios read the same."""
+        """What the threaded backend's poller thread does: ring for commits
+        of other processes (``poll_now``). Backends over one file in one
+        process already rang each other at once, so this rings nothing new
+        for them; sessions catch up at their next command either way."""
+        self.backend.poll_now()
 
     def close(self) -> None:
         for client in self.clients:
