@@ -175,10 +175,15 @@ class MailBackend(Protocol):
     async def ensure_user(
         self, user: str, defaults: Sequence[tuple[str, str | None]] = ()
     ) -> None:
-        """Make sure ``user`` has a tree with ``INBOX`` (RFC 3501 §5.1). The
-        first time (only then, once per user ever) also add ``defaults``:
-        (name, special-use or None), selectable and subscribed, in the same
-        transaction. Idempotent and cheap once the user exists."""
+        """Make sure ``user`` has a tree with ``INBOX`` (RFC 3501 §5.1) and
+        provision each of ``defaults`` (name, special-use or None; RFC 6154)
+        once per user ever, recorded durably in the same transaction: a
+        default added to the configuration later reaches existing users at
+        their next call; one the user deleted is not recreated. Provisioning
+        creates the mailbox (and missing superiors) selectable and
+        subscribed, unless some mailbox already has that special use; an
+        existing mailbox by the default's name gets the attribute added.
+        Idempotent and cheap (one read) once done."""
         ...
 
     async def mailboxes(self, user: str) -> list[MailboxEntry]:

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 from imapd.core.errors import ImapError
 from imapd.mail import names
 from imapd.mail.backend import (
-    AddMailbox, ChangeFeed, Changes, MailBackend, MailboxEntry, MailboxRef, TreeOp, TreePlan,
+    AddMailbox, ChangeFeed, RemoveMailbox, Changes, MailBackend, MailboxEntry, MailboxRef, TreeOp, TreePlan,
 )
 from imapd.mail.errors import InvalidFlag, NoSuchMailbox, OverLimit, Unavailable
 from imapd.mail.flags import SEEN_BIT, DELETED_BIT, FlagOp, apply_op, split_flags
@@ -117,27 +117,44 @@ class MemoryBackend:
     async def ensure_user(
         self, user: str, defaults: Sequence[tuple[str, str | None]] = ()
     ) -> None:
-        """INBOX always (RFC 3501 §5.1); ``defaults`` once per user ever,
-        selectable and subscribed, with their missing superiors."""
+        """INBOX always (RFC 3501 §5.1); each default once per user ever
+        (one added to the configuration later reaches existing users, one
+        the user deleted is not recreated), selectable and subscribed, with
+        its missing superiors. A special use some mailbox already has is not
+        given out again; an existing mailbox by the default's name gets the
+        attribute added (RFC 6154)."""
         self._check_open()
         record = self.data.user(user)
-        if record.provisioned and names.INBOX in record.mailboxes:
+        todo = [d for d in defaults if d not in record.provisioned]
+        if not todo and names.INBOX in record.mailboxes:
             return
         ops: list[TreeOp] = []
         present = set(record.mailboxes)
-        wanted: list[tuple[str, str | None]] = [(names.INBOX, None)]
-        if not record.provisioned:
-            wanted += list(defaults)
-        for name, special_use in wanted:
-            for superior in [*names.ancestors(name), name]:
-                if superior not in present:
-                    use = special_use if superior == name else None
-                    ops.append(AddMailbox(superior, True, use))
-                    present.add(superior)
+        if names.INBOX not in present:
+            ops.append(AddMailbox(names.INBOX, True, None))
+            present.add(names.INBOX)
+        taken = {u for box in record.mailboxes.values() for u in (box.special_use or "").split()}
+        for name, special_use in todo:
+            record.provisioned.add((name, special_use))
+            if special_use is not None and special_use in taken:
+                continue
+            existing = record.mailboxes.get(name)
+            if existing is not None and existing.selectable:
+                if special_use is not None:
+                    existing.special_use = " ".join([*(existing.special_use or "").split(), special_use])
+            else:
+                if existing is not None:
+                    ops.append(RemoveMailbox(name))
+                    present.discard(name)
+                for superior in [*names.ancestors(name), name]:
+                    if superior not in present:
+                        use = special_use if superior == name else None
+                        ops.append(AddMailbox(superior, True, use))
+                        present.add(superior)
+            record.subscriptions.add(name)
+            if special_use is not None:
+                taken.add(special_use)
         rung = apply_tree_ops(self.data, record, ops)
-        if not record.provisioned:
-            record.subscriptions.update(n for n, _ in defaults)
-            record.provisioned = True
         self._ring_all(rung)
 
     async def mailboxes(self, user: str) -> list[MailboxEntry]:

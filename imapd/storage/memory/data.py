@@ -71,13 +71,13 @@ class Mailbox:
 
 @dataclass(slots=True)
 class User:
-    """A user's tree by name, subscriptions, and whether ``ensure_user``
-    has provisioned it (defaults are added once per user, ever)."""
+    """A user's tree by name, subscriptions, and the defaults
+    ``ensure_user`` has provisioned (each once per user, ever)."""
 
     name: str
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     subscriptions: set[str] = field(default_factory=set)
-    provisioned: bool = False
+    provisioned: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 class MemoryData:

@@ -189,7 +189,10 @@ class SqliteBackend:
     ) -> None:
         def exists(conn: sqlite3.Connection) -> bool:
             uid = tree.user_id(conn, user)
-            return uid is not None and boxes.find(conn, uid, names.INBOX) is not None
+            return (
+                uid is not None and boxes.find(conn, uid, names.INBOX) is not None
+                and not boxes.needs_provisioning(conn, uid, defaults)
+            )
 
         if self._read(exists):
             return

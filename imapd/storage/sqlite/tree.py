@@ -139,23 +139,16 @@ def edit(conn: sqlite3.Connection, user: str, plan: TreePlan) -> Rings:
 def ensure_user(
     conn: sqlite3.Connection, user: str, defaults: Sequence[tuple[str, str | None]]
 ) -> int:
-    """The user's id; INBOX always (RFC 3501 §5.1); ``defaults`` (with their
-    missing superiors) only when the user row is created, i.e. once per user
-    ever, selectable and subscribed."""
+    """The user's id; INBOX always (RFC 3501 §5.1); each of ``defaults``
+    provisioned once per user ever (``mailboxes.provision`` records it in
+    ``settings``): one the operator adds later reaches existing users, one
+    the user deleted is not recreated."""
     uid = user_id(conn, user)
-    wanted: list[tuple[str, str | None]] = [(names.INBOX, None)]
     if uid is None:
         cursor = conn.execute("INSERT INTO users(name) VALUES(?)", (user,))
         assert cursor.lastrowid is not None
         uid = int(cursor.lastrowid)
-        wanted += list(defaults)
-    for name, special_use in wanted:
-        for superior in [*names.ancestors(name), name]:
-            if boxes.find(conn, uid, superior) is None:
-                use = special_use if superior == name else None
-                add(conn, uid, AddMailbox(superior, True, use))
-    for name, _ in wanted[1:]:
-        conn.execute(
-            "INSERT OR IGNORE INTO subscriptions(user_id, name) VALUES(?, ?)", (uid, name)
-        )
+    if boxes.find(conn, uid, names.INBOX) is None:
+        add(conn, uid, AddMailbox(names.INBOX, True, None))
+    boxes.provision(conn, uid, defaults)
     return uid

@@ -56,6 +56,11 @@ async def test_ensure_user_makes_inbox_and_defaults_once(backend: MailBackend) -
     assert names == [("INBOX", True, None), ("Sent", True, "\\Sent")]
     assert await backend.subscriptions(U) == ["Sent"]
     await backend.edit_tree(U, lambda tree: [RemoveMailbox("Sent")])
+    # Sent was provisioned once and deleted: not recreated. Trash is a
+    # default the operator added later: it reaches the existing user.
+    await backend.ensure_user(U, [("Sent", "\\Sent"), ("Trash", None)])
+    assert [e.name for e in await backend.mailboxes(U)] == ["INBOX", "Trash"]
+    await backend.edit_tree(U, lambda tree: [RemoveMailbox("Trash")])
     await backend.ensure_user(U, [("Sent", "\\Sent"), ("Trash", None)])
     assert [e.name for e in await backend.mailboxes(U)] == ["INBOX"]
 
