@@ -69,8 +69,8 @@ def open_mail(data_dir: Path) -> MailService:
     return MailService(open_backend(data_dir))
 
 
-def append_ten_kb(mail: MailService, name: str) -> None:
-    run(mail.deliver(USER, name, [AppendItem(TEN_KB, (), None, TEN_KB_META)]))
+def append_ten_kb(mail: MailService, name: str) -> object:
+    return run(mail.deliver(USER, name, [AppendItem(TEN_KB, (), None, TEN_KB_META)]))
 
 
 def timed(fn: Callable[[], object]) -> float:
