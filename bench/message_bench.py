@@ -15,8 +15,8 @@ Measures, with a raw-socket client that reads every byte of the answer:
 For each: wall time (median of 3 runs), and the server's peak resident
 memory during the command above its resident memory before it (Linux:
 ``clear_refs`` resets VmHWM), for the first run (which also warms SQLite's
-page cache) and the worst later run. The mailboxes are filled through the store
-API (with the message analysis, as APPEND stores it) before the server
+page cache) and the worst later run. The mailboxes are filled through
+``MailService.deliver`` on an inline backend (with the message analysis, as APPEND stores it) before the server
 starts, so the figures are about the commands, not the set-up.
 """
 
@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from imapd.mail.records import AppendItem  # noqa: E402
-from imapd.storage.sqlite.store import open_store  # noqa: E402
+from imapd.mail.service import MailService  # noqa: E402
+from imapd.storage.sqlite import open_backend  # noqa: E402
 from imapd.message import analyze  # noqa: E402
 from imapd.core.model import Secret  # noqa: E402
 from imapd.accounts.users import UserDatabase  # noqa: E402
@@ -52,7 +53,7 @@ WORDS = ("the quarterly report meeting agenda budget project deadline review dra
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Drive a store coroutine (the SQLite store never really awaits)."""
+    """Drive a mail coroutine (an inline SQLite backend never really awaits)."""
     try:
         coro.send(None)
     except StopIteration as stop:
@@ -94,18 +95,18 @@ def big_message(size: int) -> bytes:
 def fill(data_dir: Path, count: int, big_size: int) -> None:
     users = UserDatabase.in_data_dir(data_dir)
     users.add(USER, Secret(PASSWORD.encode()))
-    store = open_store(data_dir)
-    run(store.create_mailbox(USER, "Big"))
+    mail = MailService(open_backend(data_dir))
+    run(mail.create_mailbox(USER, "Big"))
     for start in range(0, count, 1000):
         items = []
         for index in range(start, min(count, start + 1000)):
             raw = message(index)
             flags = ("\\Seen",) if index % 4 else ("\\Flagged",)
             items.append(AppendItem(raw, flags, None, analyze(raw).to_bytes()))
-        run(store.append_many(USER, "INBOX", items))
+        run(mail.deliver(USER, "INBOX", items))
     raw = big_message(big_size)
-    run(store.append(USER, "Big", raw, (), None, analyze(raw).to_bytes()))
-    run(store.close())
+    run(mail.deliver(USER, "Big", [AppendItem(raw, (), None, analyze(raw).to_bytes())]))
+    run(mail.close())
 
 
 class Server:
