@@ -4,8 +4,9 @@ real server process, driven over a loopback socket.
     .venv/bin/python bench/imap_bench.py [--messages 100000] [--appends 1000]
                                          [--no-fetch] [--dir PATH]
 
-The mailbox is filled through the store's bulk path (``append_many``, with
-each message's analysis as APPEND stores it) before the server starts, so
+The mailbox is filled through ``MailService.deliver`` on an inline SQLite
+backend (5,000 messages per transaction, each with its analysis as APPEND
+stores it) before the server starts, so
 the figures are about the commands. Then, with a raw-socket client that
 reads every byte of every answer, it times:
 
@@ -40,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from imapd.mail.records import AppendItem  # noqa: E402
-from imapd.storage.sqlite.store import open_store  # noqa: E402
+from imapd.mail.service import MailService  # noqa: E402
+from imapd.storage.sqlite import open_backend  # noqa: E402
 from imapd.message import analyze  # noqa: E402
 from imapd.core.model import Secret  # noqa: E402
 from imapd.accounts.users import UserDatabase  # noqa: E402
@@ -55,7 +57,7 @@ WORDS = ("the quarterly report meeting agenda budget project deadline review dra
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Drive a store coroutine (the SQLite store never really awaits)."""
+    """Drive a mail coroutine (an inline SQLite backend never really awaits)."""
     try:
         coro.send(None)
     except StopIteration as stop:
@@ -85,7 +87,7 @@ def fill(data_dir: Path, count: int) -> None:
     """``count`` ~2 KB messages in INBOX: a quarter unseen, some flagged."""
     users = UserDatabase.in_data_dir(data_dir)
     users.add(USER, Secret(PASSWORD.encode()))
-    store = open_store(data_dir)
+    mail = MailService(open_backend(data_dir))
     try:
         for start in range(0, count, FILL_BATCH):
             items = []
@@ -95,9 +97,9 @@ def fill(data_dir: Path, count: int) -> None:
                 if index % 50 == 0:
                     flags += ("\\Flagged",)
                 items.append(AppendItem(raw, flags, None, analyze(raw).to_bytes()))
-            run(store.append_many(USER, "INBOX", items))
+            run(mail.deliver(USER, "INBOX", items))
     finally:
-        run(store.close())
+        run(mail.close())
 
 
 class Server:

@@ -55,21 +55,23 @@ def expected_rare(count: int) -> int:
 
 
 async def populate_imapd(peer: Peer, count: int) -> int:
-    """Bulk-insert through imapd's own store (the server sees the new
-    messages through its cross-process polling)."""
+    """Bulk-insert through imapd's own mail service on an inline SQLite
+    backend (the server sees the new messages through its cross-process
+    poller)."""
     from imapd.mail.records import AppendItem
-    from imapd.storage.sqlite.store import open_store
+    from imapd.mail.service import MailService
     from imapd.message import analyze
+    from imapd.storage.sqlite import open_backend
 
-    store = open_store(peer.workdir / "imapd-data")
+    mail = MailService(open_backend(peer.workdir / "imapd-data"))
     try:
-        await store.create_mailbox(peer.user, MAILBOX)
+        await mail.create_mailbox(peer.user, MAILBOX)
         for start in range(0, count, BATCH):
             raws = [corpus.small_message(i) for i in range(start, min(count, start + BATCH))]
             items = [AppendItem(raw, meta=analyze(raw).to_bytes()) for raw in raws]
-            await store.append_many(peer.user, MAILBOX, items)
+            await mail.deliver(peer.user, MAILBOX, items)
     finally:
-        await store.close()
+        await mail.close()
     return count
 
 
