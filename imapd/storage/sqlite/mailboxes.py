@@ -1,8 +1,10 @@
-"""Mailbox hierarchy operations of the SQLite store (RFC 3501 §6.3).
+"""Mailbox rows of the SQLite store (RFC 3501 §6.3): lookups, UIDVALIDITY,
+provisioning of default mailboxes, body reference counts, STATUS.
 
-Functions here run inside a transaction opened by the caller
-(``sqlite.SqliteMailStore``) and raise ``ImapError`` before changing
-anything when a rule forbids the operation.
+Functions here run inside a transaction opened by the caller (``backend``,
+``tree``, ``reads``) and raise ``ImapError`` before changing anything when a
+rule forbids the operation. The hierarchy edits themselves (CREATE, DELETE,
+RENAME) are planned by ``imapd.mail.hierarchy`` and applied by ``tree``.
 
 Invariant kept by every function: every superior of an existing name exists
 too, as a mailbox or as a ``\\Noselect`` placeholder (``selectable=0``).
@@ -17,7 +19,7 @@ from typing import Any, NamedTuple, Sequence
 from imapd.core.errors import ImapError
 from imapd.mail import names
 from imapd.mail.flags import SEEN_BIT
-from imapd.mail.records import MailboxInfo, MailboxStatus
+from imapd.mail.records import MailboxStatus
 
 MAX_UIDVALIDITY = 2**32 - 1
 
@@ -61,35 +63,6 @@ def find_by_id(conn: sqlite3.Connection, mailbox_id: int) -> MailboxRow | None:
     return _row(cursor.fetchone())
 
 
-def find_selectable(
-    conn: sqlite3.Connection, user_id: int, name: str, missing_code: str
-) -> MailboxRow:
-    """The mailbox ``name`` or ImapError NO [missing_code]."""
-    row = find(conn, user_id, name)
-    if row is None or not row.selectable:
-        raise ImapError.no(f"Mailbox does not exist: {name}", missing_code)
-    return row
-
-
-def has_inferiors(conn: sqlite3.Connection, user_id: int, name: str) -> bool:
-    # Names below ``name`` sort between name+"/" and name+"0" ("0" follows
-    # "/" in ASCII), so this is an index range probe.
-    cursor = conn.execute(
-        "SELECT 1 FROM mailboxes WHERE user_id=? AND name>=? AND name<? LIMIT 1",
-        (user_id, name + "/", name + "0"),
-    )
-    return cursor.fetchone() is not None
-
-
-def subtree(conn: sqlite3.Connection, user_id: int, name: str) -> list[tuple[int, str]]:
-    """(id, name) of ``name`` and all its inferiors."""
-    cursor = conn.execute(
-        "SELECT id, name FROM mailboxes WHERE user_id=? AND (name=? OR (name>=? AND name<?))",
-        (user_id, name, name + "/", name + "0"),
-    )
-    return [(int(i), str(n)) for i, n in cursor.fetchall()]
-
-
 def new_uidvalidity(conn: sqlite3.Connection) -> int:
     """A UIDVALIDITY never handed out before in this data directory.
 
@@ -121,13 +94,6 @@ def insert_mailbox(
     return cursor.lastrowid
 
 
-def _insert_placeholder(conn: sqlite3.Connection, user_id: int, name: str) -> None:
-    conn.execute(
-        "INSERT INTO mailboxes(user_id, name, selectable, uidvalidity) VALUES(?, ?, 0, 0)",
-        (user_id, name),
-    )
-
-
 def ensure_superiors(conn: sqlite3.Connection, user_id: int, name: str) -> None:
     """Create missing superiors as real mailboxes (RFC 3501 §6.3.3, §6.3.5)."""
     for superior in names.ancestors(name):
@@ -135,31 +101,9 @@ def ensure_superiors(conn: sqlite3.Connection, user_id: int, name: str) -> None:
             insert_mailbox(conn, user_id, superior)
 
 
-def prune_placeholders(conn: sqlite3.Connection, user_id: int, name: str) -> None:
-    """Remove superior placeholders of ``name`` that no longer have inferiors."""
-    for superior in reversed(names.ancestors(name)):
-        row = find(conn, user_id, superior)
-        if row is None or row.selectable or has_inferiors(conn, user_id, superior):
-            return
-        conn.execute("DELETE FROM mailboxes WHERE id=?", (row.id,))
-
-
-def ensure_user(conn: sqlite3.Connection, user: str) -> int:
-    """The user's id, creating the user and INBOX on first use (RFC 3501 §5.1)."""
-    row = conn.execute("SELECT id FROM users WHERE name=?", (user,)).fetchone()
-    if row is None:
-        cursor = conn.execute("INSERT INTO users(name) VALUES(?)", (user,))
-        assert cursor.lastrowid is not None
-        user_id = cursor.lastrowid
-    else:
-        user_id = int(row[0])
-    if find(conn, user_id, names.INBOX) is None:
-        insert_mailbox(conn, user_id, names.INBOX)
-    return user_id
-
-
 def create(conn: sqlite3.Connection, user_id: int, name: str, special_use: str | None) -> None:
-    """CREATE; ``name`` already normalised (see ``MailStore.create_mailbox``)."""
+    """CREATE of a default mailbox (``provision``); ``name`` already
+    normalised (``names.normalize_name``)."""
     existing = find(conn, user_id, name)
     if name == names.INBOX or (existing is not None and existing.selectable):
         raise ImapError.no(f"Mailbox already exists: {name}", "ALREADYEXISTS")
@@ -260,104 +204,6 @@ def purge_mailbox(conn: sqlite3.Connection, mailbox_id: int) -> None:
     conn.execute("DELETE FROM expunged WHERE mailbox_id=?", (mailbox_id,))
     conn.execute("DELETE FROM keywords WHERE mailbox_id=?", (mailbox_id,))
     conn.execute("DELETE FROM mailboxes WHERE id=?", (mailbox_id,))
-
-
-def delete(conn: sqlite3.Connection, user_id: int, name: str) -> int:
-    """DELETE (RFC 3501 §6.3.4). Returns the id of the removed mailbox row."""
-    if name == names.INBOX:
-        raise ImapError.no("INBOX cannot be deleted", "CANNOT")
-    row = find(conn, user_id, name)
-    if row is None:
-        raise ImapError.no(f"Mailbox does not exist: {name}", "NONEXISTENT")
-    inferiors = has_inferiors(conn, user_id, name)
-    if not row.selectable and inferiors:
-        raise ImapError.no(
-            f"{name} has inferior mailboxes and is already \\Noselect", "HASCHILDREN"
-        )
-    purge_mailbox(conn, row.id)
-    if inferiors:
-        # A fresh row (new id): sessions that had the mailbox selected see
-        # it as deleted, and a later CREATE starts a new UIDVALIDITY.
-        _insert_placeholder(conn, user_id, name)
-    else:
-        prune_placeholders(conn, user_id, name)
-    return row.id
-
-
-def rename(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> list[tuple[int, str]]:
-    """RENAME (RFC 3501 §6.3.5) of a mailbox other than INBOX.
-    Returns (id, new name) of every moved row."""
-    if new == names.INBOX or find(conn, user_id, new) is not None:
-        raise ImapError.no(f"Mailbox already exists: {new}", "ALREADYEXISTS")
-    if names.is_inferior(new, old):
-        raise ImapError.no("Cannot rename a mailbox into its own inferiors", "CANNOT")
-    if find(conn, user_id, old) is None:
-        raise ImapError.no(f"Mailbox does not exist: {old}", "NONEXISTENT")
-    moved = subtree(conn, user_id, old)
-    ensure_superiors(conn, user_id, new)
-    result: list[tuple[int, str]] = []
-    for mailbox_id, name in moved:
-        target = names.renamed(name, old, new)
-        conn.execute("UPDATE mailboxes SET name=? WHERE id=?", (target, mailbox_id))
-        result.append((mailbox_id, target))
-    prune_placeholders(conn, user_id, old)
-    return result
-
-
-def rename_inbox(conn: sqlite3.Connection, user_id: int, new: str) -> tuple[int, int]:
-    """RENAME INBOX (RFC 3501 §6.3.5): move its messages to a new mailbox.
-
-    The messages keep their UIDs under the new mailbox's fresh UIDVALIDITY;
-    INBOX records them as expunged at a new MODSEQ (so its sessions and
-    QRESYNC clients learn they left) and keeps its UIDNEXT.
-    Returns (INBOX id, new mailbox id).
-    """
-    if new == names.INBOX or find(conn, user_id, new) is not None:
-        raise ImapError.no(f"Mailbox already exists: {new}", "ALREADYEXISTS")
-    inbox = find(conn, user_id, names.INBOX)
-    assert inbox is not None
-    ensure_superiors(conn, user_id, new)
-    target_id = insert_mailbox(conn, user_id, new)
-    modseq = inbox.highestmodseq + 1
-    conn.execute("UPDATE mailboxes SET highestmodseq=? WHERE id=?", (modseq, inbox.id))
-    conn.execute(
-        "INSERT INTO expunged(mailbox_id, uid, modseq) "
-        "SELECT mailbox_id, uid, ? FROM messages WHERE mailbox_id=?",
-        (modseq, inbox.id),
-    )
-    conn.execute(
-        "UPDATE messages SET mailbox_id=?, modseq=1 WHERE mailbox_id=?", (target_id, inbox.id)
-    )
-    conn.execute(
-        "INSERT INTO keywords(mailbox_id, folded, name) "
-        "SELECT ?, folded, name FROM keywords WHERE mailbox_id=?",
-        (target_id, inbox.id),
-    )
-    conn.execute(
-        "UPDATE mailboxes SET uidnext=?, recent_from=? WHERE id=?",
-        (inbox.uidnext, inbox.uidnext, target_id),
-    )
-    return inbox.id, target_id
-
-
-def list_all(conn: sqlite3.Connection, user_id: int) -> dict[str, MailboxInfo]:
-    """Every name of the user's hierarchy with its LIST data (unsubscribed;
-    the caller fills ``subscribed``)."""
-    rows = conn.execute(
-        "SELECT name, selectable, special_use FROM mailboxes WHERE user_id=?", (user_id,)
-    ).fetchall()
-    parents = {names.parent(str(name)) for name, _, _ in rows}
-    return {
-        str(name): MailboxInfo(
-            name=str(name),
-            exists=True,
-            selectable=bool(selectable),
-            has_children=name in parents,
-            subscribed=False,
-            special_use=special_use,
-        )
-        for name, selectable, special_use in rows
-    }
 
 
 def subscribed_names(conn: sqlite3.Connection, user_id: int) -> list[str]:

@@ -365,13 +365,6 @@ def changed_rows(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list
     return rows
 
 
-def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[FlagState]:
-    return [
-        FlagState(r[0], decode_flags(r[1], r[2]), r[3])
-        for r in changed_rows(conn, mailbox_id, modseq)
-    ]
-
-
 def expunged_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> list[tuple[int, int]]:
     """(uid, modseq) expunged after ``modseq``, ascending by UID."""
     rows = conn.execute(
