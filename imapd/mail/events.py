@@ -1,29 +1,29 @@
-"""Change events, and the ``Selection`` through which a session receives them.
+"""Change events: what a session learns of changes to its open mailbox.
 
-A ``Selection`` is what ``MailStore.select`` returns: the store's side of one
-session's SELECT/EXAMINE. The store pushes the changes made to the mailbox
-(by any session, in this process or another one sharing the data directory)
-into it as events; ``imapd.imap.session.view.SelectedView`` turns them into
-untagged responses at the moments RFC 3501 §5.2 and §7.4.1 allow.
+``MailboxWatch.catch_up`` (``imapd.mail.watch``) returns them, read from the
+backend's ``changes_since`` after the doorbell rang: the changes made to the
+mailbox by any session (this one included), in this process or another one
+sharing the data directory. ``imapd.imap.session.view.SelectedView`` turns
+them into untagged responses at the moments RFC 3501 §5.2 and §7.4.1 allow.
 
-Events for one synchronisation arrive as one batch, in this order:
-expunges, flag changes, additions, then rename/delete. Each batch describes
-the mailbox as of one committed state, so applying the batch in order keeps
-the session's UID list equal to the store's.
+Events for one catch-up arrive as one batch, in this order: expunges, flag
+changes, additions, then rename/delete. Each batch describes the mailbox as
+of one committed state, so applying the batch in order keeps the session's
+UID list equal to the store's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
+from typing import Union
 
-from imapd.mail.records import FlagState, MailboxSnapshot
+from imapd.mail.records import FlagState
 
 
 @dataclass(frozen=True, slots=True)
 class MessagesAdded:
     """New messages (APPEND, COPY, MOVE into the mailbox), UIDs ascending,
-    all above every UID the selection knew. ``recent`` is the subset that is
+    all above every UID the watch knew. ``recent`` is the subset that is
     ``\\Recent`` in this session (RFC 3501 §2.3.2). ``keywords``: the
     distinct keywords the new messages carry, so a client told they exist
     is also told the FLAGS list that names them (RFC 3501 §7.2.6)."""
@@ -37,10 +37,9 @@ class MessagesAdded:
 class FlagsChanged:
     """Flags of known messages changed; ``states`` hold the latest flags.
 
-    ``own`` is True when the change was made through this selection: the
-    session's command handler has already reported it (STORE's FETCH
-    responses, RFC 3501 §6.4.6), so the view only refreshes flags it was
-    still holding from others' changes and does not queue a new FETCH.
+    ``own``: kept for callers that still pass it; ``MailboxWatch`` always
+    leaves it False (every change comes back through ``catch_up`` and the
+    view drops what the client was already shown, RFC 3501 §6.4.6).
     """
 
     states: tuple[FlagState, ...]
@@ -69,63 +68,4 @@ class MailboxDeleted:
 
 
 ChangeEvent = Union[MessagesAdded, FlagsChanged, MessagesExpunged, MailboxRenamed, MailboxDeleted]
-Listener = Callable[[Sequence[ChangeEvent]], None]
 
-
-class Selection:
-    """One session's selection of one mailbox, as the store tracks it.
-
-    Backends subclass it to keep their own bookkeeping. ``listener`` is set
-    by the view; events delivered before it is set are buffered.
-    ``highestmodseq`` follows the mailbox as changes are delivered.
-    """
-
-    def __init__(
-        self,
-        user: str,
-        name: str,
-        readonly: bool,
-        snapshot: MailboxSnapshot,
-    ) -> None:
-        self.user = user
-        self.name = name
-        self.readonly = readonly
-        self.snapshot = snapshot
-        self.uidvalidity = snapshot.uidvalidity
-        self.highestmodseq = snapshot.highestmodseq
-        self.deleted = False
-        self.closed = False
-        self._listener: Listener | None = None
-        self._buffered: list[ChangeEvent] = []
-
-    @property
-    def listener(self) -> Listener | None:
-        return self._listener
-
-    @listener.setter
-    def listener(self, listener: Listener | None) -> None:
-        self._listener = listener
-        if listener is not None and self._buffered:
-            buffered, self._buffered = self._buffered, []
-            listener(buffered)
-
-    def deliver(self, events: Sequence[ChangeEvent]) -> None:
-        """Called by the backend with one batch of changes."""
-        if not events or self.closed:
-            return
-        for event in events:
-            if isinstance(event, MailboxRenamed):
-                self.name = event.new_name
-            elif isinstance(event, MailboxDeleted):
-                self.deleted = True
-        if self._listener is None:
-            self._buffered.extend(events)
-        else:
-            self._listener(events)
-
-    def close(self) -> None:
-        """Stop receiving events (UNSELECT, CLOSE, SELECT of another mailbox,
-        logout). Idempotent. Backends extend it to unregister."""
-        self.closed = True
-        self._listener = None
-        self._buffered = []
