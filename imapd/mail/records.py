@@ -1,4 +1,4 @@
-"""Values the mail store takes and returns (see ``interface.MailStore``)."""
+"""Values the mail core takes and returns (see ``backend`` and ``service``)."""
 
 from __future__ import annotations
 

@@ -95,9 +95,8 @@ class MailService:
     async def list_mailboxes(
         self, user: str, reference: str, pattern: str, subscribed_only: bool = False
     ) -> list[MailboxInfo]:
-        """LIST / LSUB (RFC 3501 §6.3.8, §6.3.9), exactly as the old
-        ``MailStore.list_mailboxes`` contract (INBOX first, then by name;
-        see ``hierarchy.list_mailboxes``). Pattern work past the budget of
+        """LIST / LSUB (RFC 3501 §6.3.8, §6.3.9): INBOX first, then by
+        name (see ``hierarchy.list_mailboxes``). Pattern work past the budget of
         ``listpattern``: OverLimit."""
         await self._user(user)
         if pattern == "":
