@@ -34,7 +34,9 @@ from imapd.core.model import SequenceSet
 from imapd.imap.session.state import Session
 from imapd.imap.session.view import SelectedView, uid_set_text
 from imapd.imap.wire.commands import QResync
-from imapd.imap.wire.responses import FetchResponse, Generic, ResponseCode, Status, Untagged
+from imapd.imap.wire.responses import (
+    FetchResponse, Generic, Response, ResponseCode, Status, Untagged,
+)
 from imapd.imap.wire.values import Atom, PList, Value
 
 CONDSTORE = "CONDSTORE"
@@ -210,26 +212,56 @@ def _set_size(seqset: SequenceSet) -> int:
     return total
 
 
-async def resync(ctx: CommandContext, view: SelectedView, params: QResync) -> None:
-    """The QRESYNC part of SELECT/EXAMINE (§3.2.5.2), after the usual
+# Reads of a QRESYNC resynchronisation retried while a message of the new
+# selection keeps vanishing between the view's state and the reads.
+_RESYNC_ATTEMPTS = 8
+
+
+async def resync(view: SelectedView, params: QResync) -> list[Response]:
+    """The QRESYNC part of SELECT/EXAMINE (§3.2.5.2), sent after the usual
     selection responses: ``VANISHED (EARLIER)`` for the messages expunged
     since the client's MODSEQ, then ``FETCH (UID FLAGS MODSEQ)`` for those
     changed since, both limited to the client's known UIDs when it sent them.
     A different UIDVALIDITY means the client's cache is void: the remaining
-    parameters are ignored (plain SELECT)."""
+    parameters are ignored (plain SELECT).
+
+    Called before any selection response is sent. The reads come after the
+    view's state (another session may commit in between): a message of
+    the view expunged meanwhile would be counted in EXISTS yet be neither
+    fetched (it is gone) nor reported vanished (it is in the view), and a
+    client that did not know it could not place the others. So the
+    changes are read first, then the expunges (any message gone by the
+    first read is in the second); if one of the view's messages is among
+    them, or the doorbell rang (a change the reads may or may not show),
+    the view absorbs the changes (nothing was told yet) and the reads are
+    repeated: the FETCH responses before the tagged OK are then the
+    resynchronisation's alone, as a client expects (§3.2.5.2)."""
     if params.uidvalidity != view.uidvalidity:
-        return
+        return []
     known = None if params.known_uids is None else Membership(params.known_uids, _NO_LIMIT)
+    states: list[FlagState] = []
+    gone: list[int] = []
+    for attempt in range(1, _RESYNC_ATTEMPTS + 1):
+        last = attempt == _RESYNC_ATTEMPTS  # then answer with what was read
+        if view.watch.rang and not last:
+            await view.absorb()
+            continue
+        states = await view.watch.changes_since(params.modseq)
+        gone = await view.watch.expunged_since(params.modseq)
+        if last or (not view.watch.rang and all(view.seq_of(uid) is None for uid in gone)):
+            break
+        await view.absorb()
+    responses: list[Response] = []
     expunged = [
-        uid for uid in await view.watch.expunged_since(params.modseq)
-        if (known is None or uid in known) and view.seq_of(uid) is None
+        uid for uid in gone if (known is None or uid in known) and view.seq_of(uid) is None
     ]
     if expunged:
-        ctx.send(vanished_earlier(expunged))
-    for state in await view.watch.changes_since(params.modseq):
+        responses.append(vanished_earlier(expunged))
+    for state in states:
         seq = view.seq_of(state.uid)
         if seq is not None and (known is None or state.uid in known):
-            ctx.send(flags_fetch(view, seq, state))
+            responses.append(flags_fetch(view, seq, state))
+    return responses
 
 
 def flags_fetch(view: SelectedView, seq: int, state: FlagState) -> FetchResponse:

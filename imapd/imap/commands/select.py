@@ -23,6 +23,7 @@ from imapd.mail.service import MailService
 from imapd.imap.session.state import State
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire import commands as c
+from imapd.imap.wire.commands import QResync
 from imapd.imap.wire.responses import Exists, Recent, Response, ResponseCode, Status, Untagged
 from imapd.imap.wire.values import PList
 
@@ -65,7 +66,6 @@ def selection_responses(view: SelectedView) -> list[Response]:
     FLAGS and PERMANENTFLAGS list the view's ``flag_list`` (the mailbox's
     keywords), which later grows with FLAGS announcements
     (``imapd.imap.commands.announce``)."""
-    snapshot = view.snapshot
     flags_response, *permanent = flags_responses(view.flag_list.flags, view.readonly)
     responses: list[Response] = [flags_response, Exists(view.exists), Recent(view.recent_count)]
     if view.first_unseen_seq is not None:
@@ -79,7 +79,7 @@ def selection_responses(view: SelectedView) -> list[Response]:
     responses.append(_status_ok(
         catalogue.CODE_UIDVALIDITY, view.uidvalidity, catalogue.TEXT_UIDVALIDITY))
     responses.append(_status_ok(
-        catalogue.CODE_UIDNEXT, snapshot.uidnext, catalogue.TEXT_UIDNEXT))
+        catalogue.CODE_UIDNEXT, view.watch.uidnext, catalogue.TEXT_UIDNEXT))
     responses.append(condstore.highestmodseq_response(view.told_modseq))
     return responses
 
@@ -88,7 +88,9 @@ def _status_ok(code: str, value: int | PList, text: str) -> Untagged:
     return Untagged(Status.OK, text, ResponseCode(code, (value,)))
 
 
-async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> SelectedView:
+async def open_mailbox(
+    ctx: CommandContext, name: str, readonly: bool, qresync: QResync | None = None,
+) -> SelectedView:
     """Select ``name`` for the session (RFC 3501 §6.3.1, §6.3.2).
 
     The current selection, if any, is closed first: "If the client
@@ -98,7 +100,9 @@ async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> Select
     changes no flags and consumes no \\Recent. Once QRESYNC is enabled,
     closing a selected mailbox this way is marked by ``* OK [CLOSED]``
     (RFC 7162 §3.2.11) so the client knows which mailbox later responses
-    are about.
+    are about. With ``qresync`` the resynchronisation (§3.2.5.2) is read
+    before the selection responses are sent, as it may move the view to a
+    later state (``condstore.resync``), and sent after them.
     """
     mail = mail_of(ctx)
     user = user_of(ctx)
@@ -107,10 +111,15 @@ async def open_mailbox(ctx: CommandContext, name: str, readonly: bool) -> Select
     if had_mailbox and condstore.qresync_on(ctx.session):
         ctx.send(Untagged(Status.OK, catalogue.TEXT_CLOSED, ResponseCode(catalogue.CODE_CLOSED)))
     view = await SelectedView.open(mail, user, name, readonly)
+    try:
+        resynced = [] if qresync is None else await condstore.resync(view, qresync)
+    except BaseException:
+        view.close()
+        raise
     ctx.session.selected = view
     ctx.session.state = State.SELECTED
     condstore.apply_modes(ctx.session)
-    for response in selection_responses(view):
+    for response in selection_responses(view) + resynced:
         ctx.send(response)
     return view
 
@@ -120,12 +129,10 @@ async def _open_with_params(ctx: CommandContext, cmd: c.Select | c.Examine, read
     it a CONDSTORE enabling command (§3.1.8; the selection responses already
     carry HIGHESTMODSEQ), QRESYNC adds the resynchronisation (§3.2.5)."""
     condstore.check_select_params(ctx, cmd.qresync)
-    view = await open_mailbox(ctx, cmd.mailbox, readonly)
+    await open_mailbox(ctx, cmd.mailbox, readonly, cmd.qresync)
     if cmd.condstore or cmd.qresync is not None:
         ctx.session.enabled.add(condstore.CONDSTORE)
         condstore.apply_modes(ctx.session)
-    if cmd.qresync is not None:
-        await condstore.resync(ctx, view, cmd.qresync)
 
 
 async def handle_select(cmd: c.Select, ctx: CommandContext) -> Completion:

@@ -142,6 +142,18 @@ class SelectedView:
         """Receive every change since the last catch-up (queued, not sent)."""
         self._receive(await self.watch.catch_up())
 
+    async def absorb(self) -> None:
+        """Catch up and apply every change at once, telling nothing: only
+        before any response of this selection was sent (SELECT/EXAMINE
+        with QRESYNC, RFC 7162 §3.2.5.2), whose responses then describe the
+        later state. ``first_unseen_seq`` follows (None if that message
+        went away: which unseen message comes first is no longer known)."""
+        await self.catch_up()
+        self.drain(allow_expunge=True)
+        self.flag_list.take_noted()
+        first = self.snapshot.first_unseen
+        self.first_unseen_seq = None if first is None else self.seq_of(first)
+
     def reported(self, states: Iterable[FlagState]) -> None:
         """The client was shown these flags (its own STORE or FETCH's
         implicit ``\\Seen``, RFC 3501 §6.4.6, §6.4.5): do not queue them
