@@ -189,7 +189,7 @@ class MailboxWatch:
             return self._gone()
         events: list[ChangeEvent] = []
         # Only UIDs the session knew (below its UIDNEXT): one added and
-        # expunged since the last catch-up was never announced (old SyncHub).
+        # expunged since the last catch-up was never announced (as the old store did).
         gone = [(uid, modseq) for uid, modseq in changes.expunged if uid < self.uidnext]
         if gone:
             events.append(MessagesExpunged(tuple(u for u, _ in gone), max(m for _, m in gone)))
