@@ -42,6 +42,10 @@ from imapd.imap.wire.commands import Store, StoreMode
 from imapd.imap.wire.responses import FetchResponse, ResponseCode
 from imapd.imap.wire.values import Atom, Value
 
+# Attempts of a .SILENT STORE while other sessions keep changing its
+# messages (``_silent_store``).
+_SILENT_ATTEMPTS = 4
+
 _OPS = {
     StoreMode.REPLACE: FlagOp.REPLACE,
     StoreMode.ADD: FlagOp.ADD,
@@ -63,13 +67,15 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
         return Completion(done)
     if view.watch.rang:
         await view.catch_up()  # others' earlier changes stay news
-    result = await view.watch.store_flags(
-        [uid for _, uid in pairs], _OPS[cmd.mode], cmd.flags, cmd.unchangedsince,
-    )
+    uids = [uid for _, uid in pairs]
+    if cmd.silent:
+        result, known = await _silent_store(view, cmd, uids)
+    else:
+        result = await view.watch.store_flags(uids, _OPS[cmd.mode], cmd.flags, cmd.unchangedsince)
+        known = list(result.states)
     # What the client now knows: every state shown below, or with .SILENT
-    # the states it set itself (RFC 3501 §6.4.6).
-    view.reported(
-        s for s in result.states if not cmd.silent or s.uid in result.changed)
+    # the states it set itself on top of one it knew (RFC 3501 §6.4.6).
+    view.reported(known)
     states = {state.uid: state for state in result.states}
     for seq, uid in pairs:
         state = states.get(uid)
@@ -82,6 +88,46 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
     if cmd.unchangedsince is not None:
         return _conditional_completion(cmd, pairs, result, done)
     return Completion(done)
+
+
+async def _silent_store(
+    view: SelectedView, cmd: Store, uids: list[int],
+) -> tuple[StoreResult, list[FlagState]]:
+    """STORE .SILENT, and the new states the client may be taken to know.
+
+    The client learns no flags here: it knows a message's new state only
+    if it knew the state before, i.e. no other session changed the message
+    after the view's state. The catch-up before the store does not ensure
+    that: a write queued earlier can commit between that read and this
+    store (the threaded backend runs writes in order on its thread, and
+    their doorbells ring later), and this store's resulting state would
+    then hide it: the view would take the merged state as already told and
+    the other change would never reach the client. So each message is
+    stored only if unchanged since the view's state (UNCHANGEDSINCE, RFC
+    7162 §3.1.3); the others are stored again after a catch-up, which
+    queues the other change for the client. The last attempt is
+    unconditional and its states are not taken as known (the client then
+    gets a FETCH of them)."""
+    limit = cmd.unchangedsince
+    states: list[FlagState] = []
+    changed: set[int] = set()
+    known: list[FlagState] = []
+    for attempt in range(1, _SILENT_ATTEMPTS + 1):
+        if view.watch.rang:
+            await view.catch_up()
+        last = attempt == _SILENT_ATTEMPTS
+        bound = limit
+        if not last:
+            bound = view.highestmodseq if limit is None else min(limit, view.highestmodseq)
+        result = await view.watch.store_flags(uids, _OPS[cmd.mode], cmd.flags, bound)
+        states.extend(result.states)
+        changed |= result.changed
+        if not last:
+            known.extend(s for s in result.states if s.uid in result.changed)
+        if bound == limit or not result.modified:
+            break  # what failed now failed the client's own UNCHANGEDSINCE
+        uids = list(result.modified)
+    return StoreResult(tuple(states), frozenset(changed), result.modified), known
 
 
 def _flags_fetch(view: SelectedView, seq: int, state: FlagState, uid_command: bool) -> FetchResponse:
