@@ -36,14 +36,10 @@ class MessagesAdded:
 @dataclass(frozen=True, slots=True)
 class FlagsChanged:
     """Flags of known messages changed; ``states`` hold the latest flags.
-
-    ``own``: kept for callers that still pass it; ``MailboxWatch`` always
-    leaves it False (every change comes back through ``catch_up`` and the
-    view drops what the client was already shown, RFC 3501 §6.4.6).
-    """
+    Changes made through the session itself come back too: the IMAP view
+    drops what the client was already shown (RFC 3501 §6.4.6)."""
 
     states: tuple[FlagState, ...]
-    own: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ writes to another session's connection.
 
 Every change is reported by ``catch_up``, the session's own included
 (its STORE, EXPUNGE, MOVE): the view knows what it already told the client
-and drops what is not news. ``FlagsChanged.own`` is therefore always False.
+and drops what is not news.
 """
 
 from __future__ import annotations

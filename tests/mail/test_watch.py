@@ -104,7 +104,7 @@ def test_own_changes_are_reported_too(service: MailService) -> None:
     watch = open_(service)
     result = run(watch.store_flags([1], FlagOp.ADD, ["\\Answered"]))
     assert result.changed == frozenset({1})
-    assert catch_up(watch) == [FlagsChanged((FlagState(1, ("\\Answered",), 3),), own=False)]
+    assert catch_up(watch) == [FlagsChanged((FlagState(1, ("\\Answered",), 3),))]
     run(watch.store_flags([1], FlagOp.ADD, ["\\Deleted"]))
     assert run(watch.expunge()) == [1]
     assert catch_up(watch) == [MessagesExpunged((1,), 5)]
