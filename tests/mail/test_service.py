@@ -18,6 +18,7 @@ from imapd.mail.records import AppendItem
 from imapd.mail.service import THREAD_ANALYSIS_THRESHOLD, MailService, analysis_blob
 from imapd.message import MessageInfo
 from imapd.storage.memory import MemoryBackend, MemoryData
+from tests.support.inline import run_inline as run
 
 T = TypeVar("T")
 U = "alice"
@@ -25,14 +26,6 @@ DATE = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)
 MESSAGE = b"Subject: hello\r\nFrom: a@example.org\r\n\r\nbody\r\n"
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Over MemoryBackend (and an inline runtime) nothing really awaits."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coro.close()
-    raise AssertionError("the service awaited something")
 
 
 def item(data: bytes = MESSAGE, *flags: str) -> AppendItem:

@@ -19,19 +19,13 @@ from imapd.mail.records import AppendItem, FlagState
 from imapd.mail.service import MailService
 from imapd.mail.watch import MailboxWatch
 from imapd.storage.memory import MemoryBackend, MemoryData
+from tests.support.inline import run_inline as run
 
 T = TypeVar("T")
 U = "alice"
 DATE = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coro.close()
-    raise AssertionError("awaited something unexpectedly")
 
 
 def deliver(

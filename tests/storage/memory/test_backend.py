@@ -17,20 +17,13 @@ from imapd.mail.errors import AlreadyExists, InvalidFlag, NoSuchMailbox, Unavail
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem, FlagState
 from imapd.storage.memory import MemoryBackend, MemoryData
+from tests.support.inline import run_inline as run
 
 T = TypeVar("T")
 U = "alice"
 DATE = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """MemoryBackend never awaits: one send finishes every call."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coro.close()
-    raise AssertionError("MemoryBackend awaited something")
 
 
 def ops(*edits: TreeOp) -> Any:

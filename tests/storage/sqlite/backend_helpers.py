@@ -18,6 +18,7 @@ from imapd.mail.backend import MailboxRef
 from imapd.storage.sqlite import SqliteBackend, open_backend
 from imapd.storage.sqlite.writer import ThreadedWriter
 from tests.support.reactor_thread import on_reactor, reactor, reactor_hop
+from tests.support.inline import run_inline as run
 
 T = TypeVar("T")
 USER = "alice"
@@ -26,15 +27,6 @@ WAIT = 60.0  # generous: only reached when something is broken
 __all__ = ["run", "inline", "threaded", "call", "inbox", "Pending", "start", "writer_of"]
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Drive an inline backend's coroutine: it never awaits anything
-    external, so one ``send`` finishes it."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    coro.close()
-    raise AssertionError("inline backend coroutine waited on something external")
 
 
 def inline(data_dir: Path) -> SqliteBackend:
