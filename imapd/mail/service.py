@@ -21,12 +21,13 @@ compare-and-set makes each UID recent in at most one session.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Awaitable, Callable, Sequence, TypeVar, cast
 
 from imapd.core.errors import ImapError
 from imapd.core.runtime import Runtime
 from imapd.mail import hierarchy, names
-from imapd.mail.backend import MailBackend, MailboxEntry
+from imapd.mail.backend import Changes, MailBackend, MailboxEntry, MailboxRef
 from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
 from imapd.mail.records import AppendItem, AppendResult, CopyResult, MailboxInfo, MailboxStatus
 from imapd.mail.watch import MailboxWatch, check_flags
@@ -75,6 +76,10 @@ class MailService:
         # Open watches by mailbox id, in opening order (the first read-write
         # one is the claimer of new messages in this process).
         self._watches: dict[int, list[MailboxWatch]] = {}
+        # Shared catch-up reads (``changes_for``): doorbells heard per
+        # mailbox, and the last read with the ring count it was made at.
+        self._rings: dict[int, int] = {}
+        self._last_read: dict[int, tuple[int, tuple[int, int, int], Changes]] = {}
 
     @staticmethod
     def _default_name(name: str) -> str:
@@ -218,6 +223,39 @@ class MailService:
             raise
         watch._start(snapshot, recent_from)
         return watch
+
+    def heard_ring(self, mailbox_id: int) -> None:
+        """A watch of ``mailbox_id`` heard the doorbell: reads made before
+        it may be stale, so they are no longer shared."""
+        self._rings[mailbox_id] = self._rings.get(mailbox_id, 0) + 1
+        self._last_read.pop(mailbox_id, None)
+
+    async def changes_for(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
+        """``MailBackend.changes_since`` shared by this process's watches of
+        one mailbox: after one commit every watch of it (10,000 idlers on one
+        INBOX) asks the same question at the same state, and one read answers
+        them all. A read is reused only until the next doorbell of that
+        mailbox, and only when no doorbell rang while it was made, so a
+        watch never gets an answer older than a ring it has heard; changes
+        that have not rung yet ring later and are caught up then."""
+        key = (ref.uidvalidity, modseq, uidnext)
+        rings = self._rings.get(ref.id, 0)
+        last = self._last_read.get(ref.id)
+        if last is not None and last[0] == rings and last[1] == key:
+            return last[2]
+        changes = await self.backend.changes_since(ref, modseq, uidnext)
+        if self._rings.get(ref.id, 0) == rings:
+            self._last_read[ref.id] = (rings, key, changes)
+        return changes
+
+    def heard_claim(self, mailbox_id: int, claimed: tuple[int, int] | None) -> None:
+        """A watch claimed ``claimed`` as \\Recent: a shared read must not
+        offer those UIDs as unclaimed to the next watch."""
+        last = self._last_read.get(mailbox_id)
+        if claimed is not None and last is not None:
+            changes = last[2]
+            recent_from = max(changes.recent_from, claimed[1] + 1)
+            self._last_read[mailbox_id] = (last[0], last[1], replace(changes, recent_from=recent_from))
 
     def claimer(self, mailbox_id: int) -> MailboxWatch | None:
         """The watch that claims new messages of the mailbox in this

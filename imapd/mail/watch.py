@@ -131,6 +131,7 @@ class MailboxWatch:
     def _ring(self, mailbox_id: int, modseq: int) -> None:
         if self.closed:
             return
+        self._service.heard_ring(mailbox_id)
         self.rang = True
         if self.on_ring is not None:
             self.on_ring()
@@ -184,7 +185,12 @@ class MailboxWatch:
 
     async def _catch_up(self) -> list[ChangeEvent]:
         self.rang = False
-        changes = await self._backend.changes_since(self.ref, self.highestmodseq, self.uidnext)
+        if self.readonly:
+            # A read-only watch reports unclaimed messages as recent: it must
+            # see claims made since, so it reads for itself.
+            changes = await self._backend.changes_since(self.ref, self.highestmodseq, self.uidnext)
+        else:
+            changes = await self._service.changes_for(self.ref, self.highestmodseq, self.uidnext)
         if not changes.exists:
             return self._gone()
         events: list[ChangeEvent] = []
@@ -225,7 +231,9 @@ class MailboxWatch:
             recent = frozenset(u for u in uids if u >= recent_from)
         else:
             if uids[-1] >= recent_from:
-                self.add_claim(await self._backend.claim_recent(self.ref, uidnext))
+                claimed = await self._backend.claim_recent(self.ref, uidnext)
+                self._service.heard_claim(self.ref.id, claimed)
+                self.add_claim(claimed)
             await self._await_pending_claims(uids, recent_from)
             recent = frozenset(u for u in uids if self.owns_recent(u))
         return MessagesAdded(uids, recent, _keywords_of(added))

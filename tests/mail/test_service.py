@@ -279,3 +279,69 @@ def test_ensure_user_runs_once_per_user_and_service() -> None:
     watch = run(service.open(U, "INBOX", readonly=False))
     run(watch.copy([], "x"))
     assert backend.ensured == [U, "bob"]
+
+
+class ReadCountingBackend(MemoryBackend):
+    """Counts ``changes_since`` reads; ``during_read`` runs inside one."""
+
+    def __init__(self, data: MemoryData | None = None) -> None:
+        super().__init__(data)
+        self.reads = 0
+        self.during_read: list[Any] = []
+
+    async def changes_since(self, ref: Any, modseq: int, uidnext: int) -> Any:
+        self.reads += 1
+        result = await super().changes_since(ref, modseq, uidnext)
+        while self.during_read:
+            self.during_read.pop()()
+        return result
+
+
+def test_watches_of_one_mailbox_share_one_catch_up_read() -> None:
+    """10 idlers, one delivery: one changes_since read answers them all
+    (the push to 10,000 idlers costs one query, not 10,000)."""
+    backend = ReadCountingBackend()
+    service = MailService(backend)
+    watches = [run(service.open(U, "INBOX", readonly=False)) for _ in range(10)]
+    run(service.deliver(U, "INBOX", [item()]))
+    backend.reads = 0
+    batches = [run(w.catch_up()) for w in watches]
+    assert backend.reads == 1
+    assert all(b[0].uids == (1,) for b in batches)  # type: ignore[union-attr]
+    # \Recent went to exactly one of them (the claimer, in the delivery).
+    assert sum(len(b[0].recent) for b in batches) == 1  # type: ignore[union-attr]
+
+
+def test_a_ring_during_the_shared_read_is_not_answered_from_it() -> None:
+    """A read during which the doorbell rang may predate that change: the
+    next watch reads again and sees it."""
+    data = MemoryData()
+    backend = ReadCountingBackend(data)
+    other = MailService(MemoryBackend(data))  # another process on the same store
+    service = MailService(backend)
+    first = run(service.open(U, "INBOX", readonly=False))
+    second = run(service.open(U, "INBOX", readonly=False))
+    run(service.deliver(U, "INBOX", [item()]))
+    # Another process commits while `first` reads: the ring lands mid-read.
+    backend.during_read.append(lambda: run(other.deliver(U, "INBOX", [item()])))
+    run(first.catch_up())
+    backend.reads = 0
+    events = run(second.catch_up())
+    assert backend.reads == 1
+    assert events[0].uids == (1, 2)  # type: ignore[union-attr]
+
+
+def test_read_only_watches_do_not_use_a_shared_read() -> None:
+    """EXAMINE reports unclaimed messages as recent: it must see a claim
+    made after another watch's read, so it reads for itself."""
+    data = MemoryData()
+    backend = ReadCountingBackend(data)
+    service = MailService(backend)
+    other = MailService(MemoryBackend(data))
+    writer = run(service.open(U, "INBOX", readonly=False))
+    examiner = run(service.open(U, "INBOX", readonly=True))
+    run(other.deliver(U, "INBOX", [item()]))  # no claimer in that process
+    added = run(writer.catch_up())[0]
+    assert added.recent == frozenset({1})  # type: ignore[union-attr]
+    examined = run(examiner.catch_up())[0]
+    assert examined.uids == (1,) and examined.recent == frozenset()  # type: ignore[union-attr]
