@@ -303,7 +303,11 @@ class MailService:
         if watches is not None and watch in watches:
             watches.remove(watch)
             if not watches:
+                # Nobody watches it any more: its shared read (which may
+                # hold a whole mailbox's flag changes) and ring count go too.
                 del self._watches[watch.ref.id]
+                self._rings.pop(watch.ref.id, None)
+                self._last_read.pop(watch.ref.id, None)
 
     async def close(self) -> None:
         """Close every open watch and the backend."""

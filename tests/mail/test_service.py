@@ -345,3 +345,18 @@ def test_read_only_watches_do_not_use_a_shared_read() -> None:
     assert added.recent == frozenset({1})  # type: ignore[union-attr]
     examined = run(examiner.catch_up())[0]
     assert examined.uids == (1,) and examined.recent == frozenset()  # type: ignore[union-attr]
+
+
+def test_a_mailbox_nobody_watches_keeps_no_shared_read() -> None:
+    """The shared catch-up state of a mailbox goes with its last watch, so
+    a long-running server does not keep one per mailbox ever opened."""
+    service = MailService(ReadCountingBackend())
+    first = run(service.open(U, "INBOX", readonly=False))
+    second = run(service.open(U, "INBOX", readonly=False))
+    run(service.deliver(U, "INBOX", [item()]))
+    run(first.catch_up())
+    assert service._last_read and service._rings
+    first.close()
+    assert service._last_read  # `second` may still use it
+    second.close()
+    assert service._last_read == {} and service._rings == {}
