@@ -320,18 +320,20 @@ class MailboxWatch:
     async def changes_since(self, modseq: int) -> list[FlagState]:
         """Messages (any UID) whose MODSEQ is above ``modseq``, ascending
         (RFC 7162 §3.1.4.1 CHANGEDSINCE, §3.2.5). Does not move the watch."""
-        changes = await self._backend.changes_since(self._live(), modseq, _BEYOND_UIDS)
-        if not changes.exists:
-            raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
-        return list(changes.changed)
+        return (await self.history_since(modseq))[0]
 
     async def expunged_since(self, modseq: int) -> list[int]:
         """UIDs expunged with a MODSEQ above ``modseq``, ascending (RFC 7162
         §3.2.5.2 VANISHED (EARLIER)). Does not move the watch."""
+        return (await self.history_since(modseq))[1]
+
+    async def history_since(self, modseq: int) -> tuple[list[FlagState], list[int]]:
+        """Both of the above from one read, so they describe one state
+        (QRESYNC's resynchronisation needs both, RFC 7162 §3.2.5.2)."""
         changes = await self._backend.changes_since(self._live(), modseq, _BEYOND_UIDS)
         if not changes.exists:
             raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
-        return [uid for uid, _ in changes.expunged]
+        return list(changes.changed), [uid for uid, _ in changes.expunged]
 
     def close(self) -> None:
         """Stop watching (unsubscribe from the feed). Idempotent."""

@@ -246,8 +246,7 @@ async def resync(view: SelectedView, params: QResync) -> list[Response]:
         if view.watch.rang and not last:
             await view.absorb()
             continue
-        states = await view.watch.changes_since(params.modseq)
-        gone = await view.watch.expunged_since(params.modseq)
+        states, gone = await view.watch.history_since(params.modseq)
         if last or (not view.watch.rang and all(view.seq_of(uid) is None for uid in gone)):
             break
         await view.absorb()
