@@ -97,6 +97,7 @@ class ImapServerProtocol(LineConnection):
         self.ctx = self.server.make_context(
             self.session, self.send, self.read_continuation, connection=self)
         self.ctx.output_waiter = self._output.when_idle
+        self.ctx.spawn = self.spawn  # IDLE's pushes run as this connection's work
         refusal = self.server.connection_opened(self)
         if refusal is not None:
             log.info("session {id} from {peer} refused: {why}", id=self.session.session_id,

@@ -10,13 +10,11 @@ feed (``imapd.mail.backend.ChangeFeed``): the factory polls nothing.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Awaitable, Callable
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from imapd.imap import capabilities
 from imapd.accounts.penalty import LoginGuard
@@ -93,20 +91,8 @@ class ImapServerFactory(ServerFactory):
             session=session, config=self.config, users=self.users,
             runtime=self.runtime, features=self.features, sender=sender,
             continuation_reader=continuation_reader, mail=self.mail,
-            connection=connection, spawn=self.spawn,
+            connection=connection,
         )
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Deferred[None]:
-        """Run a session's coroutine outside its running command (IDLE's
-        push). Errors are logged; the result fires when it is done. (The
-        connection may offer its own, ``LineConnection.spawn``.)"""
-        d: Deferred[None] = Deferred.fromCoroutine(coroutine)
-
-        def logged(failure: Failure) -> None:
-            log.failure("a session's background work failed", failure)
-
-        d.addErrback(logged)
-        return d
 
     def connection_opened(self, connection: ImapServerProtocol) -> str | None:
         """Register a connection; or, over ``Limits.max_connections`` or
