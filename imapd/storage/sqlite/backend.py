@@ -253,7 +253,7 @@ class SqliteBackend:
         self, ref: MailboxRef, uids: Sequence[int] | None = None, with_meta: bool = False
     ) -> list[MessageRecord]:
         def read(conn: sqlite3.Connection) -> list[MessageRecord]:
-            reads.mailbox(conn, ref)
+            reads.check(conn, ref)
             return msgs.records(conn, ref.id, uids, with_meta)
 
         if uids is None or len(uids) > LARGE_READ_UIDS:

@@ -93,6 +93,15 @@ async def test_stale_ref_is_no_such_mailbox(backend: MailBackend) -> None:
                  backend.append(old, items(1)), backend.expunge(old),
                  backend.store_flags(old, [1], FlagOp.ADD, ["\\Seen"])):
         await refused(NoSuchMailbox, call)
+    # The new mailbox has a UID 1; the old ref must not read it.
+    await backend.append(new, items(1))
+    for read in (backend.read_message(old, 1), backend.open_message(old, 1),
+                 backend.fetch_flags(old, [1]), backend.fetch_records(old, [1])):
+        await refused(NoSuchMailbox, read)
+    assert await backend.read_message(new, 1) == b"body 0"
+    await backend.edit_tree(U, lambda tree: [RemoveMailbox("Box")])
+    await add(backend, "Box")
+    new = await ref_of(backend, "Box")
     # A stale ref whose id is reused would be worse than an error: the new
     # mailbox has no messages and old UIDs stay unknown.
     assert (await backend.status(new)).messages == 0
