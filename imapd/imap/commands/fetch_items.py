@@ -21,6 +21,7 @@ from imapd.message import (
     MessageInfo, analyze, apply_partial, body_structure, envelope, filter_header,
     header_span, partial_span, section_span,
 )
+from imapd.message.infocache import decode_info
 from imapd.imap.wire.commands import FetchAttribute, FetchKind, Section, SectionText
 from imapd.imap.wire.encode import encode_string
 from imapd.imap.wire.values import IString, Literal, LiteralStream, Value
@@ -132,7 +133,7 @@ class MessageSource:
     async def info(self) -> MessageInfo:
         if self._info is None:
             try:
-                self._info = MessageInfo.from_bytes(self.record.meta)
+                self._info = decode_info(self.record.meta)
             except ValueError:
                 raw = await self.watch.read_message(self.record.uid)
                 self._info = analyze(raw or b"")

@@ -33,6 +33,7 @@ from imapd.imap.commands.select import selected_view
 from imapd.imap.commands.search_eval import Candidate, Evaluator, uses_modseq
 from imapd.core.errors import ImapError
 from imapd.message import MessageInfo, analyze, casemap
+from imapd.message.infocache import decode_info
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire.commands import Search
 from imapd.imap.wire.responses import SearchResponse
@@ -47,7 +48,7 @@ BATCH_SIZE = 256
 
 def _info_from_meta(meta: bytes) -> MessageInfo | None:
     try:
-        return MessageInfo.from_bytes(meta)
+        return decode_info(meta)
     except ValueError:
         return None  # missing or foreign analysis: recomputed from the bytes
 
