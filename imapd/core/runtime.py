@@ -17,6 +17,13 @@ class Runtime(Protocol):
 
     def sleep(self, seconds: float) -> Awaitable[None]: ...
 
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the next turn, after whatever is running now (e.g.
+        a commit that rang a doorbell) has finished. Every call made in one
+        turn shares one timer: 10,000 idlers woken by one commit cost one
+        scheduled call, not 10,000."""
+        ...
+
     def in_thread(
         self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> Awaitable[T]: ...

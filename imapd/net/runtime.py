@@ -7,11 +7,14 @@ from __future__ import annotations
 from typing import Any, Callable, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = Logger(namespace="imapd.runtime")
 
 
 class Timer(Protocol):
@@ -44,12 +47,39 @@ def global_reactor() -> Any:
     return reactor
 
 
+class _NextTurn:
+    """``Runtime.call_soon`` on a clock: the calls queued during one turn,
+    run by one ``callLater(0)``. A call queued while they run goes to the
+    next turn (it may be a ring answered by a commit in progress)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._queued: list[Callable[[], None]] = []
+        self._timer: Timer | None = None
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self._queued.append(fn)
+        if self._timer is None:
+            self._timer = self._clock.callLater(0, self._run)
+
+    def _run(self) -> None:
+        self._timer = None
+        queued, self._queued = self._queued, []
+        for fn in queued:
+            try:
+                fn()
+            except Exception:
+                # One broken callback must not cost the others their turn.
+                log.failure("a next-turn call failed")
+
+
 class ReactorRuntime:
     """Sleeps on ``clock``; runs blocking work in the global reactor's
     thread pool (the reactor the server runs on)."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.call_soon = _NextTurn(clock).call_soon
 
     def sleep(self, seconds: float) -> Deferred[None]:
         return deferLater(self.clock, seconds, lambda: None)  # type: ignore[arg-type]
@@ -65,6 +95,7 @@ class InlineRuntime:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        self.call_soon = _NextTurn(clock).call_soon
 
     def sleep(self, seconds: float) -> Deferred[None]:
         return deferLater(self.clock, seconds, lambda: None)  # type: ignore[arg-type]

@@ -57,18 +57,25 @@ class _Pusher:
         self.running: Awaitable[None] | None = None
 
     def ring(self) -> None:
-        """The view's ``on_change``: schedule a push, write nothing."""
-        spawn = self.ctx.spawn
-        if self.busy or self.stopped or spawn is None:
+        """The view's ``on_change``: schedule a push, write nothing. The
+        push starts next turn: the ring came from inside someone else's
+        commit, which must finish before this session reads or writes (and
+        one commit rings every idler: they share the next turn's timer)."""
+        if self.busy or self.stopped or self.ctx.spawn is None:
             return
         self.busy = True
+        self.running = None
+        self.ctx.runtime.call_soon(self._start)
+
+    def _start(self) -> None:
+        spawn = self.ctx.spawn
+        if self.stopped or spawn is None:
+            self.busy = False
+            return
         self.running = spawn(self._push())
 
     async def _push(self) -> None:
         try:
-            # Next turn: the ring came from inside someone else's commit,
-            # which must finish before this session reads or writes.
-            await self.ctx.runtime.sleep(0)
             while self.view.watch.rang and not self.stopped:
                 await self.view.catch_up()
                 if not self.stopped:  # else the dispatcher drains after DONE
