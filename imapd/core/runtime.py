@@ -12,6 +12,18 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class Signal(Protocol):
+    """Wake whoever waits for a condition to be re-checked (no polling)."""
+
+    def wait(self) -> Awaitable[None]:
+        """Until the next ``fire``."""
+        ...
+
+    def fire(self) -> None:
+        """Resume every waiter, now, in the order they began waiting."""
+        ...
+
+
 class Runtime(Protocol):
     """Sleep and run blocking work off the reactor thread."""
 
@@ -22,6 +34,10 @@ class Runtime(Protocol):
         a commit that rang a doorbell) has finished. Every call made in one
         turn shares one timer: 10,000 idlers woken by one commit cost one
         scheduled call, not 10,000."""
+        ...
+
+    def signal(self) -> Signal:
+        """A new ``Signal`` whose waiters this runtime can suspend."""
         ...
 
     def in_thread(

@@ -279,18 +279,22 @@ class MailService:
         are recent nowhere, which RFC 3501 §2.3.2 allows for a session
         that is gone."""
         claimer = self.claimer(mailbox_id)
-        if claimer is not None:
-            claimer.pending_claims += 1
+        if claimer is None:
+            return await call(False)
+        claimer.pending_claims += 1
         try:
-            result = await call(claimer is not None)
-        finally:
-            if claimer is not None:
-                claimer.pending_claims -= 1
+            result = await call(True)
+        except BaseException:
+            claimer.pending_claims -= 1
+            claimer.settle()
+            raise
+        claimer.pending_claims -= 1
         if result.claimed is not None:
-            owner = claimer if claimer is not None and not claimer.closed else None
-            owner = owner or self.claimer(mailbox_id)
+            owner = claimer if not claimer.closed else self.claimer(mailbox_id)
             if owner is not None:
                 owner.add_claim(result.claimed)
+        # Only now: a catch-up waiting for this claim re-checks with it added.
+        claimer.settle()
         return result
 
     def watches(self, mailbox_id: int) -> list[MailboxWatch]:

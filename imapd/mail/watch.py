@@ -19,8 +19,9 @@ and drops what is not news.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
+from imapd.core.runtime import Signal
 from imapd.core.errors import ImapError
 from imapd.mail.backend import MailBackend, MailboxRef
 from imapd.mail.errors import InvalidFlag, NoSuchMailbox, ReadOnly, TargetMissing
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 # Above every UID (RFC 3501 §9 nz-number): ``changes_since`` with this
 # UIDNEXT reports every changed message as ``changed``.
 _BEYOND_UIDS = 2**32
-# How long a second concurrent ``catch_up`` sleeps between checks while the
-# first one is still reading (only with a backend that really awaits).
-_RECHECK_SECONDS = 0.0005
 
 
 def check_flags(flags: Sequence[str]) -> None:
@@ -106,6 +104,9 @@ class MailboxWatch:
         # (``MailService.claiming``).
         self.pending_claims = 0
         self._busy = False
+        # Fired when a catch-up ends or a pending claim is handed over: what
+        # a second catch-up waits for (``_settled``). Made on first need.
+        self._settled_signal: Signal | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     # --- life cycle (MailService) --------------------------------------------
@@ -171,10 +172,7 @@ class MailboxWatch:
         UIDs that a claiming APPEND/COPY in flight may hand to this watch
         are reported once that call has returned (``MailService.claiming``)."""
         while self._busy:
-            runtime = self._service.runtime
-            if runtime is None:
-                raise RuntimeError("concurrent catch_up needs MailService(runtime=...)")
-            await runtime.sleep(_RECHECK_SECONDS)
+            await self._settled()
         if self.closed:
             return []
         self._busy = True
@@ -182,6 +180,22 @@ class MailboxWatch:
             return await self._catch_up()
         finally:
             self._busy = False
+            self.settle()
+
+    def _settled(self) -> Awaitable[None]:
+        """Until the next ``settle``: a catch-up ended or a claim in flight
+        was handed over (waiting needs ``MailService.runtime``)."""
+        if self._settled_signal is None:
+            runtime = self._service.runtime
+            if runtime is None:
+                raise RuntimeError("concurrent catch_up needs MailService(runtime=...)")
+            self._settled_signal = runtime.signal()
+        return self._settled_signal.wait()
+
+    def settle(self) -> None:
+        """Wake the callers waiting in ``_settled`` to re-check."""
+        if self._settled_signal is not None:
+            self._settled_signal.fire()
 
     async def _catch_up(self) -> list[ChangeEvent]:
         self.rang = False
@@ -242,11 +256,10 @@ class MailboxWatch:
         """A UID claimed by someone while an APPEND/COPY that claims for
         this watch is still in flight may be this watch's: wait for that
         call to hand over its range (it has committed: it returns soon)."""
-        runtime = self._service.runtime
-        while runtime is not None and self.pending_claims and any(
+        while self._service.runtime is not None and self.pending_claims and any(
             u < recent_from and not self.owns_recent(u) for u in uids
         ):
-            await runtime.sleep(_RECHECK_SECONDS)
+            await self._settled()
 
     # --- message operations ------------------------------------------------------
     # Mutations through a read-only watch raise ReadOnly; on a deleted (or

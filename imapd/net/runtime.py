@@ -73,6 +73,23 @@ class _NextTurn:
                 log.failure("a next-turn call failed")
 
 
+class DeferredSignal:
+    """``Signal`` with Deferreds: ``fire`` resumes the waiters it finds."""
+
+    def __init__(self) -> None:
+        self._waiters: list[Deferred[None]] = []
+
+    def wait(self) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def fire(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+
 class ReactorRuntime:
     """Sleeps on ``clock``; runs blocking work in the global reactor's
     thread pool (the reactor the server runs on)."""
@@ -83,6 +100,9 @@ class ReactorRuntime:
 
     def sleep(self, seconds: float) -> Deferred[None]:
         return deferLater(self.clock, seconds, lambda: None)  # type: ignore[arg-type]
+
+    def signal(self) -> DeferredSignal:
+        return DeferredSignal()
 
     def in_thread(
         self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
@@ -99,6 +119,9 @@ class InlineRuntime:
 
     def sleep(self, seconds: float) -> Deferred[None]:
         return deferLater(self.clock, seconds, lambda: None)  # type: ignore[arg-type]
+
+    def signal(self) -> DeferredSignal:
+        return DeferredSignal()
 
     def in_thread(
         self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs

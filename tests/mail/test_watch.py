@@ -303,9 +303,23 @@ class PausingBackend(MemoryBackend):
         return await super().changes_since(ref, modseq, uidnext)
 
 
+class PauseSignal:
+    """Waiting suspends once; the test resumes the waiter (``fire`` is the
+    test's ``send``), which then re-checks what it waits for."""
+
+    def wait(self) -> Pause:
+        return Pause()
+
+    def fire(self) -> None:
+        pass
+
+
 class PausingRuntime:
     def sleep(self, seconds: float) -> Pause:
         return Pause()
+
+    def signal(self) -> PauseSignal:
+        return PauseSignal()
 
     async def in_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
