@@ -65,6 +65,12 @@ class Unavailable(MailError):
     database down); retrying later may work. IMAP: NO [UNAVAILABLE]."""
 
 
+class StorageFull(MailError):
+    """The store's disk is full: the change was not made, nothing is lost,
+    and it can work again once space returns. IMAP: NO [OVERQUOTA] (RFC 5530
+    §3; what Dovecot answers for ENOSPC); LMTP: 452 4.3.1 (RFC 3463)."""
+
+
 class InUse(MailError):
     """Another session holds what this needs (e.g. an exclusive maildrop).
     IMAP: NO [INUSE] (RFC 5530)."""

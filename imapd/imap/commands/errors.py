@@ -25,6 +25,7 @@ ERROR_TABLE: dict[type[e.MailError], tuple[ErrorKind, str | None]] = {
     e.ReadOnly: (ErrorKind.NO, catalogue.CODE_READ_ONLY),             # RFC 3501 §7.1
     e.OverQuota: (ErrorKind.NO, catalogue.CODE_OVERQUOTA),            # RFC 5530 §3, RFC 9208
     e.OverLimit: (ErrorKind.NO, catalogue.CODE_LIMIT),                # RFC 5530 §3
+    e.StorageFull: (ErrorKind.NO, catalogue.CODE_OVERQUOTA),          # RFC 5530 §3 (disk full)
     e.InvalidFlag: (ErrorKind.BAD, None),                             # RFC 3501 §2.3.2
     e.Unavailable: (ErrorKind.NO, catalogue.CODE_UNAVAILABLE),        # RFC 5530 §3
     e.InUse: (ErrorKind.NO, catalogue.CODE_INUSE),                    # RFC 5530 §3

@@ -28,6 +28,7 @@ EXPECTED: dict[type[e.MailError], bytes] = {
     e.ReadOnly: b"t NO [READ-ONLY] why not\r\n",
     e.OverQuota: b"t NO [OVERQUOTA] why not\r\n",
     e.OverLimit: b"t NO [LIMIT] why not\r\n",
+    e.StorageFull: b"t NO [OVERQUOTA] why not\r\n",
     e.InvalidFlag: b"t BAD why not\r\n",
     e.Unavailable: b"t NO [UNAVAILABLE] why not\r\n",
     e.InUse: b"t NO [INUSE] why not\r\n",
