@@ -48,7 +48,7 @@ from imapd.storage.sqlite import messages as msgs
 from imapd.storage.sqlite import reads, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
-from imapd.storage.sqlite.schema import DB_FILENAME, connect, read_transaction
+from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
 from imapd.storage.sqlite.uidcache import UidCache
 from imapd.storage.sqlite.writer import (
     Hop, InlineWriter, MakeWaiter, Rings, ThreadedWriter, WriteOp, mail_error,
@@ -113,19 +113,24 @@ class SqliteBackend:
         self.reader: ReadThread | None = None
         self._detector = Detector(self.sqlite_feed)  # inline mode's poll_now
         self.writer: InlineWriter | ThreadedWriter
+        self._read_busy_ms = int(lock_timeout * 1000) if hop is None else READ_BUSY_TIMEOUT_MS
+        self.conn.execute(f"PRAGMA busy_timeout={self._read_busy_ms}")
         if hop is None:
-            self.conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
             self.writer = InlineWriter(self.conn, self._ring_all)
         else:
             if make_waiter is None:
                 raise ValueError("threaded mode needs make_waiter (e.g. Deferred)")
-            # WAL readers take no lock a writer holds; the only waits left
-            # (WAL-index recovery after a crash, a WAL restart) are short:
-            # bound them so the reactor can never stall for the default 30 s.
-            self.conn.execute(f"PRAGMA busy_timeout={READ_BUSY_TIMEOUT_MS}")
-            write_conn = connect(data_dir, check_same_thread=False)
-            write_conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-            self.writer = ThreadedWriter(write_conn, self._ring_all, hop, make_waiter)
+            # (The reads' busy timeout, READ_BUSY_TIMEOUT_MS: WAL readers
+            # take no lock a writer holds; the only waits left, WAL-index
+            # recovery after a crash or a WAL restart, are short: bounded so
+            # the reactor can never stall for the default 30 s.)
+            def write_connection() -> Connection:
+                conn = connect(data_dir, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+                return conn
+
+            self.writer = ThreadedWriter(write_connection(), self._ring_all, hop, make_waiter,
+                                         reconnect=write_connection)
             self.reader = ReadThread(connect(data_dir, check_same_thread=False), hop, make_waiter)
             self.poller = Poller(
                 lambda: connect(data_dir, check_same_thread=False),
@@ -154,11 +159,22 @@ class SqliteBackend:
         """One read transaction on the caller's thread."""
         if self._closed:
             raise Unavailable("mail store is closed")
+        if self.conn.due_for_recycling:
+            self._reopen_read_connection()
         try:
             with read_transaction(self.conn):
                 return fn(self.conn)
         except sqlite3.OperationalError as error:
             raise mail_error(error) from None
+
+    def _reopen_read_connection(self) -> None:
+        """A fresh connection for the inline reads (``schema.Connection``:
+        CPython keeps a dead reference per blob ever opened on one)."""
+        old, self.conn = self.conn, connect(self.data_dir, check_same_thread=False)
+        self.conn.execute(f"PRAGMA busy_timeout={self._read_busy_ms}")
+        if isinstance(self.writer, InlineWriter):
+            self.writer.conn = self.conn
+        old.close()
 
     def poll_now(self) -> None:
         """Inline mode (no poller thread): ring, now, the subscribers of

@@ -94,7 +94,36 @@ CREATE TABLE subscriptions(
 """
 
 
-def connect(data_dir: Path, check_same_thread: bool = True) -> sqlite3.Connection:
+# A connection is reopened after this many blob opens (``Connection``).
+RECYCLE_AFTER_BLOBS = 1000
+
+
+class Connection(sqlite3.Connection):
+    """A store connection that counts the blobs opened on it.
+
+    CPython's ``sqlite3`` (python/cpython#144424, 3.11 to 3.13 at least)
+    keeps a weak reference for every ``Blob`` ever opened on a connection
+    until the connection closes: about 90 bytes per body read or large
+    APPEND, for the life of a long-running server. The engine reopens a
+    connection once ``due_for_recycling`` (between transactions), which
+    bounds that to ``RECYCLE_AFTER_BLOBS`` dead references per connection.
+    """
+
+    blobs_opened = 0
+
+    def blobopen(
+        self, table: str, column: str, row: int, /, *, readonly: bool = False,
+        name: str = "main",
+    ) -> sqlite3.Blob:
+        self.blobs_opened += 1
+        return super().blobopen(table, column, row, readonly=readonly, name=name)
+
+    @property
+    def due_for_recycling(self) -> bool:
+        return self.blobs_opened >= RECYCLE_AFTER_BLOBS and not self.in_transaction
+
+
+def connect(data_dir: Path, check_same_thread: bool = True) -> Connection:
     """Open (creating if needed) the store database with the settings that
     make commits durable and concurrent access safe."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +143,7 @@ def connect(data_dir: Path, check_same_thread: bool = True) -> sqlite3.Connectio
         timeout=BUSY_TIMEOUT_SECONDS,
         isolation_level=None,  # we issue BEGIN/COMMIT ourselves
         check_same_thread=check_same_thread,
+        factory=Connection,
     )
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if str(mode).lower() != "wal":

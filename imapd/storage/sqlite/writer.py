@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Generic, Protocol, Sequence, TypeVa
 
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
+from imapd.storage.sqlite.schema import Connection
 from imapd.storage.sqlite.feed import RowState, row_states
 
 log = logging.getLogger(__name__)
@@ -142,12 +143,14 @@ class ThreadedWriter:
         hop: Hop,
         make_waiter: MakeWaiter,
         max_batch: int = 256,
+        reconnect: Callable[[], Connection] | None = None,
     ) -> None:
         # Told the committed state of the rung mailboxes (the poller's
         # detector), so the poller does not ring this process's own
         # changes a second time.
         self.note: Callable[[dict[int, RowState]], None] | None = None
         self.conn = conn
+        self._reconnect = reconnect
         self._ring_all = ring_all
         self._hop = hop
         self._make_waiter = make_waiter
@@ -188,12 +191,27 @@ class ThreadedWriter:
                 batch.append(more)
             self._commit_safely(batch)
             self._hop(self._deliverer(batch))
+            self._recycle_if_due()
         # Closed here, on this thread, after every other connection of the
         # backend: the last close checkpoints the WAL (writes and fsyncs),
         # which must not happen on the reactor thread.
         self.conn.close()
         stopped.ok = True
         self._hop(self._deliverer([stopped]))
+
+    def _recycle_if_due(self) -> None:
+        """Reopen the connection after many blob writes (``schema.Connection``:
+        CPython keeps a dead reference per blob ever opened on one)."""
+        conn = self.conn
+        if self._reconnect is None or not isinstance(conn, Connection) or not conn.due_for_recycling:
+            return
+        try:
+            fresh = self._reconnect()
+        except sqlite3.Error:
+            log.exception("reopening the write connection failed; keeping the old one")
+            return
+        self.conn = fresh
+        conn.close()
 
     def _commit_safely(self, batch: list[_Job[Any]]) -> None:
         """``_commit``, and whatever goes wrong fails the batch, never the
