@@ -139,7 +139,7 @@ class Authenticator:
     async def check_password(self, client: Client, username: str, password: Secret) -> Verdict:
         """Gates 2 and 3 for a name and password (IMAP LOGIN and SASL
         PLAIN, RFC 3501 §6.2.3, RFC 4616; POP3 USER/PASS next). OK or
-        FAILED; a success clears the name's penalty."""
+        FAILED; a success clears the name's and the address's penalty."""
         await self.wait_penalty(client, username)
         started = self.now()
         if not await self.runtime.in_thread(self.users.verify, username, password):
@@ -184,8 +184,8 @@ class Authenticator:
         return Verdict(Outcome.FAILED)
 
     def succeeded(self, client: Client, username: str) -> Verdict:
-        """A success clears the user's penalty (not the address's:
-        ``LoginGuard.record_success``)."""
+        """A success clears the penalty of the user and of its address
+        (``LoginGuard.record_success``)."""
         if self.guard is not None:
             self.guard.record_success(client.address, username)
         return Verdict(Outcome.OK, username)

@@ -1,10 +1,23 @@
 """Brute-force penalties: increasing delays after failed logins, per client
-address and per user name (issue 6).
+address and per user name (issue 6; policy revised in issue 13).
 
-The design follows Dovecot's ``auth_penalty`` (delay 2 s after the first
-failure, doubling per further failure, at most 15 s, forgotten after an hour
-without failures), extended to user names so that an attacker spreading
-guesses over many addresses still slows down on the account they target.
+The policy follows Dovecot's ``auth_penalty``:
+
+* a failure delays the next attempts from the same address and for the
+  same user name by 2 s, doubling per further failure, at most 15 s;
+* a penalty decays: a key whose last failure is ``Limits.auth_penalty_window``
+  seconds old (default 30 s, Dovecot's AUTH_PENALTY_TIMEOUT of 2+4+8+15 s)
+  is forgotten, so one mistyped password no longer slows an address for an
+  hour;
+* a successful login clears both its address and its user name. Many users
+  share one address (NAT, a webmail front end, a proxy): one user's typos
+  must not make everybody else behind it wait 15 s for every login.
+
+Extended beyond Dovecot to user names, so that an attacker spreading
+guesses over many addresses still slows down on the account it targets;
+a success for *another* account (an attacker's own, from the guessing
+address) clears the address but never the targeted name, whose count keeps
+growing with every wrong guess.
 
 The delay is applied *before* the password is checked, to every attempt
 from a penalised address or for a penalised name, the right password
@@ -69,10 +82,11 @@ class LoginGuard:
             self._records.popitem(last=False)
 
     def record_success(self, address: str, user: str) -> None:
-        """A successful login clears the user's count. The address keeps its
-        count until it expires: one valid account must not let an attacker
-        reset the penalty of the address it guesses other accounts from."""
+        """A successful login clears the user's count and its address's
+        (Dovecot resets the address too): the others behind a shared
+        address stop paying for one user's typos."""
         self._records.pop(_key("user", user), None)
+        self._records.pop(_key("ip", address), None)
 
     def tracked(self) -> int:
         return len(self._records)
