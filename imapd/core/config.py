@@ -35,7 +35,10 @@ class Limits:
     max_connections_per_user: int = 32  # logged-in sessions of one user
     auth_penalty_initial: float = 2.0   # seconds of delay after the first failure
     auth_penalty_max: float = 15.0      # cap of the doubling delay (as Dovecot)
-    auth_penalty_window: float = 3600.0  # seconds a failure is remembered
+    # Seconds a failure is remembered after the last one (Dovecot's penalty
+    # is irrelevant after 2+4+8+15 s; an hour kept a shared address's users
+    # waiting long after one typo).
+    auth_penalty_window: float = 30.0
     auth_penalty_entries: int = 100_000  # addresses/users tracked at most
     max_preauth_duration: float = 300.0  # seconds a connection may stay unauthenticated
     max_preauth_literal: int = 16 * KIB  # one literal before login (a LOGIN password)
