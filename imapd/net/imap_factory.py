@@ -3,7 +3,9 @@
 It holds the configuration, the user database, the mail core
 (``MailService``; None in tests of the bare protocol), the dispatcher and
 the clock; builds one ``ImapServerProtocol`` per connection; counts
-connections; and closes the mail service at shutdown. Changes made by other
+connections (per address and, once logged in, per user: kept up to date on
+open, login and close, so a burst of N connects or logins costs O(N), not
+O(N²) scans of every connection); and closes the mail service at shutdown. Changes made by other
 processes reach this process's sessions through the backend's own change
 feed (``imapd.mail.backend.ChangeFeed``): the factory polls nothing.
 """
@@ -75,6 +77,12 @@ class ImapServerFactory(ServerFactory):
         )
         self.dispatcher = Dispatcher(self.registry, config.limits.max_bad_commands)
         self.connections: set[ImapServerProtocol] = set()
+        # Open connections by peer host (``Limits.max_connections_per_ip``).
+        self._per_host: dict[str, int] = {}
+        # Connections that logged in, or are logging in, by user name
+        # (``Limits.max_connections_per_user``); see ``user_session_count``.
+        self._per_user: dict[str, set[ImapServerProtocol]] = {}
+        self._user_of: dict[ImapServerProtocol, str] = {}
         self._mail_closed = False
 
     def buildProtocol(self, addr: IAddress | None) -> ImapServerProtocol:
@@ -101,22 +109,58 @@ class ImapServerFactory(ServerFactory):
         if len(self.connections) >= limits.max_connections:
             return catalogue.BYE_TOO_MANY_CONNECTIONS
         host = connection.session.peer_host
-        same_host = sum(1 for other in self.connections if other.session.peer_host == host)
-        if same_host >= limits.max_connections_per_ip:
+        if self._per_host.get(host, 0) >= limits.max_connections_per_ip:
             return catalogue.BYE_TOO_MANY_FROM_ADDRESS
         self.connections.add(connection)
+        self._per_host[host] = self._per_host.get(host, 0) + 1
         return None
 
-    def user_session_count(self, user: str, excluding: object = None) -> int:
-        """Logged-in connections of ``user`` (for the per-user limit)."""
-        return sum(
-            1 for other in self.connections
-            if other is not excluding and other.session.authenticated
-            and other.session.user == user
-        )
+    def user_session_count(self, user: str, excluding: ImapServerProtocol | None = None) -> int:
+        """Logged-in connections of ``user`` other than ``excluding`` (for
+        the per-user limit).
+
+        The login gate (``imapd.imap.commands.auth.complete_login``) asks
+        this once, right before ``excluding`` logs in as ``user`` in the
+        same step (no await in between), so ``excluding`` is recorded under
+        ``user`` here; it is dropped again when its connection closes, or
+        at the next count if it did not log in as ``user`` after all (it
+        was refused and is closing). A count therefore looks only at this
+        user's connections: at most the per-user limit plus the refused
+        ones not yet closed, not every connection of the server."""
+        stale = [
+            other for other in self._per_user.get(user, ())
+            if other is not excluding
+            and not (other.session.authenticated and other.session.user == user)
+        ]
+        for other in stale:
+            self._forget_user(other)
+        count = sum(1 for other in self._per_user.get(user, ()) if other is not excluding)
+        if excluding is not None:
+            self._forget_user(excluding)
+            self._per_user.setdefault(user, set()).add(excluding)
+            self._user_of[excluding] = user
+        return count
 
     def connection_closed(self, connection: ImapServerProtocol) -> None:
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.discard(connection)
+            host = connection.session.peer_host
+            remaining = self._per_host.get(host, 0) - 1
+            if remaining > 0:
+                self._per_host[host] = remaining
+            else:
+                self._per_host.pop(host, None)
+        self._forget_user(connection)
+
+    def _forget_user(self, connection: ImapServerProtocol) -> None:
+        user = self._user_of.pop(connection, None)
+        if user is None:
+            return
+        sessions = self._per_user.get(user)
+        if sessions is not None:
+            sessions.discard(connection)
+            if not sessions:
+                del self._per_user[user]
 
     def shutdown_connections(self) -> None:
         for connection in list(self.connections):
