@@ -106,7 +106,7 @@ def build_service(
                  data=str(config.data_dir))
     return ListeningService(
         imap_listeners(factory, listeners.imap, listeners.imaps), reactor,
-        servers=[factory],
+        servers=[factory], backlog=config.limits.listen_backlog,
         close=factory.close_store)  # the mail service: its watches, then the backend
 
 

@@ -46,6 +46,9 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max-command-text": ("max_command_text", int,
                          "largest command text without its literals, in bytes"),
     "max-connections": ("max_connections", int, "open connections per process"),
+    "listen-backlog": ("listen_backlog", int,
+                       "connections queued on each listening port before they are accepted "
+                       "(capped by /proc/sys/net/core/somaxconn)"),
     "max-bad-commands": ("max_bad_commands", int, "consecutive BAD replies before BYE"),
     "max-pipelined": ("max_pipelined", int, "queued commands per connection"),
     "preauth-timeout": ("preauth_timeout", float, "idle seconds before login"),
@@ -56,7 +59,8 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "auth-penalty": ("auth_penalty_initial", float,
                      "delay in seconds after one failed login (doubles per failure; 0: off)"),
     "auth-penalty-max": ("auth_penalty_max", float, "largest failed-login delay in seconds"),
-    "auth-penalty-window": ("auth_penalty_window", float, "seconds a failed login is remembered"),
+    "auth-penalty-window": ("auth_penalty_window", float,
+                            "seconds a failed login is remembered after the last one"),
     "max-preauth-duration": ("max_preauth_duration", float,
                              "seconds a connection may stay unauthenticated"),
     "max-preauth-literal": ("max_preauth_literal", int, "largest literal before login, bytes"),
@@ -181,6 +185,8 @@ class ServeOptions(_Options):
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         limits = self.limits()
+        if limits.listen_backlog < 1:
+            raise usage.UsageError("--listen-backlog must be at least 1")
         if limits.auth_timeout < 30 * 60:
             raise usage.UsageError("--auth-timeout must be at least 1800 (RFC 3501 §5.4)")
 

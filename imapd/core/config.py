@@ -27,6 +27,11 @@ class Limits:
     max_bad_commands: int = 20          # BAD answers before BYE
     max_pipelined: int = 256            # parsed commands queued per connection
     max_connections: int = 4096         # open connections per process
+    # Connections the kernel queues on a listening port before accept()
+    # (capped by /proc/sys/net/core/somaxconn). Twisted's default of 50
+    # made a burst of 5,000 connects leave ~4,000 handshaken clients that
+    # were never accepted, so never greeted (issue 13).
+    listen_backlog: int = 1024
     preauth_timeout: float = 60.0       # seconds, not authenticated state
     auth_timeout: float = 30 * 60.0     # seconds, RFC 3501 §5.4: at least 30 min
     failed_login_delay: float = 1.0     # seconds before NO [AUTHENTICATIONFAILED]

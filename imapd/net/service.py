@@ -11,11 +11,20 @@ log; implicit-TLS ports (``--imaps``, RFC 8314 §3.3) as ``listening on IMAPS
 <host>:<port>``. They are plain TCP endpoints wrapped in Twisted's TLS layer
 with the server's reloadable ``ServerTLS``, so SIGHUP reloads apply to them
 too.
+
+Every TCP and UNIX endpoint listens with the service's ``backlog``
+(``--listen-backlog``, default 1024, capped by the kernel's
+``net.core.somaxconn``) unless its description names one (``backlog=``).
+Twisted's default is 50: when a burst of connects fills the kernel's accept
+queue, Linux drops the handshake's final ACK, so clients believe they are
+connected while the server never accepts them, and wait for a greeting that
+never comes (issue 13: 5,000 connects, ~4,000 never greeted).
 """
 
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, Sequence, cast
 
@@ -28,11 +37,50 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from imapd.core.config import Limits
 from imapd.net.peer import format_peer
 
 log = Logger(namespace="imapd")
 
 SUGGESTED_ENDPOINT = "tcp:1143"
+
+
+DEFAULT_BACKLOG = Limits().listen_backlog
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+# Endpoint types whose parsers take ``backlog=`` (Twisted's tcp, tcp6, ssl
+# and unix endpoint descriptions).
+_BACKLOG_KINDS = frozenset({"tcp", "tcp6", "ssl", "unix"})
+# Fields of a description are separated by colons not escaped with "\".
+_FIELD_SEPARATOR = re.compile(r"(?<!\\):")
+
+
+def kernel_backlog_cap(path: str = SOMAXCONN_PATH) -> int | None:
+    """The kernel's cap on listen backlogs (Linux ``net.core.somaxconn``);
+    None where it cannot be read (other systems cap silently)."""
+    try:
+        with open(path, "rb") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def effective_backlog(requested: int, cap: int | None) -> int:
+    """``requested``, at most ``cap`` (the kernel would cap it anyway; this
+    way the log says what is in force), at least 1."""
+    if cap is not None and cap > 0:
+        requested = min(requested, cap)
+    return max(1, requested)
+
+
+def with_backlog(description: str, backlog: int) -> str:
+    """``description`` with ``backlog=N`` added, for TCP and UNIX
+    endpoints that do not name a backlog themselves; others unchanged."""
+    fields = _FIELD_SEPARATOR.split(description)
+    if fields[0].lower() not in _BACKLOG_KINDS or len(fields) < 2:
+        return description
+    if any(field.startswith("backlog=") for field in fields[1:]):
+        return description  # the operator's own choice wins
+    return f"{description}:backlog={backlog}"
 
 
 class ListenError(Exception):
@@ -89,18 +137,21 @@ def imap_listeners(
 
 
 class ListeningService(service.Service):
-    """Binds every listener at start; at stop, says goodbye through each of
-    ``servers``, closes the ports, then awaits ``close`` (the storage)."""
+    """Binds every listener at start (with ``backlog``, see the module
+    docstring); at stop, says goodbye through each of ``servers``, closes
+    the ports, then awaits ``close`` (the storage)."""
 
     def __init__(
         self, listeners: Sequence[Listener], reactor: Any, *,
         servers: Sequence[Server] = (),
         close: Callable[[], Awaitable[None]] | None = None,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.listeners = list(listeners)
         self.servers = list(servers)
         self._close = close
         self.reactor = reactor
+        self.backlog = backlog
         self.ports: list[IListeningPort] = []
 
     def startService(self) -> None:
@@ -108,6 +159,11 @@ class ListeningService(service.Service):
         port already bound) if one fails at once, as TCP binds do."""
         super().startService()  # type: ignore[no-untyped-call]
         failures: list[str] = []
+        cap = kernel_backlog_cap()
+        backlog = effective_backlog(self.backlog, cap)
+        if backlog < self.backlog:
+            log.info("imapd: listen backlog {backlog} (net.core.somaxconn caps {asked})",
+                     backlog=backlog, asked=self.backlog)
         for listener in self.listeners:
             description, factory = listener.description, listener.factory
             if listener.tls is not None:
@@ -116,6 +172,7 @@ class ListeningService(service.Service):
                 description = tcp_description_for_implicit_tls(description)
                 factory = TLSMemoryBIOFactory(cast(Any, listener.tls), False, factory)
                 factory.noisy = False
+            description = with_backlog(description, backlog)
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
             d: Deferred[IListeningPort] = endpoint.listen(factory)
             d.addCallbacks(self._listening, self._failed, callbackArgs=(listener.kind,),
