@@ -17,7 +17,12 @@ directories keep working. Two modes (``open_backend``):
   costs); a poller thread rings for other processes' commits (``feed``).
 
 Lock waits happen only on the writer thread: a write that cannot take the
-lock within ``lock_timeout`` seconds fails with ``Unavailable``. Opening the
+lock within ``lock_timeout`` seconds fails with ``Unavailable``. A full disk
+is ``StorageFull``; the reserve file and the APPEND floor (``space``) keep
+flag changes, expunges and ``\\Recent`` claims working meanwhile. The
+writer checkpoints and truncates the WAL (``wal``); a large message is
+copied out of its snapshot before it is streamed (``reads.spool_body``), so
+no client holds a read transaction open. Opening the
 backend (schema creation on a fresh directory) runs on the opening thread:
 open it before the reactor serves clients. ``close`` checkpoints the WAL on
 the writer thread (the last connection to close does it).
@@ -49,6 +54,8 @@ from imapd.storage.sqlite import reads, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
+from imapd.storage.sqlite.space import SpaceGuard, is_disk_full
+from imapd.storage.sqlite.wal import Checkpointer
 from imapd.storage.sqlite.uidcache import UidCache
 from imapd.storage.sqlite.writer import (
     Hop, InlineWriter, MakeWaiter, Rings, ThreadedWriter, WriteOp, mail_error,
@@ -107,7 +114,11 @@ class SqliteBackend:
         self.feed: ChangeFeed = self.sqlite_feed
         self.uid_cache = UidCache()
         self._closed = False
-        self.conn = connect(data_dir, check_same_thread=False)  # reads (and inline writes)
+        self.space = SpaceGuard(data_dir)
+        self.spool_dir = data_dir / "spool"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.space.ensure_reserve()
+        self.conn = self._connect()  # reads (and inline writes)
         self.path = str((data_dir / DB_FILENAME).resolve())
         self.poller: Poller | None = None
         self.reader: ReadThread | None = None
@@ -116,7 +127,7 @@ class SqliteBackend:
         self._read_busy_ms = int(lock_timeout * 1000) if hop is None else READ_BUSY_TIMEOUT_MS
         self.conn.execute(f"PRAGMA busy_timeout={self._read_busy_ms}")
         if hop is None:
-            self.writer = InlineWriter(self.conn, self._ring_all)
+            self.writer = InlineWriter(self.conn, self._ring_all, self.space)
         else:
             if make_waiter is None:
                 raise ValueError("threaded mode needs make_waiter (e.g. Deferred)")
@@ -125,21 +136,33 @@ class SqliteBackend:
             # recovery after a crash or a WAL restart, are short: bounded so
             # the reactor can never stall for the default 30 s.)
             def write_connection() -> Connection:
-                conn = connect(data_dir, check_same_thread=False)
+                conn = self._connect()
                 conn.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
                 return conn
 
+            checkpointer = Checkpointer(self.path + "-wal", int(lock_timeout * 1000))
             self.writer = ThreadedWriter(write_connection(), self._ring_all, hop, make_waiter,
-                                         reconnect=write_connection)
-            self.reader = ReadThread(connect(data_dir, check_same_thread=False), hop, make_waiter)
-            self.poller = Poller(
-                lambda: connect(data_dir, check_same_thread=False),
-                self.sqlite_feed, hop, poll_interval,
-            )
+                                         reconnect=write_connection, space=self.space,
+                                         checkpointer=checkpointer)
+            self.reader = ReadThread(self._connect(), hop, make_waiter, reconnect=self._connect)
+            self.poller = Poller(self._connect, self.sqlite_feed, hop, poll_interval)
             self.writer.note = self.poller.detector.note
         Siblings.join(self.path, self.sqlite_feed)
 
     # --- plumbing ----------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        """A store connection; on a full disk (SQLite's ``-shm`` file needs
+        a few pages) once more after releasing the reserve (``space``)."""
+        try:
+            return connect(self.data_dir, check_same_thread=False)
+        except sqlite3.Error as error:
+            if not is_disk_full(error) or not self.space.release():
+                raise mail_error(error) from None
+        try:
+            return connect(self.data_dir, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise mail_error(error) from None
 
     def _ring_all(self, rings: Sequence[tuple[int, int]]) -> None:
         """Ring this backend's feed and those of the other backends over
@@ -170,7 +193,7 @@ class SqliteBackend:
     def _reopen_read_connection(self) -> None:
         """A fresh connection for the inline reads (``schema.Connection``:
         CPython keeps a dead reference per blob ever opened on one)."""
-        old, self.conn = self.conn, connect(self.data_dir, check_same_thread=False)
+        old, self.conn = self.conn, self._connect()
         self.conn.execute(f"PRAGMA busy_timeout={self._read_busy_ms}")
         if isinstance(self.writer, InlineWriter):
             self.writer.conn = self.conn
@@ -292,10 +315,13 @@ class SqliteBackend:
         return self._read(lambda conn: reads.read_message(conn, ref, uid, offset, length))
 
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
+        """Small bodies are read inline; a large one is copied to an
+        anonymous spool file on the reader thread and streamed from there
+        (``reads.spool_body``: no snapshot held while a client reads)."""
         body, stream = self._read(lambda conn: reads.small_body(conn, ref, uid))
         if not stream:
             return body
-        return reads.stream_body(Path(self.path), ref.id, uid)
+        return await self._read_large(lambda conn: reads.spool_body(conn, ref, uid, self.spool_dir))
 
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         return self._read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))
@@ -322,6 +348,7 @@ class SqliteBackend:
             row = reads.mailbox(conn, ref)
             if not items:
                 return AppendResult(row.uidvalidity, ()), []
+            self.space.claim_append(sum(len(item.message) for item in items))
             result = msgs.append(conn, row, items)
             claimed = _claim(conn, row.id, result.uids[-1] + 1) if claim else None
             modseq = row.highestmodseq + 1

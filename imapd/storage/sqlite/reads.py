@@ -11,17 +11,22 @@ messages; ``fetch_flags``/``fetch_records`` of 100 UIDs 0.16/0.26 ms;
 with the mailbox (``status`` 20 ms, ``fetch_flags`` of all 190 ms,
 ``fetch_records`` of all 510 ms) go to the reader thread instead
 (``reader``, threaded mode only). The bytes of a large message:
-``open_message`` above ``STREAM_THRESHOLD`` returns a handle with its own
-connection and read transaction, read in chunks by whoever consumes it.
+``open_message`` above ``STREAM_THRESHOLD`` copies them to an anonymous
+spool file on the reader thread (``spool_body``) and returns a handle on the
+file: a read transaction kept open while a slow client reads would pin the
+WAL (issue 13: it grew to 49 MB behind one stalled FETCH).
 Known inline cost left: ``changes_since`` right after a STORE on every
 message of a huge mailbox (~7 us per changed message).
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import sqlite3
+import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import IO, Iterator, Sequence
 
 from imapd.mail.backend import Changes, MailboxRef
 from imapd.mail.errors import NoSuchMailbox
@@ -29,8 +34,9 @@ from imapd.mail.flags import SEEN_BIT
 from imapd.mail.records import FlagState, MailboxSnapshot, MessageBody
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
-from imapd.storage.sqlite.schema import BUSY_TIMEOUT_SECONDS
 from imapd.storage.sqlite.uidcache import UidCache
+
+log = logging.getLogger(__name__)
 
 # Bodies up to this size are read in one go; larger ones are streamed.
 STREAM_THRESHOLD = 1024 * 1024
@@ -136,7 +142,7 @@ def small_body(
     conn: sqlite3.Connection, ref: MailboxRef, uid: int
 ) -> tuple[MessageBody | None, bool]:
     """(the body, False) when it is small enough to read at once or does not
-    exist; (None, True) when it must be streamed (``stream_body``)."""
+    exist; (None, True) when it must be streamed (``spool_body``)."""
     found = _body_of(conn, ref, uid)
     if found is None:
         return None, False
@@ -147,40 +153,62 @@ def small_body(
     return MessageBody(size, lambda: iter((data,))), False
 
 
-def stream_body(path: Path, mailbox_id: int, uid: int) -> MessageBody | None:
-    """A MessageBody reading from its own connection and read transaction,
-    so the bytes stay readable (and consistent) while they are streamed."""
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-    )
-    conn.execute("BEGIN")
-    found = msgs.body_of(conn, mailbox_id, uid)
+def spool_body(
+    conn: sqlite3.Connection, ref: MailboxRef, uid: int, spool_dir: Path
+) -> MessageBody | None:
+    """Message ``uid`` of ``ref`` copied, inside the caller's read
+    transaction, to an anonymous file in ``spool_dir`` (nothing left behind
+    by a crash; the space goes with ``close``), as a MessageBody reading
+    from that file. The copy is consistent and independent of the store: an
+    expunge meanwhile does not cut the stream short, and no snapshot stays
+    open while a client reads. Without room for the copy (ENOSPC, EDQUOT)
+    the bytes are kept in memory instead. Runs on the reader thread."""
+    found = _body_of(conn, ref, uid)
     if found is None:
-        conn.close()
         return None
     body_id, size = found
-    blob = conn.blobopen("bodies", "data", body_id, readonly=True)
-    closed = False
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        file: IO[bytes] = tempfile.TemporaryFile(mode="w+b", dir=spool_dir)
+    except OSError as error:
+        return _memory_copy(conn, body_id, size, error)
+    try:
+        with conn.blobopen("bodies", "data", body_id, readonly=True) as blob:
+            for offset in range(0, size, STREAM_CHUNK):
+                file.write(blob.read(STREAM_CHUNK))
+        file.flush()
+    except OSError as error:
+        file.close()
+        return _memory_copy(conn, body_id, size, error)
+    except BaseException:
+        file.close()
+        raise
+    file.seek(0)
+    return MessageBody(size, lambda: _file_chunks(file), file.close)
 
-    def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            blob.close()
-            conn.close()
 
-    def chunks() -> Iterator[bytes]:
-        try:
-            blob.seek(0)
-            while True:
-                chunk = blob.read(STREAM_CHUNK)
-                if not chunk:
-                    return
-                yield chunk
-        finally:
-            close()
+def _memory_copy(
+    conn: sqlite3.Connection, body_id: int, size: int, error: OSError
+) -> MessageBody:
+    """``spool_body`` without a spool file (the disk is full, or the spool
+    directory unusable): the bytes in memory, read in one go."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        log.warning("cannot spool a message body (%s); streaming it from memory", error)
+    data = msgs.read_body(conn, body_id, 0, size)
+    return MessageBody(size, lambda: iter((data,)))
 
-    return MessageBody(size, chunks, close)
+
+def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:
+    """The spool file's bytes in ``STREAM_CHUNK`` pieces; closes it at the
+    end (or when the consumer drops the iterator)."""
+    try:
+        while True:
+            chunk = file.read(STREAM_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        file.close()
 
 
 def flag_states(

@@ -32,6 +32,7 @@ from typing import Iterator
 DB_FILENAME = "mail.sqlite3"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 _DDL = """
 CREATE TABLE settings(
@@ -150,6 +151,9 @@ def connect(data_dir: Path, check_same_thread: bool = True) -> Connection:
         raise RuntimeError(f"cannot put {data_dir / DB_FILENAME} in WAL mode: {mode}")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA cache_size=-32768")  # KiB: 32 MiB page cache
+    # A WAL restarted from its beginning is cut back to this size (by
+    # default it keeps its largest size for good; see ``wal``).
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     _ensure_schema(conn)
     return conn
 

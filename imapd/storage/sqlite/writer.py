@@ -23,6 +23,12 @@ them:
 Lock waits happen only on the writer thread, bounded by ``lock_timeout``
 (SQLite's busy handler); past it the whole batch fails with ``Unavailable``.
 
+Disk full (``space``): SQLite's ``SQLITE_FULL`` is ``StorageFull`` (IMAP NO
+[OVERQUOTA]), logged in one line. When a batch hits it, the engine's reserve
+file is released and the batch run once more, so that flag changes,
+expunges and ``\\Recent`` claims still commit while APPENDs stay refused.
+Between batches and when idle the writer checkpoints the WAL (``wal``).
+
 Waiters: storage may not import ``twisted.internet`` (tests/test_layering.py),
 and Twisted's coroutine driver only suspends on a yielded ``Deferred``
 (``_inlineCallbacks`` sends any other yielded value straight back). So the
@@ -44,6 +50,8 @@ from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
 from imapd.storage.sqlite.schema import Connection
 from imapd.storage.sqlite.feed import RowState, row_states
+from imapd.storage.sqlite.space import SpaceGuard, full_error, is_disk_full
+from imapd.storage.sqlite.wal import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +81,11 @@ MakeWaiter = Callable[[], Waiter[Any]]
 
 def mail_error(error: BaseException) -> BaseException:
     """The ``imapd.mail.errors`` form of an error raised inside an op: the
-    old helpers (messages.py) still raise ``ImapError``; SQLite's own
-    operational errors (locked, I/O) mean the store is unavailable."""
+    old helpers (messages.py) still raise ``ImapError``; a full disk is
+    ``StorageFull``; SQLite's other operational errors (locked, I/O) mean
+    the store is unavailable."""
+    if is_disk_full(error):
+        return full_error()
     if isinstance(error, ImapError):
         if error.kind is ErrorKind.BAD:
             return InvalidFlag(error.text)
@@ -89,15 +100,35 @@ def mail_error(error: BaseException) -> BaseException:
 class InlineWriter:
     """Each op in its own durable transaction on the caller's thread."""
 
-    def __init__(self, conn: sqlite3.Connection, ring_all: RingAll) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, ring_all: RingAll, space: SpaceGuard | None = None
+    ) -> None:
         self.conn = conn
         self._ring_all = ring_all
+        self.space = space
 
     async def run(self, op: WriteOp[T]) -> T:
         return self.run_sync(op)
 
     def run_sync(self, op: WriteOp[T]) -> T:
+        """The op in its own transaction; once more after releasing the
+        disk reserve if it hit disk full (see the module docstring)."""
+        try:
+            return self._run_once(op)
+        except _DiskFull as full:
+            if self.space is None or not self.space.release():
+                log.warning("write refused: %s", full.error)
+                raise full_error() from None
+        try:
+            return self._run_once(op)
+        except _DiskFull as full:
+            log.warning("write refused: %s", full.error)
+            raise full_error() from None
+
+    def _run_once(self, op: WriteOp[T]) -> T:
         conn = self.conn
+        if self.space is not None:
+            self.space.start_batch()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -108,6 +139,8 @@ class InlineWriter:
         except BaseException as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if is_disk_full(error):
+                raise _DiskFull(error) from None
             converted = mail_error(error)
             if converted is error:
                 raise
@@ -119,6 +152,14 @@ class InlineWriter:
         return None
 
 
+class _DiskFull(Exception):
+    """A write hit disk full (SQLite's or the OS's error in ``error``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(eq=False)
 class _Job(Generic[T]):
     op: WriteOp[T]
@@ -126,6 +167,7 @@ class _Job(Generic[T]):
     ok: bool = False
     result: Any = None
     rings: Rings = field(default_factory=list)
+    full: bool = False  # not done because the disk was full: may be retried
 
 
 @dataclass(eq=False)
@@ -144,6 +186,8 @@ class ThreadedWriter:
         make_waiter: MakeWaiter,
         max_batch: int = 256,
         reconnect: Callable[[], Connection] | None = None,
+        space: SpaceGuard | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         # Told the committed state of the rung mailboxes (the poller's
         # detector), so the poller does not ring this process's own
@@ -151,6 +195,8 @@ class ThreadedWriter:
         self.note: Callable[[dict[int, RowState]], None] | None = None
         self.conn = conn
         self._reconnect = reconnect
+        self.space = space
+        self.checkpointer = checkpointer
         self._ring_all = ring_all
         self._hop = hop
         self._make_waiter = make_waiter
@@ -175,7 +221,11 @@ class ThreadedWriter:
     def _loop(self) -> None:
         stopped: _Job[Any] | None = None
         while stopped is None:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._idle_wait())
+            except queue.Empty:
+                self._idle()
+                continue
             if isinstance(first, _Stop):
                 stopped = first.job
                 break
@@ -189,8 +239,10 @@ class ThreadedWriter:
                     stopped = more.job
                     break
                 batch.append(more)
-            self._commit_safely(batch)
+            committed = self._commit_safely(batch)
             self._hop(self._deliverer(batch))
+            if committed and self.checkpointer is not None:
+                self._maintain(self.checkpointer.after_commit)
             self._recycle_if_due()
         # Closed here, on this thread, after every other connection of the
         # backend: the last close checkpoints the WAL (writes and fsyncs),
@@ -198,6 +250,27 @@ class ThreadedWriter:
         self.conn.close()
         stopped.ok = True
         self._hop(self._deliverer([stopped]))
+
+    def _idle_wait(self) -> float | None:
+        """How long to wait for work before idle upkeep: the checkpoint of
+        a changed WAL, or a look whether space returned for the reserve."""
+        waits = [1.0] if self.space is not None and self.space.short else []
+        if self.checkpointer is not None and (wait := self.checkpointer.wait()) is not None:
+            waits.append(wait)
+        return min(waits, default=None)
+
+    def _idle(self) -> None:
+        if self.space is not None and self.space.short:
+            self.space.ensure_reserve()
+        if self.checkpointer is not None:
+            self._maintain(self.checkpointer.idle)
+
+    def _maintain(self, step: Callable[[sqlite3.Connection], None]) -> None:
+        """Upkeep between batches; a failure is logged, never kills the thread."""
+        try:
+            step(self.conn)
+        except Exception:
+            log.exception("WAL upkeep failed")
 
     def _recycle_if_due(self) -> None:
         """Reopen the connection after many blob writes (``schema.Connection``:
@@ -213,28 +286,45 @@ class ThreadedWriter:
         self.conn = fresh
         conn.close()
 
-    def _commit_safely(self, batch: list[_Job[Any]]) -> None:
-        """``_commit``, and whatever goes wrong fails the batch, never the
-        thread (every later write would wait forever)."""
+    def _commit_safely(self, batch: list[_Job[Any]]) -> bool:
+        """``_commit`` (again once the disk reserve is released, if it hit
+        disk full), and whatever goes wrong fails the batch, never the
+        thread (every later write would wait forever). True if committed."""
         try:
-            self._commit(batch)
+            full = self._commit(batch)
+            retry = [job for job in batch if job.full]
+            if retry and self.space is not None and self.space.release():
+                full = self._commit(retry)
+            if full is not None:
+                log.warning("write refused: %s", full)
+            return any(job.ok for job in batch)
         except Exception as error:
-            log.exception("write batch failed")
+            if is_disk_full(error):
+                log.warning("write batch failed: %s", error)  # expected: no traceback
+            else:
+                log.exception("write batch failed")
             try:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 log.exception("rollback failed")
-            self._fail_all(batch, Unavailable(f"mail store unavailable: {error}"))
+            self._fail_all(batch, mail_error(error))
+            return False
 
-    def _commit(self, batch: list[_Job[Any]]) -> None:
-        """One transaction for the batch, one savepoint per op."""
+    def _commit(self, batch: list[_Job[Any]]) -> BaseException | None:
+        """One transaction for the batch, one savepoint per op. Returns the
+        disk-full error it hit (the ops that hit it failed), else None."""
         conn = self.conn
+        full: BaseException | None = None
+        for job in batch:
+            job.full = False
+        if self.space is not None:
+            self.space.start_batch()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            self._fail_all(batch, mail_error(error))
-            return
+            self._fail_all(batch, mail_error(error), is_disk_full(error))
+            return error if is_disk_full(error) else None
         for job in batch:
             conn.execute("SAVEPOINT op")
             try:
@@ -244,12 +334,15 @@ class ThreadedWriter:
             except BaseException as error:  # noqa: BLE001 - handed to the caller
                 job.ok = False
                 job.result = mail_error(error)
+                if is_disk_full(error):
+                    job.full = True
+                    full = error
                 if not conn.in_transaction:
                     # Some errors (disk full, I/O) make SQLite roll back the
                     # whole transaction: the ops before this one are lost
                     # too, so none of the batch may report success.
-                    self._fail_all(batch, Unavailable(f"mail store unavailable: {error}"))
-                    return
+                    self._fail_all(batch, mail_error(error), full is not None)
+                    return full
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
         rung = sorted({i for job in batch if job.ok for i, _ in job.rings})
@@ -259,19 +352,21 @@ class ThreadedWriter:
         except sqlite3.Error as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._fail_all(batch, mail_error(error))
-            return
+            self._fail_all(batch, mail_error(error), is_disk_full(error))
+            return error if is_disk_full(error) else None
         if self.note is not None and states:
             self.note(states)
         self.commit_threads.append(threading.current_thread().name)
         self.batch_sizes.append(len(batch))
+        return full
 
     @staticmethod
-    def _fail_all(batch: list[_Job[Any]], error: BaseException) -> None:
+    def _fail_all(batch: list[_Job[Any]], error: BaseException, full: bool = False) -> None:
         for job in batch:
             job.ok = False
             job.result = error
             job.rings = []
+            job.full = full
 
     def _deliverer(self, batch: list[_Job[Any]]) -> Callable[[], None]:
         return lambda: self._deliver(batch)

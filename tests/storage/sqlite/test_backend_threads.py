@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 
 from imapd.mail.backend import AddMailbox, RemoveMailbox
-from imapd.mail.errors import NoSuchMailbox, OverLimit, Unavailable
+from imapd.mail.errors import NoSuchMailbox, OverLimit, StorageFull, Unavailable
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem
 from imapd.storage.sqlite import SqliteBackend
@@ -231,7 +231,8 @@ def test_close_finishes_queued_writes(tmp_path: Path) -> None:
 
 def test_a_transaction_lost_mid_batch_fails_every_op_of_it(backend: SqliteBackend) -> None:
     """When SQLite rolls back the whole transaction (disk full, I/O error),
-    the ops that already ran in it are lost too: none may report success."""
+    the ops that already ran in it are lost too: none may report success
+    (disk full: ``StorageFull``, IMAP NO [OVERQUOTA])."""
     ref = inbox(backend)
     writer = writer_of(backend)
 
@@ -247,7 +248,7 @@ def test_a_transaction_lost_mid_batch_fails_every_op_of_it(backend: SqliteBacken
     first, second = start(lambda: writer.run(subscribe), lambda: writer.run(lose_transaction))
     held.release()
     for pending in (first, second):
-        with pytest.raises(Unavailable):
+        with pytest.raises(StorageFull):  # retried once after the reserve's release: same
             pending.result()
     assert call(lambda: backend.subscriptions(USER)) == []
     result = call(lambda: backend.append(ref, [AppendItem(b"x\r\n")]))
