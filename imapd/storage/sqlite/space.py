@@ -40,15 +40,19 @@ RESERVE_NAME = "reserve.space"
 RESERVE_BYTES = 4 * 1024 * 1024
 FLOOR_BYTES = 8 * 1024 * 1024
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (primary result code)
+# The shared-memory index (``-shm``) could not be grown: SQLite reports a
+# full disk there as this I/O error (seen opening the store on a full tmpfs).
+SQLITE_IOERR_SHMSIZE = 4874
 
 
 def is_disk_full(error: BaseException) -> bool:
     """Does ``error`` say the disk (or the database's size limit) is full?
-    SQLite's ``SQLITE_FULL`` (Python 3.11 gives the code; older versions
-    only the message) or an ``OSError`` with ENOSPC/EDQUOT."""
+    SQLite's ``SQLITE_FULL`` or ``SQLITE_IOERR_SHMSIZE`` (Python 3.11 gives
+    the code; older versions only the message) or an ``OSError`` with
+    ENOSPC/EDQUOT."""
     if isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF == SQLITE_FULL:
+        if isinstance(code, int) and (code & 0xFF == SQLITE_FULL or code == SQLITE_IOERR_SHMSIZE):
             return True
         return "database or disk is full" in str(error)
     if isinstance(error, OSError):
