@@ -4,6 +4,10 @@
   ``--tls-cert``/``--tls-key`` (PEM; the certificate file may hold the chain,
   and the key when no key file is given), else a self-signed one generated on
   first start into ``DATA/tls/`` so that STARTTLS works out of the box.
+  Servers starting together on a fresh data directory (issue 13) take turns
+  under ``DATA/tls/.lock``: the first generates, the others find a matching
+  pair and use it. Each file is written under a unique temp name and renamed
+  into place, so no one ever reads half a file.
 * ``build_context`` makes a pyOpenSSL context with modern defaults: TLS 1.2
   or newer only, forward-secret AEAD cipher suites only for TLS 1.2 (the
   TLS 1.3 suites are all strong), no compression, no renegotiation.
@@ -18,14 +22,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import os
 import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,12 +44,14 @@ from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from imapd.accounts.scram import TLS_EXPORTER, TLS_SERVER_END_POINT
+from imapd.accounts.users import write_file_atomically
 
 log = Logger(namespace="imapd.tls")
 
 TLS_DIR_NAME = "tls"
 SELF_SIGNED_CERT = "selfsigned-cert.pem"
 SELF_SIGNED_KEY = "selfsigned-key.pem"
+LOCK_NAME = ".lock"
 SELF_SIGNED_DAYS = 825  # the longest validity clients commonly accept
 
 # TLS 1.2 suites: ECDHE key exchange (forward secrecy) with AEAD ciphers
@@ -83,17 +91,57 @@ def ensure_certificate(
     directory = data_dir / TLS_DIR_NAME
     cert_path, key_path = directory / SELF_SIGNED_CERT, directory / SELF_SIGNED_KEY
     name = hostname or socket.getfqdn() or "localhost"
-    if cert_path.exists() and key_path.exists():
-        log.info("imapd: using the self-signed TLS certificate {path}", path=str(cert_path))
-    else:
+    with _generation_lock(directory):
+        problem = pair_problem(cert_path, key_path)
+        if problem is None:
+            log.info("imapd: using the self-signed TLS certificate {path}", path=str(cert_path))
+            return CertificateFiles(cert_path, key_path, self_signed=True)
+        if problem != "missing":
+            log.warn("imapd: the self-signed TLS certificate in {path} is unusable "
+                     "({problem}); generating a new one", path=str(directory), problem=problem)
         fingerprint = generate_self_signed(cert_path, key_path, name)
-        log.warn(
-            "imapd: no --tls-cert given; generated a self-signed TLS certificate for "
-            "{name} in {path} (SHA-256 {fingerprint}). Clients will warn about it; "
-            "see the README to use a real certificate.",
-            name=name, path=str(cert_path), fingerprint=fingerprint,
-        )
+    log.warn(
+        "imapd: no --tls-cert given; generated a self-signed TLS certificate for "
+        "{name} in {path} (SHA-256 {fingerprint}). Clients will warn about it; "
+        "see the README to use a real certificate.",
+        name=name, path=str(cert_path), fingerprint=fingerprint,
+    )
     return CertificateFiles(cert_path, key_path, self_signed=True)
+
+
+@contextlib.contextmanager
+def _generation_lock(directory: Path) -> Iterator[None]:
+    """Hold ``directory/.lock`` (created if needed) exclusively: one process
+    at a time decides whether the pair must be generated. Start-up only,
+    before the reactor runs; the lock goes with the process if it dies."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def pair_problem(cert_path: Path, key_path: Path) -> str | None:
+    """None when both files exist and the key is the certificate's; else
+    why not ("missing" when either file is absent). A pair left mismatched
+    by an older version's start-up race is replaced, not served."""
+    try:
+        cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return error.strerror or str(error)
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        return str(error) or type(error).__name__
+    public = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if certificate.public_key().public_bytes(*public) != key.public_key().public_bytes(*public):
+        return "the key does not match the certificate"
+    return None
 
 
 def generate_self_signed(cert_path: Path, key_path: Path, hostname: str) -> str:
@@ -124,19 +172,11 @@ def generate_self_signed(cert_path: Path, key_path: Path, hostname: str) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_private(key_path, key_pem)
-    _write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    # Key first: a crash in between leaves a key without its certificate,
+    # which ``pair_problem`` reports, and the next start makes a new pair.
+    write_file_atomically(key_path, key_pem, mode=0o600)
+    write_file_atomically(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return certificate.fingerprint(hashes.SHA256()).hex(":")
-
-
-def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def build_context(files: CertificateFiles) -> SSL.Context:
