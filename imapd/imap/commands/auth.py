@@ -90,6 +90,9 @@ def complete_login(ctx: CommandContext, username: str) -> Completion:
     ``OK [CAPABILITY ...] Logged in``."""
     connection = ctx.connection
     if connection is not None:
+        # The server records this session under the name as it counts
+        # (``ImapServerFactory.user_session_count``): count and log_in
+        # below must stay in one step, with no await between them.
         if connection.user_session_count(username) >= ctx.config.limits.max_connections_per_user:
             log.info("session {id} ({peer}): per-user connection limit reached",
                      id=ctx.session.session_id, peer=ctx.session.peer)
