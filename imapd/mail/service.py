@@ -30,7 +30,7 @@ from imapd.mail import hierarchy, names
 from imapd.mail.backend import Changes, MailBackend, MailboxEntry, MailboxRef
 from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
 from imapd.mail.records import AppendItem, AppendResult, CopyResult, MailboxInfo, MailboxStatus
-from imapd.mail.watch import MailboxWatch, check_flags
+from imapd.mail.watch import MailboxWatch, check_flags, claim_or_none
 from imapd.message import analyze
 
 # Messages above this size are analysed in a worker thread (``Runtime``) so a
@@ -217,7 +217,7 @@ class MailService:
         try:
             snapshot, recent_from = await self.backend.snapshot(entry.ref)
             if not readonly:
-                watch.add_claim(await self.backend.claim_recent(entry.ref, snapshot.uidnext))
+                watch.add_claim(await claim_or_none(self.backend, entry.ref, snapshot.uidnext))
         except BaseException:
             watch.close()
             raise

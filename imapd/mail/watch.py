@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 from imapd.core.runtime import Signal
 from imapd.core.errors import ImapError
 from imapd.mail.backend import MailBackend, MailboxRef
-from imapd.mail.errors import InvalidFlag, NoSuchMailbox, ReadOnly, TargetMissing
+from imapd.mail.errors import (
+    InvalidFlag, NoSuchMailbox, ReadOnly, StorageFull, TargetMissing, Unavailable,
+)
 from imapd.mail.events import (
     ChangeEvent, FlagsChanged, MailboxDeleted, MailboxRenamed, MessagesAdded, MessagesExpunged,
 )
@@ -58,6 +60,20 @@ def _keywords_of(states: Sequence[FlagState]) -> tuple[str, ...]:
             if not flag.startswith("\\"):
                 found.setdefault(flag, None)
     return tuple(found)
+
+
+async def claim_or_none(
+    backend: MailBackend, ref: MailboxRef, uidnext: int
+) -> tuple[int, int] | None:
+    """``claim_recent``, or None (nothing recent in this session) when the
+    claim cannot be written: disk full, or the store busy past its bounded
+    wait (issue 13). The claim is a write, but SELECT and a catch-up are
+    reads that must keep working; the messages stay unclaimed for the next
+    session (RFC 3501 §2.3.2; \\Recent is advisory, RFC 9051 dropped it)."""
+    try:
+        return await backend.claim_recent(ref, uidnext)
+    except (StorageFull, Unavailable):
+        return None
 
 
 class MailboxWatch:
@@ -245,7 +261,7 @@ class MailboxWatch:
             recent = frozenset(u for u in uids if u >= recent_from)
         else:
             if uids[-1] >= recent_from:
-                claimed = await self._backend.claim_recent(self.ref, uidnext)
+                claimed = await claim_or_none(self._backend, self.ref, uidnext)
                 self._service.heard_claim(self.ref.id, claimed)
                 self.add_claim(claimed)
             await self._await_pending_claims(uids, recent_from)
