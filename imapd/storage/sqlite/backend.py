@@ -426,6 +426,7 @@ class SqliteBackend:
         else:
             await self.writer.close()
             self.conn.close()
+            self.space.ensure_reserve(at_rest=True)
         self.sqlite_feed.close()
 
 

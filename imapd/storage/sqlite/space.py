@@ -8,7 +8,9 @@ So the engine keeps headroom it can give back:
 
 * a **reserve file** (``RESERVE_NAME`` in the data directory,
   ``reserve_bytes`` of allocated blocks), created when the store opens and
-  whenever the disk has room for it again. When a write hits disk full, the
+  whenever the disk has room for it and the floor again, and when the store
+  closes if the space the closed WAL gave back is enough for it alone (so
+  a restart on a full disk can open the store and serve SELECT). When a write hits disk full, the
   reserve is deleted and the write retried once: small metadata writes
   commit in the space it held.
 * an **APPEND floor**: a write that adds message bytes (APPEND) is refused
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 RESERVE_NAME = "reserve.space"
 RESERVE_BYTES = 4 * 1024 * 1024
 FLOOR_BYTES = 8 * 1024 * 1024
+REST_MARGIN = 256 * 1024
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (primary result code)
 # The shared-memory index (``-shm``) could not be grown: SQLite reports a
 # full disk there as this I/O error (seen opening the store on a full tmpfs).
@@ -92,15 +95,18 @@ class SpaceGuard:
         except OSError:
             return False
 
-    def ensure_reserve(self) -> bool:
+    def ensure_reserve(self, at_rest: bool = False) -> bool:
         """Create the reserve if missing and the disk has room for it and
-        the floor; True when the reserve is in place afterwards. Written
-        under a unique temporary name and renamed: a crash or a second
-        server never leaves a half-made reserve under the real name."""
+        the floor (``at_rest``: for it alone, when the store is closed, so
+        the space its WAL gave back is there for the next start); True when
+        the reserve is in place afterwards. Written under a unique temporary
+        name and renamed: a crash or a second server never leaves a
+        half-made reserve under the real name."""
         if self.reserve_bytes <= 0 or self.has_reserve():
             return True
+        room = self.reserve_bytes + (REST_MARGIN if at_rest else self.floor_bytes)
         try:
-            if self.free() < self.reserve_bytes + self.floor_bytes:
+            if self.free() < room:
                 return False
             _allocate(self.reserve_path, self.reserve_bytes)
         except OSError as error:

@@ -149,6 +149,7 @@ class InlineWriter:
         return result
 
     async def close(self) -> None:
+        """Nothing to stop (the backend closes the connection)."""
         return None
 
 
@@ -248,6 +249,8 @@ class ThreadedWriter:
         # backend: the last close checkpoints the WAL (writes and fsyncs),
         # which must not happen on the reactor thread.
         self.conn.close()
+        if self.space is not None:  # the WAL's space back: headroom for the next start
+            self.space.ensure_reserve(at_rest=True)
         stopped.ok = True
         self._hop(self._deliverer([stopped]))
 
