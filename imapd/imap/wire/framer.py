@@ -27,6 +27,14 @@ Decisions (recorded here because they shape the protocol's behaviour):
   bounded by what we would have accepted for a whole command anyway) and
   make the error fatal beyond that, so a client cannot pin the connection
   with ``{99999999999+}``.
+* Only APPEND carries messages (RFC 3501 §6.3.11; MULTIAPPEND, CATENATE).
+  Any other command's literals are a mailbox name, a search string, a
+  password: a literal over ``SMALL_LITERAL`` octets there is refused like
+  one over ``max_literal`` (a synchronizing one before ``+``, RFC 3501
+  §7.5; a non-synchronizing one is read and discarded, RFC 7888 §4), and
+  their octets count towards ``max_command_text``, as they all go through
+  the parser (a 50 MB ``CREATE`` name was 12 s of modified UTF-7 decoding
+  before it was refused: issue 13).
 * ``max_command_text`` bounds the lines of one command without their
   literal octets (``BAD [TOOBIG]``): the parser's work follows that text,
   and a command of tens of thousands of tiny literals would otherwise be
@@ -66,6 +74,12 @@ UNAVAILABLE = "UNAVAILABLE"  # RFC 5530: a literal could not be spooled
 # digits are recognised so absurd sizes are classed as too big, not as text.
 _LITERAL_AT_END = re.compile(rb"~?\{([0-9]{1,20})(\+?)\}\r?\n\Z")
 _TAG = re.compile(b"[" + re.escape(TAG_CHARS) + b"]+")
+# The largest literal of a command other than APPEND (see the module doc):
+# far above a mailbox name (1000 characters, at most 8 octets each in
+# modified UTF-7) or any sensible search string, far below a message.
+SMALL_LITERAL = 64 * 1024
+# ``tag APPEND`` at the start of a command's first line.
+_APPEND = re.compile(rb"[^ ]+ APPEND[ \r\n]", re.IGNORECASE)
 # The tail of a dropped overlong line that we keep to spot a literal.
 _TAIL_KEEP = 32
 
@@ -159,6 +173,7 @@ class Framer:
         self._text_size = 0            # octets of the frame's lines alone
         self._literal_left = 0
         self._tag: str | None = None   # tag of the current command, once known
+        self._appending = False        # the current command is an APPEND
         self._dropping = False         # the current command was rejected
         self._drop_tail = b""          # last bytes of a dropped overlong line
         self._dead = False             # a fatal error happened: ignore input
@@ -230,6 +245,7 @@ class Framer:
     def _take_line(self, line: bytes, events: list[FrameEvent]) -> None:
         if not self._parts:
             self._tag = extract_tag(line)
+            self._appending = _APPEND.match(line) is not None
         self._parts.append(line)
         self._inline_size += len(line)
         self._frame_size += len(line)
@@ -251,6 +267,8 @@ class Framer:
         synchronizing = not announced.group(2)
         if size > self._limits.max_literal:
             self._reject(line, events, "Literal too big", TOOBIG)
+        elif not self._appending and not self._small_literal(size):
+            self._reject(line, events, "Literal too big for this command", TOOBIG)
         elif self._frame_size + size > self._limits.max_command:
             self._reject(line, events, "Command too long", TOOBIG)
         elif size > self._limits.literal_spool_threshold and not self._open_spool(size):
@@ -260,6 +278,14 @@ class Framer:
             self._literal_left = size
             if synchronizing:
                 events.append(NeedContinuation())
+
+    def _small_literal(self, size: int) -> bool:
+        """May a command other than APPEND take a literal of ``size``
+        octets? Its octets then count as text (they are all parsed)."""
+        if size > SMALL_LITERAL or self._text_size + size > self._limits.max_command_text:
+            return False
+        self._text_size += size
+        return True
 
     def _open_spool(self, size: int) -> bool:
         try:
@@ -384,5 +410,6 @@ class Framer:
         self._text_size = 0
         self._literal_left = 0
         self._tag = None
+        self._appending = False
         self._dropping = False
         self._drop_tail = b""

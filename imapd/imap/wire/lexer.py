@@ -39,6 +39,11 @@ _ASTRING = _class_pattern(ASTRING_CHARS)
 _LIST = _class_pattern(LIST_CHARS)
 _TAG = _class_pattern(TAG_CHARS)
 _DIGITS = re.compile(rb"[0-9]+")
+# The longest mailbox name decoded at all: a name may have 1000 characters
+# (``imapd.mail.names``), at most 8 octets each in modified UTF-7 (a lone
+# non-BMP character is ``&`` + 6 base64 + ``-``); a longer one is refused
+# in O(1), not after decoding (issue 13).
+MAX_MAILBOX_OCTETS = 8 * 1024
 _LITERAL = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}(\r?\n)")
 # Quoted string body: anything but CR, LF, NUL, quote and backslash, or a
 # backslash-escaped quote/backslash. 8-bit octets are accepted (raw UTF-8,
@@ -236,6 +241,8 @@ class Reader:
 
     @staticmethod
     def decode_mailbox(raw: bytes, what: str) -> str:
+        if len(raw) > MAX_MAILBOX_OCTETS:  # refused before any decoding work
+            raise ParseError(f"Invalid {what}: too long", invalid_name=True)
         try:
             return decode_mutf7(raw)
         except ValueError as exc:

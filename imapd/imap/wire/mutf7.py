@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 _PRINTABLE_LOW = 0x20
 _PRINTABLE_HIGH = 0x7E
@@ -87,8 +88,14 @@ def _decode_run(encoded: bytes) -> str:
     return text
 
 
+# A name of printable ASCII without ``&`` (most names) stands for itself.
+_PLAIN = re.compile(rb"[\x20-\x25\x27-\x7e]*")
+
+
 def decode_mutf7(data: bytes) -> str:
     """Decode a modified UTF-7 mailbox name; ValueError when malformed."""
+    if _PLAIN.fullmatch(data) is not None:
+        return data.decode("ascii")  # one pass in C, not a Python step per octet
     parts: list[str] = []
     index = 0
     run_ended_at = -1  # index just after the ``-`` that closed a BASE64 run
