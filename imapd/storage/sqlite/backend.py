@@ -173,10 +173,10 @@ class SqliteBackend:
             for mailbox_id, modseq in rings:
                 feed.ring(mailbox_id, modseq)
 
-    def _write(self, op: WriteOp[T]) -> Awaitable[T]:
+    def _write(self, op: WriteOp[T], optional: bool = False) -> Awaitable[T]:
         if self._closed:
             raise Unavailable("mail store is closed")
-        return self.writer.run(op)
+        return self.writer.run(op, optional)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """One read transaction on the caller's thread."""
@@ -333,7 +333,9 @@ class SqliteBackend:
             reads.mailbox(conn, ref)
             return _claim(conn, ref.id, uidnext), []
 
-        return await self._write(op)
+        # Optional: SELECT and catch-ups (read-like to users) must not wait
+        # out lock_timeout behind another process's lock (``writer``).
+        return await self._write(op, optional=True)
 
     async def append(
         self, ref: MailboxRef, items: Sequence[AppendItem], claim: bool = False

@@ -22,6 +22,11 @@ them:
 
 Lock waits happen only on the writer thread, bounded by ``lock_timeout``
 (SQLite's busy handler); past it the whole batch fails with ``Unavailable``.
+*Optional* ops (the ``\\Recent`` claims of SELECT and of catch-ups, which
+users see as reads) wait less: the writer waits for the lock in slices of
+``LOCK_SLICE`` and between them fails every optional op, in its batch or
+still queued, that has waited more than ``optional_wait`` since it was
+queued (the mail core then goes on without the claim).
 
 Disk full (``space``): SQLite's ``SQLITE_FULL`` is ``StorageFull`` (IMAP NO
 [OVERQUOTA]), logged in one line. When a batch hits it, the engine's reserve
@@ -39,10 +44,12 @@ that are awaitable and have ``callback(value)`` / ``errback(exception)`` —
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
 
@@ -63,6 +70,11 @@ Rings = list[tuple[int, int]]
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Rings]]
 Hop = Callable[[Callable[[], None]], None]
 RingAll = Callable[[Sequence[tuple[int, int]]], None]
+# How long an optional op (a \Recent claim) may wait for the write lock.
+OPTIONAL_WAIT = 1.0
+# The writer waits for the lock in slices this long (seconds).
+LOCK_SLICE = 0.1
+SQLITE_BUSY = 5
 
 
 class Waiter(Protocol[T_co]):
@@ -107,7 +119,9 @@ class InlineWriter:
         self._ring_all = ring_all
         self.space = space
 
-    async def run(self, op: WriteOp[T]) -> T:
+    async def run(self, op: WriteOp[T], optional: bool = False) -> T:
+        """``optional`` is for the threaded writer; here every op waits the
+        connection's busy timeout."""
         return self.run_sync(op)
 
     def run_sync(self, op: WriteOp[T]) -> T:
@@ -153,6 +167,14 @@ class InlineWriter:
         return None
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY (another connection holds the lock)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == SQLITE_BUSY
+    return "database is locked" in str(error)
+
+
 class _DiskFull(Exception):
     """A write hit disk full (SQLite's or the OS's error in ``error``)."""
 
@@ -169,6 +191,8 @@ class _Job(Generic[T]):
     result: Any = None
     rings: Rings = field(default_factory=list)
     full: bool = False  # not done because the disk was full: may be retried
+    optional: bool = False  # may give up on the lock early (see the module docstring)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -202,6 +226,9 @@ class ThreadedWriter:
         self._hop = hop
         self._make_waiter = make_waiter
         self._max_batch = max_batch
+        self.optional_wait = OPTIONAL_WAIT
+        # Taken off the queue while waiting for the lock, not yet run.
+        self._backlog: collections.deque[Any] = collections.deque()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         # Observability for tests: the thread that ran each COMMIT, and
@@ -211,19 +238,28 @@ class ThreadedWriter:
         self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    def run(self, op: WriteOp[T]) -> Awaitable[T]:
+    def run(self, op: WriteOp[T], optional: bool = False) -> Awaitable[T]:
         waiter: Waiter[T] = self._make_waiter()
         if self._closed:
             waiter.errback(Unavailable("mail store is closed"))
             return waiter
-        self._queue.put(_Job(op, waiter))
+        self._queue.put(_Job(op, waiter, optional=optional))
         return waiter
+
+    def _next(self, timeout: float | None) -> Any:
+        """The next queued item (the backlog first); queue.Empty on timeout
+        (``timeout`` 0: do not wait)."""
+        if self._backlog:
+            return self._backlog.popleft()
+        if timeout == 0:
+            return self._queue.get_nowait()
+        return self._queue.get(timeout=timeout)
 
     def _loop(self) -> None:
         stopped: _Job[Any] | None = None
         while stopped is None:
             try:
-                first = self._queue.get(timeout=self._idle_wait())
+                first = self._next(self._idle_wait())
             except queue.Empty:
                 self._idle()
                 continue
@@ -233,7 +269,7 @@ class ThreadedWriter:
             batch: list[_Job[Any]] = [first]
             while len(batch) < self._max_batch:
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._next(0)
                 except queue.Empty:
                     break
                 if isinstance(more, _Stop):
@@ -324,7 +360,8 @@ class ThreadedWriter:
         if self.space is not None:
             self.space.start_batch()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not self._begin(conn, batch):
+                return None  # every op of the batch gave up on the lock
         except sqlite3.OperationalError as error:
             self._fail_all(batch, mail_error(error), is_disk_full(error))
             return error if is_disk_full(error) else None
@@ -362,6 +399,50 @@ class ThreadedWriter:
         self.commit_threads.append(threading.current_thread().name)
         self.batch_sizes.append(len(batch))
         return full
+
+    def _begin(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> bool:
+        """BEGIN IMMEDIATE within the connection's busy timeout, waiting in
+        ``LOCK_SLICE`` slices; between them, optional ops past their wait
+        fail (``_expire_optional``) and leave ``batch``. False when none of
+        the batch is left (no transaction was begun)."""
+        limit = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        started = time.monotonic()
+        conn.execute(f"PRAGMA busy_timeout={min(limit, int(LOCK_SLICE * 1000))}")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return True
+                except sqlite3.OperationalError as error:
+                    if not _is_busy(error) or (time.monotonic() - started) * 1000 >= limit:
+                        raise
+                self._expire_optional(batch)
+                if not batch:
+                    return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={limit}")
+
+    def _expire_optional(self, batch: list[_Job[Any]]) -> None:
+        """While the lock is held elsewhere: fail the optional ops (in
+        ``batch`` or queued meanwhile) that waited past ``optional_wait``."""
+        while True:
+            try:
+                self._backlog.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        now = time.monotonic()
+
+        def expired(item: Any) -> bool:
+            return (isinstance(item, _Job) and item.optional
+                    and now - item.queued_at > self.optional_wait)
+
+        gone = [job for job in [*batch, *self._backlog] if expired(job)]
+        if not gone:
+            return
+        batch[:] = [job for job in batch if not expired(job)]
+        self._backlog = collections.deque(item for item in self._backlog if not expired(item))
+        self._fail_all(gone, Unavailable("mail store busy: another process holds the write lock"))
+        self._hop(self._deliverer(gone))
 
     @staticmethod
     def _fail_all(batch: list[_Job[Any]], error: BaseException, full: bool = False) -> None:
