@@ -123,3 +123,22 @@ def test_a_large_body_is_read_from_a_spool_file_not_a_snapshot(backend: SqliteBa
     assert busy == 0
     assert first + b"".join(chunks) == big
     assert list((backend.data_dir / "spool").iterdir()) == []  # anonymous: nothing left
+
+
+def test_the_reader_thread_reopens_its_connection_after_many_spool_copies(
+    backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spool copies open blobs on the reader thread's connection: it is
+    recycled like the others (issue 13, item 1: cpython#144424)."""
+    from imapd.storage.sqlite import schema
+
+    monkeypatch.setattr(schema, "RECYCLE_AFTER_BLOBS", 2)
+    ref = inbox(backend)
+    big = os.urandom(STREAM_THRESHOLD + 1)
+    call(lambda: backend.append(ref, [AppendItem(big)]))
+    assert backend.reader is not None
+    first = backend.reader._conn
+    for _ in range(3):
+        body = call(lambda: backend.open_message(ref, 1))
+        assert body is not None and b"".join(body.chunks()) == big
+    assert backend.reader._conn is not first
