@@ -43,7 +43,7 @@ class Kind:
     """One way to run a backend: the engine, and how its calls await."""
 
     name: str
-    engine: str  # "memory" or "sqlite"
+    engine: str  # "memory", "sqlite" or "postgres"
     threaded: bool = False  # sqlite: writes on the writer thread, results hop back
     yielding: bool = False  # wrapped in YieldingBackend
 
@@ -55,6 +55,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("sqlite-yield", "sqlite", yielding=True),
     Kind("sqlite-thread", "sqlite", threaded=True),
     Kind("sqlite-thread-yield", "sqlite", threaded=True, yielding=True),
+    # A database of the test cluster (tests/support/postgres.py) per site.
+    Kind("postgres", "postgres", threaded=True),
+    Kind("postgres-yield", "postgres", threaded=True, yielding=True),
 )
 
 # The one place where a backend still missing its implementation is marked
@@ -82,7 +85,7 @@ class Site:
 
     kind: Kind
     directory: Path
-    shared: Any = None  # memory: the MemoryData every instance shares
+    shared: Any = None  # memory: the MemoryData every instance shares; postgres: the DSN
     instances: list[MailBackend] = field(default_factory=list)
     closed: set[int] = field(default_factory=set)
 
@@ -94,6 +97,15 @@ class Site:
             if self.shared is None:
                 self.shared = MemoryData()
             backend: MailBackend = MemoryBackend(self.shared)
+        elif self.kind.engine == "postgres":
+            from twisted.internet.defer import Deferred
+
+            from imapd.storage.postgres import open_backend as open_postgres
+
+            # A short catch-up interval: the tests wait for rings, and the
+            # catch-up is what rings when a NOTIFY was missed.
+            backend = open_postgres(self.shared, hop=reactor_hop(), make_waiter=Deferred,
+                                    poll_interval=0.2, pool_size=4)
         else:
             from twisted.internet.defer import Deferred
 
@@ -120,7 +132,14 @@ class Site:
 
 
 def make_site(kind: Kind) -> Site:
-    return Site(kind, Path(tempfile.mkdtemp(prefix="imapd-contract-", dir=scratch_root())))
+    site = Site(kind, Path(tempfile.mkdtemp(prefix="imapd-contract-", dir=scratch_root())))
+    if kind.engine == "postgres":
+        # On the test thread: the cluster starts here (or the test skips,
+        # pinned; under CI it fails), and a fresh database is made per site.
+        from tests.support.postgres import shared_cluster
+
+        site.shared = shared_cluster().fresh_database()
+    return site
 
 
 def remove_site(site: Site) -> None:
@@ -128,6 +147,10 @@ def remove_site(site: Site) -> None:
         on_reactor(site.close_all)
     finally:
         shutil.rmtree(site.directory, ignore_errors=True)
+        if site.kind.engine == "postgres" and site.shared is not None:
+            from tests.support.postgres import shared_cluster
+
+            shared_cluster().drop_database(site.shared)
 
 
 # --- fixtures ------------------------------------------------------------------
