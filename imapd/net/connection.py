@@ -9,10 +9,12 @@ the subclass to run, and writes what it sends. Around that it owns:
 
 * fairness (``imapd.net.pipeline``): bounded slices of work per reactor
   turn, input framed only as the queue has room, reading paused meanwhile
-  (TCP back-pressure);
+  (TCP back-pressure); inside one long command too (``pace``: a handler's
+  per-message loop yields once the slice is spent);
 * output (``imapd.net.output``): responses joined into few writes while a
-  command runs; a large literal streamed as the client reads it, no new
-  command started while it is busy;
+  command runs; a large literal streamed as the client reads it; while the
+  client leaves output unread no new command starts, no more input is
+  read and a paced command waits;
 * per-state inactivity timeouts (RFC 3501 §5.4: at least 30 minutes once
   logged in; RFC 1939 §3 for POP3) and a deadline for logging in at all;
 * the STARTTLS hold (RFC 3501 §6.2.1, RFC 2595 §3.1, RFC 3207 §4.2): input
@@ -195,6 +197,11 @@ class LineConnection(Protocol):
         for timer in (self._timer, self._login_deadline):
             if timer is not None and timer.active():
                 timer.cancel()
+        # A cancelled timer still holds its function, a bound method of this
+        # object: no cycle may keep a closed connection (its session, view
+        # and buffers) alive until a full garbage collection (issue 13).
+        self._timer = self._login_deadline = None
+        self._current = None
         if self._waiter is not None:
             waiter, self._waiter = self._waiter, None
             waiter.errback(self.closed_error())
@@ -399,7 +406,9 @@ class LineConnection(Protocol):
         runnable = bool(self._queue) and not self._running and not self._output.busy
         framable = self._backlog.pending and not self._tls_pending and (
             self._held is not None or room > 0)
-        full = self._backlog.pending or room <= 0
+        # While the client leaves its output unread (the writer is busy) its
+        # next commands stay in the kernel too: TCP back-pressure both ways.
+        full = self._backlog.pending or room <= 0 or self._output.busy
         self._slices.end(runnable or framable, full, cast(Transport, self.transport))
 
     def command_finished(self, logout: bool, too_many_bad: bool) -> None:
@@ -422,6 +431,49 @@ class LineConnection(Protocol):
         else:
             self._arm_timer()
             self._drain()
+
+    # --- pacing one long command (issue 13) -------------------------------------------
+
+    def pace(self) -> Deferred[None] | None:
+        """The running command's yield point between two units of its work
+        (a message of ``FETCH 1:*``; ``CommandContext.pace``): None to go
+        on at once. Otherwise a Deferred to await first, which fires
+
+        * once the client has read its output, while the writer is ``busy``
+          (its unread responses are over the transport's bound: however
+          small each response, they never pile up in memory), or
+        * on a later reactor turn, once this connection's slice budget
+          (``imapd.net.pipeline.TurnBudget``: about 5 ms, or
+          ``TURN_COMMANDS`` units with a still clock) is spent, so every
+          other connection is served in between;
+
+        and fails with ``closed_error`` once the connection is gone: the
+        command stops instead of producing for nobody."""
+        if self._lost:
+            return fail(self.closed_error())
+        self._budget.spend_command()
+        if not self._budget.exhausted and not self._output.busy:
+            return None
+        self._flush_batch()  # what it sent so far goes out before it waits
+        resumed: Deferred[None] = Deferred()
+        waiter = self._output.when_idle()
+        if waiter is None:
+            self.clock.callLater(0, self._resume, resumed)
+        else:
+            waiter.addCallback(lambda _: self._resume(resumed))
+        return resumed
+
+    def _resume(self, resumed: Deferred[None]) -> None:
+        """Go on with a paced command in a slice of its own, its responses
+        joined into few writes as when it started (``_batched``)."""
+        if self._lost:
+            resumed.errback(self.closed_error())
+            return
+        self._budget.renew()
+        if self._batch is not None:  # inside another slice's batch already
+            resumed.callback(None)
+        else:
+            self._batched(lambda: resumed.callback(None))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> Deferred[None]:
         """Run a coroutine of this connection outside the running command

@@ -97,6 +97,7 @@ class ImapServerProtocol(LineConnection):
         self.ctx = self.server.make_context(
             self.session, self.send, self.read_continuation, connection=self)
         self.ctx.output_waiter = self._output.when_idle
+        self.ctx.pacer = self.pace  # long commands yield (LineConnection.pace)
         self.ctx.spawn = self.spawn  # IDLE's pushes run as this connection's work
         refusal = self.server.connection_opened(self)
         if refusal is not None:
@@ -115,6 +116,12 @@ class ImapServerProtocol(LineConnection):
         self.session.deselect()
         self.session.state = State.LOGOUT
         self.server.connection_closed(self)
+        # The context holds this object's methods (send, pace...): without
+        # it the protocol, its session and buffers are freed by reference
+        # counting at once, not at the next full collection (issue 13). A
+        # handler still running keeps its own reference and ends on
+        # ``ConnectionClosed`` (``pace``, ``read_continuation``).
+        self.ctx = None
         log.debug("session {id} closed", id=self.session.session_id)
 
     def shutdown(self) -> None:

@@ -18,8 +18,10 @@ client reads. ``ResponseWriter`` instead:
 The protocol starts no new command while the writer is ``busy`` (so the
 tagged reply of a FETCH goes out after its data and the next command's
 output cannot get in between), and a handler that sends many large
-responses waits for ``when_idle`` between them (``CommandContext.flush``),
-so FETCH 1:* BODY[] opens one message at a time, not all of them.
+responses waits for ``when_idle`` between them (``CommandContext.flush``,
+and ``CommandContext.pace`` for many small ones: issue 13), so FETCH 1:*
+BODY[] opens one message at a time, not all of them, and FETCH 1:* (FLAGS)
+to a client that does not read stops once its buffer is full.
 """
 
 from __future__ import annotations
@@ -136,10 +138,15 @@ class ResponseWriter:
             self._went_idle()
 
     def stopProducing(self) -> None:
-        """The connection is gone: drop what was not written."""
+        """The connection is gone: drop what was not written, and the
+        callbacks into the protocol (its methods: a reference cycle that
+        would keep a closed connection alive until a full collection)."""
         self._stopped = True
         self._registered = False
         self._discard()
+        self._transport = _no_transport
+        self._on_idle = _nothing
+        self._on_error = _ignore_failure
 
     # --- internals ---------------------------------------------------------------
 
@@ -208,3 +215,15 @@ def _close(chunks: Iterator[bytes]) -> None:
     close = getattr(chunks, "close", None)
     if close is not None:
         close()
+
+
+def _no_transport() -> ProducerConsumer | None:
+    return None
+
+
+def _nothing() -> None:
+    """What a stopped writer does when its output is written: nothing."""
+
+
+def _ignore_failure(failure: Failure) -> None:
+    """A stopped writer reports nothing."""

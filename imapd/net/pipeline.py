@@ -242,12 +242,18 @@ class Slices:
                 transport.resumeProducing()
 
     def stop(self) -> None:
-        """The connection is gone: drop the input, schedule nothing."""
+        """The connection is gone: drop the input, schedule nothing, and let
+        go of the protocol (``run`` is its method: a cycle otherwise)."""
         self.backlog.clear()
         if self._next is not None and self._next.active():
             self._next.cancel()
         self._next = None
+        self._run = _nothing
 
     def _run_next(self) -> None:
         self._next = None
         self._run()
+
+
+def _nothing() -> None:
+    """What a stopped connection's slice does."""

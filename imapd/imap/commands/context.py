@@ -25,7 +25,7 @@ from imapd.core.runtime import Runtime as Runtime  # re-exported for handlers
 from imapd.mail.service import MailService
 from imapd.imap.session.state import Session, State
 from imapd.imap.session.view import SelectedView
-from imapd.accounts.users import UserDatabase
+from imapd.accounts.store import UserStore
 from imapd.imap.wire.responses import Continuation, FetchResponse, Response, ResponseCode
 
 C = TypeVar("C")
@@ -91,7 +91,7 @@ class CommandContext:
 
     session: Session
     config: Config
-    users: UserDatabase
+    users: UserStore
     runtime: Runtime
     features: Features
     sender: Callable[[Response], None]
@@ -106,6 +106,10 @@ class CommandContext:
     # Set by the server: None when all output is written, else something
     # to await until it is (see ``flush``). None: nothing to wait for.
     output_waiter: Callable[[], Awaitable[None] | None] | None = None
+    # Set by the server: a long command's yield point (see ``pace``): None
+    # to go on at once, else something to await first. None: no pacing
+    # (unit contexts), ``pace`` then only waits for the output (``flush``).
+    pacer: Callable[[], Awaitable[None] | None] | None = None
     # Set by the server: start a coroutine of this session outside the
     # running command (IDLE's push after a doorbell, RFC 2177); the result
     # finishes with it and never fails (errors are logged). None: no pushes.
@@ -133,6 +137,22 @@ class CommandContext:
         (FETCH), so they do not open every message before the first is
         written. Returns at once when nothing waits."""
         waiter = self.output_waiter() if self.output_waiter is not None else None
+        if waiter is not None:
+            await waiter
+
+    async def pace(self) -> None:
+        """Call between two units of a loop whose length the client chooses
+        (a message of ``FETCH 1:*``, ``SEARCH``, ``STORE``): returns at once
+        while this connection's share of the reactor turn lasts, else after
+        other connections had their turn (one connection's big command must
+        not stall everyone: issue 13), and only while the client's unread
+        output is under the server's bound (back-pressure for many small
+        responses, as ``flush`` for large ones). Raises ``ConnectionClosed``
+        once the client is gone, so nothing is produced for nobody."""
+        if self.pacer is None:
+            await self.flush()
+            return
+        waiter = self.pacer()
         if waiter is not None:
             await waiter
 

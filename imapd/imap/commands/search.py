@@ -44,6 +44,9 @@ SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 casemap.prepare()
 # Undecided messages whose analyses are read from the store at once.
 BATCH_SIZE = 256
+# Candidates decided from their records alone between two yield points
+# (``ctx.pace``; a few microseconds each).
+PACE_EVERY = 128
 
 
 def _info_from_meta(meta: bytes) -> MessageInfo | None:
@@ -54,7 +57,7 @@ def _info_from_meta(meta: bytes) -> MessageInfo | None:
 
 
 async def _decide(
-    view: SelectedView, evaluator: Evaluator, cmd: Search,
+    ctx: CommandContext, view: SelectedView, evaluator: Evaluator, cmd: Search,
     undecided: Sequence[Candidate],
 ) -> list[Candidate]:
     """The undecided candidates that match, loading analysis, then bytes."""
@@ -81,11 +84,12 @@ async def _decide(
             if verdict:
                 matched.append(candidate)
             candidate.release()  # at most one message's data in memory
+            await ctx.pace()  # others' turn between two messages (issue 13)
     return matched
 
 
 async def _matching(
-    view: SelectedView, cmd: Search, saved: frozenset[int],
+    ctx: CommandContext, view: SelectedView, cmd: Search, saved: frozenset[int],
 ) -> list[Candidate]:
     """The messages matching the criteria, ascending (see module doc)."""
     uids = list(view.uids)
@@ -104,7 +108,9 @@ async def _matching(
             undecided.append(candidate)
         elif verdict:
             matched.append(candidate)
-    matched += await _decide(view, evaluator, cmd, undecided)
+        if seq % PACE_EVERY == 0:
+            await ctx.pace()
+    matched += await _decide(ctx, view, evaluator, cmd, undecided)
     matched.sort(key=lambda c: c.seq)
     return matched
 
@@ -126,7 +132,7 @@ async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
         condstore.enable_condstore(ctx)
     if cmd.uid:
         view.uid_mode = True  # later unsolicited FETCH carries UID (as resolve does)
-    matched = await _matching(view, cmd, saved)
+    matched = await _matching(ctx, view, cmd, saved)
     numbers = [c.record.uid if cmd.uid else c.seq for c in matched]
     modseqs = [c.record.modseq for c in matched] if with_modseq else None
     if options is None:

@@ -42,6 +42,8 @@ from imapd.imap.wire.commands import Store, StoreMode
 from imapd.imap.wire.responses import FetchResponse, ResponseCode
 from imapd.imap.wire.values import Atom, Value
 
+# Responses sent between two yield points (``ctx.pace``, issue 13).
+_PACE_EVERY = 64
 # Attempts of a .SILENT STORE while other sessions keep changing its
 # messages (``_silent_store``).
 _SILENT_ATTEMPTS = 4
@@ -77,7 +79,9 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
     # the states it set itself on top of one it knew (RFC 3501 §6.4.6).
     view.reported(known)
     states = {state.uid: state for state in result.states}
-    for seq, uid in pairs:
+    for index, (seq, uid) in enumerate(pairs, start=1):
+        if index % _PACE_EVERY == 0:
+            await ctx.pace()  # STORE 1:* answers every message (issue 13)
         state = states.get(uid)
         if state is None:
             continue  # expunged by another session, or failed UNCHANGEDSINCE
