@@ -220,11 +220,14 @@ class ScramLogin:
         return self._exchange.username
 
     async def first(self, client_first: bytes) -> Verdict:
+        """The keys are looked up in a thread: the user store may be a
+        database round trip away (``imapd.accounts.store``)."""
         try:
-            server_first = self._exchange.first(client_first)
+            username = self._exchange.begin(client_first)
+            keys = await self._auth.runtime.in_thread(self._auth.users.scram_keys, username)
+            server_first = self._exchange.answer_first(keys)
         except ScramFailed as failure:
             return await self._failed(failure, self._auth.now())
-        username = self._exchange.username or ""
         await self._auth.wait_penalty(self._client, username)
         return Verdict(Outcome.OK, username, data=server_first)
 

@@ -327,10 +327,18 @@ class ScramExchange:
         self._nonce = ""
         self._keys: ScramKeys | None = None
         self._real = False
+        self._pending: ClientFirst | None = None
 
     def first(self, client_first: bytes) -> bytes:
-        """Take client-first-message (RFC 5802 §7); return server-first."""
-        if self._first is not None:
+        """Take client-first-message (RFC 5802 §7); return server-first.
+        The keys come from ``lookup`` on the calling thread; a server whose
+        lookup blocks calls ``begin`` and ``answer_first`` instead."""
+        return self.answer_first(self._lookup(self.begin(client_first)))
+
+    def begin(self, client_first: bytes) -> str:
+        """The first half of ``first``: check client-first-message and
+        return the (SASLprep'd) user name whose keys ``answer_first`` needs."""
+        if self._first is not None or self.username is not None:
             raise _malformed("client-first-message sent twice")
         first = parse_client_first(client_first)
         self._check_binding_choice(first.header)
@@ -339,7 +347,16 @@ class ScramExchange:
             if authzid != first.username:  # no proxy logins, as with PLAIN
                 raise ScramFailed(Failure.AUTHORIZATION, "authorization identity not allowed")
         self.username = first.username
-        keys = self._lookup(first.username)
+        self._pending = first
+        return first.username
+
+    def answer_first(self, keys: ScramKeys | None) -> bytes:
+        """The second half of ``first``: server-first-message, with the
+        user's ``keys`` or, when None, decoy keys (RFC 5802 §5.1: an
+        unknown user is answered like a known one)."""
+        first = self._pending
+        if first is None or self._first is not None:
+            raise _malformed("client-first-message expected")
         self._real = keys is not None
         self._keys = keys if keys is not None else decoy_keys(first.username)
         self._first = first

@@ -39,7 +39,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import argon2
 import argon2.exceptions
@@ -145,6 +145,59 @@ def _make_argon2_verifier(hasher: argon2.PasswordHasher) -> Verifier:
     return verify
 
 
+def typical_parameters(entries: Iterable[UserEntry]) -> argon2.Parameters | None:
+    """The argon2 parameters of the first argon2id entry, if any."""
+    for entry in entries:
+        if entry.scheme == ARGON2ID_SCHEME:
+            try:
+                return argon2.extract_parameters(entry.hash_data)
+            except argon2.exceptions.InvalidHashError:
+                continue
+    return None
+
+
+class PasswordChecker:
+    """Password hashing and checking shared by every user store (this
+    file, ``imapd.storage.postgres.users``): new hashes are argon2id with
+    ``hasher``'s cost; stored entries are verified by their scheme
+    (``imapd.accounts.schemes``). Thread-safe."""
+
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self.hasher = hasher or argon2.PasswordHasher()
+        self._verifiers: dict[str, Verifier] = dict(schemes.VERIFIERS)
+        self._verifiers[ARGON2ID_SCHEME] = _make_argon2_verifier(self.hasher)
+        self._lock = threading.Lock()
+        self._dummy_hash: str | None = None
+        self._dummy_params: argon2.Parameters | None = None
+
+    def new_field(self, password: Secret) -> str:
+        """The ``{ARGON2ID}...`` password field of a new password."""
+        return "{" + ARGON2ID_SCHEME + "}" + self.hasher.hash(password.value)
+
+    def check(
+        self, entry: UserEntry | None, password: Secret, typical: argon2.Parameters | None
+    ) -> bool:
+        """True when ``entry`` exists and ``password`` matches it. Unknown
+        users and unsupported schemes still cost one argon2 verification,
+        against a dummy hash made with ``typical`` parameters (those of the
+        store's users, so it costs what a real check costs), else with
+        those of new hashes."""
+        verifier = self._verifiers.get(entry.scheme or "") if entry else None
+        if entry is None or verifier is None:
+            self._verifiers[ARGON2ID_SCHEME](self._dummy(typical), password.value)
+            return False
+        return verifier(entry.hash_data, password.value)
+
+    def _dummy(self, params: argon2.Parameters | None) -> str:
+        """A hash no password matches (made once per parameter set)."""
+        with self._lock:
+            if self._dummy_hash is None or params != self._dummy_params:
+                hasher = argon2.PasswordHasher.from_parameters(params) if params else self.hasher
+                self._dummy_hash = hasher.hash(os.urandom(16))
+                self._dummy_params = params
+            return self._dummy_hash
+
+
 class UserDatabase:
     """Users and their password hashes, backed by ``path``.
 
@@ -154,17 +207,13 @@ class UserDatabase:
 
     def __init__(self, path: Path, hasher: argon2.PasswordHasher | None = None) -> None:
         self.path = path
-        self._hasher = hasher or argon2.PasswordHasher()
-        self._verifiers: dict[str, Verifier] = dict(schemes.VERIFIERS)
-        self._verifiers[ARGON2ID_SCHEME] = _make_argon2_verifier(self._hasher)
+        self.checker = PasswordChecker(hasher)
         self.scram_path = path.with_name(SCRAM_FILE_NAME)
         self._scram_stamp: tuple[int, int, int] | None = None
         self._scram: dict[str, tuple[str, str]] = {}  # name -> (keys field, binding)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._lines: list[FileLine] = []
-        self._dummy_hash: str | None = None
-        self._dummy_params: argon2.Parameters | None = None
 
     @classmethod
     def in_data_dir(
@@ -195,12 +244,11 @@ class UserDatabase:
         with self._lock:
             self._refresh()
             entry = self._find(name)
-            dummy = self._dummy()
-        verifier = self._verifiers.get(entry.scheme or "") if entry else None
-        if entry is None or verifier is None:
-            self._verifiers[ARGON2ID_SCHEME](dummy, password.value)
-            return False
-        return verifier(entry.hash_data, password.value)
+            typical = self._typical_parameters()
+        return self.checker.check(entry, password, typical)
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes the file."""
 
     # --- writing -------------------------------------------------------------
 
@@ -262,34 +310,18 @@ class UserDatabase:
         if entry is None or stored is None:
             return None
         keys_field, binding = stored
-        if not hmac.compare_digest(binding, _binding(entry.password_field)):
+        if not hmac.compare_digest(binding, scram_binding(entry.password_field)):
             return None
         return ScramKeys.from_field(keys_field)
 
     # --- internals -----------------------------------------------------------
 
     def _new_password_field(self, password: Secret) -> str:
-        return "{" + ARGON2ID_SCHEME + "}" + self._hasher.hash(password.value)
-
-    def _dummy(self) -> str:
-        """A hash no password matches, made with the argon2 parameters of
-        the first argon2id user in the file (so checking it costs what
-        checking a real user costs), else with those of new hashes."""
-        params = self._typical_parameters()
-        if self._dummy_hash is None or params != self._dummy_params:
-            hasher = argon2.PasswordHasher.from_parameters(params) if params else self._hasher
-            self._dummy_hash = hasher.hash(os.urandom(16))
-            self._dummy_params = params
-        return self._dummy_hash
+        return self.checker.new_field(password)
 
     def _typical_parameters(self) -> argon2.Parameters | None:
-        for line in self._lines:
-            if isinstance(line, UserEntry) and line.scheme == ARGON2ID_SCHEME:
-                try:
-                    return argon2.extract_parameters(line.hash_data)
-                except argon2.exceptions.InvalidHashError:
-                    continue
-        return None
+        """Of the first argon2id user in the file (see ``PasswordChecker``)."""
+        return typical_parameters(line for line in self._lines if isinstance(line, UserEntry))
 
     def _find(self, name: str) -> UserEntry | None:
         for line in self._lines:
@@ -340,7 +372,7 @@ class UserDatabase:
             if keys is None:
                 current.pop(name, None)
             else:
-                current[name] = (keys.to_field(), _binding(field))
+                current[name] = (keys.to_field(), scram_binding(field))
         text = "".join(f"{name}:{keys}:{binding}\n" for name, (keys, binding) in current.items())
         write_file_atomically(self.scram_path, text.encode("utf-8"))
         self._scram_stamp = None
@@ -385,7 +417,7 @@ def hasher_from_spec(spec: str) -> argon2.PasswordHasher:
     return hasher
 
 
-def _binding(password_field: str) -> str:
+def scram_binding(password_field: str) -> str:
     """Ties SCRAM keys to one password field (a fresh argon2 salt each time)."""
     return hashlib.sha256(password_field.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 

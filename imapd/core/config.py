@@ -4,6 +4,7 @@ down; nothing reads the environment later."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,3 +85,62 @@ class Config:
     # (name, attribute) pairs: every device then finds the same Drafts,
     # Sent, ... (``imapd serve --special-use``); () turns this off.
     default_mailboxes: tuple[tuple[str, str], ...] = DEFAULT_MAILBOXES
+    # Where mail and users live (``--store``, ``parse_store``): "sqlite" (the
+    # data directory) or a postgresql:// URL shared by several frontends.
+    # The data directory still holds TLS certificates and the spool.
+    store: str = "sqlite"
+
+
+# --- the mail and user store (``--store``) ------------------------------------
+
+SQLITE_STORE = "sqlite"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+class StoreURLError(ValueError):
+    """``--store`` is neither ``sqlite`` nor a ``postgresql://`` URL; the
+    message is one line for the operator (never containing a password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    """Where mail and users live: ``kind`` is ``"sqlite"`` (the data
+    directory) or ``"postgresql"``; ``dsn`` is the libpq URL for the latter
+    (``postgres://`` is libpq's other spelling), "" for SQLite."""
+
+    kind: str
+    dsn: str = ""
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgresql"
+
+    def redacted(self) -> str:
+        """The URL as logs and messages show it: any password replaced."""
+        return redact_dsn(self.dsn) if self.is_postgres else self.kind
+
+
+def parse_store(text: str) -> StoreURL:
+    """``sqlite`` (also empty) or ``postgresql://[user[:password]@][host][:port][/db][?...]``
+    (``postgres://`` too). Only the shape is checked here; libpq checks the
+    rest when connecting (``imapd.app`` turns its refusal into one line)."""
+    value = text.strip()
+    if value.lower() in ("", SQLITE_STORE):
+        return StoreURL(SQLITE_STORE)
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme.lower() in POSTGRES_SCHEMES:
+        return StoreURL("postgresql", value)
+    raise StoreURLError(
+        f"--store {redact_dsn(value)}: use 'sqlite' or a postgresql://user@host/dbname URL")
+
+
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@:]*):[^/?#]*@")
+_PARAM_PASSWORD = re.compile(r"(?i)((?:^|[?&\s])password\s*=\s*)('[^']*'|[^&\s]*)")
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with the password of its user part (``user:secret@``) and
+    any ``password=`` parameter (URL query or libpq keyword form) replaced
+    by ``***``: what logs and error messages may show."""
+    dsn = _URL_PASSWORD.sub(r"\1:***@", dsn)
+    return _PARAM_PASSWORD.sub(r"\1***", dsn)

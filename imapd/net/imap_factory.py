@@ -29,7 +29,7 @@ from imapd.net.imap_connection import ImapServerProtocol
 from imapd.net.runtime import Clock, ReactorRuntime, global_reactor
 from imapd.net.tls import ServerTLS
 from imapd.imap.session.state import Session
-from imapd.accounts.users import UserDatabase
+from imapd.accounts.store import UserStore
 from imapd.imap.wire.responses import Continuation, Response
 from imapd.mail.service import MailService
 
@@ -46,7 +46,7 @@ class ImapServerFactory(ServerFactory):
     def __init__(
         self,
         config: Config,
-        users: UserDatabase,
+        users: UserStore,
         mail: MailService | None = None,
         *,
         clock: Clock | None = None,
