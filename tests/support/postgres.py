@@ -76,6 +76,7 @@ class Cluster:
         self._as_postgres = os.geteuid() == 0
         self._names = itertools.count(1)
         self._lock = threading.Lock()
+        self._free: list[str] = []  # initialised databases emptied for reuse
         if self._as_postgres:
             entry = pwd.getpwnam("postgres")
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
@@ -144,13 +145,38 @@ class Cluster:
             conn.execute(sql.encode())
 
     def fresh_database(self, initialised: bool = True) -> str:
-        """A new database (a copy of the template with the imapd schema, or
-        an empty one); returns its DSN."""
+        """A database with the imapd schema and no data (a copy of the
+        template, or one given back with ``release_database``), or an empty
+        one; returns its DSN."""
         with self._lock:
+            if initialised and self._free:
+                return self._free.pop()
             name = f"t{os.getpid()}_{next(self._names)}"
         template = TEMPLATE if initialised else "template0"
         self.admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.dsn_for(name)
+
+    def release_database(self, dsn: str) -> None:
+        """Give back a database made by ``fresh_database()``: its clients are
+        cut off and its rows deleted (8 ms against ~100-300 ms for CREATE
+        DATABASE on a loaded box); the next ``fresh_database()`` reuses it.
+        Sequences go on (mailbox ids are never reused anyway)."""
+        import psycopg
+
+        if not self.running:
+            return
+        name = dict(part.split("=", 1) for part in dsn.split())["dbname"]
+        self.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        tables = ("mail_users", "provisioned", "mailboxes", "bodies", "body_chunks", "messages",
+                  "expunged", "keywords", "subscriptions", "users")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            with conn.transaction():
+                for table in tables:
+                    conn.execute(f"DELETE FROM {table}".encode())
+                conn.execute("DELETE FROM settings WHERE key <> 'schema_version'")
+        with self._lock:
+            self._free.append(dsn)
 
     def drop_database(self, dsn: str) -> None:
         """Drop a database made by ``fresh_database`` (its clients are cut off)."""
@@ -199,7 +225,7 @@ def postgres_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def postgres_dsn(postgres_cluster: Cluster) -> Iterator[str]:
-    """A fresh database with the imapd schema, dropped after the test."""
+    """A database with the imapd schema and no data, given back after the test."""
     dsn = postgres_cluster.fresh_database()
     yield dsn
-    postgres_cluster.drop_database(dsn)
+    postgres_cluster.release_database(dsn)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 RowState = tuple[int, int, str, int] | None
 _UNKNOWN: RowState = (-1, -1, "", -1)
-WAKE = 0.2  # seconds: the longest the listener waits before looking at ``stop``
+WAKE = 0.05  # seconds: the longest the listener waits before looking at ``stop``
 
 
 class PgFeed:

@@ -115,22 +115,42 @@ def insert_body(conn: Conn, item: AppendItem) -> int:
     return body_id
 
 
+def insert_small_bodies(conn: Conn, items: Sequence[AppendItem]) -> list[int]:
+    """Bodies of at most one ``CHUNK`` each, as one pipelined batch per
+    table (``executemany``: a 1,200-message MULTIAPPEND is a few round
+    trips, not 2,400)."""
+    cursor = conn.cursor()
+    cursor.executemany("INSERT INTO bodies(refs, size, meta) VALUES(1, %s, %b) RETURNING id",
+                       [(len(item.message), bytes(item.meta)) for item in items], returning=True)
+    ids: list[int] = []
+    while True:
+        found = cursor.fetchone()
+        assert found is not None
+        ids.append(int(found[0]))
+        if not cursor.nextset():
+            break
+    cursor.executemany("INSERT INTO body_chunks(body_id, seq, data) VALUES(%s, 0, %b)",
+                       [(body_id, bytes(item.message)) for body_id, item in zip(ids, items)])
+    return ids
+
+
 def append(conn: Conn, row: MailboxRow, items: Sequence[AppendItem]) -> AppendResult:
     """Insert the messages under consecutive new UIDs and one MODSEQ."""
     prepared = [(split_flags(item.flags), date_columns(item.internal_date)) for item in items]
     first, modseq = allocate(conn, row, len(items))
-    uids: list[int] = []
+    if all(len(item.message) <= CHUNK for item in items):
+        body_ids = insert_small_bodies(conn, items)
+    else:
+        body_ids = [insert_body(conn, item) for item in items]
+    values: list[tuple[int, ...] | tuple[Any, ...]] = []
     for offset, (item, ((bits, keywords), (seconds, minutes))) in enumerate(zip(items, prepared)):
         keywords = map_keywords(conn, row.id, keywords, define=True)
-        body_id = insert_body(conn, item)
-        uid = first + offset
-        conn.execute(
-            "INSERT INTO messages(mailbox_id, uid, body_id, internal_date, tz_minutes, size, "
-            "sysflags, keywords, modseq) VALUES(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (row.id, uid, body_id, seconds, minutes, len(item.message), bits,
-             encode_keywords(keywords), modseq))
-        uids.append(uid)
-    return AppendResult(row.uidvalidity, tuple(uids))
+        values.append((row.id, first + offset, body_ids[offset], seconds, minutes,
+                       len(item.message), bits, encode_keywords(keywords), modseq))
+    conn.cursor().executemany(
+        "INSERT INTO messages(mailbox_id, uid, body_id, internal_date, tz_minutes, size, "
+        "sysflags, keywords, modseq) VALUES(%s, %s, %s, %s, %s, %s, %s, %s, %s)", values)
+    return AppendResult(row.uidvalidity, tuple(range(first, first + len(items))))
 
 
 def store_flags(

@@ -150,7 +150,7 @@ def remove_site(site: Site) -> None:
         if site.kind.engine == "postgres" and site.shared is not None:
             from tests.support.postgres import shared_cluster
 
-            shared_cluster().drop_database(site.shared)
+            shared_cluster().release_database(site.shared)
 
 
 # --- fixtures ------------------------------------------------------------------
