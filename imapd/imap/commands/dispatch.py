@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from imapd.imap.commands import catalogue
-from imapd.imap.commands.announce import send_updates
+from imapd.imap.commands.announce import announcement
 from imapd.imap.commands.context import AnySpec, CommandContext, Completion, ConnectionClosed
 from imapd.imap.commands.errors import imap_error
 from imapd.imap.commands.registry import Registry
@@ -37,6 +37,9 @@ from imapd.imap.wire.responses import ResponseCode, Status, Tagged, Untagged
 from imapd.imap.wire.values import Atom, Value
 
 log = Logger(namespace="imapd.dispatch")
+
+# Pending updates sent between two yield points (``ctx.pace``).
+PACE_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +123,10 @@ class Dispatcher:
             # The mailbox's state could not be read now (store busy): the
             # command's answer stands; the changes wait for the next one.
             log.failure("session {id}: catch-up failed", id=session.session_id)
-        self._drain(spec, ctx)
+        try:
+            await self._drain(spec, ctx)
+        except ConnectionClosed:
+            return None
         return self._outcome(session, result)
 
     async def _run(self, spec: AnySpec, cmd: Command, ctx: CommandContext) -> Tagged:
@@ -146,8 +152,20 @@ class Dispatcher:
         return Tagged(cmd.tag, Status.OK, completion.text, completion.code)
 
     @staticmethod
-    def _drain(spec: AnySpec, ctx: CommandContext) -> None:
+    async def _drain(spec: AnySpec, ctx: CommandContext) -> None:
         """Send the selected view's pending updates before the tagged reply
         (with a FLAGS announcement first when the list grew, RFC 3501
-        §7.2.6; ``imapd.imap.commands.announce``)."""
-        send_updates(ctx, allow_expunge=spec.may_send_expunge)
+        §7.2.6; as ``imapd.imap.commands.announce.send_updates``), pacing
+        between them: another session's ``STORE 1:*`` on a big mailbox is
+        one FETCH response per message here (issue 13)."""
+        view = ctx.session.selected
+        if view is None:
+            return
+        responses = view.drain(allow_expunge=spec.may_send_expunge)
+        if isinstance(view, SelectedView) and view.flag_list.take_noted():
+            for response in announcement(view):
+                ctx.sender(response)
+        for index, response in enumerate(responses, start=1):
+            ctx.send(response)
+            if index % PACE_EVERY == 0:
+                await ctx.pace()

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import pytest
 from twisted.internet.task import Clock
 
+from imapd.imap.commands import dispatch
 from imapd.net import pipeline
 from tests.imap.commands.harness import MailServer, message
 from tests.support.raw import RawClient
@@ -91,6 +92,31 @@ def test_a_command_stops_when_its_client_goes_away(mailbox: MailServer) -> None:
         one_turn(mailbox.clock)
     # Nothing more is scheduled: the FETCH ended at its next yield point.
     assert mailbox.clock.getDelayedCalls() == []
+
+
+def test_updates_from_another_session_are_sent_in_slices(
+    mailbox: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another session's STORE 1:* is one FETCH per message for this one,
+    sent before its next tagged reply: paced too (every 64 by default;
+    every one here, so that 1,000 need several turns of a still clock)."""
+    monkeypatch.setattr(dispatch, "PACE_EVERY", 1)
+    watcher = mailbox.connect()
+    watcher.ok("s SELECT INBOX")
+    writer = mailbox.connect()
+    writer.ok("s SELECT INBOX")
+    writer.ok("w STORE 1:* +FLAGS.SILENT (\\Flagged)")
+    watcher.conv.send(b"n NOOP\r\n")
+    out = watcher.read()
+    assert b"n OK" not in out, "all updates were sent in one reactor turn"
+    turns = 0
+    while b"n OK NOOP completed" not in out:
+        one_turn(mailbox.clock)
+        turns += 1
+        out += watcher.read()
+        assert turns < COUNT
+    assert out.count(b" FETCH (FLAGS (\\Flagged") == COUNT
+    assert turns >= COUNT // pipeline.TURN_COMMANDS
 
 
 # --- over sockets ------------------------------------------------------------------
