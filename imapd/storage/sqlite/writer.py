@@ -193,6 +193,7 @@ class _Job(Generic[T]):
     full: bool = False  # not done because the disk was full: may be retried
     optional: bool = False  # may give up on the lock early (see the module docstring)
     queued_at: float = field(default_factory=time.monotonic)
+    delivered: bool = False  # its waiter was resolved (on the reactor thread)
 
 
 @dataclass(eq=False)
@@ -347,7 +348,10 @@ class ThreadedWriter:
                     self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 log.exception("rollback failed")
-            self._fail_all(batch, mail_error(error))
+            converted = mail_error(error)
+            if converted is error:  # a bug, not a mail error: the caller sees UNAVAILABLE
+                converted = Unavailable(f"mail store unavailable: {error}")
+            self._fail_all(batch, converted)
             return False
 
     def _commit(self, batch: list[_Job[Any]]) -> BaseException | None:
@@ -462,6 +466,9 @@ class ThreadedWriter:
             self._ring_all(rings)
         finally:
             for job in batch:
+                if job.delivered:  # gave up on the lock, answered before
+                    continue
+                job.delivered = True
                 if job.ok:
                     job.waiter.callback(job.result)
                 else:
