@@ -22,16 +22,20 @@ assembles does, except ``net/``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from twisted.logger import Logger
 
+from imapd.accounts.store import UserStore
 from imapd.accounts.users import UserDatabase
-from imapd.core.config import Config
+from imapd.core.config import Config, StoreURL, StoreURLError, parse_store, redact_dsn
+from imapd.mail.backend import MailBackend
 from imapd.mail.service import MailService
 
 log = Logger(namespace="imapd")
@@ -59,55 +63,210 @@ def ensure_data_dir(path: Path) -> Path:
     return path
 
 
-def open_accounts(config: Config) -> UserDatabase:
-    """The user database of ``config.data_dir`` (re-read when the CLI
-    changes it, so ``imapd user add`` works while the server runs)."""
-    return UserDatabase.in_data_dir(config.data_dir)
+class StoreError(Exception):
+    """The store cannot be used: a bad ``--store`` URL, a database that
+    cannot be reached, a schema that is missing or of another version.
+    ``str()`` is one line for the operator, without the DSN's password;
+    ``imapd serve`` prints it and exits with status 2."""
+
+
+def store_of(config: Config) -> StoreURL:
+    """``config.store`` parsed (``StoreError`` if it is not a store)."""
+    try:
+        return parse_store(config.store)
+    except StoreURLError as error:
+        raise StoreError(f"imapd: {error}") from None
+
+
+def store_failure(store: StoreURL, error: BaseException) -> StoreError:
+    """One line for a store that failed to open: the first line of the
+    driver's message, with any password in it masked."""
+    text = str(getattr(error, "detail", "") or error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return StoreError(f"imapd: store {store.redacted()}: {redact_dsn(first)}")
+
+
+def open_user_store(config: Config, hasher: Any = None) -> UserStore:
+    """The users of ``config``'s store (``imapd.accounts.store``): the file
+    in the data directory, or the ``users`` table of the PostgreSQL
+    database. Connects lazily; ``hasher`` (argon2) for new passwords."""
+    store = store_of(config)
+    if store.is_postgres:
+        from imapd.storage.postgres.users import PostgresUserStore
+
+        return PostgresUserStore(store.dsn, hasher)
+    return UserDatabase.in_data_dir(config.data_dir, hasher)
+
+
+def open_accounts(config: Config) -> UserStore:
+    """The user store the server logs in against (``open_user_store``;
+    the file is re-read when the CLI changes it, the database asked at
+    each login, so ``imapd user add`` works while the server runs)."""
+    return open_user_store(config)
+
+
+def check_store(config: Config) -> None:
+    """Fail early with one line (``StoreError``) if ``config``'s store
+    cannot be used: for PostgreSQL, connect and check the schema version
+    (a parent of ``--workers`` checks once instead of N crashing workers).
+    SQLite needs nothing: the data directory's store is created on open."""
+    store = store_of(config)
+    if not store.is_postgres:
+        return
+    import psycopg
+
+    from imapd.storage.postgres import schema
+
+    try:
+        with psycopg.connect(store.dsn, autocommit=True, connect_timeout=10) as conn:
+            schema.check(conn)
+    except (psycopg.Error, schema.SchemaMismatch) as error:
+        raise store_failure(store, error) from None
 
 
 def open_mail(config: Config, reactor: Any) -> MailService:
-    """The mail service over the SQLite backend in ``config.data_dir``
-    (the one place that opens the storage; ``config.default_mailboxes``
-    are given to every account once, RFC 6154):
-    writes and fsyncs on the backend's writer thread with group commit,
-    results and change doorbells hopped back to the reactor thread
+    """The mail service over the backend ``config.store`` names (the one
+    place that opens the storage; ``config.default_mailboxes`` are given
+    to every account once, RFC 6154): SQLite in ``config.data_dir`` or
+    the PostgreSQL database. Writes run on the backend's threads, results
+    and change doorbells hop back to the reactor thread
     (``reactor.callFromThread``); message analysis of large messages in
-    the reactor's thread pool. Call on the reactor thread."""
+    the reactor's thread pool. Call on the reactor thread. ``StoreError``
+    (one line) when the store cannot be opened."""
     from twisted.internet.defer import Deferred
 
     from imapd.net.runtime import ReactorRuntime
-    from imapd.storage.sqlite import open_backend
 
-    backend = open_backend(config.data_dir, hop=reactor.callFromThread, make_waiter=Deferred)
+    store = store_of(config)
+    backend: MailBackend
+    if store.is_postgres:
+        backend = _open_postgres(store, reactor)
+    else:
+        from imapd.storage.sqlite import open_backend
+
+        backend = open_backend(config.data_dir, hop=reactor.callFromThread, make_waiter=Deferred)
     return MailService(backend, ReactorRuntime(reactor), config.default_mailboxes)
 
 
+def _open_postgres(store: StoreURL, reactor: Any) -> MailBackend:
+    import psycopg
+    from twisted.internet.defer import Deferred
+
+    from imapd.mail.errors import MailError
+    from imapd.storage import postgres
+
+    try:
+        backend: MailBackend = postgres.open_backend(
+            store.dsn, hop=reactor.callFromThread, make_waiter=Deferred)
+    except (psycopg.Error, postgres.SchemaMismatch, MailError) as error:
+        raise store_failure(store, error) from None
+    log.info("imapd: mail store {store}", store=store.redacted())
+    return backend
+
+
+def db_command(command: str, config: Config) -> tuple[str, int]:
+    """``imapd db init|migrate|version``: (the line to print, exit status).
+    PostgreSQL: the schema functions of ``imapd.storage.postgres.schema``
+    (``StoreError`` when the database cannot be reached or refuses).
+    SQLite creates and upgrades its schema itself whenever a server opens
+    the data directory, so ``init``/``migrate`` do exactly that and
+    ``version`` reads it without creating anything."""
+    store = store_of(config)
+    if store.is_postgres:
+        return _postgres_db_command(command, store)
+    from imapd.storage.sqlite import schema as sqlite_schema
+
+    path = config.data_dir / sqlite_schema.DB_FILENAME
+    if command == "version":
+        version = _sqlite_version(path)
+        if version is None:
+            return (f"imapd: no store at {path} yet (created with schema version "
+                    f"{sqlite_schema.SCHEMA_VERSION} when the server first starts)", 1)
+        return f"imapd: store {path}: schema version {version}", 0
+    ensure_data_dir(config.data_dir)
+    try:
+        sqlite_schema.connect(config.data_dir).close()
+    except Exception as error:  # sqlite3.Error, an unknown schema version
+        raise StoreError(f"imapd: store {path}: {error}") from None
+    return (f"imapd: store {path}: schema version {sqlite_schema.SCHEMA_VERSION} "
+            f"(SQLite creates and upgrades it whenever the server opens it)", 0)
+
+
+def _sqlite_version(path: Path) -> int | None:
+    import sqlite3
+
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as error:
+        raise StoreError(f"imapd: store {path}: {error}") from None
+
+
+def _postgres_db_command(command: str, store: StoreURL) -> tuple[str, int]:
+    import psycopg
+
+    from imapd.storage.postgres import schema
+
+    where = f"imapd: store {store.redacted()}"
+    try:
+        if command == "init":
+            schema.init(store.dsn)
+            return f"{where}: schema version {schema.SCHEMA_VERSION}", 0
+        if command == "migrate":
+            return f"{where}: schema version {schema.migrate(store.dsn)}", 0
+        version = schema.current_version(store.dsn)
+    except (psycopg.Error, schema.SchemaMismatch) as error:
+        raise store_failure(store, error) from None
+    if version is None:
+        return f"{where}: no imapd schema (run 'imapd db init')", 1
+    known = "" if version == schema.SCHEMA_VERSION else (
+        f" (this imapd needs {schema.SCHEMA_VERSION}: "
+        + ("run 'imapd db migrate')" if version < schema.SCHEMA_VERSION else "upgrade imapd)"))
+    return f"{where}: schema version {version}{known}", 0 if not known else 1
+
+
 def build_service(
-    config: Config, listeners: Listeners, reactor: Any, *, reload_on_hangup: bool = True
+    config: Config, listeners: Listeners, reactor: Any, *, reload_on_hangup: bool = True,
+    inherited: Sequence[int] | None = None,
 ) -> Any:
     """Assemble the server (see the module docstring); the returned
     ``IService`` binds nothing until it is started. ``reload_on_hangup``:
     SIGHUP reloads the certificate (a process-wide signal handler, so it is
-    installed from the main thread; in-process tests turn it off). Raises
-    ``imapd.net.tls.TLSConfigError`` for an unusable certificate."""
+    installed from the main thread; in-process tests turn it off).
+    ``inherited``: listening descriptors bound by a ``--workers`` parent,
+    one per listener (IMAP, then IMAPS), adopted instead of bound. Raises
+    ``imapd.net.tls.TLSConfigError`` for an unusable certificate and
+    ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
     from imapd.net.service import ListeningService, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     ensure_data_dir(config.data_dir)
-    users = open_accounts(config)
     tls = ServerTLS(ensure_certificate(config.data_dir, listeners.tls_cert, listeners.tls_key))
+    mail = open_mail(config, reactor)
+    users = open_accounts(config)
+    try:
+        names = users.names()
+    except Exception as error:  # the user table of a database that just went away
+        users.close()
+        raise store_failure(store_of(config), error) from None
     if reload_on_hangup:
         install_reload_on_hangup(tls, reactor)
-    mail = open_mail(config, reactor)
     factory = ImapServerFactory(config, users, mail=mail, clock=reactor, tls=tls)
-    if not users.names():
+    if not names:
         log.warn("imapd: no users yet; add one with: imapd user add NAME --data {data}",
                  data=str(config.data_dir))
+
+    async def close() -> None:
+        await factory.close_store()  # the mail service: its watches, then the backend
+        users.close()
+
     return ListeningService(
         imap_listeners(factory, listeners.imap, listeners.imaps), reactor,
-        servers=[factory], backlog=config.limits.listen_backlog,
-        close=factory.close_store)  # the mail service: its watches, then the backend
+        servers=[factory], backlog=config.limits.listen_backlog, close=close,
+        inherited=inherited)
 
 
 def start_logging(level_name: str) -> None:
@@ -123,30 +282,82 @@ def start_logging(level_name: str) -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
-def serve(config: Config, listeners: Listeners, log_level: str) -> int:
+def serve(
+    config: Config, listeners: Listeners, log_level: str, *,
+    workers: int = 1, serve_args: Sequence[str] = (),
+) -> int:
     """``imapd serve``: run until SIGINT/SIGTERM (the reactor then stops
     the service, which says BYE to clients and closes ports and storage).
-    Returns the exit status: 1 if the certificate or a port is unusable."""
+    ``workers`` > 1: bind here and supervise that many worker processes
+    (``imapd.net.workers``) running ``imapd serve SERVE_ARGS``. Returns the
+    exit status: 1 if the certificate or a port is unusable, 2 if the store
+    is (one line on stderr, no traceback)."""
+    from imapd.net import workers as worker_processes
     from imapd.net.runtime import global_reactor
     from imapd.net.service import ListenError
     from imapd.net.tls import TLSConfigError
 
     reactor = global_reactor()
     start_logging(log_level)
+    spec = worker_processes.worker_spec()
+    if spec is None and workers > 1:
+        return supervise(config, listeners, reactor, workers, serve_args)
     install_stop_signals(reactor)  # before "listening" is logged: tests signal at once
     try:
-        service = build_service(config, listeners, reactor)
+        service = build_service(config, listeners, reactor,
+                                inherited=spec.fds if spec is not None else None)
     except TLSConfigError as error:
         print(f"imapd: {error}", file=sys.stderr)
         return 1
+    except StoreError as error:
+        print(error, file=sys.stderr)
+        return 2
     try:
         service.startService()
     except ListenError as error:
         print(error, file=sys.stderr)
         return 1
+    if spec is not None:
+        log.info("imapd: worker {i}/{n} (pid {pid}) serving", i=spec.index, n=spec.count,
+                 pid=os.getpid())
+        worker_processes.report_ready(spec)
+        worker_processes.watch_parent(reactor, spec)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     return 0
+
+
+def supervise(
+    config: Config, listeners: Listeners, reactor: Any, count: int, serve_args: Sequence[str]
+) -> int:
+    """The ``--workers`` parent: check what every worker would trip over
+    (the store, the certificate, the ports) once, with the same one-line
+    errors and exit statuses, then bind and run the ``Supervisor``."""
+    from imapd.net import workers as worker_processes
+    from imapd.net.service import ListenError
+    from imapd.net.tls import TLSConfigError, ensure_certificate
+
+    try:
+        check_store(config)
+    except StoreError as error:
+        print(error, file=sys.stderr)
+        return 2
+    ensure_data_dir(config.data_dir)
+    try:
+        # Made once here, so the workers find it instead of racing to create it.
+        ensure_certificate(config.data_dir, listeners.tls_cert, listeners.tls_key)
+    except TLSConfigError as error:
+        print(f"imapd: {error}", file=sys.stderr)
+        return 1
+    wanted = [("IMAP", d, False) for d in listeners.imap] + [
+        ("IMAPS", d, True) for d in listeners.imaps]
+    try:
+        sockets = worker_processes.bind_all(reactor, wanted, config.limits.listen_backlog)
+    except ListenError as error:
+        print(error, file=sys.stderr)
+        return 1
+    command = worker_processes.worker_command(serve_args)
+    return worker_processes.Supervisor(command, sockets, count).run()
 
 
 def install_stop_signals(reactor: Any) -> None:

@@ -1,4 +1,5 @@
-"""The ``imapd`` command line: ``serve`` and ``user add|passwd|del|list|import-passwd``.
+"""The ``imapd`` command line: ``serve``, ``user add|passwd|del|list|import`` and
+``db init|migrate|version``.
 
 Argument parsing and user administration only: the server is assembled by
 ``imapd.app``. ``ServeOptions`` is shared with the twistd plugin
@@ -6,7 +7,10 @@ Argument parsing and user administration only: the server is assembled by
 ``imapd.app``, so ``imapd serve`` and ``twistd -n imapd`` accept the same
 options and behave the same.
 Every subcommand takes ``--data DIR`` (else ``$IMAPD_DATA``, else
-``./imapd-data``).
+``./imapd-data``) and ``--store sqlite|postgresql://...`` (else
+``$IMAPD_STORE``, else ``sqlite``: the data directory). A store that cannot
+be used (bad URL, database unreachable, schema missing or of another
+version) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -23,19 +27,40 @@ from twisted.python import usage
 
 from imapd import __version__
 from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners, ensure_data_dir
-from imapd.core.config import DEFAULT_MAILBOXES, SPECIAL_USES, Config, Limits
+from imapd.core.config import (
+    DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, StoreURLError, parse_store,
+)
 from imapd.core.errors import ImapError
 from imapd.mail.names import normalize_name
 from imapd.core.model import Secret
+from imapd.accounts.store import UserStore
 from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_spec
 
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
+STORE_ENV = "IMAPD_STORE"
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 
 def resolve_data_dir(option: str | None) -> Path:
     return Path(option or os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
+
+
+def resolve_store(option: str | None) -> str:
+    """``--store``, else ``$IMAPD_STORE``, else ``sqlite``; checked for
+    shape (``UsageError``: one line, exit status 2)."""
+    value = option or os.environ.get(STORE_ENV) or SQLITE_STORE
+    try:
+        parse_store(value)
+    except StoreURLError as error:
+        raise usage.UsageError(str(error)) from None
+    return value
+
+
+_WORKERS_OPTION: list[Any] = [
+    "workers", None, 1, "server processes sharing the listening ports (imapd serve only)", int]
+STORE_HELP = (f"where mail and users live: sqlite (the data directory) or "
+              f"postgresql://USER@HOST[:PORT]/DBNAME (default ${STORE_ENV} or sqlite)")
 
 
 # Limits settable from the command line: option name -> (Limits field, type).
@@ -86,6 +111,7 @@ class _Options(usage.Options):
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         argv = list(sys.argv[1:] if options is None else options)
+        self.argv = list(argv)  # as given: ``--workers`` runs its workers with them
         if not getattr(self, "subCommands", None):
             argv = self._options_first(argv)
         super().parseOptions(argv)  # type: ignore[no-untyped-call]
@@ -130,6 +156,8 @@ class ServeOptions(_Options):
          "PEM certificate (with its chain) for STARTTLS and IMAPS "
          "(default: a self-signed one generated in DATA/tls)"],
         ["tls-key", None, None, "PEM private key (default: in the --tls-cert file)"],
+        ["store", None, None, STORE_HELP],
+        _WORKERS_OPTION,
     ] + [
         [name, None, None, f"{doc} (default {_LIMIT_DEFAULTS[field]})", kind]
         for name, (field, kind, doc) in LIMIT_OPTIONS.items()
@@ -160,7 +188,7 @@ class ServeOptions(_Options):
         self["special-use"][attribute] = name
 
     def opt_imap(self, endpoint: str) -> None:
-        """Twisted endpoint to serve IMAP on, repeatable (default tcp:143)"""
+        """Twisted endpoint to serve IMAP on, repeatable (default tcp:143); haproxy:tcp:143 expects a PROXY protocol header (v1/v2) from a load balancer first"""
         self["imap"].append(endpoint)
 
     def opt_imaps(self, endpoint: str) -> None:
@@ -175,11 +203,16 @@ class ServeOptions(_Options):
         self["imaps"] = [e for e in self["imaps"] if e.lower() != "none"]
         from imapd.net.tls import TLSConfigError, tcp_description_for_implicit_tls
 
+        from imapd.net.peer import split_proxy
+
         try:
             for endpoint in self["imaps"]:
-                tcp_description_for_implicit_tls(endpoint)
+                tcp_description_for_implicit_tls(split_proxy(endpoint)[1])
         except TLSConfigError as error:
             raise usage.UsageError(str(error)) from None
+        self["store"] = resolve_store(self["store"])
+        if self["workers"] < 1:
+            raise usage.UsageError("--workers must be at least 1")
         if self["tls-key"] and not self["tls-cert"]:
             raise usage.UsageError("--tls-key needs --tls-cert")
         if self["log-level"] not in LOG_LEVELS:
@@ -206,6 +239,7 @@ class ServeOptions(_Options):
             id_send_version=bool(self["id-send-version"]),
             scram_plus=bool(self["scram-plus"]),
             default_mailboxes=self.default_mailboxes(),
+            store=self["store"],
         )
 
     def listeners(self) -> Listeners:
@@ -229,7 +263,8 @@ def run_serve(options: ServeOptions) -> int:
     """``imapd serve``: the server is assembled and run by ``imapd.app``."""
     from imapd import app
 
-    return app.serve(options.config(), options.listeners(), options["log-level"])
+    return app.serve(options.config(), options.listeners(), options["log-level"],
+                     workers=options["workers"], serve_args=options.argv)
 
 
 # --- user management -----------------------------------------------------------
@@ -237,10 +272,19 @@ def run_serve(options: ServeOptions) -> int:
 class _DataOptions(_Options):
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
+        ["store", None, None, STORE_HELP],
     ]
 
-    def database(self) -> UserDatabase:
-        return UserDatabase.in_data_dir(resolve_data_dir(self["data"]))
+    def postOptions(self) -> None:
+        self["store"] = resolve_store(self["store"])
+
+    def config(self) -> Config:
+        return Config(data_dir=resolve_data_dir(self["data"]), store=self["store"])
+
+    def database(self) -> UserStore:
+        from imapd.app import open_user_store
+
+        return open_user_store(self.config())
 
 
 class _NamedUserOptions(_DataOptions):
@@ -258,29 +302,31 @@ class _PasswordUserOptions(_NamedUserOptions):
          "(default t=3,m=65536,p=4)"],
     ]
 
-    def database(self) -> UserDatabase:
+    def database(self) -> UserStore:
+        from imapd.app import open_user_store
+
         hasher = hasher_from_spec(self["argon2"]) if self["argon2"] else None
-        return UserDatabase.in_data_dir(resolve_data_dir(self["data"]), hasher)
+        return open_user_store(self.config(), hasher)
 
 
 class UserAddOptions(_PasswordUserOptions):
-    synopsis = "NAME [--password-stdin] [--data DIR]"
+    synopsis = "NAME [--password-stdin] [--data DIR] [--store URL]"
 
 
 class UserPasswdOptions(_PasswordUserOptions):
-    synopsis = "NAME [--password-stdin] [--data DIR]"
+    synopsis = "NAME [--password-stdin] [--data DIR] [--store URL]"
 
 
 class UserDelOptions(_NamedUserOptions):
-    synopsis = "NAME [--data DIR]"
+    synopsis = "NAME [--data DIR] [--store URL]"
 
 
 class UserListOptions(_DataOptions):
-    synopsis = "[--data DIR]"
+    synopsis = "[--data DIR] [--store URL]"
 
 
 class UserImportOptions(_DataOptions):
-    synopsis = "FILE [--replace] [--data DIR]"
+    synopsis = "FILE [--replace] [--data DIR] [--store URL]"
     optFlags = [["replace", None, "replace users that already exist (default: skip them)"]]
 
     def parseArgs(self, *args: str) -> None:
@@ -289,31 +335,51 @@ class UserImportOptions(_DataOptions):
         self["file"] = args[0]
 
 
+IMPORT_HELP = "Import users from a Dovecot passwd-file (user:{SCHEME}hash:...)"
+
+
 class UserOptions(_Options):
     subCommands = [
         ["add", None, UserAddOptions, "Add a user (password prompted twice)"],
         ["passwd", None, UserPasswdOptions, "Change a user's password"],
         ["del", None, UserDelOptions, "Delete a user"],
         ["list", None, UserListOptions, "List users"],
-        ["import-passwd", None, UserImportOptions,
-         "Import users from a Dovecot passwd-file (user:{SCHEME}hash:...)"],
+        ["import", None, UserImportOptions, IMPORT_HELP],
+        ["import-passwd", None, UserImportOptions, "The same as import"],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("user: give one of add, passwd, del, list, import-passwd")
+            raise usage.UsageError("user: give one of add, passwd, del, list, import")
+
+
+class DbInitOptions(_DataOptions):
+    synopsis = "[--store URL] [--data DIR]"
+
+
+class DbOptions(_Options):
+    subCommands = [
+        ["init", None, DbInitOptions, "Create the store's schema (PostgreSQL: an empty database)"],
+        ["migrate", None, DbInitOptions, "Upgrade the store's schema to this imapd's version"],
+        ["version", None, DbInitOptions, "Print the store's schema version"],
+    ]
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError("db: give one of init, migrate, version")
 
 
 class ImapdOptions(_Options):
-    synopsis = "imapd (serve | user) [options]"
+    synopsis = "imapd (serve | user | db) [options]"
     subCommands = [
         ["serve", None, ServeOptions, "Run the IMAP server"],
         ["user", None, UserOptions, "Manage users (works while the server runs)"],
+        ["db", None, DbOptions, "Create, upgrade or inspect the store's schema"],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("give a command: serve or user")
+            raise usage.UsageError("give a command: serve, user or db")
 
 
 def read_password(from_stdin: bool) -> Secret:
@@ -330,19 +396,26 @@ def read_password(from_stdin: bool) -> Secret:
 def run_user(options: UserOptions) -> int:
     command, sub = options.subCommand, options.subOptions
     db = sub.database()
+    try:
+        return _user_command(command or "", sub, db)
+    finally:
+        db.close()
+
+
+def _user_command(command: str, sub: Any, db: UserStore) -> int:
     if command == "list":
         for name in db.names():
             print(name)
         return 0
-    if command == "import-passwd":
+    if isinstance(db, UserDatabase):
         ensure_data_dir(db.path.parent)
+    if command in ("import", "import-passwd"):
         return run_import(db, Path(sub["file"]), bool(sub["replace"]))
     name = sub["name"]
     if command == "del":
         db.delete(name)
         print(f"imapd: deleted user {name}")
         return 0
-    ensure_data_dir(db.path.parent)
     if command == "add":
         if db.exists(name):
             raise UserDatabaseError(f"user {name!r} already exists")
@@ -356,8 +429,8 @@ def run_user(options: UserOptions) -> int:
     return 0
 
 
-def run_import(db: UserDatabase, source: Path, replace_existing: bool) -> int:
-    """``imapd user import-passwd FILE``: one line per refused entry (line
+def run_import(db: UserStore, source: Path, replace_existing: bool) -> int:
+    """``imapd user import FILE``: one line per refused entry (line
     number and reason, never the hash), then a summary. Exit 1 if any line
     was refused (the others are imported)."""
     from imapd.accounts.passwd_import import parse_dovecot_passwd
@@ -378,7 +451,18 @@ def run_import(db: UserDatabase, source: Path, replace_existing: bool) -> int:
     return 1 if problems else 0
 
 
+def run_db(options: DbOptions) -> int:
+    """``imapd db init|migrate|version`` (``imapd.app.db_command``)."""
+    from imapd import app
+
+    message, status = app.db_command(options.subCommand or "", options.subOptions.config())
+    print(message, file=sys.stdout if status == 0 else sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from imapd.app import StoreError, store_failure, store_of
+
     options = ImapdOptions()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
@@ -388,7 +472,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if options.subCommand == "serve":
             return run_serve(options.subOptions)
+        if options.subCommand == "db":
+            return run_db(options.subOptions)
         return run_user(options.subOptions)
     except UserDatabaseError as error:
         print(f"imapd: {error}", file=sys.stderr)
         return 1
+    except StoreError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not _is_store_failure(error):
+            raise
+        # The database is down or its schema is wrong: one line, status 2.
+        sub = options.subOptions.subOptions
+        print(store_failure(store_of(sub.config()), error), file=sys.stderr)
+        return 2
+
+
+def _is_store_failure(error: Exception) -> bool:
+    """A failure of the store itself (not of the command): the mail core's
+    ``Unavailable`` (a database that cannot be reached), a schema mismatch,
+    any database driver error."""
+    from imapd.mail.errors import Unavailable
+
+    module = type(error).__module__
+    return (isinstance(error, Unavailable) or type(error).__name__ == "SchemaMismatch"
+            or module.startswith("psycopg"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol, Sequence, cast
 
@@ -38,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from imapd.core.config import Limits
-from imapd.net.peer import format_peer
+from imapd.net.peer import ProxyHeaderFactory, format_peer, split_proxy
 
 log = Logger(namespace="imapd")
 
@@ -136,6 +137,44 @@ def imap_listeners(
         Listener("IMAPS", d, factory, tls=factory.tls) for d in tls_endpoints]
 
 
+def bottom_description(description: str, implicit_tls: bool, backlog: int) -> str:
+    """The endpoint that binds the socket of ``description``: without
+    the ``haproxy:`` prefix (``peer.split_proxy``; the service wraps the
+    factory itself), as plain TCP for implicit TLS (the service adds TLS,
+    so SIGHUP reloads apply), with the service's backlog."""
+    description = split_proxy(description)[1]
+    if implicit_tls:
+        from imapd.net.tls import tcp_description_for_implicit_tls
+
+        description = tcp_description_for_implicit_tls(description)
+    return with_backlog(description, backlog)
+
+
+def wrap_factory(listener: Listener, reactor: Any) -> Any:
+    """The listener's factory with TLS (implicit TLS, RFC 8314 §3.3) and,
+    outside it, the PROXY header reader: HAProxy sends the header in the
+    clear before the TLS handshake it passes through."""
+    factory = listener.factory
+    if listener.tls is not None:
+        factory = TLSMemoryBIOFactory(cast(Any, listener.tls), False, factory)
+        factory.noisy = False
+    if split_proxy(listener.description)[0]:
+        factory = ProxyHeaderFactory(factory, reactor)
+    return factory
+
+
+def adopt_port(reactor: Any, fd: int, factory: Any) -> IListeningPort:
+    """Listen on an inherited, already listening socket (Twisted dups it;
+    ``fd`` is closed here)."""
+    probe = socket.socket(fileno=fd)  # learns the address family
+    family = probe.family
+    try:
+        port: IListeningPort = reactor.adoptStreamPort(fd, family, factory)
+    finally:
+        probe.close()
+    return port
+
+
 class ListeningService(service.Service):
     """Binds every listener at start (with ``backlog``, see the module
     docstring); at stop, says goodbye through each of ``servers``, closes
@@ -146,8 +185,13 @@ class ListeningService(service.Service):
         servers: Sequence[Server] = (),
         close: Callable[[], Awaitable[None]] | None = None,
         backlog: int = DEFAULT_BACKLOG,
+        inherited: Sequence[int] | None = None,
     ) -> None:
         self.listeners = list(listeners)
+        # Listening sockets bound by a parent (``imapd serve --workers``,
+        # ``imapd.net.workers``), one descriptor per listener in order:
+        # adopted instead of bound.
+        self.inherited = inherited
         self.servers = list(servers)
         self._close = close
         self.reactor = reactor
@@ -164,15 +208,13 @@ class ListeningService(service.Service):
         if backlog < self.backlog:
             log.info("imapd: listen backlog {backlog} (net.core.somaxconn caps {asked})",
                      backlog=backlog, asked=self.backlog)
+        inherited = list(self.inherited) if self.inherited is not None else None
         for listener in self.listeners:
-            description, factory = listener.description, listener.factory
-            if listener.tls is not None:
-                from imapd.net.tls import tcp_description_for_implicit_tls
-
-                description = tcp_description_for_implicit_tls(description)
-                factory = TLSMemoryBIOFactory(cast(Any, listener.tls), False, factory)
-                factory.noisy = False
-            description = with_backlog(description, backlog)
+            factory = wrap_factory(listener, self.reactor)
+            if inherited is not None:
+                self._listening(adopt_port(self.reactor, inherited.pop(0), factory), listener.kind)
+                continue
+            description = bottom_description(listener.description, listener.tls is not None, backlog)
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
             d: Deferred[IListeningPort] = endpoint.listen(factory)
             d.addCallbacks(self._listening, self._failed, callbackArgs=(listener.kind,),

@@ -1,4 +1,4 @@
-"""twistd plugin: ``twistd -n imapd --data DIR --imap tcp:1143``.
+"""twistd plugin: ``twistd -n imapd --data DIR --imap tcp:1143 [--store URL]``.
 
 Same options (``imapd.cli.ServeOptions``) and the same assembly
 (``imapd.app.build_service``) as ``imapd serve``. Kept tiny and
@@ -24,10 +24,23 @@ class ImapdServiceMaker:
     options = ServeOptions
 
     def makeService(self, options: ServeOptions) -> Any:
-        from imapd.app import build_service
+        """The same service as ``imapd serve`` in one process. An unusable
+        store is one line and exit status 2, as with ``imapd serve``;
+        ``--workers`` needs ``imapd serve`` (twistd runs one process)."""
+        import sys
+
+        from imapd.app import StoreError, build_service
         from imapd.net.runtime import global_reactor
 
-        return build_service(options.config(), options.listeners(), global_reactor())
+        if options["workers"] != 1:
+            print("imapd: --workers needs 'imapd serve' (twistd runs one process)",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        try:
+            return build_service(options.config(), options.listeners(), global_reactor())
+        except StoreError as error:
+            print(error, file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 service_maker = ImapdServiceMaker()
