@@ -23,7 +23,7 @@ from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem
 from imapd.storage.sqlite import SqliteBackend
 from imapd.storage.sqlite.space import RESERVE_NAME
-from tests.storage.sqlite.backend_helpers import call, inbox, threaded
+from tests.storage.sqlite.backend_helpers import call, inbox, inline, run, threaded
 from tests.storage.sqlite.tmpfs import PINS, fill, free_bytes, small_tmpfs
 
 PINNED_SKIPS = PINS
@@ -112,3 +112,22 @@ def test_appends_are_accepted_again_once_space_returns(disk: Path) -> None:
         assert (disk / "data" / RESERVE_NAME).exists()
     finally:
         call(backend.close)
+
+
+def test_inline_mode_refuses_appends_and_keeps_flags_working(disk: Path) -> None:
+    """The same rules without the writer thread (unit transcripts, tools)."""
+    backend = inline(disk / "data")
+    try:
+        run(backend.ensure_user("alice"))
+        entry = run(backend.lookup("alice", "INBOX"))
+        assert entry is not None
+        ref = entry.ref
+        with pytest.raises(StorageFull):
+            for _ in range(4 * DISK_MIB * 1024 * 1024 // PIECE):
+                run(backend.append(ref, [AppendItem(os.urandom(PIECE))]))
+        fill(disk)
+        stored = run(backend.store_flags(ref, [1, 2], FlagOp.ADD, ["\\Deleted"]))
+        assert len(stored.changed) == 2
+        assert run(backend.expunge(ref)) == [1, 2]
+    finally:
+        run(backend.close())
