@@ -243,6 +243,7 @@ def build_service(
     from imapd.net.service import ListeningService, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
+    check_store(config)  # before anything is made in the data directory
     ensure_data_dir(config.data_dir)
     tls = ServerTLS(ensure_certificate(config.data_dir, listeners.tls_cert, listeners.tls_key))
     mail = open_mail(config, reactor)

@@ -211,13 +211,16 @@ class ListeningService(service.Service):
         inherited = list(self.inherited) if self.inherited is not None else None
         for listener in self.listeners:
             factory = wrap_factory(listener, self.reactor)
+            kind = listener.kind
+            if split_proxy(listener.description)[0]:
+                kind += " (PROXY protocol)"
             if inherited is not None:
-                self._listening(adopt_port(self.reactor, inherited.pop(0), factory), listener.kind)
+                self._listening(adopt_port(self.reactor, inherited.pop(0), factory), kind)
                 continue
             description = bottom_description(listener.description, listener.tls is not None, backlog)
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
             d: Deferred[IListeningPort] = endpoint.listen(factory)
-            d.addCallbacks(self._listening, self._failed, callbackArgs=(listener.kind,),
+            d.addCallbacks(self._listening, self._failed, callbackArgs=(kind,),
                            errbackArgs=(listener.description, failures))
         if failures:
             self.stopService()
@@ -226,7 +229,9 @@ class ListeningService(service.Service):
     def _listening(self, port: IListeningPort, kind: str) -> None:
         self.ports.append(port)
         address = format_peer(cast(Any, port).getHost())
-        log.info("imapd: listening on {kind} {address}", kind=kind, address=address)
+        name, _, extra = kind.partition(" ")
+        log.info("imapd: listening on {kind} {address}{extra}", kind=name, address=address,
+                 extra=f" {extra}" if extra else "")
 
     def _failed(self, failure: Failure, description: str, failures: list[str]) -> None:
         message = describe_listen_failure(description, failure)
