@@ -157,7 +157,7 @@ class SqliteBackend:
         try:
             return connect(self.data_dir, check_same_thread=False)
         except sqlite3.Error as error:
-            if not is_disk_full(error) or not self.space.release():
+            if not is_disk_full(error) or not self.space.release_for_open():
                 raise mail_error(error) from None
         try:
             return connect(self.data_dir, check_same_thread=False)

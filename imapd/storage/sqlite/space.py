@@ -1,4 +1,4 @@
-"""Disk space of the SQLite engine: the reserve file and the APPEND floor.
+"""Disk space of the SQLite engine: the reserve files and the APPEND floor.
 
 A full disk must not stop users from freeing space: flag changes, EXPUNGE
 and the ``\\Recent`` claim of a SELECT (RFC 3501 §2.3.2) are small writes,
@@ -6,19 +6,22 @@ but SQLite needs a few WAL pages to commit them, and on a full disk it
 answers ``SQLITE_FULL`` ("database or disk is full") for every write alike.
 So the engine keeps headroom it can give back:
 
-* a **reserve file** (``RESERVE_NAME`` in the data directory,
-  ``reserve_bytes`` of allocated blocks), created when the store opens and
-  whenever the disk has room for it and the floor again, and when the store
-  closes if the space the closed WAL gave back is enough for it alone (so
-  a restart on a full disk can open the store and serve SELECT). When a write hits disk full, the
-  reserve is deleted and the write retried once: small metadata writes
-  commit in the space it held.
+* two **reserve files** in the data directory, files of allocated blocks
+  created when the store opens and whenever the disk has room for them and
+  the floor again, and when the store closes if the space its WAL and
+  ``-shm`` gave back is enough for one: ``RESERVE_NAME`` (4 MiB) for writes,
+  and ``OPEN_RESERVE_NAME`` (1 MiB), released only when *opening* the store
+  hits disk full (``release_for_open``), so that a restart on a disk full
+  to the last block still opens the store and serves SELECT although the
+  write reserve was used up before the restart. When a write hits disk
+  full, the write reserve is deleted and the write retried once: small
+  metadata writes commit in the space it held.
 * an **APPEND floor**: a write that adds message bytes (APPEND) is refused
   up front with ``StorageFull`` while the free space, less the bytes earlier
   APPENDs of the same group commit will write, less its own size, is below
-  ``floor_bytes``. The floor is above the reserve, so once the reserve is
+  ``floor_bytes``. The floor is above the reserves, so once one is
   released APPENDs stay refused and the released space goes to the small
-  writes; when space returns (an operator frees some) the reserve is
+  writes; when space returns (an operator frees some) the reserves are
   re-created and APPENDs are accepted again, without a restart.
 
 Everything here runs on the writer thread (threaded mode) or the caller's
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 
 RESERVE_NAME = "reserve.space"
 RESERVE_BYTES = 4 * 1024 * 1024
+OPEN_RESERVE_NAME = "reserve-open.space"
+OPEN_RESERVE_BYTES = 1024 * 1024
 FLOOR_BYTES = 8 * 1024 * 1024
 REST_MARGIN = 256 * 1024
 SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (primary result code)
@@ -67,19 +72,60 @@ def full_error() -> StorageFull:
     return StorageFull("disk full: the mail store cannot take new messages")
 
 
+class Reserve:
+    """One reserve file: ``size`` allocated bytes at ``path``."""
+
+    def __init__(self, path: Path, size: int, purpose: str) -> None:
+        self.path = path
+        self.size = size
+        self.purpose = purpose
+
+    def present(self) -> bool:
+        try:
+            return self.path.stat().st_blocks * 512 >= self.size
+        except OSError:
+            return False
+
+    def create(self) -> bool:
+        """Written under a unique temporary name and renamed: a crash or a
+        second server never leaves a half-made reserve under the real name."""
+        try:
+            _allocate(self.path, self.size)
+        except OSError as error:
+            log.warning("cannot create the disk reserve %s: %s", self.path, error)
+            return False
+        return True
+
+    def release(self) -> bool:
+        """Delete the file; True if there was one."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            log.warning("cannot release the disk reserve %s: %s", self.path, error)
+            return False
+        log.warning("disk full: released the %d KiB reserve for %s; new messages are "
+                    "refused until space returns", self.size // 1024, self.purpose)
+        return True
+
+
 class SpaceGuard:
-    """The reserve file and the APPEND floor of one data directory."""
+    """The reserve files and the APPEND floor of one data directory."""
 
     def __init__(
         self,
         data_dir: Path,
         reserve_bytes: int = RESERVE_BYTES,
         floor_bytes: int = FLOOR_BYTES,
+        open_reserve_bytes: int = OPEN_RESERVE_BYTES,
     ) -> None:
         self.data_dir = data_dir
-        self.reserve_path = data_dir / RESERVE_NAME
-        self.reserve_bytes = reserve_bytes
-        self.floor_bytes = max(floor_bytes, reserve_bytes)
+        self.writes = Reserve(data_dir / RESERVE_NAME, reserve_bytes,
+                              "flag changes and expunges")
+        self.opening = Reserve(data_dir / OPEN_RESERVE_NAME, open_reserve_bytes,
+                               "opening the store")
+        self.floor_bytes = max(floor_bytes, reserve_bytes + open_reserve_bytes)
         self._pending = 0  # bytes claimed by APPENDs of the current batch
         self.short = False  # a write hit disk full; cleared when the reserve is back
         self.refusing = False  # APPENDs are being refused (logged once per episode)
@@ -90,47 +136,39 @@ class SpaceGuard:
         return stats.f_bavail * stats.f_frsize
 
     def has_reserve(self) -> bool:
-        try:
-            return self.reserve_path.stat().st_blocks * 512 >= self.reserve_bytes
-        except OSError:
-            return False
+        return self.opening.present() and self.writes.present()
 
     def ensure_reserve(self, at_rest: bool = False) -> bool:
-        """Create the reserve if missing and the disk has room for it and
-        the floor (``at_rest``: for it alone, when the store is closed, so
-        the space its WAL gave back is there for the next start); True when
-        the reserve is in place afterwards. Written under a unique temporary
-        name and renamed: a crash or a second server never leaves a
-        half-made reserve under the real name."""
-        if self.reserve_bytes <= 0 or self.has_reserve():
-            return True
-        room = self.reserve_bytes + (REST_MARGIN if at_rest else self.floor_bytes)
-        try:
-            if self.free() < room:
+        """Create the missing reserves (the opening one first) while the
+        disk has room for each and the floor (``at_rest``: for it alone,
+        when the store is closed, so the space its WAL and ``-shm`` gave
+        back is there for the next start); True when both are in place."""
+        for reserve in (self.opening, self.writes):
+            if reserve.size <= 0 or reserve.present():
+                continue
+            room = reserve.size + (REST_MARGIN if at_rest else self.floor_bytes)
+            try:
+                if self.free() < room or not reserve.create():
+                    return False
+            except OSError:
                 return False
-            _allocate(self.reserve_path, self.reserve_bytes)
-        except OSError as error:
-            log.warning("cannot create the disk reserve %s: %s", self.reserve_path, error)
-            return False
         if self.short:
             log.warning("disk space is back: reserve re-created, new messages accepted again")
             self.short = False
         return True
 
     def release(self) -> bool:
-        """Give the reserve's space to the writes (a write hit disk full);
-        True if there was a reserve to release."""
+        """Give the write reserve's space to the writes (a write hit disk
+        full); True if there was one to release. The opening reserve is
+        kept for ``release_for_open``."""
         self.short = True
-        try:
-            self.reserve_path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as error:
-            log.warning("cannot release the disk reserve %s: %s", self.reserve_path, error)
-            return False
-        log.warning("disk full: released the %d KiB reserve for flag changes and expunges; "
-                    "new messages are refused until space returns", self.reserve_bytes // 1024)
-        return True
+        return self.writes.release()
+
+    def release_for_open(self) -> bool:
+        """Opening the store hit disk full (SQLite's ``-shm`` file needs a
+        few pages): release the opening reserve, else the write reserve."""
+        self.short = True
+        return self.opening.release() or self.writes.release()
 
     def start_batch(self) -> None:
         """A new transaction: no APPEND bytes claimed in it yet."""
@@ -138,8 +176,8 @@ class SpaceGuard:
 
     def claim_append(self, size: int) -> None:
         """Before an APPEND writes ``size`` message bytes: StorageFull when
-        the free space would fall below the floor. Re-creates the reserve
-        first when space has returned (the floor counts with it in place)."""
+        the free space would fall below the floor. Re-creates the reserves
+        first when space has returned (the floor counts with them in place)."""
         if not self.has_reserve():
             self.ensure_reserve()
         try:
