@@ -118,3 +118,39 @@ def test_open_mail_writes_on_the_writer_thread(tmp_path: Path) -> None:
             await mail.close()
 
     assert isinstance(on_reactor(writer_of), ThreadedWriter)
+
+
+# --- the store URL (issue 14) -------------------------------------------------------
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://imapd:s3cret@db.example:5433/mail", "postgresql://imapd:***@db.example:5433/mail"),
+    ("postgres://imapd:p@ss:w@db/mail?sslmode=require", "postgres://imapd:***@db/mail?sslmode=require"),
+    ("postgresql://db/mail?sslmode=require&password=s3cret", "postgresql://db/mail?sslmode=require&password=***"),
+    ("postgresql:///mail?password=s3cret", "postgresql:///mail?password=***"),
+    ("postgresql://imapd@db/mail", "postgresql://imapd@db/mail"),
+])
+def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from imapd.core.config import parse_store
+
+    store = parse_store(url)
+    assert store.is_postgres and store.dsn == url and store.redacted() == shown
+
+
+def test_store_url_shapes() -> None:
+    from imapd.core.config import StoreURLError, parse_store
+
+    assert parse_store("sqlite").kind == parse_store("").kind == "sqlite"
+    assert parse_store("SQLite").redacted() == "sqlite"
+    for bad in ("/var/mail", "postgresql:/db", "mysql://u:s3cret@h/db"):
+        with pytest.raises(StoreURLError) as caught:
+            parse_store(bad)
+        assert "s3cret" not in str(caught.value)
+
+
+def test_open_mail_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path, store="postgresql://imapd:s3cret@127.0.0.1:1/mail")
+    with pytest.raises(app.StoreError) as caught:
+        app.check_store(config)
+    message = str(caught.value)
+    assert message.startswith("imapd: store postgresql://imapd:***@127.0.0.1:1/mail: ")
+    assert "\n" not in message and "s3cret" not in message

@@ -46,6 +46,7 @@ class Users:
         return name == "alice" and password.value == PASSWORD.encode()
 
     def scram_keys(self, name: str) -> ScramKeys | None:
+        self.checks.append(("scram:" + name, self.runtime.in_worker))
         return ALICE_KEYS if name == "alice" else None
 
 
@@ -196,6 +197,16 @@ def test_scram_exchange_logs_in_only_when_done() -> None:
     assert rig.guard.delay_for("198.51.100.1", "alice") == 2.0  # not yet: IMAP may still say BAD
     assert login.done() == Verdict(Outcome.OK, "alice")
     assert rig.guard.delay_for("198.51.100.1", "alice") == 0.0
+
+
+def test_scram_keys_are_looked_up_in_a_thread() -> None:
+    """The user store may be a database round trip away (issue 14): the
+    keys are fetched off the reactor thread, for known and unknown users."""
+    rig = Rig(Limits(auth_penalty_initial=0.0))
+    for user in ("alice", "mallory"):
+        login = rig.auth.scram(CLIENT)
+        assert rig.now(login.first(scram_client(user).get_client_first().encode())).ok
+    assert rig.users.checks == [("scram:alice", True), ("scram:mallory", True)]
 
 
 def test_scram_wrong_password_fails_like_a_wrong_password(log_lines: list[str]) -> None:

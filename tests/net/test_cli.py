@@ -106,3 +106,60 @@ def test_serve_on_busy_port_says_so_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"imapd: cannot listen on tcp:{port}:interface=127.0.0.1: address already in use")
+
+
+# --- --store, db, --workers (issue 14) ---------------------------------------------
+
+def test_store_option_default_environment_and_bad_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAPD_STORE", raising=False)
+    options = ServeOptions()
+    options.parseOptions([])
+    assert (options.config().store, options["workers"]) == ("sqlite", 1)
+    monkeypatch.setenv("IMAPD_STORE", "postgres://mail.example/imapd")
+    options = ServeOptions()
+    options.parseOptions(["--workers", "3"])
+    assert (options.config().store, options["workers"]) == ("postgres://mail.example/imapd", 3)
+    for argv in (["--store", "/var/mail"], ["--workers", "0"], ["--store", "mysql://x/y"]):
+        with pytest.raises(usage.UsageError):
+            ServeOptions().parseOptions(argv)
+    bad = run_cli("user", "list", "--data", str(tmp_path), "--store", "mysql://u:pw@x/y",
+                  check=False)
+    assert bad.returncode == 2 and "use 'sqlite' or a postgresql://" in bad.stderr
+    assert "pw@" not in bad.stderr and "u:***@x" in bad.stderr
+
+
+def test_db_commands_on_sqlite(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    missing = run_cli("db", "version", "--data", data, check=False)
+    assert missing.returncode == 1 and "no store at" in missing.stderr
+    assert not (tmp_path / "d").exists()  # version creates nothing
+    init = run_cli("db", "init", "--data", data)
+    assert "schema version 1" in init.stdout and "creates and upgrades it" in init.stdout
+    assert run_cli("db", "migrate", "--data", data).returncode == 0
+    version = run_cli("db", "version", "--data", data)
+    assert version.stdout.endswith("mail.sqlite3: schema version 1\n")
+    assert run_cli("db", check=False).returncode == 2
+
+
+def test_user_import_is_the_short_name_of_import_passwd(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    source = tmp_path / "passwd"
+    source.write_text("dave:{PLAIN}secret:1000:1000::/home/dave::\n")
+    done = run_cli("user", "import", str(source), "--data", data)
+    assert done.stdout == f"imapd: imported 1 user(s) from {source}\n"
+    assert run_cli("user", "list", "--data", data).stdout == "dave\n"
+
+
+def test_twistd_refuses_workers(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.server import subprocess_env, twistd_command
+
+    done = subprocess.run(
+        twistd_command("--data", str(tmp_path / "d"), "--imap", "tcp:0:interface=127.0.0.1",
+                       "--workers", "2"),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert done.returncode == 2
+    assert "imapd: --workers needs 'imapd serve'" in done.stderr
