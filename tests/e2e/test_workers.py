@@ -171,7 +171,7 @@ def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path) -> None:
         assert server.process.wait(30) == 0
         for pid in pids:
             assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} still running"
-        assert "all workers stopped" in server.log()
+        wait_until(lambda: "all workers stopped" in server.log(), "the parent's last line")
 
 
 def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
             return not any(_alive(pid) for pid in pids)
 
         wait_until(gone, "workers stopped after their parent died")
-        assert "supervising process is gone" in server.log()
+        wait_until(lambda: "supervising process is gone" in server.log(), "the workers' line")
         with pytest.raises(OSError):  # nobody accepts any more
             socket.create_connection((server.host, server.port), timeout=5).recv(1)
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.raw import RawClient
 from tests.support.server import RunningServer, running_server
+from tests.support.waiting import wait_until
 
 PROXIED = re.compile(r"listening on IMAP 127\.0\.0\.1:(\d+) \(PROXY protocol\)")
 
@@ -30,8 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def proxied_port(server: RunningServer) -> int:
-    match = PROXIED.search(server.log())
-    assert match, server.log()
+    match = wait_until(lambda: PROXIED.search(server.log()), "the PROXY port listening")
     return int(match.group(1))
 
 
@@ -68,7 +68,7 @@ def test_the_session_peer_is_the_client_the_header_names(server: RunningServer) 
     # the TCP peer (the proxy) is on loopback.
     assert b"LOGINDISABLED" in capability(client)
     client.close()
-    assert "connected from 203.0.113.7:51234" in server.log()
+    wait_until(lambda: "connected from 203.0.113.7:51234" in server.log(), "the real peer logged")
 
     local = through_proxy(server, v2("127.0.0.1", 40000))
     assert local.line().startswith(b"* OK")
@@ -101,3 +101,21 @@ def test_plain_endpoints_are_unchanged(tmp_path: Path, server: RunningServer) ->
     assert client.line().startswith(b"* OK")
     assert b"LOGINDISABLED" not in capability(client)
     client.close()
+
+
+def test_implicit_tls_behind_a_proxy(tmp_path: Path) -> None:
+    """``--imaps haproxy:ssl:PORT``: the header in the clear, then TLS."""
+    import ssl
+
+    args = ["--imaps", "haproxy:ssl:0:interface=127.0.0.1", "--log-level", "debug"]
+    with running_server(tmp_path, extra_args=args) as running:
+        match = wait_until(lambda: re.search(
+            r"listening on IMAPS 127\.0\.0\.1:(\d+) \(PROXY protocol\)", running.log()),
+            "the IMAPS port listening")
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=30) as raw:
+            raw.sendall(v1("192.0.2.55"))
+            with context.wrap_socket(raw) as tls:
+                assert tls.recv(4096).startswith(b"* OK")
+        wait_until(lambda: "connected from 192.0.2.55:51234" in running.log(), "the peer logged")
