@@ -176,13 +176,13 @@ class Listener:
             due = time.monotonic() + self._interval
             while not self._stop.is_set():
                 wait = max(0.0, min(WAKE, due - time.monotonic()))
-                heard: list[tuple[int, int]] = []
-                for note in conn.notifies(timeout=wait, stop_after=256):
+                # Each notification is rung as it arrives (the generator
+                # ends only at the timeout: collecting first would add up
+                # to WAKE to every ring).
+                for note in conn.notifies(timeout=wait):
                     parsed = _parse(note.payload)
                     if parsed is not None:
-                        heard.append(parsed)
-                if heard:
-                    self._ring(heard)
+                        self._ring([parsed])
                 if time.monotonic() >= due:
                     self._catch_up(conn)
                     due = time.monotonic() + self._interval
