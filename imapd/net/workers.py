@@ -51,7 +51,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from imapd.net.peer import format_peer
+from imapd.net.peer import format_peer, split_proxy
 from imapd.net.service import ListenError, bottom_description, describe_listen_failure
 
 log = Logger(namespace="imapd")
@@ -280,8 +280,10 @@ class Supervisor:
         if not self._announced and all(slot.ready for slot in self.slots):
             self._announced = True
             for bound in self.sockets:
-                log.info("imapd: listening on {kind} {address} ({n} workers)",
-                         kind=bound.kind, address=bound.address, n=len(self.slots))
+                proxy = " PROXY protocol," if split_proxy(bound.description)[0] else ""
+                log.info("imapd: listening on {kind} {address} ({proxy}{n} workers)",
+                         kind=bound.kind, address=bound.address, proxy=proxy.lstrip(),
+                         n=len(self.slots))
 
     def _reap(self) -> None:
         for slot in self.slots:

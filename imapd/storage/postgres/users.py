@@ -222,7 +222,7 @@ class PostgresUserStore:
 
     def _connect(self) -> Conn:
         try:
-            conn: Conn = psycopg.connect(self.dsn, autocommit=True)
+            conn: Conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
             raise self._unavailable(error) from None
         try:
@@ -255,7 +255,7 @@ class PostgresUserStore:
     def _unavailable(self, error: Exception) -> UserStoreUnavailable:
         text = str(error).strip()
         first_line = text.splitlines()[0] if text else type(error).__name__
-        failure = UserStoreUnavailable(
-            f"user database {redact_dsn(self.dsn)} unavailable: {redact_dsn(first_line)}")
-        log.warn("imapd: {detail}", detail=failure.detail)
+        failure = UserStoreUnavailable(f"user database unavailable: {redact_dsn(first_line)}")
+        log.warn("imapd: store {store}: {detail}", store=redact_dsn(self.dsn),
+                 detail=failure.detail)
         return failure
