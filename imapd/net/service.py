@@ -215,7 +215,8 @@ class ListeningService(service.Service):
             if split_proxy(listener.description)[0]:
                 kind += " (PROXY protocol)"
             if inherited is not None:
-                self._listening(adopt_port(self.reactor, inherited.pop(0), factory), kind)
+                self._listening(adopt_port(self.reactor, inherited.pop(0), factory), kind,
+                                "sharing")
                 continue
             description = bottom_description(listener.description, listener.tls is not None, backlog)
             endpoint = serverFromString(self.reactor, description)  # type: ignore[no-untyped-call]
@@ -226,11 +227,14 @@ class ListeningService(service.Service):
             self.stopService()
             raise ListenError(failures[0])
 
-    def _listening(self, port: IListeningPort, kind: str) -> None:
+    def _listening(self, port: IListeningPort, kind: str, verb: str = "listening on") -> None:
+        """Log the bound port. A worker's adopted port says ``sharing``: the
+        ``--workers`` parent says ``listening on`` once all workers are, so
+        whoever waits for that line can reach every one."""
         self.ports.append(port)
         address = format_peer(cast(Any, port).getHost())
         name, _, extra = kind.partition(" ")
-        log.info("imapd: listening on {kind} {address}{extra}", kind=name, address=address,
+        log.info("imapd: {verb} {kind} {address}{extra}", verb=verb, kind=name, address=address,
                  extra=f" {extra}" if extra else "")
 
     def _failed(self, failure: Failure, description: str, failures: list[str]) -> None:

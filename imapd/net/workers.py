@@ -160,12 +160,13 @@ class Supervisor:
 
     def __init__(
         self, command: Sequence[str], sockets: Sequence[BoundSocket], count: int,
-        *, clock: Callable[[], float] = time.monotonic,
+        *, clock: Callable[[], float] = time.monotonic, backoff: float = 0.25,
     ) -> None:
         self.command = list(command)
         self.sockets = list(sockets)
         self.slots = [_Slot(i + 1) for i in range(count)]
         self.clock = clock
+        self.backoff = backoff  # first restart delay of a worker that failed fast
         self.stopping = False
         self.status = 0
         self._announced = False
@@ -307,7 +308,8 @@ class Supervisor:
                       i=slot.index, how=how, n=slot.fast_failures)
             self.stop("a worker cannot start", code if code > 0 else 1)
             return
-        delay = 0.0 if slot.fast_failures == 0 else min(MAX_BACKOFF, 0.25 * 2 ** slot.fast_failures)
+        delay = 0.0 if slot.fast_failures == 0 else min(
+            MAX_BACKOFF, self.backoff * 2 ** (slot.fast_failures - 1))
         log.warn("imapd: worker {i} (pid {pid}) {how}; restarting in {d:.2f} s",
                  i=slot.index, pid=pid, how=how, d=delay)
         slot.restart_at = self.clock() + delay

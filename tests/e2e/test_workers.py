@@ -58,7 +58,10 @@ def two_workers(tmp_path: Path, store: str | None) -> Iterator[RunningServer]:
     users = {} if store else {"alice": "wonderland"}
     with running_server(tmp_path, users=users,
                         extra_args=["--workers", "2", *store_args, *LIMITS]) as server:
-        wait_until(lambda: "(2 workers)" in server.log(), "both workers listening")
+        # The first "listening on" line (the one test harnesses wait for) is
+        # the parent's, once both workers accept: workers say "sharing".
+        first = next(line for line in server.lines if "listening on" in line)
+        assert "(2 workers)" in first and server.log().count("sharing IMAP") == 2
         yield server
 
 
