@@ -56,6 +56,26 @@ def can_log_in(port: int, name: str, password: str) -> bool:
     return True
 
 
+def scram_login(port: int, name: str, password: str) -> bool:
+    """AUTHENTICATE SCRAM-SHA-256 (RFC 7677) with scramp as the client."""
+    import scramp  # type: ignore[import-untyped]
+
+    scram = scramp.ScramClient(["SCRAM-SHA-256"], name, password)
+    answers = iter([
+        lambda _: scram.get_client_first(),
+        lambda data: (scram.set_server_first(data.decode()), scram.get_client_final())[1],
+        lambda data: (scram.set_server_final(data.decode()), "")[1],
+    ])
+    client = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    try:
+        status, _ = client.authenticate("SCRAM-SHA-256", lambda data: next(answers)(data))
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        client.shutdown()
+    return bool(status == "OK")
+
+
 def test_db_commands_and_users_on_postgres(empty_url: str) -> None:
     version = run_cli("db", "version", "--store", empty_url, check=False)
     assert (version.returncode, version.stderr.count("no imapd schema")) == (1, 1)
@@ -101,6 +121,8 @@ def test_two_frontends_share_the_users_of_one_database(tmp_path: Path, empty_url
              stdin="rabbit\n")
         assert can_log_in(b.port, "bob", "builder") and can_log_in(a.port, "bob", "builder")
         assert can_log_in(a.port, "alice", "rabbit")
+        assert scram_login(b.port, "alice", "rabbit")  # keys from the database, too
+        assert not scram_login(a.port, "alice", "wonderland")
         assert not can_log_in(b.port, "alice", "wonderland")
         assert user("del", "bob", *store[:2]).returncode == 0
         assert not can_log_in(a.port, "bob", "builder")
