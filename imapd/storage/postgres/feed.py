@@ -71,6 +71,10 @@ class PgFeed:
         with self._lock:
             return list(self._subscribers)
 
+    def is_subscribed(self, mailbox_id: int) -> bool:
+        with self._lock:
+            return mailbox_id in self._subscribers
+
     def ring(self, mailbox_id: int, modseq: int) -> None:
         """Ring every subscriber of the mailbox (a failing one is logged)."""
         if self.closed:
@@ -189,8 +193,7 @@ class Listener:
             self.connection = None
 
     def _ring(self, heard: list[tuple[int, int]]) -> None:
-        wanted = set(self._feed.subscribed_ids())
-        rings = [(box, modseq) for box, modseq in heard if box in wanted]
+        rings = [(box, modseq) for box, modseq in heard if self._feed.is_subscribed(box)]
         if rings:
             self._hop(lambda: _remote(self._feed, rings))
 

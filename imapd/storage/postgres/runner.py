@@ -65,6 +65,12 @@ POOL_WAIT = 5.0          # seconds a job waits for a connection before Unavailab
 LOCK_TIMEOUT = "10s"     # a row lock held longer than this: Unavailable
 CONNECT_TIMEOUT = 5
 RETRIES = 8              # deadlock / serialization failure retries
+# The pool retries a failed connect with exponential backoff (1 s, 2 s, 4 s
+# ...) until it gives up after this long; the next job that needs a
+# connection starts a fresh attempt. Without a bound the backoff grows for
+# as long as the server is down, and service would resume only at the next
+# (by then distant) attempt after the server is back.
+RECONNECT_GIVE_UP = 2.0
 
 
 def mail_error(error: BaseException) -> BaseException:
@@ -110,7 +116,7 @@ class Runner:
             dsn, min_size=1, max_size=pool_size, open=False, name="imapd-store",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
             configure=_configure, check=ConnectionPool.check_connection, timeout=POOL_WAIT,
-            reconnect_timeout=float("inf"),
+            reconnect_timeout=RECONNECT_GIVE_UP,
         )
         self.pool.open(wait=False)  # connects in the background
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="pg-store")

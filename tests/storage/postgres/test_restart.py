@@ -130,7 +130,16 @@ def test_server_down_is_unavailable_then_recovers_by_itself(
                     raise AssertionError("a call succeeded with the server down")
         finally:
             postgres_cluster.start()
-        result = run(lambda: backend.append(ref, [AppendItem(b"accepted")]))
+        # Back by itself: the pool reconnects (within a few seconds of
+        # backoff; meanwhile calls may still be refused, as Unavailable).
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                result = run(lambda: backend.append(ref, [AppendItem(b"accepted")]))
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "the backend never recovered"
+                time.sleep(0.1)
         assert result.uids == (1,)  # the refused APPEND made no change
         assert run(lambda: backend.status(ref)).messages == 1
     finally:
