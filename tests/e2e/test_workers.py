@@ -211,3 +211,11 @@ def test_the_parent_reports_an_unusable_store_once(tmp_path: Path) -> None:
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "hunter2" not in done.stderr + done.stdout and "Traceback" not in done.stderr
     assert "started worker" not in done.stderr  # checked once, by the parent
+
+
+def test_sighup_to_the_parent_reloads_every_worker(tmp_path: Path) -> None:
+    with two_workers(tmp_path, None) as server:
+        server.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: server.log().count("reloaded TLS certificate") == 2,
+                   "both workers reloaded their certificate")
+        assert server.process.poll() is None

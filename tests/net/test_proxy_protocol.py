@@ -119,3 +119,35 @@ def test_implicit_tls_behind_a_proxy(tmp_path: Path) -> None:
             with context.wrap_socket(raw) as tls:
                 assert tls.recv(4096).startswith(b"* OK")
         wait_until(lambda: "connected from 192.0.2.55:51234" in running.log(), "the peer logged")
+
+
+def test_a_connection_without_a_header_is_closed_after_the_timeout() -> None:
+    """Nothing else bounds it: the IMAP timers start after the header."""
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from imapd.net.peer import PROXY_HEADER_TIMEOUT, ProxyHeaderFactory
+
+    started: list[object] = []
+
+    class Recorder(Protocol):
+        def connectionMade(self) -> None:
+            started.append(self.transport)
+
+    clock = Clock()
+    factory = ProxyHeaderFactory(Factory.forProtocol(Recorder), clock)
+    for header in (b"", b"PROXY TC"):  # silent, or a header that stalls half-way
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(header)
+        clock.advance(PROXY_HEADER_TIMEOUT - 0.1)
+        assert not transport.disconnecting and started == []
+        clock.advance(0.1)
+        assert transport.disconnecting  # aborted
+    complete = factory.buildProtocol(None)
+    complete.makeConnection(StringTransport())
+    complete.dataReceived(v1("192.0.2.1"))
+    clock.advance(PROXY_HEADER_TIMEOUT * 2)
+    assert len(started) == 1 and started[0].getPeer().host == "192.0.2.1"  # type: ignore[attr-defined]
