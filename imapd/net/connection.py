@@ -447,9 +447,9 @@ class LineConnection(Protocol):
           ``TURN_COMMANDS`` units with a still clock) is spent, so every
           other connection is served in between;
 
-        and fails with ``closed_error`` once the connection is gone: the
-        command stops instead of producing for nobody."""
-        if self._lost:
+        and fails with ``closed_error`` once the connection is gone or
+        closing (BYE sent): the command stops instead of producing for nobody."""
+        if self._closing:
             return fail(self.closed_error())
         self._budget.spend_command()
         if not self._budget.exhausted and not self._output.busy:
@@ -466,7 +466,7 @@ class LineConnection(Protocol):
     def _resume(self, resumed: Deferred[None]) -> None:
         """Go on with a paced command in a slice of its own, its responses
         joined into few writes as when it started (``_batched``)."""
-        if self._lost:
+        if self._closing:
             resumed.errback(self.closed_error())
             return
         self._budget.renew()
