@@ -135,6 +135,12 @@ def test_a_client_that_stops_reading_holds_little_and_is_freed(served: tuple[Any
     time.sleep(0.5)  # whatever the server would still produce, it does now
     held = buffered(proto)
     assert held <= BUFFER_BOUND, f"{held} octets buffered for a client that does not read"
+    # Its next commands stay in the kernel meanwhile (reading is paused):
+    # before, they were read and queued, up to Limits.max_pipelined.
+    sock.sendall(b"n NOOP\r\n" * 2000)
+    time.sleep(0.5)
+    assert wait_for(lambda: proto._slices.reading_paused)
+    assert len(proto._queue) < 40 and proto._backlog.size == 0
     other = Client("127.0.0.1", port, timeout=60).login()
     start = time.monotonic()
     other.send(b"n NOOP\r\n")
