@@ -119,8 +119,10 @@ async def open_mailbox(
     ctx.session.selected = view
     ctx.session.state = State.SELECTED
     condstore.apply_modes(ctx.session)
-    for response in selection_responses(view) + resynced:
+    for index, response in enumerate(selection_responses(view) + resynced, start=1):
         ctx.send(response)
+        if index % 64 == 0:
+            await ctx.pace()  # a QRESYNC resync: a FETCH per changed message (issue 13)
     return view
 
 
