@@ -174,10 +174,12 @@ class Runner:
 
     def _once(self, job: Job[T], write: bool, durable: bool) -> tuple[T, Rings]:
         with self.pool.connection() as conn:
+            # Sent with the BEGIN itself (no round trip of its own).
+            conn.isolation_level = (psycopg.IsolationLevel.READ_COMMITTED if write
+                                    else psycopg.IsolationLevel.REPEATABLE_READ)
+            conn.read_only = not write
             with conn.transaction():
-                if not write:
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                elif not durable:
+                if not durable:
                     conn.execute("SET LOCAL synchronous_commit = off")
                 result, rings = job(conn)
                 for mailbox_id, modseq in rings:
