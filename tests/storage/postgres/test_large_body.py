@@ -50,3 +50,31 @@ def test_twenty_megabytes_round_trip_in_pieces(postgres_dsn: str) -> None:
         assert records[0].size == SIZE and records[0].meta == b"m"
     finally:
         close(backend)
+
+
+def test_spooled_literal_append(postgres_dsn: str) -> None:
+    """A large APPEND arrives as a ``SpooledLiteral`` (a memory map of a
+    spool file, imapd.core.spool): stored piece by piece like bytes, small
+    and large ones in one MULTIAPPEND."""
+    from imapd.core.spool import SpoolWriter
+
+    def spooled(data: bytes) -> object:
+        writer = SpoolWriter(len(data))
+        writer.write(data)
+        return writer.finish()
+
+    big, small = os.urandom(3 * msgs.CHUNK + 17), b"small one\r\n"
+    literals = [spooled(big), spooled(small)]
+    backend = open_pg(postgres_dsn)
+    try:
+        ref = inbox(backend)
+        items = [AppendItem(literal) for literal in literals]  # type: ignore[arg-type]
+        result = run(lambda: backend.append(ref, items))
+        assert run(lambda: backend.read_message(ref, result.uids[0])) == big
+        assert run(lambda: backend.read_message(ref, result.uids[1])) == small
+        assert run(lambda: backend.append(ref, [items[1]])).uids == (3,)  # all small: pipelined
+        assert run(lambda: backend.read_message(ref, 3)) == small
+    finally:
+        close(backend)
+        for literal in literals:
+            literal.close()  # type: ignore[attr-defined]
