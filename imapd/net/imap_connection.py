@@ -33,7 +33,7 @@ from imapd.imap.session.state import Session, State
 from imapd.imap.wire.commands import Command, CommandSyntaxError
 from imapd.imap.wire.encode import encode_response_data
 from imapd.imap.wire.framer import (
-    UNAVAILABLE, CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
+    OVERQUOTA, UNAVAILABLE, CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
 )
 from imapd.imap.wire.parse import parse_command
 from imapd.imap.wire.responses import (
@@ -54,7 +54,7 @@ log = Logger(namespace="imapd.protocol")
 # A complete STARTTLS command frame (RFC 3501 §6.2.1; tags never hold spaces).
 _STARTTLS_FRAME = re.compile(rb"\A[^ ]+ STARTTLS\r?\n\Z", re.IGNORECASE)
 # Framing errors answered NO (the command was fine; the server cannot take it).
-_NO_CODES = frozenset({catalogue.CODE_TOOBIG, UNAVAILABLE})
+_NO_CODES = frozenset({catalogue.CODE_TOOBIG, UNAVAILABLE, OVERQUOTA})
 # How IMAP words each goodbye (RFC 3501 §7.1.5).
 _BYE = {
     Goodbye.FLOOD: catalogue.BYE_FATAL_FRAME,

@@ -56,6 +56,8 @@ Decisions (recorded here because they shape the protocol's behaviour):
 
 from __future__ import annotations
 
+import errno
+
 import enum
 import re
 from dataclasses import dataclass
@@ -68,6 +70,14 @@ from imapd.imap.wire.lexer import TAG_CHARS
 
 TOOBIG = "TOOBIG"  # RFC 4469 / RFC 7889 response code
 UNAVAILABLE = "UNAVAILABLE"  # RFC 5530: a literal could not be spooled
+OVERQUOTA = "OVERQUOTA"  # RFC 5530: ... because the disk is full (as the store says)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _spool_failure_code(error: OSError) -> str:
+    """A full disk is the user's problem to know about (NO [OVERQUOTA], as
+    the store answers it); anything else is the server's (UNAVAILABLE)."""
+    return OVERQUOTA if error.errno in _DISK_FULL else UNAVAILABLE
 
 # A literal announcement at the end of a line: ``{12}``, ``{12+}``,
 # ``~{12}`` (RFC 3501 §9 literal, RFC 7888, RFC 3516 literal8). Up to 20
@@ -271,8 +281,9 @@ class Framer:
             self._reject(line, events, "Literal too big for this command", TOOBIG)
         elif self._frame_size + size > self._limits.max_command:
             self._reject(line, events, "Command too long", TOOBIG)
-        elif size > self._limits.literal_spool_threshold and not self._open_spool(size):
-            self._reject(line, events, "Cannot store the literal now", UNAVAILABLE)
+        elif size > self._limits.literal_spool_threshold and (
+                failure := self._open_spool(size)) is not None:
+            self._reject(line, events, "Cannot store the literal now", _spool_failure_code(failure))
         else:
             self._mode = _Mode.LITERAL if size else _Mode.LINE
             self._literal_left = size
@@ -287,12 +298,13 @@ class Framer:
         self._text_size += size
         return True
 
-    def _open_spool(self, size: int) -> bool:
+    def _open_spool(self, size: int) -> OSError | None:
+        """Start spooling a literal of ``size``; the error if that failed."""
         try:
             self._spool = SpoolWriter(size, self._spool_dir)
-        except OSError:
-            return False
-        return True
+        except OSError as error:
+            return error
+        return None
 
     def _take_literal(self, events: list[FrameEvent]) -> bool:
         if not self._buffer:
@@ -325,10 +337,11 @@ class Framer:
             if self._literal_left == count:
                 self._spooled.append(SpooledPart(self._inline_size, self._spool.finish()))
                 self._spool = None
-        except OSError:
+        except OSError as error:
             # Disk full or similar: drop the command; the rest of the
             # literal is read and thrown away (the client is sending it).
-            events.append(FrameError(self._tag, "Cannot store the literal now", UNAVAILABLE))
+            events.append(FrameError(self._tag, "Cannot store the literal now",
+                                     _spool_failure_code(error)))
             self._drop_spooled()
             self._parts = []
             self._dropping = True

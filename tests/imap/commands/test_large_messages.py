@@ -357,3 +357,21 @@ def test_spool_files_go_to_the_data_directory(server: MailServer, client: Client
     assert not spool_dir.exists()
     upload(client, "a", big_message(300 * 1024), stop_before_last=True)
     assert spool_dir.is_dir() and spool_handles(spool_dir)
+
+
+def test_append_on_a_full_disk_is_overquota_and_the_connection_goes_on(
+    server: MailServer, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool cannot take the literal (ENOSPC): the user learns the disk
+    is full as the store would say it, NO [OVERQUOTA] (RFC 5530 §3), before
+    uploading; the next command is served."""
+    from imapd.core.spool import SpoolWriter
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SpoolWriter, "__init__", disk_full)
+    size = 2 * MIB
+    assert client.exchange(f"a1 APPEND INBOX {{{size}}}\r\n".encode()) == (
+        b"a1 NO [OVERQUOTA] Cannot store the literal now\r\n")
+    assert client.exchange(b"a2 NOOP\r\n") == b"a2 OK NOOP completed\r\n"

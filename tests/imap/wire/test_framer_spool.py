@@ -17,7 +17,7 @@ from imapd.core.spool import SpooledLiteral, SpoolWriter
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.encode_command import encode_command
 from imapd.imap.wire.framer import (
-    TOOBIG, UNAVAILABLE, CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
+    OVERQUOTA, TOOBIG, UNAVAILABLE, CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
 )
 from imapd.imap.wire.parse import parse_command
 from tests.support.spool import spool_handles
@@ -148,6 +148,19 @@ def test_spool_failure_is_answered_before_the_upload(tmp_path: Path) -> None:
     ]
 
 
+def test_spool_open_on_a_full_disk_is_overquota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SpoolWriter, "__init__", disk_full)
+    framer = Framer(spooling(2), tmp_path)
+    assert framer.feed(b"a APPEND x {5}\r\n") == [
+        FrameError("a", "Cannot store the literal now", OVERQUOTA)
+    ]
+
+
 def test_write_failure_mid_literal_drops_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +173,8 @@ def test_write_failure_mid_literal_drops_the_command(
     with monkeypatch.context() as patch:
         patch.setattr(SpoolWriter, "write", disk_full)
         events = framer.feed(b"de")
-    assert events == [FrameError("a", "Cannot store the literal now", UNAVAILABLE)]
+    # A full disk is answered as the store answers it (RFC 5530 OVERQUOTA).
+    assert events == [FrameError("a", "Cannot store the literal now", OVERQUOTA)]
     assert spool_handles(tmp_path) == []
     assert framer.feed(b"fgh\r\nb NOOP\r\n") == [CommandFrame(b"b NOOP\r\n")]
 
