@@ -147,6 +147,7 @@ class Listener:
         self._interval = poll_interval
         self._known: dict[int, RowState] = {}
         self._stop = threading.Event()
+        self._outage = False
         self.connection: psycopg.Connection[tuple[object, ...]] | None = None
         self.connected = threading.Event()  # for tests: listening now
         self.connects = 0  # for tests: how many times it (re)connected
@@ -161,10 +162,12 @@ class Listener:
                 self._session()
                 backoff = 0.05
             except Exception as error:  # noqa: BLE001 - a lost server must not kill the thread
-                self.connected.clear()
-                if not self._stop.is_set():
+                if not self._outage and not self._stop.is_set():
+                    # Once per outage; the retries until it is back are quiet.
+                    self._outage = True
                     log.warning("change listener lost its connection (%s); reconnecting",
-                                str(error).strip() or type(error).__name__)
+                                " ".join(str(error).split()) or type(error).__name__)
+                self.connected.clear()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, max(self._interval, 0.05))
 
@@ -175,6 +178,9 @@ class Listener:
             self.connection = conn
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             self.connects += 1
+            if self._outage:
+                log.info("change listener reconnected")
+                self._outage = False
             self.connected.set()
             self._catch_up(conn)
             due = time.monotonic() + self._interval

@@ -78,7 +78,7 @@ def mail_error(error: BaseException) -> BaseException:
     if isinstance(error, MailError):
         return error
     if isinstance(error, pgerrors.DiskFull):
-        log.warning("write refused: %s", str(error).strip())
+        log.warning("write refused: %s", " ".join(str(error).split()))
         return StorageFull("mail store is full")
     if isinstance(error, ImapError):
         if error.kind is ErrorKind.BAD:
@@ -88,8 +88,24 @@ def mail_error(error: BaseException) -> BaseException:
         return MailError(error.text)
     if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
                           PoolClosed)):
-        return Unavailable(f"mail store unavailable: {str(error).strip() or type(error).__name__}")
+        _log_unavailable(error)
+        # The client sees a fixed text: the server's message names hosts and
+        # ports and spans lines (it would break the IMAP response line).
+        return Unavailable("mail store temporarily unavailable, try again later")
     return error
+
+
+_last_logged = 0.0
+UNAVAILABLE_LOG_EVERY = 5.0  # seconds: an outage logs a line now and then, not per call
+
+
+def _log_unavailable(error: BaseException) -> None:
+    global _last_logged
+    now = time.monotonic()
+    if now - _last_logged >= UNAVAILABLE_LOG_EVERY:
+        _last_logged = now
+        detail = " ".join(str(error).split()) or type(error).__name__
+        log.warning("mail store unavailable: %s", detail)
 
 
 def _retryable(error: BaseException) -> bool:

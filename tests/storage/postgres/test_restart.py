@@ -85,6 +85,10 @@ def test_restart_under_load_then_recovery_without_loss(
         # (Calls in flight at the crash fail; later ones wait for a
         # connection, up to runner.POOL_WAIT, and may well succeed.)
         assert all(isinstance(f, Unavailable) for f in load.failures), load.failures
+        # One line of fixed text for the client (the server's messages span
+        # lines and name hosts: they go to the log).
+        assert all(f.text == "mail store temporarily unavailable, try again later"
+                   for f in load.failures if isinstance(f, Unavailable))
         assert load.acked == sorted(set(load.acked))
         # A fresh backend (another process) sees every acknowledged change.
         fresh = open_pg(postgres_dsn)
@@ -124,8 +128,8 @@ def test_server_down_is_unavailable_then_recovers_by_itself(
                          lambda: backend.append(ref, [AppendItem(b"refused")])):
                 try:
                     run(call)
-                except Unavailable:
-                    pass
+                except Unavailable as refused:
+                    assert "\n" not in refused.text and "127.0.0.1" not in refused.text
                 else:
                     raise AssertionError("a call succeeded with the server down")
         finally:
@@ -146,6 +150,18 @@ def test_server_down_is_unavailable_then_recovers_by_itself(
         close(backend)
         if not postgres_cluster.running:
             postgres_cluster.start()
+
+
+def test_unavailable_text_is_one_line_without_server_details() -> None:
+    """The text goes to the IMAP client in a NO response line: libpq's
+    messages span lines and name the server's address."""
+    import psycopg
+
+    error = mail_error(psycopg.OperationalError(
+        'connection to server at "10.0.0.5", port 5432 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?"))
+    assert isinstance(error, Unavailable)
+    assert "\n" not in error.text and "10.0.0.5" not in error.text
 
 
 def test_server_disk_full_is_storage_full() -> None:
