@@ -23,6 +23,7 @@ assembles does, except ``net/``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -270,8 +271,37 @@ def build_service(
         inherited=inherited)
 
 
+class _StdlibToTwisted(logging.Handler):
+    """Hands records of Python's ``logging`` (the storage engines log with
+    it: they know no Twisted) to Twisted's logger, so they come out as the
+    same timestamped, levelled lines as everything else."""
+
+    _LEVELS = ((logging.CRITICAL, "critical"), (logging.ERROR, "error"),
+               (logging.WARNING, "warn"), (logging.INFO, "info"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from twisted.logger import LogLevel
+
+        name = next((n for at, n in self._LEVELS if record.levelno >= at), "debug")
+        try:
+            text = self.format(record)
+        except Exception:  # a broken format string must not kill the caller
+            text = str(record.msg)
+        Logger(namespace=record.name).emit(LogLevel.levelWithName(name), "{text}", text=text)
+
+
+def bridge_stdlib_logging() -> None:
+    """Route Python ``logging`` into Twisted's logger (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StdlibToTwisted) for h in root.handlers):
+        root.addHandler(_StdlibToTwisted())
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
 def start_logging(level_name: str) -> None:
-    """Twisted's logger, text lines on stderr, filtered by level."""
+    """Twisted's logger, text lines on stderr, filtered by level; Python
+    ``logging`` records go through it too."""
     from twisted.logger import (
         FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
         textFileLogObserver,
@@ -281,6 +311,7 @@ def start_logging(level_name: str) -> None:
     text_observer: Any = textFileLogObserver(sys.stderr)
     observer: Any = FilteringLogObserver(text_observer, [predicate])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    bridge_stdlib_logging()
 
 
 def serve(

@@ -154,3 +154,29 @@ def test_open_mail_reports_an_unreachable_database_in_one_line(tmp_path: Path) -
     message = str(caught.value)
     assert message.startswith("imapd: store postgresql://imapd:***@127.0.0.1:1/mail: ")
     assert "\n" not in message and "s3cret" not in message
+
+
+def test_python_logging_records_reach_twisted_logger() -> None:
+    """Storage engines log with Python ``logging``; the server's log is
+    Twisted's: a disk-full warning must come out as a levelled line."""
+    import logging
+
+    from twisted.logger import globalLogPublisher
+
+    from imapd.app import bridge_stdlib_logging
+
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        bridge_stdlib_logging()
+        bridge_stdlib_logging()  # idempotent: one handler
+        logging.getLogger("imapd.storage.sqlite.space").warning("disk full: %s", "APPEND refused")
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if type(h).__name__ == "_StdlibToTwisted"]:
+            root.removeHandler(handler)
+    ours = [e for e in seen if e.get("log_namespace") == "imapd.storage.sqlite.space"]
+    assert len(ours) == 1
+    assert ours[0]["text"] == "disk full: APPEND refused"
+    assert str(ours[0]["log_level"].name) == "warn"  # type: ignore[attr-defined]

@@ -29,8 +29,10 @@ class ImapdServiceMaker:
         ``--workers`` needs ``imapd serve`` (twistd runs one process)."""
         import sys
 
-        from imapd.app import StoreError, build_service
+        from imapd.app import StoreError, bridge_stdlib_logging, build_service
         from imapd.net.runtime import global_reactor
+
+        bridge_stdlib_logging()  # twistd runs Twisted's logger; storage logs via logging
 
         if options["workers"] != 1:
             print("imapd: --workers needs 'imapd serve' (twistd runs one process)",
