@@ -229,3 +229,33 @@ def postgres_dsn(postgres_cluster: Cluster) -> Iterator[str]:
     dsn = postgres_cluster.fresh_database()
     yield dsn
     postgres_cluster.release_database(dsn)
+
+
+# Module-level shortcuts on this process's cluster (for helpers that are
+# not fixtures, e.g. frontends started as subprocesses by other tests).
+
+def dsn_for(dbname: str) -> str:
+    return shared_cluster().dsn_for(dbname)
+
+
+def fresh_database(initialised: bool = True) -> str:
+    return shared_cluster().fresh_database(initialised)
+
+
+def _cluster() -> Cluster:
+    """The cluster as it is (``shared_cluster`` would start a stopped one)."""
+    return _shared if _shared is not None else shared_cluster()
+
+
+def stop(mode: str = "immediate") -> None:
+    _cluster().stop(mode)
+
+
+def start() -> None:
+    cluster = _cluster()
+    if not cluster.running:
+        cluster.start()
+
+
+def restart(mode: str = "immediate") -> None:
+    _cluster().restart(mode)
