@@ -194,6 +194,13 @@ class MailboxWatch:
         self._busy = True
         try:
             return await self._catch_up()
+        except BaseException:
+            # The read failed (store down: Unavailable): what rang is still
+            # unread, so the next command or IDLE turn must try again. Left
+            # cleared, a session would never see its own APPEND (and a
+            # UID STORE on it would match nothing) until another change.
+            self.rang = True
+            raise
         finally:
             self._busy = False
             self.settle()
