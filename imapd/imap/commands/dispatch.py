@@ -31,7 +31,7 @@ from imapd.imap.commands.registry import Registry
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.imap.session.state import Session
 from imapd.imap.session.view import SelectedView
-from imapd.mail.errors import MailError
+from imapd.mail.errors import MailError, Unavailable
 from imapd.imap.wire.commands import Command, CommandSyntaxError
 from imapd.imap.wire.responses import ResponseCode, Status, Tagged, Untagged
 from imapd.imap.wire.values import Atom, Value
@@ -119,6 +119,11 @@ class Dispatcher:
             return None
         try:
             await catch_up(ctx)
+        except Unavailable as error:
+            # The store is down or restarting (PostgreSQL restarting, a lock
+            # held too long): expected and transient, so one line, not a
+            # critical traceback per session; the command's answer stands.
+            log.warn("session {id}: catch-up postponed: {error}", id=session.session_id, error=error)
         except MailError:
             # The mailbox's state could not be read now (store busy): the
             # command's answer stands; the changes wait for the next one.
