@@ -39,7 +39,7 @@ from imapd.storage.postgres import messages as msgs
 from imapd.storage.postgres import reads, schema, tree
 from imapd.storage.postgres.feed import Listener, PgFeed, Siblings
 from imapd.storage.postgres.runner import Conn, Rings, Runner, mail_error
-from imapd.storage.sqlite.writer import Hop, MakeWaiter
+from imapd.storage.hops import Hop, MakeWaiter
 
 
 def open_backend(

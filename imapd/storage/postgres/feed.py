@@ -23,14 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
-from typing import Callable
 
 import psycopg
 
-from imapd.mail.backend import Ring
+from imapd.storage.feeds import SiblingFeeds, SubscriberFeed
 from imapd.storage.postgres.schema import NOTIFY_CHANNEL
-from imapd.storage.sqlite.writer import Hop
+from imapd.storage.hops import Hop
 
 log = logging.getLogger(__name__)
 
@@ -39,55 +37,19 @@ _UNKNOWN: RowState = (-1, -1, "", -1)
 WAKE = 0.05  # seconds: the longest the listener waits before looking at ``stop``
 
 
-class PgFeed:
-    """Subscribers by mailbox id; ``subscribe`` and the rings run on the
-    reactor thread, the listener reads ``subscribed_ids`` under the lock.
-    ``remote`` rings skip a MODSEQ this process already rang (its own
-    NOTIFY coming back); rings may still repeat, which the contract allows."""
+class PgFeed(SubscriberFeed):
+    """Subscribers by mailbox id (``SubscriberFeed``); the listener reads
+    ``subscribed_ids``. ``remote`` rings skip a MODSEQ this process already
+    rang (its own NOTIFY coming back); rings may still repeat, which the
+    contract allows."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[int, list[Ring]] = {}
+        super().__init__()
         self._rung: dict[int, int] = {}
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def subscribe(self, mailbox_id: int, ring: Ring) -> Callable[[], None]:
-        entry: Ring = lambda box, modseq: ring(box, modseq)  # noqa: E731 - one per subscription
-        with self._lock:
-            self._subscribers.setdefault(mailbox_id, []).append(entry)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                current = self._subscribers.get(mailbox_id)
-                if current is not None and entry in current:
-                    current.remove(entry)
-                    if not current:
-                        del self._subscribers[mailbox_id]
-                        self._rung.pop(mailbox_id, None)
-
-        return unsubscribe
-
-    def subscribed_ids(self) -> list[int]:
-        with self._lock:
-            return list(self._subscribers)
 
     def is_subscribed(self, mailbox_id: int) -> bool:
         with self._lock:
             return mailbox_id in self._subscribers
-
-    def ring(self, mailbox_id: int, modseq: int) -> None:
-        """Ring every subscriber of the mailbox (a failing one is logged)."""
-        if self.closed:
-            return
-        with self._lock:
-            entries = list(self._subscribers.get(mailbox_id, ()))
-            if entries and modseq > self._rung.get(mailbox_id, 0):
-                self._rung[mailbox_id] = modseq
-        for entry in entries:
-            try:
-                entry(mailbox_id, modseq)
-            except Exception:
-                log.exception("change feed subscriber failed")
 
     def remote(self, mailbox_id: int, modseq: int) -> None:
         """A ring heard from the database (NOTIFY or catch-up)."""
@@ -96,38 +58,19 @@ class PgFeed:
                 return
         self.ring(mailbox_id, modseq)
 
-    def close(self) -> None:
-        self.closed = True
-        with self._lock:
-            self._subscribers.clear()
-            self._rung.clear()
+    def _noted(self, mailbox_id: int, modseq: int) -> None:
+        if modseq > self._rung.get(mailbox_id, 0):
+            self._rung[mailbox_id] = modseq
+
+    def _forget(self, mailbox_id: int) -> None:
+        self._rung.pop(mailbox_id, None)
+
+    def _forget_all(self) -> None:
+        self._rung.clear()
 
 
-class Siblings:
-    """The feeds of every open backend on one database (by DSN) in this
-    process, so a commit through one rings the others at once."""
-
-    _by_dsn: dict[str, weakref.WeakSet[PgFeed]] = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def join(cls, dsn: str, feed: PgFeed) -> None:
-        with cls._lock:
-            cls._by_dsn.setdefault(dsn, weakref.WeakSet()).add(feed)
-
-    @classmethod
-    def leave(cls, dsn: str, feed: PgFeed) -> None:
-        with cls._lock:
-            feeds = cls._by_dsn.get(dsn)
-            if feeds is not None:
-                feeds.discard(feed)
-                if not feeds:
-                    del cls._by_dsn[dsn]
-
-    @classmethod
-    def feeds(cls, dsn: str) -> list[PgFeed]:
-        with cls._lock:
-            return list(cls._by_dsn.get(dsn, ()))
+# The feeds of every open backend on one database (by DSN) in this process.
+Siblings: SiblingFeeds[PgFeed] = SiblingFeeds()
 
 
 def _ring_value(before: RowState, after: RowState) -> int:

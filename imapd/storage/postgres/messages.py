@@ -28,7 +28,7 @@ from imapd.mail.records import (
 )
 from imapd.storage.postgres.runner import Conn
 from imapd.storage.postgres.tree import MailboxRow, release_bodies
-from imapd.storage.sqlite.messages import date_columns, date_value, decode_flags
+from imapd.storage.rows import date_columns, date_value, decode_flags
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
 CHUNK = 512 * 1024

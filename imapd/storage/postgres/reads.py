@@ -22,7 +22,7 @@ from imapd.mail.records import FlagState, MailboxSnapshot, MessageBody
 from imapd.storage.postgres import messages as msgs
 from imapd.storage.postgres import tree
 from imapd.storage.postgres.runner import Conn
-from imapd.storage.sqlite.messages import decode_flags
+from imapd.storage.rows import decode_flags
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit, StorageFull, Unavailable
 from imapd.storage.postgres.schema import NOTIFY_CHANNEL
-from imapd.storage.sqlite.writer import Hop, MakeWaiter, Waiter
+from imapd.storage.hops import Hop, MakeWaiter, Waiter
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,8 @@ class Runner:
             try:
                 value = fn()
             except BaseException as error:  # noqa: BLE001
-                self._hop(lambda: waiter.errback(error))
+                # Bound now: Python unbinds ``error`` when the except block ends.
+                self._hop(lambda failure=error: waiter.errback(failure))  # type: ignore[misc]
             else:
                 self._hop(lambda: waiter.callback(value))
 

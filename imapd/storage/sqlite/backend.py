@@ -57,8 +57,9 @@ from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_t
 from imapd.storage.sqlite.space import SpaceGuard, is_disk_full
 from imapd.storage.sqlite.wal import Checkpointer
 from imapd.storage.sqlite.uidcache import UidCache
+from imapd.storage.hops import Hop, MakeWaiter
 from imapd.storage.sqlite.writer import (
-    Hop, InlineWriter, MakeWaiter, Rings, ThreadedWriter, WriteOp, mail_error,
+    InlineWriter, Rings, ThreadedWriter, WriteOp, mail_error,
 )
 
 T = TypeVar("T")

@@ -21,93 +21,24 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import weakref
 from typing import Callable, Sequence
 
-from imapd.mail.backend import Ring
+from imapd.storage.feeds import SiblingFeeds, SubscriberFeed
+from imapd.storage.hops import Hop
 
 log = logging.getLogger(__name__)
 
-Hop = Callable[[Callable[[], None]], None]
 # (highestmodseq, uidnext, name, uidvalidity) of a mailbox row, or None.
 RowState = tuple[int, int, str, int] | None
 
 
-class SqliteFeed:
-    """Subscribers by mailbox id. ``subscribe`` and ``ring`` run on the
-    reactor thread; the poller thread only reads ``subscribed_ids`` (under
-    the lock)."""
-
-    def __init__(self) -> None:
-        self._subscribers: dict[int, list[Ring]] = {}
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def subscribe(self, mailbox_id: int, ring: Ring) -> Callable[[], None]:
-        entry: Ring = lambda box, modseq: ring(box, modseq)  # noqa: E731 - one per subscription
-        with self._lock:
-            self._subscribers.setdefault(mailbox_id, []).append(entry)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                current = self._subscribers.get(mailbox_id)
-                if current is not None and entry in current:
-                    current.remove(entry)
-                    if not current:
-                        del self._subscribers[mailbox_id]
-
-        return unsubscribe
-
-    def subscribed_ids(self) -> list[int]:
-        with self._lock:
-            return list(self._subscribers)
-
-    def subscriber_count(self, mailbox_id: int) -> int:
-        with self._lock:
-            return len(self._subscribers.get(mailbox_id, ()))
-
-    def ring(self, mailbox_id: int, modseq: int) -> None:
-        """Ring every subscriber of the mailbox; one that raises is logged
-        and skipped (the change has committed; the others must hear)."""
-        if self.closed:
-            return
-        with self._lock:
-            entries = list(self._subscribers.get(mailbox_id, ()))
-        for entry in entries:
-            try:
-                entry(mailbox_id, modseq)
-            except Exception:
-                log.exception("change feed subscriber failed")
-
-    def close(self) -> None:
-        self.closed = True
-        with self._lock:
-            self._subscribers.clear()
+class SqliteFeed(SubscriberFeed):
+    """Subscribers by mailbox id (``SubscriberFeed``); the poller thread
+    only reads ``subscribed_ids``."""
 
 
-class Siblings:
-    """The feeds of every open backend over one database file in this
-    process, so a commit through one rings the others at once."""
-
-    _by_path: dict[str, weakref.WeakSet[SqliteFeed]] = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def join(cls, path: str, feed: SqliteFeed) -> None:
-        with cls._lock:
-            cls._by_path.setdefault(path, weakref.WeakSet()).add(feed)
-
-    @classmethod
-    def leave(cls, path: str, feed: SqliteFeed) -> None:
-        with cls._lock:
-            feeds = cls._by_path.get(path)
-            if feeds is not None:
-                feeds.discard(feed)
-
-    @classmethod
-    def feeds(cls, path: str) -> list[SqliteFeed]:
-        with cls._lock:
-            return list(cls._by_path.get(path, ()))
+# The feeds of every open backend over one database file in this process.
+Siblings: SiblingFeeds[SqliteFeed] = SiblingFeeds()
 
 
 def row_states(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, RowState]:

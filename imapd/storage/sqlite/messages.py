@@ -8,18 +8,17 @@ HIGHESTMODSEQ once and gives that MODSEQ to every message it touched
 
 from __future__ import annotations
 
-import datetime
 import sqlite3
-from functools import lru_cache
 from typing import Any, Sequence
 
 from imapd.core.errors import ImapError
 from imapd.mail.flags import (
-    DELETED_BIT, FlagOp, apply_op, decode_keywords, encode_keywords, join_flags, split_flags,
+    DELETED_BIT, FlagOp, apply_op, decode_keywords, encode_keywords, split_flags,
 )
 from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
+from imapd.storage.rows import date_columns, date_value, decode_flags
 from imapd.storage.sqlite.mailboxes import MailboxRow, count_bodies, release_bodies
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
@@ -31,30 +30,6 @@ BLOB_PIECES_ABOVE = 256 * 1024
 BLOB_PIECE = 1024 * 1024
 MAX_KEYWORDS_PER_MAILBOX = 1000
 _IN_LIST_LIMIT = 500         # larger UID lists are read as a range and filtered
-
-
-@lru_cache(maxsize=8192)
-def decode_flags(bits: int, keywords: str) -> tuple[str, ...]:
-    return join_flags(bits, decode_keywords(keywords))
-
-
-@lru_cache(maxsize=256)
-def _zone(minutes: int) -> datetime.timezone:
-    return datetime.timezone(datetime.timedelta(minutes=minutes))
-
-
-def date_columns(value: datetime.datetime | None) -> tuple[int, int]:
-    """(unix seconds, UTC offset in minutes) of an internal date; None = now."""
-    if value is None:
-        value = datetime.datetime.now().astimezone()
-    offset = value.utcoffset()
-    if offset is None:
-        raise ValueError("internal_date must be timezone-aware")
-    return int(value.timestamp()), int(offset.total_seconds() // 60)
-
-
-def date_value(seconds: int, minutes: int) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(seconds, _zone(minutes))
 
 
 def uid_filtered(

@@ -21,7 +21,8 @@ import threading
 from typing import Any, Awaitable, Callable, TypeVar
 
 from imapd.storage.sqlite.schema import Connection, read_transaction
-from imapd.storage.sqlite.writer import Hop, MakeWaiter, Waiter, mail_error
+from imapd.storage.hops import Hop, MakeWaiter, Waiter
+from imapd.storage.sqlite.writer import mail_error
 
 log = logging.getLogger(__name__)
 

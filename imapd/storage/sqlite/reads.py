@@ -32,6 +32,7 @@ from imapd.mail.backend import Changes, MailboxRef
 from imapd.mail.errors import NoSuchMailbox
 from imapd.mail.flags import SEEN_BIT
 from imapd.mail.records import FlagState, MailboxSnapshot, MessageBody
+from imapd.storage.rows import decode_flags
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
 from imapd.storage.sqlite.uidcache import UidCache
@@ -109,7 +110,7 @@ def changes_since(
     changed: list[FlagState] = []
     for uid, bits, keywords, row_modseq in msgs.changed_rows(conn, row.id, modseq):
         if uid < uidnext:
-            changed.append(FlagState(uid, msgs.decode_flags(bits, keywords), row_modseq))
+            changed.append(FlagState(uid, decode_flags(bits, keywords), row_modseq))
     added = conn.execute(
         "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=? AND uid>=? "
         "ORDER BY uid", (row.id, uidnext),
@@ -121,7 +122,7 @@ def changes_since(
         uidnext=row.uidnext,
         recent_from=row.recent_from,
         changed=tuple(changed),
-        added=tuple(FlagState(u, msgs.decode_flags(b, k), m) for u, b, k, m in added),
+        added=tuple(FlagState(u, decode_flags(b, k), m) for u, b, k, m in added),
         expunged=tuple(msgs.expunged_since(conn, row.id, modseq)),
     )
 

@@ -51,24 +51,23 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
 from imapd.storage.sqlite.schema import Connection
 from imapd.storage.sqlite.feed import RowState, row_states
+from imapd.storage.hops import Hop, MakeWaiter, Waiter
 from imapd.storage.sqlite.space import SpaceGuard, full_error, is_disk_full
 from imapd.storage.sqlite.wal import Checkpointer
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 Rings = list[tuple[int, int]]
 # A write op: runs inside the transaction; returns (result, rings).
 WriteOp = Callable[[sqlite3.Connection], tuple[T, Rings]]
-Hop = Callable[[Callable[[], None]], None]
 RingAll = Callable[[Sequence[tuple[int, int]]], None]
 # How long an optional op (a \Recent claim) may wait for the write lock.
 OPTIONAL_WAIT = 1.0
@@ -77,18 +76,6 @@ LOCK_SLICE = 0.1
 SQLITE_BUSY = 5
 
 
-class Waiter(Protocol[T_co]):
-    """What ``make_waiter()`` returns: awaitable once, resolved from the
-    reactor thread by exactly one of ``callback``/``errback``."""
-
-    def __await__(self) -> Any: ...
-
-    def callback(self, result: Any) -> Any: ...
-
-    def errback(self, fail: Any = None) -> Any: ...
-
-
-MakeWaiter = Callable[[], Waiter[Any]]
 
 
 def mail_error(error: BaseException) -> BaseException:

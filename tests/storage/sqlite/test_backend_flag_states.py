@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem, FlagState
+from imapd.storage.rows import decode_flags
 from imapd.storage.sqlite import messages as msgs
 from tests.storage.sqlite.backend_helpers import inline, run
 
@@ -25,7 +26,7 @@ def reference(conn: object, mailbox_id: int, uids: list[int] | None) -> list[Fla
         conn,  # type: ignore[arg-type]
         "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=?",
         mailbox_id, uids)
-    return [FlagState(r[0], msgs.decode_flags(r[1], r[2]), r[3]) for r in rows]
+    return [FlagState(r[0], decode_flags(r[1], r[2]), r[3]) for r in rows]
 
 
 @settings(max_examples=60, deadline=None)
