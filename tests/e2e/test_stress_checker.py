@@ -170,6 +170,24 @@ def test_qresync_select_must_add_up() -> None:
     assert recorder.kinds() == ["qresync-count"]
 
 
+def test_qresync_select_with_changes_drained_before_its_tagged_reply() -> None:
+    """Another session's APPEND and EXPUNGE land during a QRESYNC SELECT and
+    are sent before its tagged OK: the SELECT's own EXISTS is what the
+    resync must add up to, the later VANISHED counts from the resynchronised
+    state, the later EXISTS is a new message (issue 14: frequent with the
+    PostgreSQL engine, whose doorbells arrive from another thread)."""
+    recorder = Recorder()
+    model = recorder.model
+    model.reset(after_closed=False)
+    model.resync_base = {uid: Message(uid, frozenset()) for uid in (4, 6, 9)}
+    recorder.feed([SELECT_LINES[0], b"* 3 EXISTS", b"* VANISHED (EARLIER) 6",
+                   b"* 3 FETCH (UID 11 FLAGS ($Old))", b"* 4 EXISTS", b"* VANISHED 4",
+                   b"* 2 FETCH (FLAGS (\\Seen))"], "SELECT")
+    assert model.finish_resync(complete=True) is True and recorder.kinds() == []
+    assert [m.uid for m in model.messages] == [9, 11, None]
+    assert model.messages[1].flags == frozenset({"\\seen"})
+
+
 # --- checkpoint comparisons ---------------------------------------------------
 
 def picture(uids: list[int], flags: list[set[str]], flags_list: set[str], recent: int = 0,

@@ -142,6 +142,10 @@ class StressClient:
         top = max(base, default=0)
         # RFC 7162 §3.2.11: with QRESYNC, a SELECT while selected first gets [CLOSED].
         self.model.reset(after_closed=self.qresync and self.selected_here)
+        # EXAMINE is read-only from its first response on (RFC 3501 §6.3.2):
+        # a FETCH drained before its tagged [READ-ONLY] may show a keyword
+        # its PERMANENTFLAGS () does not list.
+        self.model.readonly = examine
         self.model.resync_base = base if resync else None
         await self.run([command])
         self.selected_here = self.model.selected

@@ -78,6 +78,11 @@ class MailboxModel:
     highestmodseq: int = 0
     closed_pending: bool = False  # RFC 7162 §3.2.11: old mailbox's responses until [CLOSED]
     resync_base: dict[int, Message] | None = None  # QRESYNC SELECT: what the client knew
+    # During a QRESYNC SELECT: the EXISTS of its own data (the state VANISHED
+    # (EARLIER) and its FETCHes describe); the counts of the resynchronised
+    # state once built, for the check at the tagged reply.
+    resync_exists: int | None = None
+    resync_counts: tuple[int, int, int, int] | None = None
     seen_in_select: set[str] = field(default_factory=set)
     recent_reported: tuple[int | None, int] = (None, 0)
     flag_updates: int = 0  # FETCH FLAGS responses applied so far
@@ -93,6 +98,8 @@ class MailboxModel:
         self.selected = False
         self.closed_pending = after_closed
         self.seen_in_select = set()
+        self.resync_exists = None
+        self.resync_counts = None
 
     def uids(self) -> list[int | None]:
         return [message.uid for message in self.messages]
@@ -135,6 +142,11 @@ class MailboxModel:
 
     def _exists(self, response: Response, command: str) -> None:
         count = response.number or 0
+        if self.resync_base is not None:
+            if self.resync_exists is None:
+                self.resync_exists = count
+            else:  # a later change (doorbell during the SELECT): resync first
+                self.merge_resync()
         if count < len(self.messages):
             self.report("exists-shrank", f"* {count} EXISTS with {len(self.messages)} messages ({command})")
             del self.messages[count:]
@@ -166,6 +178,10 @@ class MailboxModel:
             for uid in uid_set_members(text, 0) if text else []:
                 base.pop(uid, None)
             return
+        if self.resync_base is not None:
+            # A change after the resynchronised state (the doorbell rang
+            # during the SELECT): its sequence numbers count from that state.
+            self.merge_resync()
         if command in NO_EXPUNGE_DURING:
             self.report("vanished-during-" + command.lower(), f"{response.raw!r} during {command}")
         text = data[0] if data and isinstance(data[0], str) else ""
@@ -287,25 +303,43 @@ class MailboxModel:
     def finish_resync(self, *, complete: bool) -> bool:
         """After ``SELECT (QRESYNC ...)`` (RFC 7162 §3.2.5): what the client
         knew minus VANISHED (EARLIER) plus what was FETCHed, in UID order,
-        are the first messages; any others are new (higher UIDs, unknown
-        until fetched). ``complete``: no known-UIDs list was sent, so the
-        server had to report every message changed or added since the
-        client's MODSEQ and the count must equal EXISTS. False if it does
-        not add up (the client then refetches everything)."""
+        are the first messages (``merge_resync``); any others are new
+        (higher UIDs, unknown until fetched). ``complete``: no known-UIDs
+        list was sent, so the server had to report every message changed or
+        added since the client's MODSEQ and the count must equal the
+        SELECT's EXISTS. False if it does not add up (the client then
+        refetches everything)."""
+        if self.resync_base is not None:
+            self.merge_resync()
+        counts, self.resync_counts = self.resync_counts, None
+        if counts is None:
+            return True
+        known, fetched, total, size = counts
+        if total != size if complete else total > size:
+            self.report("qresync-count", f"known {known} - vanished + fetched {fetched} "
+                        f"= {total} messages, EXISTS {size}")
+            return False
+        return True
+
+    def merge_resync(self) -> None:
+        """Build the resynchronised state of a QRESYNC SELECT: at its tagged
+        reply, or earlier when a response of a later change arrives before
+        it (another session's EXPUNGE or APPEND drained during the SELECT:
+        its sequence numbers count from the resynchronised state). Messages
+        past the SELECT's own EXISTS came later: new, unknown until fetched."""
         base, self.resync_base = self.resync_base or {}, None
         fetched = {m.uid: (i, m) for i, m in enumerate(self.messages) if m.uid is not None}
         uids = sorted(set(base) | set(fetched))
-        short = len(uids) != len(self.messages) if complete else len(uids) > len(self.messages)
-        if short:
-            self.report("qresync-count", f"known {len(base)} - vanished + fetched {len(fetched)} "
-                        f"= {len(uids)} messages, EXISTS {len(self.messages)}")
-            return False
+        size = self.resync_exists if self.resync_exists is not None else len(self.messages)
+        self.resync_exists = None
+        self.resync_counts = (len(base), len(fetched), len(uids), size)
+        if len(uids) > size or len(uids) > len(self.messages):
+            return  # reported at the tagged reply; the client refetches
         for index, uid in enumerate(uids):
             if uid in fetched and fetched[uid][0] != index:
                 self.report("qresync-seq", f"UID {uid} fetched at seq {fetched[uid][0] + 1}, "
                             f"resynchronised list puts it at {index + 1}")
             self.messages[index] = fetched[uid][1] if uid in fetched else base[uid]
-        return True
 
     def apply_silent_store(self, members: list[int], by_uid: bool, sign: str, flags: list[str],
                            mark: int) -> None:
