@@ -21,14 +21,14 @@ from typing import Any, Sequence
 
 from imapd.mail.errors import OverLimit
 from imapd.mail.flags import (
-    DELETED_BIT, FlagOp, apply_op, decode_keywords, encode_keywords, split_flags,
+    DELETED_BIT, FlagOp, decode_keywords, encode_keywords, split_flags,
 )
 from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres.runner import Conn
 from imapd.storage.postgres.tree import MailboxRow, release_bodies
-from imapd.storage.rows import date_columns, date_value, decode_flags
+from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
 CHUNK = 512 * 1024
@@ -166,33 +166,18 @@ def store_flags(
     keywords = map_keywords(conn, row.id, keywords, define=op is not FlagOp.REMOVE)
     rows = uid_rows(conn, "SELECT uid, sysflags, keywords, modseq FROM messages "
                     "WHERE mailbox_id=%s", row.id, uids)
-    states: list[FlagState] = []
-    modified: list[int] = []
-    updates: list[tuple[int, int, str]] = []
-    for uid, old_bits, old_text, old_modseq in rows:
-        if unchangedsince is not None and old_modseq > unchangedsince:
-            modified.append(uid)
-            continue
-        old_keywords = decode_keywords(old_text)
-        new_bits, new_keywords = apply_op(op, (old_bits, old_keywords), (bits, keywords))
-        if new_bits == old_bits and set(new_keywords) == set(old_keywords):
-            states.append(FlagState(uid, decode_flags(old_bits, old_text), old_modseq))
-            continue
-        text = encode_keywords(new_keywords)
-        updates.append((uid, new_bits, text))
-        states.append(FlagState(uid, decode_flags(new_bits, text), 0))
-    if not updates:
-        return StoreResult(tuple(states), frozenset(), tuple(modified))
+    plan = plan_store(rows, op, bits, keywords, unchangedsince)
+    if not plan.updates:
+        return StoreResult(tuple(plan.states), frozenset(), tuple(plan.modified))
     modseq = bump_modseq(conn, row.id)
+    updates = plan.updates
     conn.execute(
         "UPDATE messages m SET sysflags=u.bits, keywords=u.kw, modseq=%s "
         "FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS u(uid, bits, kw) "
         "WHERE m.mailbox_id=%s AND m.uid=u.uid",
         (modseq, [u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates],
          row.id))
-    changed = frozenset(u[0] for u in updates)
-    states = [FlagState(s.uid, s.flags, modseq) if s.uid in changed else s for s in states]
-    return StoreResult(tuple(states), changed, tuple(modified))
+    return StoreResult(plan.stamped(modseq), frozenset(plan.prior), tuple(plan.modified))
 
 
 def remove_messages(conn: Conn, mailbox_id: int, uids: Sequence[int]) -> int | None:

@@ -47,9 +47,10 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from imapd.core.errors import ErrorKind, ImapError
-from imapd.mail.errors import InvalidFlag, MailError, OverLimit, StorageFull, Unavailable
+from imapd.core.errors import ImapError
+from imapd.mail.errors import MailError, StorageFull, Unavailable
 from imapd.storage.postgres.schema import NOTIFY_CHANNEL
+from imapd.storage.rows import legacy_mail_error
 from imapd.storage.hops import Hop, MakeWaiter, Waiter
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,7 @@ def mail_error(error: BaseException) -> BaseException:
         log.warning("write refused: %s", " ".join(str(error).split()))
         return StorageFull("mail store is full")
     if isinstance(error, ImapError):
-        if error.kind is ErrorKind.BAD:
-            return InvalidFlag(error.text)
-        if error.code == "LIMIT":
-            return OverLimit(error.text)
-        return MailError(error.text)
+        return legacy_mail_error(error)
     if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
                           PoolClosed)):
         _log_unavailable(error)

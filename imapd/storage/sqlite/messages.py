@@ -13,12 +13,12 @@ from typing import Any, Sequence
 
 from imapd.core.errors import ImapError
 from imapd.mail.flags import (
-    DELETED_BIT, FlagOp, apply_op, decode_keywords, encode_keywords, split_flags,
+    DELETED_BIT, FlagOp, decode_keywords, encode_keywords, split_flags,
 )
 from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
-from imapd.storage.rows import date_columns, date_value, decode_flags
+from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
 from imapd.storage.sqlite.mailboxes import MailboxRow, count_bodies, release_bodies
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
@@ -159,34 +159,16 @@ def store_flags(
         conn, "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=?",
         row.id, uids,
     )
-    states: list[FlagState] = []
-    modified: list[int] = []
-    updates: list[tuple[int, int, str]] = []
-    prior: dict[int, int] = {}
-    for uid, old_bits, old_text, old_modseq in rows:
-        if unchangedsince is not None and old_modseq > unchangedsince:
-            modified.append(uid)
-            continue
-        old_keywords = decode_keywords(old_text)
-        new_bits, new_keywords = apply_op(op, (old_bits, old_keywords), (bits, keywords))
-        if new_bits == old_bits and set(new_keywords) == set(old_keywords):
-            states.append(FlagState(uid, decode_flags(old_bits, old_text), old_modseq))
-            continue
-        text = encode_keywords(new_keywords)
-        updates.append((uid, new_bits, text))
-        prior[uid] = old_modseq
-        states.append(FlagState(uid, decode_flags(new_bits, text), 0))
-    if updates:
+    plan = plan_store(rows, op, bits, keywords, unchangedsince)
+    modseq = 0
+    if plan.updates:
         modseq = bump_modseq(conn, row.id)
         conn.executemany(
             "UPDATE messages SET sysflags=?, keywords=?, modseq=? WHERE mailbox_id=? AND uid=?",
-            [(b, t, modseq, row.id, uid) for uid, b, t in updates],
+            [(b, t, modseq, row.id, uid) for uid, b, t in plan.updates],
         )
-        states = [
-            FlagState(s.uid, s.flags, modseq) if s.uid in prior else s for s in states
-        ]
-    result = StoreResult(tuple(states), frozenset(prior), tuple(modified))
-    return result, prior
+    result = StoreResult(plan.stamped(modseq), frozenset(plan.prior), tuple(plan.modified))
+    return result, plan.prior
 
 
 def remove_messages(conn: sqlite3.Connection, mailbox_id: int, rows: list[Any]) -> int | None:

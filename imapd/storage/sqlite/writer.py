@@ -53,10 +53,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
-from imapd.core.errors import ErrorKind, ImapError
-from imapd.mail.errors import InvalidFlag, MailError, OverLimit, Unavailable
+from imapd.core.errors import ImapError
+from imapd.mail.errors import Unavailable
 from imapd.storage.sqlite.schema import Connection
 from imapd.storage.sqlite.feed import RowState, row_states
+from imapd.storage.rows import legacy_mail_error
 from imapd.storage.hops import Hop, MakeWaiter, Waiter
 from imapd.storage.sqlite.space import SpaceGuard, full_error, is_disk_full
 from imapd.storage.sqlite.wal import Checkpointer
@@ -86,11 +87,7 @@ def mail_error(error: BaseException) -> BaseException:
     if is_disk_full(error):
         return full_error()
     if isinstance(error, ImapError):
-        if error.kind is ErrorKind.BAD:
-            return InvalidFlag(error.text)
-        if error.code == "LIMIT":
-            return OverLimit(error.text)
-        return MailError(error.text)
+        return legacy_mail_error(error)
     if isinstance(error, sqlite3.OperationalError):
         return Unavailable(f"mail store unavailable: {error}")
     return error
