@@ -93,19 +93,24 @@ def test_import_skips_or_replaces_and_keeps_extra_fields(store: UserStore) -> No
     assert store.verify("dave", pw("new"))
 
 
-def test_database_store_keeps_scram_rows_out_of_names(pg_dsn: str) -> None:
+def test_database_store_keeps_one_row_per_user_with_its_scram_keys(pg_dsn: str) -> None:
     import psycopg
 
     store = pg_store(pg_dsn)
     store.add("alice", pw("wonderland"))
     with psycopg.connect(pg_dsn) as conn:
-        rows = dict(conn.execute("SELECT name, entry FROM users").fetchall())
-    assert set(rows) == {"alice", "#scram:alice"}
-    assert rows["alice"].startswith("alice:{ARGON2ID}$argon2id$")  # the users-file line
-    assert store.names() == ["alice"] and not store.exists("#scram:alice")
-    assert not store.verify("#scram:alice", pw("wonderland"))
-    with pytest.raises(UnknownUser):
-        store.delete("#scram:alice")
+        rows = {str(r[0]): (str(r[1]), r[2])
+                for r in conn.execute("SELECT name, entry, scram FROM users").fetchall()}
+    assert set(rows) == {"alice"}  # one row per user: counting users counts rows
+    entry, scram = rows["alice"]
+    assert entry.startswith("alice:{ARGON2ID}$argon2id$")  # the users-file line
+    assert isinstance(scram, str) and scram.startswith("{SCRAM-SHA-256}")
+    assert store.scram_keys("alice") is not None
+    # Keys bound to another password field are inert (a hand-edited entry).
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("UPDATE users SET entry = %s WHERE name = 'alice'",
+                     (entry.replace("$argon2id$", "$argon2id$x", 1),))
+    assert store.scram_keys("alice") is None
     store.close()
 
 

@@ -41,7 +41,8 @@ CREATE TABLE settings(
 );
 CREATE TABLE users(
     name TEXT COLLATE "C" PRIMARY KEY,
-    entry TEXT NOT NULL
+    entry TEXT NOT NULL,
+    scram TEXT
 );
 CREATE TABLE mail_users(
     id BIGSERIAL PRIMARY KEY,

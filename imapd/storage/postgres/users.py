@@ -11,12 +11,11 @@ Rows of the ``users`` table (``imapd.storage.postgres.schema``):
 * ``(name, entry)``: ``entry`` is the user's line of the users file,
   ``UserEntry.to_line()`` (``name:{SCHEME}hash[:extra]``), so a database
   and a file can be converted line for line;
-* ``('#scram:' + name, keys)``: the user's SCRAM-SHA-256 keys as the
-  ``users.scram`` file stores them (``{SCRAM-SHA-256}...:binding``). No
-  user name starts with ``#`` (``validate_name``), so these rows never
-  collide with a user, and ``names()`` leaves them out. They are written in
-  the same transaction as the password; the binding to the password field
-  still makes keys inert if someone edits an ``entry`` by hand.
+* ``scram``: the user's SCRAM-SHA-256 keys as the ``users.scram`` file
+  stores them (``{SCRAM-SHA-256}...:binding``), NULL when the password has
+  none (SASLprep refused it, or an imported hash). Written in the same
+  statement as the password; the binding to the password field still makes
+  keys inert if someone edits ``entry`` by hand.
 
 Every call blocks on a database round trip (and ``verify`` on argon2):
 the server calls them in a thread. One connection, used by one call at a
@@ -45,7 +44,6 @@ from imapd.core.model import Secret
 from imapd.mail.errors import Unavailable
 from imapd.storage.postgres import schema
 
-SCRAM_PREFIX = "#scram:"
 log = Logger(namespace="imapd.accounts")
 
 
@@ -59,6 +57,12 @@ class UserStoreUnavailable(Unavailable):
         self.detail = detail
 _T = TypeVar("_T")
 Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def _scram_column(keys: ScramKeys | None, password_field: str) -> str | None:
+    """The ``scram`` column for a new password: its keys bound to the
+    password field, or NULL when it has none (as the file store does)."""
+    return None if keys is None else f"{keys.to_field()}:{scram_binding(password_field)}"
 
 
 def entry_of(name: str, line: str) -> UserEntry | None:
@@ -81,8 +85,7 @@ class PostgresUserStore:
     # --- reading -------------------------------------------------------------
 
     def names(self) -> list[str]:
-        rows = self._run(lambda c: c.execute(
-            "SELECT name FROM users WHERE name NOT LIKE '#%%' ORDER BY name").fetchall())
+        rows = self._run(lambda c: c.execute("SELECT name FROM users ORDER BY name").fetchall())
         return [str(row[0]) for row in rows]
 
     def exists(self, name: str) -> bool:
@@ -96,14 +99,12 @@ class PostgresUserStore:
         return self.checker.check(entry, password, typical)
 
     def scram_keys(self, name: str) -> ScramKeys | None:
-        if name.startswith("#"):
+        row = self._run(lambda c: c.execute(
+            "SELECT entry, scram FROM users WHERE name = %s", (name,)).fetchone())
+        if row is None:
             return None
-        rows = self._run(lambda c: c.execute(
-            "SELECT name, entry FROM users WHERE name = %s OR name = %s",
-            (name, SCRAM_PREFIX + name)).fetchall())
-        found = {str(row[0]): str(row[1]) for row in rows}
-        entry = entry_of(name, found.get(name, ""))
-        keys_field, _, binding = found.get(SCRAM_PREFIX + name, "").rpartition(":")
+        entry = entry_of(name, str(row[0]))
+        keys_field, _, binding = str(row[1] or "").rpartition(":")
         if entry is None or not keys_field or binding != scram_binding(entry.password_field):
             return None
         return ScramKeys.from_field(keys_field)
@@ -119,12 +120,12 @@ class PostgresUserStore:
         def work(conn: Conn) -> None:
             with conn.transaction():
                 inserted = conn.execute(
-                    "INSERT INTO users(name, entry) VALUES (%s, %s) "
+                    "INSERT INTO users(name, entry, scram) VALUES (%s, %s, %s) "
                     "ON CONFLICT (name) DO NOTHING RETURNING name",
-                    (name, UserEntry(name, field).to_line())).fetchone()
+                    (name, UserEntry(name, field).to_line(), _scram_column(keys, field))
+                ).fetchone()
                 if inserted is None:
                     raise UserExists(f"user {name!r} already exists")
-                self._put_scram(conn, name, keys, field)
 
         self._run(work)
 
@@ -137,12 +138,12 @@ class PostgresUserStore:
             with conn.transaction():
                 row = conn.execute("SELECT entry FROM users WHERE name = %s FOR UPDATE",
                                    (name,)).fetchone()
-                entry = entry_of(name, str(row[0])) if row is not None and not name.startswith("#") else None
+                entry = entry_of(name, str(row[0])) if row is not None else None
                 if entry is None:
                     raise UnknownUser(f"no such user: {name!r}")
-                conn.execute("UPDATE users SET entry = %s WHERE name = %s",
-                             (replace(entry, password_field=field).to_line(), name))
-                self._put_scram(conn, name, keys, field)
+                conn.execute("UPDATE users SET entry = %s, scram = %s WHERE name = %s",
+                             (replace(entry, password_field=field).to_line(),
+                              _scram_column(keys, field), name))
 
         self._run(work)
 
@@ -151,9 +152,8 @@ class PostgresUserStore:
             with conn.transaction():
                 gone = conn.execute("DELETE FROM users WHERE name = %s RETURNING name",
                                     (name,)).fetchone()
-                if gone is None or name.startswith("#"):
+                if gone is None:
                     raise UnknownUser(f"no such user: {name!r}")
-                conn.execute("DELETE FROM users WHERE name = %s", (SCRAM_PREFIX + name,))
 
         self._run(work)
 
@@ -171,9 +171,8 @@ class PostgresUserStore:
                     if replace_existing:
                         conn.execute(
                             "INSERT INTO users(name, entry) VALUES (%s, %s) ON CONFLICT (name) "
-                            "DO UPDATE SET entry = EXCLUDED.entry", (entry.name, entry.to_line()))
-                        conn.execute("DELETE FROM users WHERE name = %s",
-                                     (SCRAM_PREFIX + entry.name,))
+                            "DO UPDATE SET entry = EXCLUDED.entry, scram = NULL",
+                            (entry.name, entry.to_line()))
                         continue
                     added = conn.execute(
                         "INSERT INTO users(name, entry) VALUES (%s, %s) "
@@ -194,8 +193,6 @@ class PostgresUserStore:
     # --- internals -----------------------------------------------------------
 
     def _entry(self, name: str) -> UserEntry | None:
-        if name.startswith("#"):
-            return None
         row = self._run(lambda c: c.execute(
             "SELECT entry FROM users WHERE name = %s", (name,)).fetchone())
         return None if row is None else entry_of(name, str(row[0]))
@@ -203,22 +200,10 @@ class PostgresUserStore:
     def _some_argon2_entries(self) -> list[UserEntry]:
         """One argon2id user, whose parameters the dummy hash copies."""
         rows = self._run(lambda c: c.execute(
-            "SELECT name, entry FROM users WHERE name NOT LIKE '#%%' AND entry LIKE %s "
+            "SELECT name, entry FROM users WHERE entry LIKE %s "
             "ORDER BY name LIMIT 1", ("%:{" + ARGON2ID_SCHEME + "}%",)).fetchall())
         found = [entry_of(str(name), str(line)) for name, line in rows]
         return [entry for entry in found if entry is not None]
-
-    @staticmethod
-    def _put_scram(conn: Conn, name: str, keys: ScramKeys | None, field: str) -> None:
-        """Store the keys of the new password, or drop the old ones when it
-        has none (a password SASLprep refuses: no SCRAM, as in the file)."""
-        if keys is None:
-            conn.execute("DELETE FROM users WHERE name = %s", (SCRAM_PREFIX + name,))
-            return
-        conn.execute(
-            "INSERT INTO users(name, entry) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET entry = EXCLUDED.entry",
-            (SCRAM_PREFIX + name, f"{keys.to_field()}:{scram_binding(field)}"))
 
     def _connect(self) -> Conn:
         try:

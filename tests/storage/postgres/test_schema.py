@@ -47,7 +47,7 @@ def test_init_creates_the_schema_once(empty_dsn: str) -> None:
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             "WHERE table_name='users' ORDER BY ordinal_position").fetchall()
     assert {"users", "mailboxes", "messages", "expunged", "bodies", "body_chunks"} <= tables
-    assert columns == [("name", "text", "NO"), ("entry", "text", "NO")]
+    assert columns == [("name", "text", "NO"), ("entry", "text", "NO"), ("scram", "text", "YES")]
 
 
 def test_open_refuses_a_database_without_the_schema(empty_dsn: str) -> None:
