@@ -25,13 +25,15 @@ from twisted.logger import Logger
 
 from imapd.imap.commands import catalogue
 from imapd.imap.commands.announce import announcement
-from imapd.imap.commands.context import AnySpec, CommandContext, Completion, ConnectionClosed
+from imapd.imap.commands.context import (
+    SELECTED, AnySpec, CommandContext, Completion, ConnectionClosed,
+)
 from imapd.imap.commands.errors import imap_error
 from imapd.imap.commands.registry import Registry
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.imap.session.state import Session
 from imapd.imap.session.view import SelectedView
-from imapd.mail.errors import MailError, Unavailable
+from imapd.mail.errors import MailError
 from imapd.imap.wire.commands import Command, CommandSyntaxError
 from imapd.imap.wire.responses import ResponseCode, Status, Tagged, Untagged
 from imapd.imap.wire.values import Atom, Value
@@ -67,9 +69,22 @@ def _failed(tag: str, error: ImapError) -> Tagged:
 
 async def catch_up(ctx: CommandContext) -> None:
     """Bring the selected view up to date if its doorbell rang (the view
-    queues the changes; nothing is sent here)."""
+    queues the changes; nothing is sent here).
+
+    Not after a SELECT/EXAMINE with QRESYNC (``SelectedView.resynced``):
+    its FETCH responses are the resynchronisation's, limited to the UIDs
+    the client knows and to the state its HIGHESTMODSEQ names (RFC 7162
+    §3.2.5.2). A change committed after that state (with a store read on
+    other threads its doorbell can ring right then) would add FETCHes the
+    client cannot tell from them, for messages it may not know yet; it
+    stays rung and is told at the next command."""
     view = ctx.session.selected
-    if isinstance(view, SelectedView) and view.watch.rang:
+    if not isinstance(view, SelectedView):
+        return
+    if view.resynced:
+        view.resynced = False
+        return
+    if view.watch.rang:
         await view.catch_up()
 
 
@@ -113,26 +128,55 @@ class Dispatcher:
         if session.state not in spec.states:
             reply = Tagged(parsed.tag, Status.BAD, catalogue.BAD_WRONG_STATE)
             return self._outcome(session, reply)
+        refused = await self._refresh_stale_view(spec, parsed, ctx)
+        if refused is not None:
+            return self._outcome(session, refused)
         try:
             result = await self._run(spec, parsed, ctx)
         except ConnectionClosed:
             return None
-        try:
-            await catch_up(ctx)
-        except Unavailable as error:
-            # The store is down or restarting (PostgreSQL restarting, a lock
-            # held too long): expected and transient, so one line, not a
-            # critical traceback per session; the command's answer stands.
-            log.warn("session {id}: catch-up postponed: {error}", id=session.session_id, error=error)
-        except MailError:
-            # The mailbox's state could not be read now (store busy): the
-            # command's answer stands; the changes wait for the next one.
-            log.failure("session {id}: catch-up failed", id=session.session_id)
+        await self._catch_up_after(ctx)
         try:
             await self._drain(spec, ctx)
         except ConnectionClosed:
             return None
         return self._outcome(session, result)
+
+    @staticmethod
+    async def _catch_up_after(ctx: CommandContext) -> None:
+        """The catch-up after a command. If the store cannot be read (down,
+        restarting, a lock held too long) the command's answer stands and
+        the view is marked stale: one log line, not a traceback per session."""
+        view = ctx.session.selected
+        try:
+            await catch_up(ctx)
+        except MailError as error:
+            if isinstance(view, SelectedView):
+                view.stale = True
+            log.warn("session {id}: catch-up postponed: {error}",
+                     id=ctx.session.session_id, error=error)
+
+    async def _refresh_stale_view(
+        self, spec: AnySpec, cmd: Command, ctx: CommandContext
+    ) -> Tagged | None:
+        """Before a message command (one only valid in the selected state) on
+        a stale view: catch up and tell the changes first (EXISTS for the
+        client's own APPEND among them), so that UIDs the client holds from
+        APPENDUID/COPYUID resolve (RFC 4315 §3); a UID STORE must not answer
+        OK for a message the view has not taken in. If the store still cannot
+        be read, the command fails NO [UNAVAILABLE] instead of running on an
+        old picture of the mailbox."""
+        view = ctx.session.selected
+        if not isinstance(view, SelectedView) or not view.stale or spec.states != SELECTED:
+            return None
+        try:
+            if view.watch.rang:
+                await view.catch_up()
+            await self._drain(spec, ctx)
+        except MailError as error:
+            return _failed(cmd.tag, imap_error(error))
+        view.stale = False
+        return None
 
     async def _run(self, spec: AnySpec, cmd: Command, ctx: CommandContext) -> Tagged:
         try:

@@ -121,6 +121,13 @@ class SelectedView:
         # ascending; empty at selection.
         self.saved_uids: tuple[int, ...] = ()
         self._told_modseq = snapshot.highestmodseq
+        # Set by a SELECT/EXAMINE with QRESYNC: its reply ends with the state
+        # its responses described; the dispatcher does not catch up after it.
+        self.resynced = False
+        # A catch-up after a command failed (the store was unavailable): the
+        # client may hold UIDs (APPENDUID, COPYUID) this view has not taken
+        # in, so the next message command must catch up first or fail.
+        self.stale = False
         self.on_change: Callable[[], None] | None = None
         first = snapshot.first_unseen
         self.first_unseen_seq: int | None = None if first is None else self.seq_of(first)
@@ -149,6 +156,19 @@ class SelectedView:
         later state. ``first_unseen_seq`` follows (None if that message
         went away: which unseen message comes first is no longer known)."""
         await self.catch_up()
+        self._absorbed()
+
+    async def absorb_history(self, modseq: int) -> tuple[list[FlagState], list[int]]:
+        """``absorb`` and, from the same read, the messages changed and the
+        UIDs expunged above ``modseq`` (``MailboxWatch.catch_up_with_history``):
+        QRESYNC's answer then describes exactly the state the selection
+        announces (RFC 7162 §3.2.5.2)."""
+        events, states, gone = await self.watch.catch_up_with_history(modseq)
+        self._receive(events)
+        self._absorbed()
+        return states, gone
+
+    def _absorbed(self) -> None:
         self.drain(allow_expunge=True)
         self.flag_list.take_noted()
         first = self.snapshot.first_unseen
