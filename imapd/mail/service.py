@@ -230,18 +230,27 @@ class MailService:
         self._rings[mailbox_id] = self._rings.get(mailbox_id, 0) + 1
         self._last_read.pop(mailbox_id, None)
 
-    async def changes_for(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
+    async def changes_for(
+        self, ref: MailboxRef, modseq: int, uidnext: int, at_least: int = 0
+    ) -> Changes:
         """``MailBackend.changes_since`` shared by this process's watches of
         one mailbox: after one commit every watch of it (10,000 idlers on one
         INBOX) asks the same question at the same state, and one read answers
         them all. A read is reused only until the next doorbell of that
         mailbox, and only when no doorbell rang while it was made, so a
         watch never gets an answer older than a ring it has heard; changes
-        that have not rung yet ring later and are caught up then."""
+        that have not rung yet ring later and are caught up then.
+
+        ``at_least``: a HIGHESTMODSEQ the caller has already read itself
+        (``MailboxWatch.history``). A commit is visible to reads before its
+        doorbell is heard, so a shared read made before it can still be
+        "current" by the ring count; it is not reused for such a caller,
+        whose fresh read is then at least as new as what it saw."""
         key = (ref.uidvalidity, modseq, uidnext)
         rings = self._rings.get(ref.id, 0)
         last = self._last_read.get(ref.id)
-        if last is not None and last[0] == rings and last[1] == key:
+        if (last is not None and last[0] == rings and last[1] == key
+                and last[2].highestmodseq >= at_least):
             return last[2]
         changes = await self.backend.changes_since(ref, modseq, uidnext)
         if self._rings.get(ref.id, 0) == rings:

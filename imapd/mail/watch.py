@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
 from imapd.core.runtime import Signal
 from imapd.core.errors import ImapError
-from imapd.mail.backend import MailBackend, MailboxRef
+from imapd.mail.backend import Changes, MailBackend, MailboxRef
 from imapd.mail.errors import (
     InvalidFlag, NoSuchMailbox, ReadOnly, StorageFull, TargetMissing, Unavailable,
 )
@@ -123,6 +123,9 @@ class MailboxWatch:
         # Fired when a catch-up ends or a pending claim is handed over: what
         # a second catch-up waits for (``_settled``). Made on first need.
         self._settled_signal: Signal | None = None
+        # The highest HIGHESTMODSEQ this watch has read directly
+        # (``history``): its next catch-up must not be older (``_catch_up``).
+        self._seen_modseq = 0
         self._unsubscribe: Callable[[], None] | None = None
 
     # --- life cycle (MailService) --------------------------------------------
@@ -187,13 +190,32 @@ class MailboxWatch:
         ``rang`` before reading, so a ring during the read is not lost. New
         UIDs that a claiming APPEND/COPY in flight may hand to this watch
         are reported once that call has returned (``MailService.claiming``)."""
+        return (await self._serialized(None))[0]
+
+    async def catch_up_with_history(
+        self, modseq: int
+    ) -> tuple[list[ChangeEvent], list[FlagState], list[int]]:
+        """``catch_up`` plus, from the SAME read, what ``history_since(modseq)``
+        answers (messages of any UID changed above ``modseq``, UIDs expunged
+        above it): QRESYNC's resynchronisation (RFC 7162 §3.2.5.2) must
+        describe exactly the state the watch is then at, whose
+        HIGHESTMODSEQ, EXISTS and UIDs the selection announces. Two reads
+        cannot promise that: another session can commit between them, and
+        with an engine that reads on other threads (PostgreSQL's pool) a
+        commit is visible before its doorbell rings here. With ``modseq``
+        above the watch's own, the history is read from the watch's."""
+        return await self._serialized(modseq)
+
+    async def _serialized(
+        self, history_from: int | None
+    ) -> tuple[list[ChangeEvent], list[FlagState], list[int]]:
         while self._busy:
             await self._settled()
         if self.closed:
-            return []
+            return [], [], []
         self._busy = True
         try:
-            return await self._catch_up()
+            return await self._catch_up(history_from)
         except BaseException:
             # The read failed (store down: Unavailable): what rang is still
             # unread, so the next command or IDLE turn must try again. Left
@@ -220,24 +242,47 @@ class MailboxWatch:
         if self._settled_signal is not None:
             self._settled_signal.fire()
 
-    async def _catch_up(self) -> list[ChangeEvent]:
+    async def _catch_up(
+        self, history_from: int | None
+    ) -> tuple[list[ChangeEvent], list[FlagState], list[int]]:
         self.rang = False
-        if self.readonly:
+        since = self.highestmodseq
+        if history_from is not None:
+            # One read from the lower MODSEQ answers both (filtered below).
+            since = min(history_from, since)
+            changes = await self._backend.changes_since(self.ref, since, self.uidnext)
+        elif self.readonly:
             # A read-only watch reports unclaimed messages as recent: it must
             # see claims made since, so it reads for itself.
-            changes = await self._backend.changes_since(self.ref, self.highestmodseq, self.uidnext)
+            changes = await self._backend.changes_since(self.ref, since, self.uidnext)
         else:
-            changes = await self._service.changes_for(self.ref, self.highestmodseq, self.uidnext)
+            changes = await self._service.changes_for(
+                self.ref, since, self.uidnext, self._seen_modseq)
         if not changes.exists:
-            return self._gone()
+            if history_from is not None:
+                raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
+            return self._gone(), [], []
+        states: list[FlagState] = []
+        expunged: list[int] = []
+        if history_from is not None:
+            states = [s for s in (*changes.changed, *changes.added) if s.modseq > history_from]
+            expunged = [uid for uid, m in changes.expunged if m > history_from]
+        return await self._apply(changes), states, expunged
+
+    async def _apply(self, changes: Changes) -> list[ChangeEvent]:
+        """The events of ``changes`` above the watch's MODSEQ; the watch
+        moves to the state read."""
+        mark = self.highestmodseq
         events: list[ChangeEvent] = []
         # Only UIDs the session knew (below its UIDNEXT): one added and
         # expunged since the last catch-up was never announced (as the old store did).
-        gone = [(uid, modseq) for uid, modseq in changes.expunged if uid < self.uidnext]
+        gone = [(uid, modseq) for uid, modseq in changes.expunged
+                if uid < self.uidnext and modseq > mark]
         if gone:
             events.append(MessagesExpunged(tuple(u for u, _ in gone), max(m for _, m in gone)))
-        if changes.changed:
-            events.append(FlagsChanged(changes.changed))
+        changed = tuple(state for state in changes.changed if state.modseq > mark)
+        if changed:
+            events.append(FlagsChanged(changed))
         if changes.added:
             try:
                 added = await self._added(changes.added, changes.recent_from, changes.uidnext)
@@ -366,10 +411,23 @@ class MailboxWatch:
     async def history_since(self, modseq: int) -> tuple[list[FlagState], list[int]]:
         """Both of the above from one read, so they describe one state
         (QRESYNC's resynchronisation needs both, RFC 7162 §3.2.5.2)."""
+        changed, expunged, _ = await self.history(modseq)
+        return changed, expunged
+
+    async def history(self, modseq: int) -> tuple[list[FlagState], list[int], int]:
+        """``history_since`` plus the HIGHESTMODSEQ of the state it read.
+
+        That state may be newer than the watch's (``highestmodseq``) with no
+        doorbell heard yet: with an engine whose reads run elsewhere (a pool
+        of database connections), a commit is visible to reads before its
+        ring reaches this thread. A caller that needs its answer to match
+        the watch's state compares the two and catches up; that catch-up
+        is then at least as new as this read (``_seen_modseq``)."""
         changes = await self._backend.changes_since(self._live(), modseq, _BEYOND_UIDS)
         if not changes.exists:
             raise NoSuchMailbox(f"The mailbox was deleted: {self.name}")
-        return list(changes.changed), [uid for uid, _ in changes.expunged]
+        self._seen_modseq = max(self._seen_modseq, changes.highestmodseq)
+        return list(changes.changed), [uid for uid, _ in changes.expunged], changes.highestmodseq
 
     def close(self) -> None:
         """Stop watching (unsubscribe from the feed). Idempotent."""

@@ -212,11 +212,6 @@ def _set_size(seqset: SequenceSet) -> int:
     return total
 
 
-# Reads of a QRESYNC resynchronisation retried while a message of the new
-# selection keeps vanishing between the view's state and the reads.
-_RESYNC_ATTEMPTS = 8
-
-
 async def resync(view: SelectedView, params: QResync) -> list[Response]:
     """The QRESYNC part of SELECT/EXAMINE (§3.2.5.2), sent after the usual
     selection responses: ``VANISHED (EARLIER)`` for the messages expunged
@@ -225,31 +220,22 @@ async def resync(view: SelectedView, params: QResync) -> list[Response]:
     A different UIDVALIDITY means the client's cache is void: the remaining
     parameters are ignored (plain SELECT).
 
-    Called before any selection response is sent. The reads come after the
-    view's state (another session may commit in between): a message of
-    the view expunged meanwhile would be counted in EXISTS yet be neither
-    fetched (it is gone) nor reported vanished (it is in the view), and a
-    client that did not know it could not place the others. So the
-    changes are read first, then the expunges (any message gone by the
-    first read is in the second); if one of the view's messages is among
-    them, or the doorbell rang (a change the reads may or may not show),
-    the view absorbs the changes (nothing was told yet) and the reads are
-    repeated: the FETCH responses before the tagged OK are then the
-    resynchronisation's alone, as a client expects (§3.2.5.2)."""
+    Called before any selection response is sent. The view's state was
+    read first (SELECT's snapshot) and another session may have committed
+    since: answered from a second, separate read, a message of the view
+    expunged meanwhile would be counted in EXISTS yet be neither fetched
+    nor reported vanished, and a change read but not absorbed would be
+    told again, unsolicited, numbered in a state the client cannot place
+    (issue 14: with PostgreSQL a commit is visible to reads before its
+    doorbell rings here). So the view absorbs every change (nothing was
+    told yet) from the very read that answers the resynchronisation
+    (``SelectedView.absorb_history``): the FETCH and VANISHED responses
+    describe exactly the state whose EXISTS, UIDNEXT and HIGHESTMODSEQ
+    the selection announces (§3.1.2.1, §3.2.5.2)."""
     if params.uidvalidity != view.uidvalidity:
         return []
     known = None if params.known_uids is None else Membership(params.known_uids, _NO_LIMIT)
-    states: list[FlagState] = []
-    gone: list[int] = []
-    for attempt in range(1, _RESYNC_ATTEMPTS + 1):
-        last = attempt == _RESYNC_ATTEMPTS  # then answer with what was read
-        if view.watch.rang and not last:
-            await view.absorb()
-            continue
-        states, gone = await view.watch.history_since(params.modseq)
-        if last or (not view.watch.rang and all(view.seq_of(uid) is None for uid in gone)):
-            break
-        await view.absorb()
+    states, gone = await view.absorb_history(params.modseq)
     responses: list[Response] = []
     expunged = [
         uid for uid in gone if (known is None or uid in known) and view.seq_of(uid) is None

@@ -123,6 +123,9 @@ async def open_mailbox(
         ctx.send(response)
         if index % 64 == 0:
             await ctx.pace()  # a QRESYNC resync: a FETCH per changed message (issue 13)
+    # The resync's FETCHes are the last untagged data of this command: a
+    # change that rang meanwhile is told at the next command (dispatch).
+    view.resynced = qresync is not None
     return view
 
 

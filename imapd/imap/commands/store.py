@@ -77,7 +77,7 @@ async def handle_store(cmd: Store, ctx: CommandContext) -> Completion:
         known = list(result.states)
     # What the client now knows: every state shown below, or with .SILENT
     # the states it set itself on top of one it knew (RFC 3501 §6.4.6).
-    view.reported(known)
+    view.reported(known, shown=not cmd.silent)
     states = {state.uid: state for state in result.states}
     for index, (seq, uid) in enumerate(pairs, start=1):
         if index % _PACE_EVERY == 0:

@@ -174,12 +174,22 @@ class SelectedView:
         first = self.snapshot.first_unseen
         self.first_unseen_seq = None if first is None else self.seq_of(first)
 
-    def reported(self, states: Iterable[FlagState]) -> None:
+    def reported(self, states: Iterable[FlagState], shown: bool = False) -> None:
         """The client was shown these flags (its own STORE or FETCH's
         implicit ``\\Seen``, RFC 3501 §6.4.6, §6.4.5): do not queue them
-        again when they are caught up."""
+        again when they are caught up. ``shown``: each state was sent in
+        full (a FETCH FLAGS of a non-silent STORE), so an older state of
+        that message still pending is stale: sent after it, it would take
+        the client's flags and MODSEQ backwards (RFC 7162 §3.1.2: a
+        message's MODSEQ never decreases). With a pending older state
+        from a catch-up before the store (the doorbell of that change rang
+        first), a PostgreSQL frontend sent exactly that."""
         for state in states:
             self._reported[state.uid] = state.modseq
+            if shown:
+                pending = self._pending_flags.get(state.uid)
+                if pending is not None and pending.modseq <= state.modseq:
+                    del self._pending_flags[state.uid]
 
     # --- what the client knows ---------------------------------------------
 
