@@ -23,8 +23,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
-
 from bench.load.checks import fetches, require_ok
 from bench.load.client import ImapClient, Reply
 from bench.load.wire import Response
@@ -247,14 +245,6 @@ def test_stress_checker_with_clients_split_over_two_frontends(tmp_path: Path, po
     assert ops["EXPUNGE"] + ops["UID EXPUNGE"] + ops["MOVE"] > 0 and ops["STORE"] > 0 and ops["APPEND"] > 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent (about 1 run in 4) QRESYNC resync mismatch with the PostgreSQL engine, also on ONE "
-    "PostgreSQL frontend (not specific to several frontends; never on SQLite): after SELECT, UID FETCH 1:* "
-    "and LOGOUT, the next SELECT INBOX (QRESYNC (v HIGHESTMODSEQ known-uids)) numbers a changed message "
-    "one or more sequence numbers above where the known UIDs put it: a message with a lower UID and a "
-    "MODSEQ not above the HIGHESTMODSEQ the client was given was never shown to it. Undiagnosed; owner: "
-    "the PostgreSQL engine (issue 14). Reproduce: this test, or the stress checker with qresync=True on "
-    "one frontend over PostgreSQL"))
 def test_stress_checker_qresync_clients_reconnect_to_the_other_frontend(tmp_path: Path, postgres_dsn: str) -> None:
     url = store_url(postgres_dsn)
     add_user(url, None)
