@@ -11,12 +11,25 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.mail.errors import InvalidFlag, MailError, OverLimit
 from imapd.mail.flags import FlagOp, apply_op, decode_keywords, encode_keywords, join_flags
 from imapd.mail.records import FlagState
+
+
+class MailboxRow(NamedTuple):
+    """A row of the ``mailboxes`` table, as both SQL engines store it."""
+
+    id: int
+    name: str
+    selectable: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    recent_from: int
+    special_use: str | None
 
 
 @lru_cache(maxsize=8192)  # few distinct flag sets; decoded for every row read

@@ -27,7 +27,8 @@ from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres.runner import Conn
-from imapd.storage.postgres.tree import MailboxRow, release_bodies
+from imapd.storage.postgres.tree import release_bodies
+from imapd.storage.rows import MailboxRow
 from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9

@@ -12,7 +12,7 @@ core's (``imapd.mail.hierarchy``); this applies the ops it plans.
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from imapd.mail import names
 from imapd.mail.backend import (
@@ -22,20 +22,12 @@ from imapd.mail.backend import (
 from imapd.mail.errors import NoSuchMailbox, OverLimit
 from imapd.mail.flags import SEEN_BIT
 from imapd.mail.records import MailboxStatus
+from imapd.storage.rows import MailboxRow
 from imapd.storage.postgres.runner import Conn, Rings
 
 MAX_UIDVALIDITY = 2**32 - 1
 
 
-class MailboxRow(NamedTuple):
-    id: int
-    name: str
-    selectable: bool
-    uidvalidity: int
-    uidnext: int
-    highestmodseq: int
-    recent_from: int
-    special_use: str | None
 
 
 COLUMNS = "id, name, selectable, uidvalidity, uidnext, highestmodseq, recent_from, special_use"

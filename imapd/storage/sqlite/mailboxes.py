@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 from imapd.core.errors import ImapError
 from imapd.mail import names
 from imapd.mail.flags import SEEN_BIT
 from imapd.mail.records import MailboxStatus
+from imapd.storage.rows import MailboxRow
 
 MAX_UIDVALIDITY = 2**32 - 1
 
 
-class MailboxRow(NamedTuple):
-    id: int
-    name: str
-    selectable: bool
-    uidvalidity: int
-    uidnext: int
-    highestmodseq: int
-    recent_from: int
-    special_use: str | None
 
 
 _ROW_COLUMNS = (

@@ -19,7 +19,8 @@ from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
 from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
-from imapd.storage.sqlite.mailboxes import MailboxRow, count_bodies, release_bodies
+from imapd.storage.rows import MailboxRow
+from imapd.storage.sqlite.mailboxes import count_bodies, release_bodies
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
 # Bodies above this size are written into a zeroblob in pieces (incremental

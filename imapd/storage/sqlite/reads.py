@@ -32,7 +32,7 @@ from imapd.mail.backend import Changes, MailboxRef
 from imapd.mail.errors import NoSuchMailbox
 from imapd.mail.flags import SEEN_BIT
 from imapd.mail.records import FlagState, MailboxSnapshot, MessageBody
-from imapd.storage.rows import decode_flags
+from imapd.storage.rows import MailboxRow, decode_flags
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
 from imapd.storage.sqlite.uidcache import UidCache
@@ -44,7 +44,7 @@ STREAM_THRESHOLD = 1024 * 1024
 STREAM_CHUNK = 256 * 1024
 
 
-def mailbox(conn: sqlite3.Connection, ref: MailboxRef) -> boxes.MailboxRow:
+def mailbox(conn: sqlite3.Connection, ref: MailboxRef) -> MailboxRow:
     """The row ``ref`` names, or NoSuchMailbox (gone, re-created with
     another UIDVALIDITY, or a ``\\Noselect`` placeholder)."""
     row = boxes.find_by_id(conn, ref.id)

@@ -19,6 +19,7 @@ from imapd.mail.backend import (
     AddMailbox, MailboxEntry, RemoveMailbox, RenameMailbox, TransferMessages, TreeOp, TreePlan,
 )
 from imapd.mail.errors import OverLimit
+from imapd.storage.rows import MailboxRow
 from imapd.storage.sqlite import mailboxes as boxes
 
 Rings = list[tuple[int, int]]
@@ -57,7 +58,7 @@ def add(conn: sqlite3.Connection, uid: int, op: AddMailbox) -> None:
     )
 
 
-def _row(conn: sqlite3.Connection, uid: int, name: str, what: str) -> boxes.MailboxRow:
+def _row(conn: sqlite3.Connection, uid: int, name: str, what: str) -> MailboxRow:
     row = boxes.find(conn, uid, name)
     if row is None:
         raise ValueError(f"{what}: no {name!r}")

@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from imapd.storage.sqlite.mailboxes import MailboxRow
+from imapd.storage.rows import MailboxRow
 
 # Small mailboxes are read directly: caching them saves nothing.
 MIN_CACHED_MESSAGES = 2048
