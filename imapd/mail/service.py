@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Awaitable, Callable, Sequence, TypeVar, cast
 
 from imapd.core.errors import ImapError
-from imapd.core.runtime import Runtime
+from imapd.core.runtime import Runtime, Signal
 from imapd.mail import hierarchy, names
 from imapd.mail.backend import Changes, MailBackend, MailboxEntry, MailboxRef
 from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
@@ -80,6 +80,8 @@ class MailService:
         # mailbox, and the last read with the ring count it was made at.
         self._rings: dict[int, int] = {}
         self._last_read: dict[int, tuple[int, tuple[int, int, int], Changes]] = {}
+        # The shared read in flight per mailbox: (rings, key, fired when done).
+        self._reading: dict[int, tuple[int, tuple[int, int, int], Signal]] = {}
 
     @staticmethod
     def _default_name(name: str) -> str:
@@ -247,15 +249,40 @@ class MailService:
         "current" by the ring count; it is not reused for such a caller,
         whose fresh read is then at least as new as what it saw."""
         key = (ref.uidvalidity, modseq, uidnext)
-        rings = self._rings.get(ref.id, 0)
-        last = self._last_read.get(ref.id)
-        if (last is not None and last[0] == rings and last[1] == key
-                and last[2].highestmodseq >= at_least):
-            return last[2]
-        changes = await self.backend.changes_since(ref, modseq, uidnext)
-        if self._rings.get(ref.id, 0) == rings:
-            self._last_read[ref.id] = (rings, key, changes)
-        return changes
+        while True:
+            rings = self._rings.get(ref.id, 0)
+            last = self._last_read.get(ref.id)
+            if (last is not None and last[0] == rings and last[1] == key
+                    and last[2].highestmodseq >= at_least):
+                return last[2]
+            flight = self._reading.get(ref.id)
+            if flight is None or flight[0] != rings or flight[1] != key:
+                break
+            # The same question at the same state is being read (an engine
+            # that reads on other threads: every idler asks at once): wait
+            # for that read, then look again.
+            await flight[2].wait()
+        return await self._read_shared(ref, modseq, uidnext, rings, key)
+
+    async def _read_shared(
+        self, ref: MailboxRef, modseq: int, uidnext: int, rings: int, key: tuple[int, int, int]
+    ) -> Changes:
+        """One ``changes_since`` that later callers at the same state share:
+        kept while no doorbell rang; callers waiting for it are woken after
+        it is kept (or failed: they then read themselves)."""
+        flight = None if self.runtime is None else (rings, key, self.runtime.signal())
+        if flight is not None:
+            self._reading[ref.id] = flight
+        try:
+            changes = await self.backend.changes_since(ref, modseq, uidnext)
+            if self._rings.get(ref.id, 0) == rings:
+                self._last_read[ref.id] = (rings, key, changes)
+            return changes
+        finally:
+            if flight is not None:
+                if self._reading.get(ref.id) is flight:
+                    del self._reading[ref.id]
+                flight[2].fire()
 
     def heard_claim(self, mailbox_id: int, claimed: tuple[int, int] | None) -> None:
         """A watch claimed ``claimed`` as \\Recent: a shared read must not
