@@ -29,6 +29,7 @@ RANKS: dict[str, int] = {
     "imapd.imap.commands": 6,    # handlers, registry, dispatcher
     "imapd.imap.capabilities": 6,
     "imapd.imap": 6,
+    "imapd.lmtp": 6,             # LMTP delivery (RFC 2033), I/O-free
     "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
     "imapd.app": 8,              # composition root
     "imapd.cli": 9,

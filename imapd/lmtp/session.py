@@ -1,0 +1,243 @@
+"""One LMTP session (RFC 2033), free of I/O: ``feed`` takes one complete
+input line (with its line end) and returns the replies to send, in order.
+
+States: greeted -> LHLO -> MAIL -> RCPT... -> DATA -> (one reply per
+accepted recipient, RFC 2033 §4.2) -> MAIL again. RSET/NOOP/VRFY/QUIT
+anywhere outside DATA. No AUTH: the listener is local (RFC 2033 §5).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from imapd.core.runtime import Runtime
+from imapd.core.spool import MessageData
+from imapd.lmtp.address import Envelope, Exists, PathError, Recipient, parse_path, resolve
+from imapd.lmtp.data import DataReader
+from imapd.lmtp.replies import Reply, delivery_failure
+from imapd.mail.errors import MailError
+from imapd.mail.names import INBOX
+from imapd.mail.records import AppendItem
+from imapd.mail.service import MailService
+
+
+@dataclass(frozen=True, slots=True)
+class LmtpSettings:
+    """Operator choices: ``domains`` accepted (lower-case; empty: any),
+    the subaddress ``separator`` ("" turns ``+detail`` off), the SIZE
+    limit (RFC 1870), recipients per transaction (RFC 5321 §4.5.3.1.8
+    asks for at least 100), and where large messages spool."""
+
+    hostname: str = "imapd"
+    domains: tuple[str, ...] = ()
+    separator: str = "+"
+    max_message: int = 64 * 1024 * 1024
+    max_recipients: int = 100
+    spool_dir: Path | None = None
+
+
+OK = Reply(250, "2.0.0", "OK")
+BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+
+
+@dataclass(slots=True)
+class _Transaction:
+    sender: str | None = None
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+class LmtpSession:
+    """See the module docstring. ``exists`` asks the user store (off the
+    reactor thread if it blocks); ``peer`` names the client in Received."""
+
+    def __init__(self, mail: MailService, exists: Exists, settings: LmtpSettings,
+                 peer: str = "local", runtime: Runtime | None = None,
+                 now: Callable[[], datetime.datetime] | None = None) -> None:
+        self.mail = mail
+        self.exists = exists
+        self.settings = settings
+        self.peer = peer
+        self.runtime = runtime
+        self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.helo: str | None = None
+        self.closed = False
+        self._tx = _Transaction()
+        self._data: DataReader | None = None
+        self._serial = 0
+
+    @property
+    def in_data(self) -> bool:
+        """True while message lines are read (no command is parsed)."""
+        return self._data is not None
+
+    def greeting(self) -> Reply:
+        return Reply(220, "", f"{self.settings.hostname} LMTP ready")
+
+    async def feed(self, line: bytes) -> list[Reply]:
+        """The replies to one input line."""
+        if self._data is not None:
+            if not self._data.feed(line):
+                return []
+            return await self._finish_data()
+        text = line.rstrip(b"\r\n").decode("utf-8", "replace")
+        verb, _, argument = text.partition(" ")
+        handler = _COMMANDS.get(verb.upper())
+        if handler is None:
+            return [Reply(500, "5.5.1", "Unknown command")]
+        return await handler(self, argument)
+
+    # --- commands (RFC 2033 §4.1, RFC 5321 §4.1.1) ------------------------------
+
+    async def _lhlo(self, argument: str) -> list[Reply]:
+        if not argument.strip():
+            return [Reply(501, "5.5.4", "LHLO needs a domain")]
+        self.helo = argument.strip().split()[0]
+        self._tx = _Transaction()
+        extensions = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES",
+                      f"SIZE {self.settings.max_message}")
+        return [Reply(250, "", self.settings.hostname, extensions)]
+
+    async def _mail(self, argument: str) -> list[Reply]:
+        if self.helo is None:
+            return [Reply(503, "5.5.1", "Send LHLO first")]
+        if self._tx.sender is not None:
+            return [Reply(503, "5.5.1", "Nested MAIL command")]
+        try:
+            path = parse_path(argument, "FROM")
+        except PathError as error:
+            return [Reply(501, "5.5.4", str(error))]
+        refused = self._check_params(path)
+        if refused is not None:
+            return [refused]
+        self._tx.sender = path.address
+        return [Reply(250, "2.1.0", "Sender OK")]
+
+    def _check_params(self, path: Envelope) -> Reply | None:
+        """RFC 1870 §6.1 SIZE=, RFC 6152 BODY=; anything else is refused
+        (RFC 5321 §4.1.1.11: 555)."""
+        for key, value in path.params.items():
+            if key == "SIZE":
+                if not value.isdigit():
+                    return Reply(501, "5.5.4", "Bad SIZE")
+                if int(value) > self.settings.max_message:
+                    return Reply(552, "5.3.4", "Message too big")
+            elif key == "BODY":
+                if value.upper() not in ("7BIT", "8BITMIME"):
+                    return Reply(501, "5.5.4", "Bad BODY")
+            else:
+                return Reply(555, "5.5.4", f"Unsupported parameter {key}")
+        return None
+
+    async def _rcpt(self, argument: str) -> list[Reply]:
+        if self._tx.sender is None:
+            return [Reply(503, "5.5.1", "Need MAIL first")]
+        try:
+            path = parse_path(argument, "TO")
+        except PathError as error:
+            return [Reply(501, "5.5.4", str(error))]
+        if path.params:
+            return [Reply(555, "5.5.4", "No RCPT parameters supported")]
+        if len(self._tx.recipients) >= self.settings.max_recipients:
+            return [Reply(452, "4.5.3", "Too many recipients")]
+        settings = self.settings
+        recipient = await resolve(path.address, settings.domains, settings.separator, self.exists)
+        if recipient is None:
+            return [Reply(550, "5.1.1", f"<{path.address}> User unknown")]
+        self._tx.recipients.append(recipient)
+        return [Reply(250, "2.1.5", "Recipient OK")]
+
+    async def _data_command(self, argument: str) -> list[Reply]:
+        if self._tx.sender is None:
+            return [Reply(503, "5.5.1", "Need MAIL first")]
+        if not self._tx.recipients:
+            return [Reply(503, "5.5.1", "No valid recipients")]  # RFC 2033 §4.2
+        self._data = DataReader(self.settings.max_message, self.settings.spool_dir)
+        return [Reply(354, "", "Send message, end with <CRLF>.<CRLF>")]
+
+    async def _rset(self, argument: str) -> list[Reply]:
+        self._tx = _Transaction()
+        return [OK]
+
+    async def _noop(self, argument: str) -> list[Reply]:
+        return [OK]
+
+    async def _vrfy(self, argument: str) -> list[Reply]:
+        # RFC 5321 §3.5.3: 252 = cannot verify, will accept and attempt.
+        return [Reply(252, "2.5.2", "Cannot VRFY user, but will accept message")]
+
+    async def _quit(self, argument: str) -> list[Reply]:
+        self.closed = True
+        return [Reply(221, "2.0.0", "Bye")]
+
+    # --- delivery ------------------------------------------------------------------
+
+    async def _finish_data(self) -> list[Reply]:
+        reader, self._data = self._data, None
+        assert reader is not None
+        tx, self._tx = self._tx, _Transaction()
+        try:
+            if reader.too_big:
+                return [Reply(552, "5.3.4", "Message too big")] * len(tx.recipients)
+            self._serial += 1
+            return [await self._deliver_one(reader, tx, rcpt) for rcpt in tx.recipients]
+        finally:
+            reader.discard()
+
+    async def _deliver_one(self, reader: DataReader, tx: _Transaction,
+                           rcpt: Recipient) -> Reply:
+        """Store the message for one recipient; 250 only once it is
+        durably stored (``MailService.deliver`` commits before returning)."""
+        prefix = self.trace(tx.sender or "", rcpt)
+        try:
+            message = await self._message(reader, prefix)
+            folder = await self._folder(rcpt)
+            await self.mail.deliver(rcpt.user, folder, [AppendItem(message)])
+        except MailError as error:
+            return delivery_failure(error)
+        except OSError:
+            return Reply(451, "4.3.0", "Local error while spooling")
+        return Reply(250, "2.0.0", f"<{rcpt.address}> Saved")
+
+    async def _message(self, reader: DataReader, prefix: bytes) -> MessageData:
+        if self.runtime is not None and reader.size > 256 * 1024:
+            return await self.runtime.in_thread(reader.message, prefix)
+        return reader.message(prefix)
+
+    async def _folder(self, rcpt: Recipient) -> str:
+        """The ``+detail`` folder when it exists and takes mail, else INBOX."""
+        if rcpt.detail is None:
+            return INBOX
+        try:
+            await self.mail.target_entry(rcpt.user, rcpt.detail)
+        except Exception:  # missing, a placeholder, or not a valid name
+            return INBOX
+        return rcpt.detail
+
+    def trace(self, sender: str, rcpt: Recipient) -> bytes:
+        """Return-Path, Delivered-To and Received, as Dovecot's LMTP adds
+        them (RFC 5321 §4.4: the final delivery adds Return-Path)."""
+        stamp = self.now().strftime("%a, %d %b %Y %H:%M:%S %z")
+        lines = (
+            f"Return-Path: <{sender}>\r\n"
+            f"Delivered-To: {rcpt.address}\r\n"
+            f"Received: from {self.helo} ({self.peer})\r\n"
+            f"\tby {self.settings.hostname} (imapd) with LMTP\r\n"
+            f"\tfor <{rcpt.address}>; {stamp}\r\n"
+        )
+        return lines.encode("utf-8", "replace")
+
+
+_Handler = Callable[[LmtpSession, str], Awaitable[list[Reply]]]
+_COMMANDS: dict[str, _Handler] = {
+    "LHLO": LmtpSession._lhlo,
+    "MAIL": LmtpSession._mail,
+    "RCPT": LmtpSession._rcpt,
+    "DATA": LmtpSession._data_command,
+    "RSET": LmtpSession._rset,
+    "NOOP": LmtpSession._noop,
+    "VRFY": LmtpSession._vrfy,
+    "QUIT": LmtpSession._quit,
+}
