@@ -54,6 +54,9 @@ class Listeners:
 
     imap: tuple[str, ...] = (DEFAULT_ENDPOINT,)
     imaps: tuple[str, ...] = ()
+    # LMTP (RFC 2033) for the MTA's local delivery: off unless asked for
+    # (``--lmtp unix:/run/imapd/lmtp`` or a loopback TCP port).
+    lmtp: tuple[str, ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -241,7 +244,7 @@ def build_service(
     ``imapd.net.tls.TLSConfigError`` for an unusable certificate and
     ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
-    from imapd.net.service import ListeningService, imap_listeners
+    from imapd.net.service import Listener, ListeningService, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     check_store(config)  # before anything is made in the data directory
@@ -265,10 +268,32 @@ def build_service(
         await factory.close_store()  # the mail service: its watches, then the backend
         users.close()
 
+    bound = imap_listeners(factory, listeners.imap, listeners.imaps)
+    servers: list[Any] = [factory]
+    if listeners.lmtp:
+        lmtp = lmtp_factory(config, mail, users, reactor)
+        bound += [Listener("LMTP", d, lmtp) for d in listeners.lmtp]
+        servers.append(lmtp)
     return ListeningService(
-        imap_listeners(factory, listeners.imap, listeners.imaps), reactor,
-        servers=[factory], backlog=config.limits.listen_backlog, close=close,
+        bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
         inherited=inherited)
+
+
+def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: Any) -> Any:
+    """The factory every ``--lmtp`` endpoint shares (``imapd.net.lmtp_connection``)."""
+    import socket
+
+    from imapd.lmtp.session import LmtpSettings
+    from imapd.net.lmtp_connection import LmtpFactory
+
+    options = config.lmtp
+    settings = LmtpSettings(
+        hostname=socket.getfqdn() or config.server_name, domains=options.domains,
+        separator=options.separator, max_message=options.max_message,
+        max_recipients=options.max_recipients, spool_dir=config.data_dir / "spool")
+    return LmtpFactory(mail, users, settings, reactor, max_line=options.max_line,
+                       idle=options.idle_timeout,
+                       max_connections=config.limits.max_connections)
 
 
 class _StdlibToTwisted(logging.Handler):

@@ -28,7 +28,8 @@ from twisted.python import usage
 from imapd import __version__
 from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners, ensure_data_dir
 from imapd.core.config import (
-    DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, StoreURLError, parse_store,
+    DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, LmtpConfig, StoreURLError,
+    parse_store,
 )
 from imapd.core.errors import ImapError
 from imapd.mail.names import normalize_name
@@ -168,6 +169,8 @@ class ServeOptions(_Options):
         self["imap"] = []
         self["imaps"] = []
         self["special-use"] = {}
+        self["lmtp"] = []
+        self["lmtp-domain"] = []
 
     def opt_special_use(self, value: str) -> None:
         # The docstring is the help text (one line: usage.Options keeps indentation).
@@ -195,7 +198,17 @@ class ServeOptions(_Options):
         """Endpoint for implicit TLS (IMAPS), e.g. ssl:993, repeatable; default ssl:993 when --tls-cert is given; "none" for no IMAPS"""
         self["imaps"].append(endpoint)
 
+    def opt_lmtp(self, endpoint: str) -> None:
+        """Endpoint to accept local delivery on by LMTP (RFC 2033), e.g. unix:/run/imapd/lmtp or tcp:24:interface=127.0.0.1, repeatable (default: none, LMTP off); no authentication, so never a public address"""
+        self["lmtp"].append(endpoint)
+
+    def opt_lmtp_domain(self, domain: str) -> None:
+        """Recipient domain LMTP accepts, repeatable (default: any domain)"""
+        self["lmtp-domain"].append(domain.strip().lower())
+
     def postOptions(self) -> None:
+        if self["lmtp"] and self["workers"] > 1:
+            raise usage.UsageError("--lmtp cannot be combined with --workers yet")
         if not self["imap"]:
             self["imap"] = [DEFAULT_ENDPOINT]
         if not self["imaps"] and self["tls-cert"]:
@@ -240,12 +253,13 @@ class ServeOptions(_Options):
             scram_plus=bool(self["scram-plus"]),
             default_mailboxes=self.default_mailboxes(),
             store=self["store"],
+            lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"])),
         )
 
     def listeners(self) -> Listeners:
         """The endpoints and certificate (``imapd.app.Listeners``)."""
         return Listeners(
-            imap=tuple(self["imap"]), imaps=tuple(self["imaps"]),
+            imap=tuple(self["imap"]), imaps=tuple(self["imaps"]), lmtp=tuple(self["lmtp"]),
             tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
             tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
         )

@@ -63,6 +63,22 @@ DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class LmtpConfig:
+    """LMTP delivery (RFC 2033, ``imapd serve --lmtp``): the accepted
+    recipient ``domains`` (lower-case; empty: any), the subaddress
+    ``separator`` ("" turns ``user+detail`` off), the SIZE limit (RFC 1870),
+    recipients per transaction (RFC 5321 §4.5.3.1.8: at least 100), the
+    longest input line and the idle timeout in seconds."""
+
+    domains: tuple[str, ...] = ()
+    separator: str = "+"
+    max_message: int = 64 * MIB
+    max_recipients: int = 100
+    max_line: int = 64 * KIB
+    idle_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("imapd-data")
     limits: Limits = field(default_factory=Limits)
@@ -89,6 +105,7 @@ class Config:
     # data directory) or a postgresql:// URL shared by several frontends.
     # The data directory still holds TLS certificates and the spool.
     store: str = "sqlite"
+    lmtp: LmtpConfig = field(default_factory=LmtpConfig)
 
 
 # --- the mail and user store (``--store``) ------------------------------------

@@ -73,6 +73,22 @@ class LmtpSession:
         """True while message lines are read (no command is parsed)."""
         return self._data is not None
 
+    def line_too_long(self) -> list[Reply]:
+        """An input line past the connection's limit was dropped
+        (RFC 5321 §4.5.3.1.4-6): a command is refused; in DATA the message
+        is refused after its terminator, as a message past SIZE is."""
+        if self._data is not None:
+            self._data.too_big = True
+            self._data.discard()
+            return []
+        return [Reply(500, "5.5.2", "Line too long")]
+
+    def abort(self) -> None:
+        """The connection ended: drop a message being read."""
+        if self._data is not None:
+            self._data.discard()
+            self._data = None
+
     def greeting(self) -> Reply:
         return Reply(220, "", f"{self.settings.hostname} LMTP ready")
 

@@ -1,0 +1,196 @@
+"""LMTP over Twisted (RFC 2033): the listener's factory and one connection
+driving an I/O-free ``imapd.lmtp.session.LmtpSession``.
+
+Not built on ``LineConnection``: that framer understands IMAP literals
+(``{n}`` at a line's end), which are ordinary text inside an LMTP DATA
+phase. Here input is split on LF only; the session sees each line with
+its line end. Pipelining (RFC 2920, advertised by LHLO): lines are queued
+and answered strictly in order, one at a time; reading pauses while the
+queue is long (TCP back-pressure). Bounded per connection: the line length
+(``max_line``, an overlong line is dropped and answered 500 5.5.2), the
+queue, the message size (the session), and idle time (421 4.4.2).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from imapd.accounts.store import UserStore
+from imapd.lmtp.replies import Reply
+from imapd.lmtp.session import LmtpSession, LmtpSettings
+from imapd.mail.service import MailService
+from imapd.net.connection import Transport
+from imapd.net.peer import format_peer
+from imapd.net.runtime import ReactorRuntime
+
+log = Logger(namespace="imapd.lmtp")
+
+# Queued input lines past which reading pauses, and below which it resumes.
+QUEUE_HIGH = 2048
+QUEUE_LOW = 256
+_TOO_LONG = b""  # queued in place of a dropped overlong line
+
+
+class LmtpFactory(Factory):
+    """Shared by every ``--lmtp`` endpoint. ``max_line``: octets of one
+    input line (RFC 5321 §4.5.3.1.6 asks for at least 1000); ``idle``:
+    seconds without input before 421; ``max_connections`` at once."""
+
+    def __init__(self, mail: MailService, users: UserStore, settings: LmtpSettings,
+                 reactor: Any, *, max_line: int = 64 * 1024, idle: float = 300.0,
+                 max_connections: int = 256) -> None:
+        self.mail = mail
+        self.users = users
+        self.settings = settings
+        self.reactor = reactor
+        self.runtime = ReactorRuntime(reactor)
+        self.max_line = max_line
+        self.idle = idle
+        self.max_connections = max_connections
+        self.connections: set[LmtpConnection] = set()
+        self.noisy = False
+
+    def buildProtocol(self, addr: Any) -> LmtpConnection:
+        return LmtpConnection(self)
+
+    def exists(self, name: str) -> Deferred[bool]:
+        """Ask the user store in a thread: the file store may re-read its
+        file, the PostgreSQL one queries."""
+        return self.runtime.in_thread(self.users.exists, name)
+
+    def shutdown_connections(self) -> None:
+        """Server stopping (``imapd.net.service.Server``): 421 to each
+        client (RFC 5321 §3.8) and close; a message being read is dropped
+        unacknowledged, so the MTA retries it."""
+        for connection in list(self.connections):
+            connection.goodbye(Reply(421, "4.3.2", "Service shutting down"))
+
+
+class LmtpConnection(Protocol):
+    """See the module docstring."""
+
+    def __init__(self, factory: LmtpFactory) -> None:
+        self.factory = factory
+        self.session: LmtpSession | None = None
+        self._buffer = bytearray()
+        self._lines: deque[bytes] = deque()
+        self._discarding = False
+        self._running = False
+        self._paused = False
+        self._done = False
+        self._timer: Any = None
+
+    def _transport(self) -> Transport:
+        return cast(Transport, self.transport)
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        if len(factory.connections) >= factory.max_connections:
+            self.goodbye(Reply(421, "4.3.2", "Too many connections"))
+            return
+        factory.connections.add(self)
+        peer = format_peer(self._transport().getPeer())
+        self.session = LmtpSession(factory.mail, factory.exists, factory.settings,
+                                   peer=peer, runtime=factory.runtime)
+        self._write([self.session.greeting()])
+        self._arm()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._done = True
+        self._lines.clear()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self.factory.connections.discard(self)
+        if self.session is not None:
+            self.session.abort()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._done or self.session is None:
+            return
+        self._arm()
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            if self._discarding:
+                self._discarding = False  # the tail of a dropped line
+            elif end + 1 - start > self.factory.max_line:
+                self._lines.append(_TOO_LONG)
+            else:
+                self._lines.append(bytes(buffer[start:end + 1]))
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > self.factory.max_line:
+            buffer.clear()
+            if not self._discarding:
+                self._discarding = True
+                self._lines.append(_TOO_LONG)
+        if len(self._lines) > QUEUE_HIGH and not self._paused:
+            self._paused = True
+            self._transport().pauseProducing()
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._running or not self._lines or self._done:
+            return
+        self._running = True
+        Deferred.fromCoroutine(self._run()).addErrback(self._crashed)
+
+    async def _run(self) -> None:
+        """Answer queued lines in order (RFC 2920 §3.1)."""
+        session = self.session
+        assert session is not None
+        try:
+            while self._lines and not self._done:
+                line = self._lines.popleft()
+                if line is _TOO_LONG:
+                    replies = session.line_too_long()
+                else:
+                    replies = await session.feed(line)
+                if self._done:
+                    return
+                self._write(replies)
+                if session.closed:
+                    self._finish()
+                    return
+                if self._paused and len(self._lines) < QUEUE_LOW:
+                    self._paused = False
+                    self._transport().resumeProducing()
+        finally:
+            self._running = False
+
+    def _write(self, replies: list[Reply]) -> None:
+        if replies and not self._done:
+            self._transport().write(b"".join(r.encode() for r in replies))
+
+    def _finish(self) -> None:
+        self._done = True
+        self._lines.clear()
+        self._transport().loseConnection()
+
+    def goodbye(self, reply: Reply) -> None:
+        """Say ``reply`` and close."""
+        self._write([reply])
+        self._finish()
+
+    def _arm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self.factory.idle)
+        else:
+            self._timer = self.factory.reactor.callLater(self.factory.idle, self._timed_out)
+
+    def _timed_out(self) -> None:
+        if self._running:  # a delivery in progress is not idleness
+            self._arm()
+            return
+        self.goodbye(Reply(421, "4.4.2", "Idle timeout, closing connection"))
+
+    def _crashed(self, failure: Failure) -> None:
+        log.failure("LMTP session failed", failure)
+        self.goodbye(Reply(451, "4.3.0", "Internal error"))
