@@ -128,6 +128,19 @@ TreePlan = Callable[[Sequence[MailboxEntry]], Sequence[TreeOp]]
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaInfo:
+    """A user's quota root "" (RFC 9208 §3): usage and limits of the
+    resources STORAGE (bytes: the sum of RFC822.SIZE over every message of
+    every mailbox of the user; RFC 9208 §5.1 counts it in KiB, the protocol
+    layer rounds) and MESSAGE (their number, §5.2). A limit None: unlimited."""
+
+    storage_used: int
+    storage_limit: int | None
+    messages_used: int
+    messages_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Changes:
     """What ``changes_since(ref, modseq, uidnext)`` found, read in one
     consistent state.
@@ -241,7 +254,10 @@ class MailBackend(Protocol):
         timezone-aware (None = now); exact bytes kept, RFC822.SIZE is their
         length; ``meta`` stored opaque. ``claim``: in the same transaction
         claim the new (and any older unclaimed) UIDs as ``\\Recent`` for the
-        caller (``AppendResult.claimed``). UID space exhausted: OverLimit."""
+        caller (``AppendResult.claimed``). UID space exhausted: OverLimit.
+        Quota (RFC 9208 §5): if the user's usage plus the items would pass
+        a limit, OverQuota and nothing stored; the check and the insert are
+        one transaction, so concurrent appends never pass a limit together."""
         ...
 
     async def fetch_records(
@@ -300,7 +316,9 @@ class MailBackend(Protocol):
         ``uids`` into ``target`` (may be ``ref`` itself) under new UIDs, with
         flags and internal dates, atomically; MOVE also expunges the sources
         in the same transaction. ``claim`` as for ``append``. A missing target:
-        NoSuchMailbox (the service reports TargetMissing)."""
+        NoSuchMailbox (the service reports TargetMissing). Quota as for
+        ``append`` (a copy counts again); a MOVE between mailboxes of one
+        user changes no usage and is never refused for quota."""
         ...
 
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
@@ -308,6 +326,19 @@ class MailBackend(Protocol):
         ``Changes``. Never raises NoSuchMailbox: a vanished mailbox is
         ``Changes(exists=False)``. Expunge history is kept for the life of
         the mailbox."""
+        ...
+
+    # --- quota (RFC 9208) ---------------------------------------------------
+
+    async def quota(self, user: str) -> QuotaInfo:
+        """The user's usage and limits, read in one consistent state (a
+        user without a tree has zero usage)."""
+        ...
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        """Set both limits of the user (None: unlimited); durable. Usage
+        already above a new limit is kept (RFC 9208 §4.1.4: only new
+        additions are refused)."""
         ...
 
     async def close(self) -> None:

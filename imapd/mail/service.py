@@ -27,7 +27,7 @@ from typing import Awaitable, Callable, Sequence, TypeVar, cast
 from imapd.core.errors import ImapError
 from imapd.core.runtime import Runtime, Signal
 from imapd.mail import hierarchy, names
-from imapd.mail.backend import Changes, MailBackend, MailboxEntry, MailboxRef
+from imapd.mail.backend import Changes, MailBackend, MailboxEntry, MailboxRef, QuotaInfo
 from imapd.mail.errors import Cannot, MailError, NoSuchMailbox, OverLimit, TargetMissing
 from imapd.mail.records import AppendItem, AppendResult, CopyResult, MailboxInfo, MailboxStatus
 from imapd.mail.watch import MailboxWatch, check_flags, claim_or_none
@@ -149,6 +149,17 @@ class MailService:
     async def subscriptions(self, user: str) -> list[str]:
         await self._user(user)
         return await self.backend.subscriptions(user)
+
+    async def quota(self, user: str) -> QuotaInfo:
+        """The user's quota root "" (RFC 9208 §3): usage and limits."""
+        return await self.backend.quota(user)
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        """Set the user's limits (operators: CLI, admin SETQUOTA; RFC 9208
+        §4.1.4). Negative limits are refused (Cannot)."""
+        if (storage is not None and storage < 0) or (messages is not None and messages < 0):
+            raise Cannot("Quota limits cannot be negative")
+        await self.backend.set_quota(user, storage, messages)
 
     async def status(self, user: str, name: str) -> MailboxStatus:
         """STATUS (RFC 3501 §6.3.10); NoSuchMailbox for unknown names and

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable, Sequence
 
 from imapd.mail.backend import (
-    ChangeFeed, Changes, MailBackend, MailboxEntry, MailboxRef, TreePlan,
+    ChangeFeed, Changes, MailBackend, MailboxEntry, MailboxRef, QuotaInfo, TreePlan,
 )
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import (
@@ -175,6 +175,17 @@ class YieldingBackend:
         result = await self.inner.changes_since(ref, modseq, uidnext)
         await self._turn()
         return result
+
+    async def quota(self, user: str) -> QuotaInfo:
+        await self._turn()
+        result = await self.inner.quota(user)
+        await self._turn()
+        return result
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        await self._turn()
+        await self.inner.set_quota(user, storage, messages)
+        await self._turn()
 
     async def close(self) -> None:
         await self._turn()

@@ -17,9 +17,10 @@ from typing import Iterator, Sequence
 from imapd.core.errors import ImapError
 from imapd.mail import names
 from imapd.mail.backend import (
-    AddMailbox, ChangeFeed, RemoveMailbox, Changes, MailBackend, MailboxEntry, MailboxRef, TreeOp, TreePlan,
+    AddMailbox, ChangeFeed, RemoveMailbox, Changes, MailBackend, MailboxEntry, MailboxRef, QuotaInfo,
+    TreeOp, TreePlan,
 )
-from imapd.mail.errors import InvalidFlag, NoSuchMailbox, OverLimit, Unavailable
+from imapd.mail.errors import InvalidFlag, NoSuchMailbox, OverLimit, OverQuota, Unavailable
 from imapd.mail.flags import SEEN_BIT, DELETED_BIT, FlagOp, apply_op, split_flags
 from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MailboxSnapshot, MailboxStatus,
@@ -111,6 +112,40 @@ class MemoryBackend:
     def _entry(mailbox: Mailbox) -> MailboxEntry:
         return MailboxEntry(mailbox.id, mailbox.name, mailbox.selectable, mailbox.uidvalidity,
                             mailbox.special_use)
+
+    def _usage(self, user: str) -> QuotaInfo:
+        record = self.data.users.get(user)
+        if record is None:
+            return QuotaInfo(0, None, 0, None)
+        boxes = record.mailboxes.values()
+        return QuotaInfo(
+            sum(len(m.data) for box in boxes for m in box.messages.values()),
+            record.storage_limit,
+            sum(len(box.messages) for box in boxes),
+            record.messages_limit,
+        )
+
+    def _check_quota(self, user: str, size: int, count: int) -> None:
+        """OverQuota (RFC 9208 §5) if adding ``count`` messages of ``size``
+        bytes would pass one of the user's limits; called before any
+        mutation, and nothing awaits in between (atomic in this engine)."""
+        record = self.data.users.get(user)
+        if record is None or (record.storage_limit is None and record.messages_limit is None):
+            return
+        usage = self._usage(user)
+        if record.storage_limit is not None and usage.storage_used + size > record.storage_limit:
+            raise OverQuota("Over the storage quota")
+        if record.messages_limit is not None and usage.messages_used + count > record.messages_limit:
+            raise OverQuota("Over the message quota")
+
+    async def quota(self, user: str) -> QuotaInfo:
+        self._check_open()
+        return self._usage(user)
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        self._check_open()
+        record = self.data.user(user)
+        record.storage_limit, record.messages_limit = storage, messages
 
     # --- users and trees ---------------------------------------------------
 
@@ -238,6 +273,7 @@ class MemoryBackend:
             return AppendResult(mailbox.uidvalidity, ())
         if mailbox.uidnext + len(items) - 1 > MAX_UID:
             raise OverLimit("No more UIDs in this mailbox")
+        self._check_quota(mailbox.user, sum(len(i.message) for i in items), len(items))
         pending: dict[str, str] = {}
         prepared: list[tuple[int, tuple[str, ...], datetime.datetime]] = []
         for item in items:
@@ -369,6 +405,8 @@ class MemoryBackend:
             return CopyResult(destination.uidvalidity, ())
         if destination.uidnext + len(messages) - 1 > MAX_UID:
             raise OverLimit("No more UIDs in the target mailbox")
+        if not (move and source.user == destination.user):
+            self._check_quota(destination.user, sum(len(m.data) for m in messages), len(messages))
         pending: dict[str, str] = {}
         respelled = [_respell(destination, m.keywords, True, pending) for m in messages]
         destination.keywords.update(pending)

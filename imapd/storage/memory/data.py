@@ -78,6 +78,9 @@ class User:
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     subscriptions: set[str] = field(default_factory=set)
     provisioned: set[tuple[str, str | None]] = field(default_factory=set)
+    # RFC 9208 limits (bytes, messages); None = unlimited.
+    storage_limit: int | None = None
+    messages_limit: int | None = None
 
 
 class MemoryData:

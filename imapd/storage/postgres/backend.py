@@ -28,7 +28,9 @@ from typing import Sequence
 
 import psycopg
 
-from imapd.mail.backend import ChangeFeed, Changes, MailboxEntry, MailboxRef, TreePlan
+from imapd.mail.backend import (
+    ChangeFeed, Changes, MailboxEntry, MailboxRef, QuotaInfo, TreePlan,
+)
 from imapd.mail.errors import Unavailable
 from imapd.mail.flags import FlagOp, split_flags
 from imapd.mail.records import (
@@ -36,7 +38,7 @@ from imapd.mail.records import (
     MessageBody, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres import messages as msgs
-from imapd.storage.postgres import reads, schema, tree
+from imapd.storage.postgres import quota, reads, schema, tree
 from imapd.storage.postgres.feed import Listener, PgFeed, Siblings
 from imapd.storage.postgres.runner import Conn, Rings, Runner, mail_error
 from imapd.storage.hops import Hop, MakeWaiter
@@ -176,6 +178,24 @@ class PostgresBackend:
 
         await self.runner.write(op)
 
+    # --- quota (RFC 9208) -----------------------------------------------------
+
+    async def quota(self, user: str) -> QuotaInfo:
+        self._check_open()
+        return await self.runner.read(lambda conn: quota.read(conn, user))
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        self._check_open()
+
+        def op(conn: Conn) -> tuple[None, Rings]:
+            uid = tree.user_id(conn, user)
+            if uid is None:
+                uid = tree.lock_user(conn, user)
+            quota.store(conn, uid, storage, messages)
+            return None, []
+
+        await self.runner.write(op)
+
     # --- one mailbox: reads ------------------------------------------------
 
     async def status(self, ref: MailboxRef) -> MailboxStatus:
@@ -248,6 +268,7 @@ class PostgresBackend:
             row = tree.mailbox(conn, ref, lock=True)
             if not items:
                 return AppendResult(row.uidvalidity, ()), []
+            quota.check(conn, row.id, sum(len(item.message) for item in items), len(items))
             result = msgs.append(conn, row, items)
             claimed = _claim(conn, row.id, result.uids[-1] + 1) if claim else None
             modseq = row.highestmodseq + 1
@@ -302,6 +323,10 @@ class PostgresBackend:
             result, copied, modseq = msgs.copy(conn, ref.id, uids, destination)
             if not copied:
                 return result, []
+            if not (move and quota.owner(conn, ref.id) == quota.owner(conn, destination.id)):
+                # Checked after the insert, in its transaction: raising rolls
+                # it back. A MOVE within one account changes no usage.
+                quota.check(conn, destination.id, 0, 0)
             rings: Rings = [(destination.id, modseq)]
             if move:
                 removed = msgs.remove_messages(conn, ref.id, copied)

@@ -17,7 +17,8 @@ Tables (per-mailbox numbers are BIGINT; UIDs stay below 2**32):
   in the transaction that inserts or changes messages: the row lock orders
   the commits of one mailbox, so commit order equals UID order.
 * ``messages``, ``expunged`` (the change log ``changes_since`` reads),
-  ``keywords``, ``subscriptions``, ``provisioned``: as in the SQLite engine.
+  ``keywords``, ``subscriptions``, ``provisioned``, ``quotas`` (RFC 9208
+  limits, NULL = unlimited): as in the SQLite engine.
 * ``bodies`` (size, meta, reference count: copies share a body) and
   ``body_chunks``: the bytes in ``CHUNK`` pieces of bytea, so a large
   message is written and read a piece at a time (docs/storage.md gives
@@ -108,6 +109,11 @@ CREATE TABLE subscriptions(
     user_id BIGINT NOT NULL,
     name TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY(user_id, name)
+);
+CREATE TABLE quotas(
+    user_id BIGINT PRIMARY KEY,
+    storage_limit BIGINT,
+    messages_limit BIGINT
 )
 """
 

@@ -40,7 +40,7 @@ from typing import Awaitable, Callable, Sequence, TypeVar
 
 from imapd.mail import names
 from imapd.mail.backend import (
-    ChangeFeed, Changes, MailboxEntry, MailboxRef, TreePlan,
+    ChangeFeed, Changes, MailboxEntry, MailboxRef, QuotaInfo, TreePlan,
 )
 from imapd.mail.errors import NoSuchMailbox, Unavailable
 from imapd.mail.flags import FlagOp, split_flags
@@ -50,7 +50,7 @@ from imapd.mail.records import (
 )
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
-from imapd.storage.sqlite import reads, tree
+from imapd.storage.sqlite import quota, reads, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
@@ -281,6 +281,21 @@ class SqliteBackend:
 
         await self._write(op)
 
+    # --- quota (RFC 9208) -----------------------------------------------------
+
+    async def quota(self, user: str) -> QuotaInfo:
+        return await self._read_large(lambda conn: quota.read(conn, user))
+
+    async def set_quota(self, user: str, storage: int | None, messages: int | None) -> None:
+        def op(conn: sqlite3.Connection) -> tuple[None, Rings]:
+            uid = tree.user_id(conn, user)
+            if uid is None:
+                uid = tree.ensure_user(conn, user, ())
+            quota.store(conn, uid, storage, messages)
+            return None, []
+
+        await self._write(op)
+
     # --- one mailbox: reads --------------------------------------------------
 
     async def status(self, ref: MailboxRef) -> MailboxStatus:
@@ -351,6 +366,7 @@ class SqliteBackend:
             row = reads.mailbox(conn, ref)
             if not items:
                 return AppendResult(row.uidvalidity, ()), []
+            quota.check(conn, row.id, sum(len(item.message) for item in items), len(items))
             self.space.claim_append(sum(len(item.message) for item in items))
             result = msgs.append(conn, row, items)
             claimed = _claim(conn, row.id, result.uids[-1] + 1) if claim else None
@@ -403,6 +419,10 @@ class SqliteBackend:
             result, rows = msgs.copy(conn, source.id, uids, destination)
             if not rows:
                 return result, []
+            if not (move and quota.owner(conn, source.id) == quota.owner(conn, destination.id)):
+                # Checked after the insert, in its transaction: raising rolls
+                # it back. A MOVE within one account changes no usage.
+                quota.check(conn, destination.id, 0, 0)
             rings: Rings = [(destination.id, boxes_modseq(conn, destination.id))]
             if move:
                 modseq = msgs.remove_messages(conn, source.id, rows)

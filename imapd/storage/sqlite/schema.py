@@ -19,6 +19,8 @@ Tables (all per-mailbox numbers are 64-bit; UIDs stay below 2**32):
   copies through a reference count (``meta`` is stored before ``data`` so
   reading it does not walk the body's overflow pages).
 * ``keywords``: every keyword a mailbox has seen, in its first spelling.
+* ``quotas`` (version 2): a user's RFC 9208 limits (NULL = unlimited); usage
+  is summed over the user's messages inside the write transaction.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 DB_FILENAME = "mail.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 30.0
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
@@ -93,6 +95,17 @@ CREATE TABLE subscriptions(
     PRIMARY KEY(user_id, name)
 ) WITHOUT ROWID;
 """
+
+# version -> DDL that upgrades the version below it.
+_MIGRATIONS: dict[int, str] = {
+    2: """
+CREATE TABLE quotas(
+    user_id INTEGER PRIMARY KEY,
+    storage_limit INTEGER,
+    messages_limit INTEGER
+);
+""",
+}
 
 
 # A connection is reopened after this many blob opens (``Connection``).
@@ -169,9 +182,16 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             for statement in _DDL.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
+            version = 1
+        if version > SCHEMA_VERSION:
             raise RuntimeError(f"unsupported store schema version {version}")
+        # Upgrade one version at a time, in the same write transaction.
+        while version < SCHEMA_VERSION:
+            version += 1
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 @contextmanager
