@@ -296,6 +296,56 @@ def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: A
                        max_connections=config.limits.max_connections)
 
 
+def deliver_command(config: Config, request: Any, raw: bytes) -> int:
+    """``imapd deliver``: store one message (``imapd.lmtp.lda``) and return
+    its sysexits status. Runs the reactor just for this (the storage
+    engines hop results back to it); a store that cannot be opened is
+    EX_TEMPFAIL, so the MTA keeps the mail. Works beside a running server:
+    its sessions learn of the message by the engine's change detection."""
+    from twisted.internet.defer import Deferred
+
+    from imapd.lmtp import lda
+    from imapd.net.runtime import ReactorRuntime, global_reactor
+
+    try:
+        message = lda.prepare(raw, request.sender, config.lmtp.max_message)
+    except lda.BadMessage as error:
+        print(f"imapd deliver: {error}", file=sys.stderr)
+        return lda.EX_CANTCREAT
+    reactor = global_reactor()
+    outcome: list[tuple[int, str]] = []
+
+    async def run() -> tuple[int, str]:
+        try:
+            check_store(config)
+            ensure_data_dir(config.data_dir)
+            mail = open_mail(config, reactor)
+        except StoreError as error:
+            return lda.EX_TEMPFAIL, str(error)
+        users = open_user_store(config)
+        runtime = ReactorRuntime(reactor)
+        try:
+            return await lda.deliver(
+                mail, lambda name: runtime.in_thread(users.exists, name), request, message)
+        except Exception as error:  # the store went away mid-delivery
+            return lda.EX_TEMPFAIL, f"imapd deliver: {error}"
+        finally:
+            await mail.close()
+            users.close()
+
+    def done(result: Any) -> None:
+        outcome.append(result if isinstance(result, tuple) else
+                       (lda.EX_SOFTWARE, f"imapd deliver: {result.getErrorMessage()}"))
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
+    reactor.run(installSignalHandlers=False)
+    status, text = outcome[0] if outcome else (lda.EX_SOFTWARE, "imapd deliver: interrupted")
+    if text:
+        print(text, file=sys.stderr)
+    return status
+
+
 class _StdlibToTwisted(logging.Handler):
     """Hands records of Python's ``logging`` (the storage engines log with
     it: they know no Twisted) to Twisted's logger, so they come out as the
