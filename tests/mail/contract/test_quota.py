@@ -181,7 +181,13 @@ async def _check_sequence(service: MailService, ops: list[tuple[Any, ...]]) -> N
         assert info.storage_used <= 200 and info.messages_used <= 12
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# The profile's suppressions (too_slow: the shared CI box) plus the fixture
+# check: one store per test on purpose (state carries over, see below).
+_SUPPRESSED = [*(settings.default.suppress_health_check if settings.default else ()),
+               HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=_SUPPRESSED)
 @given(ops=OPS)
 def test_usage_is_the_sum_of_stored_sizes(service: MailService, ops: list[tuple[Any, ...]]) -> None:
     """State carries over between examples (one store per test): the
