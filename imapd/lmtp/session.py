@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from imapd.core.runtime import Runtime
-from imapd.core.spool import MessageData
+from imapd.core.spool import MessageData, SpooledLiteral
 from imapd.lmtp.address import Envelope, Exists, PathError, Recipient, parse_path, resolve
 from imapd.lmtp.data import DataReader
 from imapd.lmtp.replies import Reply, delivery_failure
-from imapd.mail.errors import MailError
+from imapd.mail.errors import MailError, StorageFull, Unavailable
 from imapd.mail.names import INBOX
 from imapd.mail.records import AppendItem
 from imapd.mail.service import MailService
@@ -207,6 +207,7 @@ class LmtpSession:
         """Store the message for one recipient; 250 only once it is
         durably stored (``MailService.deliver`` commits before returning)."""
         prefix = self.trace(tx.sender or "", rcpt)
+        message: MessageData = b""
         try:
             message = await self._message(reader, prefix)
             folder = await self._folder(rcpt)
@@ -215,6 +216,9 @@ class LmtpSession:
             return delivery_failure(error)
         except OSError:
             return Reply(451, "4.3.0", "Local error while spooling")
+        finally:
+            if isinstance(message, SpooledLiteral):
+                message.close()  # the spool file goes now, not at garbage collection
         return Reply(250, "2.0.0", f"<{rcpt.address}> Saved")
 
     async def _message(self, reader: DataReader, prefix: bytes) -> MessageData:
@@ -228,7 +232,9 @@ class LmtpSession:
             return INBOX
         try:
             await self.mail.target_entry(rcpt.user, rcpt.detail)
-        except Exception:  # missing, a placeholder, or not a valid name
+        except (Unavailable, StorageFull):
+            raise  # the store's trouble, not a missing folder: 4xx, not INBOX
+        except MailError:  # missing, a placeholder, or not a valid name
             return INBOX
         return rcpt.detail
 

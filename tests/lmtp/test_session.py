@@ -13,7 +13,7 @@ from imapd.lmtp.session import LmtpSession, LmtpSettings
 from imapd.mail.errors import MailError, OverQuota, StorageFull, Unavailable
 from imapd.mail.records import AppendItem, AppendResult
 from imapd.mail.service import MailService
-from imapd.mail.backend import MailboxRef
+from imapd.mail.backend import MailboxEntry, MailboxRef
 from imapd.storage.memory import MemoryBackend
 from tests.support.inline import run_inline as run
 
@@ -32,6 +32,12 @@ class Recording(MemoryBackend):
         super().__init__()
         self.errors: dict[str, MailError] = {}
         self.stored: list[tuple[str, str, bytes]] = []
+        self.lookup_error: MailError | None = None
+
+    async def lookup(self, user: str, name: str) -> MailboxEntry | None:
+        if self.lookup_error is not None and name != "INBOX":  # only the detail folder
+            raise self.lookup_error
+        return await super().lookup(user, name)
 
     async def append(self, ref: MailboxRef, items: Sequence[AppendItem],
                      claim: bool = False) -> AppendResult:
@@ -160,3 +166,12 @@ def test_a_large_message_is_spooled_and_stored_exactly(backend: Recording, tmp_p
     talk(lmtp, b"LHLO mta\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice>\r\nRCPT TO:<bob>\r\n"
                b"DATA\r\n" + body + b".\r\n")
     assert [m for _, _, m in backend.stored] == [trace(b"alice") + body, trace(b"bob") + body]
+
+
+def test_a_store_failure_finding_the_detail_folder_is_temporary(backend: Recording) -> None:
+    lmtp = session(backend)
+    talk(lmtp, b"LHLO mta\r\n")
+    backend.lookup_error = Unavailable("down")
+    out = talk(lmtp, b"MAIL FROM:<>\r\nRCPT TO:<alice+lists>\r\nDATA\r\nX: y\r\n.\r\n")
+    assert out.endswith(b"451 4.3.0 Mail store unavailable, try again later\r\n")
+    assert backend.stored == []
