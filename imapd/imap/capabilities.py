@@ -43,6 +43,9 @@ SPECIAL_USE = "SPECIAL-USE"
 CREATE_SPECIAL_USE = "CREATE-SPECIAL-USE"
 MULTIAPPEND = "MULTIAPPEND"
 STATUS_SIZE = "STATUS=SIZE"
+QUOTA = "QUOTA"
+QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
+QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
 # The row's text with the default limit; ``advertised`` puts in the server's.
 _APPENDLIMIT_DEFAULT = f"{APPENDLIMIT}={Limits().max_literal}"
@@ -72,6 +75,10 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (MULTIAPPEND, (c.Append,)),  # RFC 3502
     (_APPENDLIMIT_DEFAULT, (c.Append, c.Status)),  # RFC 7889 (with STATUS APPENDLIMIT)
     (STATUS_SIZE, (c.Status,)),  # RFC 8438
+    # RFC 9208 §3.1, §5: no QUOTASET (SETQUOTA is always NO, §4.1.4).
+    (QUOTA, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)),
+    (QUOTA_RES_STORAGE, (c.GetQuota,)),  # RFC 9208 §5.1
+    (QUOTA_RES_MESSAGE, (c.GetQuota,)),  # RFC 9208 §5.2
 )
 
 

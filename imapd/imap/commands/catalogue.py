@@ -115,6 +115,12 @@ OK_ENABLE = "ENABLE completed"
 OK_NAMESPACE = "NAMESPACE completed"
 OK_ID = "ID completed"
 OK_UNSELECT = "UNSELECT completed"
+# --- QUOTA (RFC 9208) -----------------------------------------------------------
+OK_GETQUOTA = "GETQUOTA completed"
+OK_GETQUOTAROOT = "GETQUOTAROOT completed"
+NO_QUOTA_ROOT = "No such quota root"
+NO_SETQUOTA = "Quota limits are set by the administrator"
+CODE_NOPERM = "NOPERM"              # RFC 5530 §3
 OK_COMPRESS = "DEFLATE active"
 CODE_COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
 NO_COMPRESSION_ACTIVE = "DEFLATE is already active"

@@ -14,7 +14,7 @@ from imapd.imap.commands import (
     anystate, append, auth, copy, fetch, mailbox, search, select, starttls, store,
 )
 from imapd.imap.commands import move, uidplus
-from imapd.imap.commands import compress, idle, session_ext
+from imapd.imap.commands import compress, idle, quota, session_ext
 from imapd.imap.commands.context import AnySpec, CommandSpec
 
 __all__ = ["ALL_SPECS", "CommandSpec", "Registry", "default_registry"]
@@ -35,6 +35,7 @@ ALL_SPECS: tuple[AnySpec, ...] = (
     *idle.SPECS,       # IDLE (RFC 2177)
     *session_ext.SPECS,  # ENABLE NAMESPACE ID UNSELECT (RFC 5161, 2342, 2971, 3691)
     *compress.SPECS,   # COMPRESS (RFC 4978)
+    *quota.SPECS,      # GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
 )
 
 

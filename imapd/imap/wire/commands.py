@@ -531,6 +531,35 @@ class UidExpunge:
     seqset: SequenceSet
 
 
+# --- QUOTA (RFC 9208) -----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GetQuota:
+    """``GETQUOTA quota-root-name`` (RFC 9208 §4.2); the root as sent."""
+
+    tag: str
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot:
+    """``GETQUOTAROOT mailbox`` (RFC 9208 §4.3)."""
+
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    """``SETQUOTA quota-root-name (resource limit ...)`` (RFC 9208 §4.1.4);
+    resource names upper-cased, in the order given (an empty list removes
+    every limit)."""
+
+    tag: str
+    root: str
+    limits: tuple[tuple[str, int], ...]
+
+
 Command = Union[
     Capability, Noop, Logout,
     StartTLS, Authenticate, Login,
@@ -539,6 +568,7 @@ Command = Union[
     Check, Close, Expunge, Search, Fetch, Store, Copy,
     Move, UidExpunge,
     Idle, Enable, Namespace, Id, Unselect, Compress,
+    GetQuota, GetQuotaRoot, SetQuota,
 ]
 
 

@@ -116,8 +116,23 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
         _write_append(out, cmd)
     elif isinstance(cmd, (c.Idle, c.Namespace, c.Unselect, c.Enable, c.Id, c.Compress)):
         _write_session_extension(out, cmd)
+    elif isinstance(cmd, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)):
+        _write_quota(out, cmd)
     else:
         _write_selected(out, cmd)
+
+
+def _write_quota(out: _Out, cmd: c.GetQuota | c.GetQuotaRoot | c.SetQuota) -> None:
+    """GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208 §4.1, grammar §7)."""
+    if isinstance(cmd, c.GetQuotaRoot):
+        out.add(b"GETQUOTAROOT ")
+        out.mailbox(cmd.mailbox)
+        return
+    out.add(b"GETQUOTA " if isinstance(cmd, c.GetQuota) else b"SETQUOTA ")
+    out.astring(cmd.root.encode("utf-8"))
+    if isinstance(cmd, c.SetQuota):
+        out.add(b" (" + b" ".join(b"%s %d" % (name.encode("ascii"), limit)
+                                  for name, limit in cmd.limits) + b")")
 
 
 _SIMPLE_NAMES: dict[type, bytes] = {

@@ -198,4 +198,8 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Id, st.none() | st.lists(
         st.tuples(nul_free_text, st.none() | nul_free_text), max_size=4).map(tuple)),
     _tagged(c.Compress, atoms.map(str.upper)),
+    # QUOTA (RFC 9208).
+    _tagged(c.GetQuota, nul_free_text), _tagged(c.GetQuotaRoot, mailboxes),
+    _tagged(c.SetQuota, nul_free_text, st.lists(
+        st.tuples(atoms.map(str.upper), st.integers(0, 2**63 - 1)), max_size=4).map(tuple)),
 )

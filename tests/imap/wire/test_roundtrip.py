@@ -27,6 +27,7 @@ COMMAND_TYPES = {
     c.Check, c.Close, c.Expunge, c.Search, c.Fetch, c.Store, c.Copy,
     c.Move, c.UidExpunge,
     c.Idle, c.Enable, c.Namespace, c.Id, c.Unselect, c.Compress,
+    c.GetQuota, c.GetQuotaRoot, c.SetQuota,
 }
 
 

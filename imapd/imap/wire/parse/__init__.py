@@ -18,6 +18,7 @@ from imapd.core.spool import SpooledLiteral
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.lexer import ParseError, Reader, normalize_mailbox
 from imapd.imap.wire.parse.session_ext import EXTENSION_COMMANDS
+from imapd.imap.wire.parse.quota import QUOTA_COMMANDS
 from imapd.imap.wire.parse.mailbox_ext import list_command, parse_append, parse_create
 from imapd.imap.wire.parse.fetch import parse_fetch_items
 from imapd.imap.wire.parse.search import parse_search_program
@@ -260,6 +261,7 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
     "CLOSE": _no_arguments(c.Close),
     "EXPUNGE": _no_arguments(c.Expunge),
     **EXTENSION_COMMANDS,  # IDLE ENABLE NAMESPACE ID UNSELECT COMPRESS (parse_ext)
+    **QUOTA_COMMANDS,  # GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
 }
 
 # Commands that take the UID prefix (§6.4.8); called with uid=False without it.
