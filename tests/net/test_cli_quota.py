@@ -75,3 +75,24 @@ def test_parse_limit_refuses(text: str, sizes: bool) -> None:
 
     with pytest.raises(UsageError):
         parse_limit(text, sizes)
+
+
+def test_on_postgres() -> None:
+    """The same command on a PostgreSQL store (the test cluster; pinned
+    skip where it cannot start, see tests/support/postgres.py)."""
+    from tests.e2e.frontends import store_url
+    from tests.support.postgres import shared_cluster
+    from tests.support.stress import CHEAP_ARGON2
+
+    cluster = shared_cluster()
+    dsn = cluster.fresh_database()
+    try:
+        url = store_url(dsn)
+        run_cli("user", "add", "alice", "--password-stdin", "--argon2", CHEAP_ARGON2,
+                "--store", url, stdin="pw\n")
+        set_ = run_cli("user", "quota", "alice", "--messages", "5", "--store", url)
+        assert set_.stdout == "imapd: alice: storage 0 of unlimited bytes, messages 0 of 5\n"
+        shown = run_cli("user", "quota", "alice", "--storage", "1k", "--store", url)
+        assert shown.stdout == "imapd: alice: storage 0 of 1024 bytes, messages 0 of 5\n"
+    finally:
+        cluster.release_database(dsn)
