@@ -349,6 +349,42 @@ class UserImportOptions(_DataOptions):
         self["file"] = args[0]
 
 
+class UserQuotaOptions(_NamedUserOptions):
+    """``imapd user quota NAME [--storage SIZE] [--messages N]``: show the
+    user's quota (RFC 9208 STORAGE and MESSAGE) or change the given limits
+    (``none``: unlimited); a limit not given is kept."""
+
+    synopsis = "NAME [--storage SIZE|none] [--messages N|none] [--data DIR] [--store URL]"
+    optParameters: list[list[Any]] = _DataOptions.optParameters + [
+        ["storage", None, None, "storage limit in bytes, or with K, M, G, T (x1024), or none"],
+        ["messages", None, None, "message count limit, or none"],
+    ]
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        for key in ("storage", "messages"):
+            if self[key] is not None:
+                self[key] = parse_limit(self[key], key == "storage")
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+UNLIMITED = -1  # parse_limit's value for "none"
+
+
+def parse_limit(text: str, sizes: bool) -> int:
+    """A quota limit: a whole number (sizes may end in K, M, G or T, powers
+    of 1024), or ``none`` (``UNLIMITED``)."""
+    value = text.strip().upper()
+    if value == "NONE":
+        return UNLIMITED
+    unit = value[-1:] if sizes and value[-1:] in _UNITS else ""
+    digits = value[:-1] if unit else value
+    if not digits.isdigit() or len(digits) > 19:
+        raise usage.UsageError(f"invalid limit {text!r}: a whole number"
+                               + (" (K, M, G, T allowed)" if sizes else "") + " or none")
+    return int(digits) * _UNITS[unit]
+
+
 IMPORT_HELP = "Import users from a Dovecot passwd-file (user:{SCHEME}hash:...)"
 
 
@@ -358,13 +394,14 @@ class UserOptions(_Options):
         ["passwd", None, UserPasswdOptions, "Change a user's password"],
         ["del", None, UserDelOptions, "Delete a user"],
         ["list", None, UserListOptions, "List users"],
+        ["quota", None, UserQuotaOptions, "Show or set a user's quota (RFC 9208)"],
         ["import", None, UserImportOptions, IMPORT_HELP],
         ["import-passwd", None, UserImportOptions, "The same as import"],
     ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("user: give one of add, passwd, del, list, import")
+            raise usage.UsageError("user: give one of add, passwd, del, list, quota, import")
 
 
 class DbInitOptions(_DataOptions):
@@ -438,6 +475,10 @@ def _user_command(command: str, sub: Any, db: UserStore) -> int:
     if command in ("import", "import-passwd"):
         return run_import(db, Path(sub["file"]), bool(sub["replace"]))
     name = sub["name"]
+    if command == "quota":
+        if not db.exists(name):
+            raise UserDatabaseError(f"no such user: {name!r}")
+        return run_quota(sub, name)
     if command == "del":
         db.delete(name)
         print(f"imapd: deleted user {name}")
@@ -453,6 +494,62 @@ def _user_command(command: str, sub: Any, db: UserStore) -> int:
         db.set_password(name, read_password(sub["password-stdin"]))
         print(f"imapd: changed password of {name}")
     return 0
+
+
+def run_quota(sub: UserQuotaOptions, name: str) -> int:
+    """``imapd user quota``: change the limits given (the others kept), then
+    print the user's usage and limits. Works while the server runs: the
+    store enforces the new limits at its next write."""
+    from imapd.mail.backend import QuotaInfo
+    from imapd.mail.service import MailService
+
+    async def work(mail: MailService) -> QuotaInfo:
+        if sub["storage"] is not None or sub["messages"] is not None:
+            now = await mail.quota(name)
+            storage = now.storage_limit if sub["storage"] is None else sub["storage"]
+            messages = now.messages_limit if sub["messages"] is None else sub["messages"]
+            await mail.set_quota(name, None if storage == UNLIMITED else storage,
+                                 None if messages == UNLIMITED else messages)
+        return await mail.quota(name)
+
+    info = _with_mail(sub.config(), work)
+
+    def limit(value: int | None) -> str:
+        return "unlimited" if value is None else str(value)
+
+    print(f"imapd: {name}: storage {info.storage_used} of {limit(info.storage_limit)} bytes, "
+          f"messages {info.messages_used} of {limit(info.messages_limit)}")
+    return 0
+
+
+def _with_mail(config: Config, work: Callable[[Any], Any]) -> Any:
+    """Run ``await work(mail_service)`` on a reactor started for it (the
+    store's threads hop results back to it), then close the store."""
+    from twisted.internet.defer import Deferred
+
+    from imapd import app
+    from imapd.net.runtime import global_reactor
+
+    reactor = global_reactor()
+    outcome: list[Any] = []
+
+    async def main() -> Any:
+        mail = app.open_mail(config, reactor)
+        try:
+            return await work(mail)
+        finally:
+            await mail.close()
+
+    def done(result: Any) -> None:
+        outcome.append(result)
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addBoth(done))
+    reactor.run(installSignalHandlers=False)
+    result = outcome[0]
+    if hasattr(result, "raiseException"):  # a Failure: the original error
+        result.raiseException()
+    return result
 
 
 def run_import(db: UserStore, source: Path, replace_existing: bool) -> int:
