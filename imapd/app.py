@@ -29,7 +29,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.logger import Logger
 
@@ -479,3 +479,32 @@ def install_stop_signals(reactor: Any) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+def run_with_mail(config: Config, work: Callable[[Any], Any]) -> Any:
+    """Run ``await work(mail_service)`` on a reactor started for it (the
+    store's threads hop results back to it), then close the store."""
+    from twisted.internet.defer import Deferred
+
+    from imapd.net.runtime import global_reactor
+
+    reactor = global_reactor()
+    outcome: list[Any] = []
+
+    async def main() -> Any:
+        mail = open_mail(config, reactor)
+        try:
+            return await work(mail)
+        finally:
+            await mail.close()
+
+    def done(result: Any) -> None:
+        outcome.append(result)
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addBoth(done))
+    reactor.run(installSignalHandlers=False)
+    result = outcome[0]
+    if hasattr(result, "raiseException"):  # a Failure: the original error
+        result.raiseException()
+    return result

@@ -512,7 +512,9 @@ def run_quota(sub: UserQuotaOptions, name: str) -> int:
                                  None if messages == UNLIMITED else messages)
         return await mail.quota(name)
 
-    info = _with_mail(sub.config(), work)
+    from imapd import app
+
+    info = app.run_with_mail(sub.config(), work)
 
     def limit(value: int | None) -> str:
         return "unlimited" if value is None else str(value)
@@ -520,36 +522,6 @@ def run_quota(sub: UserQuotaOptions, name: str) -> int:
     print(f"imapd: {name}: storage {info.storage_used} of {limit(info.storage_limit)} bytes, "
           f"messages {info.messages_used} of {limit(info.messages_limit)}")
     return 0
-
-
-def _with_mail(config: Config, work: Callable[[Any], Any]) -> Any:
-    """Run ``await work(mail_service)`` on a reactor started for it (the
-    store's threads hop results back to it), then close the store."""
-    from twisted.internet.defer import Deferred
-
-    from imapd import app
-    from imapd.net.runtime import global_reactor
-
-    reactor = global_reactor()
-    outcome: list[Any] = []
-
-    async def main() -> Any:
-        mail = app.open_mail(config, reactor)
-        try:
-            return await work(mail)
-        finally:
-            await mail.close()
-
-    def done(result: Any) -> None:
-        outcome.append(result)
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addBoth(done))
-    reactor.run(installSignalHandlers=False)
-    result = outcome[0]
-    if hasattr(result, "raiseException"):  # a Failure: the original error
-        result.raiseException()
-    return result
 
 
 def run_import(db: UserStore, source: Path, replace_existing: bool) -> int:
