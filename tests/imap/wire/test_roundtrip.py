@@ -5,7 +5,7 @@ independent reader."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imapd.core.config import Limits
@@ -34,11 +34,19 @@ COMMAND_TYPES = {
 def test_strategies_cover_every_command_type() -> None:
     assert set(c.Command.__args__) == COMMAND_TYPES  # type: ignore[attr-defined]
     seen: set[type] = set()
+    # Every branch of the one_of, drawn from directly: sampling the union
+    # (600 draws over ~40 branches) missed a type now and then, so the test
+    # failed at random without anything being wrong.
+    union = getattr(gen.commands, "wrapped_strategy", gen.commands)
+    branches = union.original_strategies
 
-    @settings(max_examples=600, database=None)
-    @given(gen.commands)
-    def collect(command: c.Command) -> None:
-        seen.add(type(command))
+    @settings(max_examples=3, database=None,
+              suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow])
+    @given(st.data())
+    def collect(data: st.DataObject) -> None:
+        for branch in branches:
+            for _ in range(5):
+                seen.add(type(data.draw(branch)))
 
     collect()
     assert seen == COMMAND_TYPES
