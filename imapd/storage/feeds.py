@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar
 
 from imapd.mail.backend import Ring
 
@@ -110,3 +110,13 @@ class SiblingFeeds(Generic[F]):
     def feeds(self, key: str) -> list[F]:
         with self._lock:
             return list(self._by_key.get(key, ()))
+
+    def ring_all(self, key: str, rings: Sequence[tuple[int, int]]) -> None:
+        """Ring (mailbox id, modseq) in every feed open on ``key``: a commit
+        through one backend is heard by the others in this process at once
+        (called on the reactor thread)."""
+        if not rings:
+            return
+        for feed in self.feeds(key):
+            for mailbox_id, modseq in rings:
+                feed.ring(mailbox_id, modseq)

@@ -95,11 +95,7 @@ class PostgresBackend:
         """Ring this backend's feed and, at the same moment, those of the
         other backends on the same database in this process (they would
         hear the NOTIFY a moment later; as the SQLite engine does)."""
-        if not rings:
-            return
-        for feed in Siblings.feeds(self.dsn):
-            for mailbox_id, modseq in rings:
-                feed.ring(mailbox_id, modseq)
+        Siblings.ring_all(self.dsn, rings)
 
     def _check_open(self) -> None:
         if self._closed:

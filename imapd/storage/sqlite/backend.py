@@ -168,11 +168,7 @@ class SqliteBackend:
     def _ring_all(self, rings: Sequence[tuple[int, int]]) -> None:
         """Ring this backend's feed and those of the other backends over
         the same file in this process (called on the reactor thread)."""
-        if not rings:
-            return
-        for feed in Siblings.feeds(self.path):
-            for mailbox_id, modseq in rings:
-                feed.ring(mailbox_id, modseq)
+        Siblings.ring_all(self.path, rings)
 
     def _write(self, op: WriteOp[T], optional: bool = False) -> Awaitable[T]:
         if self._closed:
