@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from twisted.python import usage
 
 from imapd import __version__
+from imapd.cli_quota import parse_limit, run_quota
 from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners, ensure_data_dir
 from imapd.core.config import (
     DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, LmtpConfig, StoreURLError,
@@ -367,24 +368,6 @@ class UserQuotaOptions(_NamedUserOptions):
                 self[key] = parse_limit(self[key], key == "storage")
 
 
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-UNLIMITED = -1  # parse_limit's value for "none"
-
-
-def parse_limit(text: str, sizes: bool) -> int:
-    """A quota limit: a whole number (sizes may end in K, M, G or T, powers
-    of 1024), or ``none`` (``UNLIMITED``)."""
-    value = text.strip().upper()
-    if value == "NONE":
-        return UNLIMITED
-    unit = value[-1:] if sizes and value[-1:] in _UNITS else ""
-    digits = value[:-1] if unit else value
-    if not digits.isdigit() or len(digits) > 19:
-        raise usage.UsageError(f"invalid limit {text!r}: a whole number"
-                               + (" (K, M, G, T allowed)" if sizes else "") + " or none")
-    return int(digits) * _UNITS[unit]
-
-
 IMPORT_HELP = "Import users from a Dovecot passwd-file (user:{SCHEME}hash:...)"
 
 
@@ -493,34 +476,6 @@ def _user_command(command: str, sub: Any, db: UserStore) -> int:
             raise UserDatabaseError(f"no such user: {name!r}")
         db.set_password(name, read_password(sub["password-stdin"]))
         print(f"imapd: changed password of {name}")
-    return 0
-
-
-def run_quota(sub: UserQuotaOptions, name: str) -> int:
-    """``imapd user quota``: change the limits given (the others kept), then
-    print the user's usage and limits. Works while the server runs: the
-    store enforces the new limits at its next write."""
-    from imapd.mail.backend import QuotaInfo
-    from imapd.mail.service import MailService
-
-    async def work(mail: MailService) -> QuotaInfo:
-        if sub["storage"] is not None or sub["messages"] is not None:
-            now = await mail.quota(name)
-            storage = now.storage_limit if sub["storage"] is None else sub["storage"]
-            messages = now.messages_limit if sub["messages"] is None else sub["messages"]
-            await mail.set_quota(name, None if storage == UNLIMITED else storage,
-                                 None if messages == UNLIMITED else messages)
-        return await mail.quota(name)
-
-    from imapd import app
-
-    info = app.run_with_mail(sub.config(), work)
-
-    def limit(value: int | None) -> str:
-        return "unlimited" if value is None else str(value)
-
-    print(f"imapd: {name}: storage {info.storage_used} of {limit(info.storage_limit)} bytes, "
-          f"messages {info.messages_used} of {limit(info.messages_limit)}")
     return 0
 
 

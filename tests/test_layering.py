@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
     "imapd.app": 8,              # composition root
     "imapd.cli": 9,
+    "imapd.cli_quota": 9,        # `imapd user quota` (split from cli.py)
     "imapd.__main__": 9,
 }
 PURE_LAYERS = ("imapd.imap.wire", "imapd.message")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imapd.cli import UNLIMITED, parse_limit
+from imapd.cli_quota import UNLIMITED, parse_limit
 from imapd.mail.errors import OverQuota
 from imapd.mail.records import AppendItem
 from imapd.storage.sqlite import open_backend
