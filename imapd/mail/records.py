@@ -55,7 +55,9 @@ class MailboxInfo:
 @dataclass(frozen=True, slots=True)
 class MailboxStatus:
     """Everything STATUS can ask for (RFC 3501 §6.3.10, RFC 7162 §3.1.9,
-    RFC 8438). ``recent`` counts messages no session has claimed yet."""
+    RFC 8438 SIZE, RFC 9051 §6.3.11 DELETED). ``recent`` counts messages no
+    session has claimed yet; ``deleted`` those flagged ``\\Deleted`` and
+    ``deleted_size`` their octets (what EXPUNGE would free)."""
 
     name: str
     messages: int
@@ -65,6 +67,8 @@ class MailboxStatus:
     unseen: int
     highestmodseq: int
     size: int
+    deleted: int = 0
+    deleted_size: int = 0
 
     def item(self, name: str) -> int:
         """The value of a STATUS data item by its IMAP name (``"UIDNEXT"``)."""

@@ -41,11 +41,16 @@ NONEXISTENT = "\\NonExistent"
 SUBSCRIBED = "\\Subscribed"
 
 # What the store's MailboxStatus answers (RFC 3501 §6.3.10, RFC 7162 §3.1.9
-# HIGHESTMODSEQ, RFC 8438 SIZE), and RFC 7889 APPENDLIMIT from the limits.
+# HIGHESTMODSEQ, RFC 8438 SIZE, RFC 9051 §6.3.11 DELETED: the count of
+# messages flagged \Deleted, which a server offering QUOTA=RES-MESSAGE
+# answers), and from elsewhere RFC 7889 APPENDLIMIT (the limits) and RFC 9208
+# DELETED-STORAGE (QUOTA=RES-STORAGE: what EXPUNGE would free, in the
+# STORAGE resource's unit of 1024 octets, rounded up as usage is).
 STORE_STATUS_ITEMS = frozenset({
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE",
+    "DELETED",
 })
-STATUS_ITEMS = STORE_STATUS_ITEMS | {"APPENDLIMIT"}
+STATUS_ITEMS = STORE_STATUS_ITEMS | {"APPENDLIMIT", "DELETED-STORAGE"}
 # Distinct patterns in one LIST (RFC 5258 §3 sets no limit; clients send one
 # to a few). More is NO [LIMIT] (RFC 5530).
 MAX_PATTERNS = 32
@@ -70,6 +75,8 @@ def status_values(
     for item in dict.fromkeys(items):
         if item == "APPENDLIMIT":
             values.append((item, ctx.config.limits.max_literal))
+        elif item == "DELETED-STORAGE":
+            values.append((item, -(-status.deleted_size // 1024)))
         else:
             values.append((item, status.item(item)))
     return tuple(values)

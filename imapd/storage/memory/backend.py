@@ -245,6 +245,8 @@ class MemoryBackend:
             unseen=sum(1 for m in messages if not m.bits & SEEN_BIT),
             highestmodseq=mailbox.highestmodseq,
             size=sum(len(m.data) for m in messages),
+            deleted=sum(1 for m in messages if m.bits & DELETED_BIT),
+            deleted_size=sum(len(m.data) for m in messages if m.bits & DELETED_BIT),
         )
 
     async def snapshot(self, ref: MailboxRef) -> tuple[MailboxSnapshot, int]:

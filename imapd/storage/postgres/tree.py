@@ -20,7 +20,7 @@ from imapd.mail.backend import (
     TreeOp, TreePlan,
 )
 from imapd.mail.errors import NoSuchMailbox, OverLimit
-from imapd.mail.flags import SEEN_BIT
+from imapd.mail.flags import DELETED_BIT, SEEN_BIT
 from imapd.mail.records import MailboxStatus
 from imapd.storage.rows import MailboxRow
 from imapd.storage.postgres.runner import Conn, Rings
@@ -280,10 +280,13 @@ def status(conn: Conn, row: MailboxRow) -> MailboxStatus:
     """STATUS (RFC 3501 §6.3.10, RFC 7162 §3.1.9, RFC 8438 SIZE)."""
     found = conn.execute(
         "SELECT count(*), count(*) FILTER (WHERE sysflags & %s = 0), coalesce(sum(size), 0), "
-        "count(*) FILTER (WHERE uid >= %s) FROM messages WHERE mailbox_id=%s",
-        (SEEN_BIT, row.recent_from, row.id)).fetchone()
+        "count(*) FILTER (WHERE uid >= %s), count(*) FILTER (WHERE sysflags & %s != 0), "
+        "coalesce(sum(size) FILTER (WHERE sysflags & %s != 0), 0) "
+        "FROM messages WHERE mailbox_id=%s",
+        (SEEN_BIT, row.recent_from, DELETED_BIT, DELETED_BIT, row.id)).fetchone()
     assert found is not None
-    messages, unseen, size, recent = found
+    messages, unseen, size, recent, deleted, deleted_size = found
     return MailboxStatus(name=row.name, messages=int(messages), recent=int(recent),
                          uidnext=row.uidnext, uidvalidity=row.uidvalidity, unseen=int(unseen),
-                         highestmodseq=row.highestmodseq, size=int(size))
+                         highestmodseq=row.highestmodseq, size=int(size),
+                         deleted=int(deleted), deleted_size=int(deleted_size))

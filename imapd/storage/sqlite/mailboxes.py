@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from imapd.core.errors import ImapError
 from imapd.mail import names
-from imapd.mail.flags import SEEN_BIT
+from imapd.mail.flags import DELETED_BIT, SEEN_BIT
 from imapd.mail.records import MailboxStatus
 from imapd.storage.rows import MailboxRow
 
@@ -206,10 +206,11 @@ def subscribed_names(conn: sqlite3.Connection, user_id: int) -> list[str]:
 
 
 def status(conn: sqlite3.Connection, row: MailboxRow) -> MailboxStatus:
-    messages, unseen, size, recent = conn.execute(
-        "SELECT count(*), total(sysflags & ? = 0), total(size), total(uid >= ?) "
+    messages, unseen, size, recent, deleted, deleted_size = conn.execute(
+        "SELECT count(*), total(sysflags & ? = 0), total(size), total(uid >= ?), "
+        "total(sysflags & ? != 0), total(CASE WHEN sysflags & ? != 0 THEN size END) "
         "FROM messages WHERE mailbox_id=?",
-        (SEEN_BIT, row.recent_from, row.id),
+        (SEEN_BIT, row.recent_from, DELETED_BIT, DELETED_BIT, row.id),
     ).fetchone()
     return MailboxStatus(
         name=row.name,
@@ -220,5 +221,7 @@ def status(conn: sqlite3.Connection, row: MailboxRow) -> MailboxStatus:
         unseen=int(unseen),
         highestmodseq=row.highestmodseq,
         size=int(size),
+        deleted=int(deleted),
+        deleted_size=int(deleted_size),
     )
 

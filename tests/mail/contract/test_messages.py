@@ -376,6 +376,7 @@ async def test_status_counts(service: MailService) -> None:
         3, 2, 9, 4, 3)
     assert status.name == "INBOX"
     assert status.item("UIDNEXT") == 4 and status.item("HIGHESTMODSEQ") == status.highestmodseq
+    assert (status.deleted, status.deleted_size) == (1, 1)
     await service.open(U, "INBOX", readonly=True)
     assert (await service.status(U, "INBOX")).recent == 3  # EXAMINE claims nothing
     await rw(service)

@@ -30,10 +30,11 @@ from imapd.imap.wire.parse.condstore import (
 _DEFAULT_NESTING = Limits().max_nesting
 _BASE64 = re.compile(rb"=|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 # RFC 3501 §6.3.10 status-att, plus the extension items handlers may know
-# (RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 9051 DELETED, RFC 7889 APPENDLIMIT).
+# (RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE, RFC 9051 DELETED, RFC 9208
+# DELETED-STORAGE, RFC 7889 APPENDLIMIT).
 STATUS_ITEMS = frozenset({
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-    "HIGHESTMODSEQ", "SIZE", "DELETED", "APPENDLIMIT",
+    "HIGHESTMODSEQ", "SIZE", "DELETED", "DELETED-STORAGE", "APPENDLIMIT",
 })
 
 
