@@ -290,7 +290,8 @@ def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: A
     settings = LmtpSettings(
         hostname=socket.getfqdn() or config.server_name, domains=options.domains,
         separator=options.separator, max_message=options.max_message,
-        max_recipients=options.max_recipients, spool_dir=config.data_dir / "spool")
+        max_recipients=options.max_recipients, spool_dir=config.data_dir / "spool",
+        quota_full_tempfail=options.quota_full_tempfail)
     return LmtpFactory(mail, users, settings, reactor, max_line=options.max_line,
                        idle=options.idle_timeout,
                        max_connections=config.limits.max_connections)
@@ -326,7 +327,8 @@ def deliver_command(config: Config, request: Any, raw: bytes) -> int:
         runtime = ReactorRuntime(reactor)
         try:
             return await lda.deliver(
-                mail, lambda name: runtime.in_thread(users.exists, name), request, message)
+                mail, lambda name: runtime.in_thread(users.exists, name), request, message,
+                quota_tempfail=config.lmtp.quota_full_tempfail)
         except Exception as error:  # the store went away mid-delivery
             return lda.EX_TEMPFAIL, f"imapd deliver: {error}"
         finally:

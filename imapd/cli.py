@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,11 +26,11 @@ from twisted.python import usage
 
 from imapd.cli_quota import parse_limit, run_quota
 from imapd.cli_serve import (  # ServeOptions, resolve_data_dir: re-exported for the plugin
-    DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, ServeOptions, resolve_data_dir,
-    resolve_store, run_serve,
+    DATA_ENV, DEFAULT_DATA_DIR, QUOTA_TEMPFAIL_HELP, STORE_HELP, BaseOptions, ServeOptions,
+    resolve_data_dir, resolve_store, run_serve,
 )
 from imapd.app import ensure_data_dir
-from imapd.core.config import Config
+from imapd.core.config import Config, LmtpConfig
 from imapd.core.model import Secret
 from imapd.accounts.store import UserStore
 from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_spec
@@ -164,6 +165,11 @@ class DeliverOptions(_DataOptions):
         ["address", "a", None, "recipient address or user name (default: $USER)"],
         ["mailbox", "m", None, "folder to deliver into (default: +detail folder, else INBOX)"],
     ]
+    optFlags = [["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP]]
+
+    def config(self) -> Config:
+        return replace(super().config(), lmtp=LmtpConfig(
+            quota_full_tempfail=bool(self["quota-full-tempfail"])))
 
 
 class ImapdOptions(BaseOptions):

@@ -47,6 +47,8 @@ def resolve_store(option: str | None) -> str:
 
 _WORKERS_OPTION: list[Any] = [
     "workers", None, 1, "server processes sharing the listening ports (imapd serve only)", int]
+QUOTA_TEMPFAIL_HELP = ("over quota is a temporary failure (LMTP 452 4.2.2, deliver exit 75) "
+                       "instead of a permanent one (552 5.2.2, exit 77): the MTA retries")
 STORE_HELP = (f"where mail and users live: sqlite (the data directory) or "
               f"postgresql://USER@HOST[:PORT]/DBNAME (default ${STORE_ENV} or sqlite)")
 
@@ -136,6 +138,7 @@ class ServeOptions(BaseOptions):
          "offer SCRAM-SHA-256-PLUS (channel binding, RFC 5802 §6) on TLS connections"],
         ["no-default-mailboxes", None,
          "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
+        ["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP],
     ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
@@ -240,7 +243,8 @@ class ServeOptions(BaseOptions):
             scram_plus=bool(self["scram-plus"]),
             default_mailboxes=self.default_mailboxes(),
             store=self["store"],
-            lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"])),
+            lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"]),
+                            quota_full_tempfail=bool(self["quota-full-tempfail"])),
         )
 
     def listeners(self) -> Listeners:

@@ -68,7 +68,11 @@ class LmtpConfig:
     recipient ``domains`` (lower-case; empty: any), the subaddress
     ``separator`` ("" turns ``user+detail`` off), the SIZE limit (RFC 1870),
     recipients per transaction (RFC 5321 §4.5.3.1.8: at least 100), the
-    longest input line and the idle timeout in seconds."""
+    longest input line and the idle timeout in seconds.
+    ``quota_full_tempfail``: an over-quota recipient is a temporary failure
+    (LMTP 452 4.2.2, ``imapd deliver`` 75) instead of a permanent one
+    (552 5.2.2, 77), as Dovecot's ``quota_full_tempfail``; LMTP and
+    ``imapd deliver`` both read it (``--quota-full-tempfail``)."""
 
     domains: tuple[str, ...] = ()
     separator: str = "+"
@@ -76,6 +80,7 @@ class LmtpConfig:
     max_recipients: int = 100
     max_line: int = 64 * KIB
     idle_timeout: float = 300.0
+    quota_full_tempfail: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 ``mailbox_command`` / a pipe transport): one message from stdin into one
 recipient's mailbox, answered with a sysexits(3) status the MTA acts on
 (0 delivered; 67 unknown user: bounce; 75 try again later; 73 the input
-cannot be stored: bounce).
+cannot be stored: bounce; 77 over quota: bounce, unless the operator made
+quota temporary with ``--quota-full-tempfail``: then 75, as Dovecot's LDA
+with ``quota_full_tempfail``).
 
 The message is stored as piped, except: a leading mbox ``From `` envelope
 line is dropped, line ends become CRLF (RFC 5322 §2.1; MTAs pipe LF), and
@@ -26,6 +28,7 @@ EX_NOUSER = 67
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
+EX_NOPERM = 77
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
@@ -62,10 +65,11 @@ def prepare(raw: bytes, sender: str | None, limit: int) -> bytes:
 
 
 async def deliver(mail: MailService, exists: Exists, request: Request,
-                  message: bytes) -> tuple[int, str]:
+                  message: bytes, quota_tempfail: bool = False) -> tuple[int, str]:
     """Store ``message`` for ``request``; (sysexits status, one line for
     stderr). A ``-m`` folder that does not exist falls back to INBOX, as
-    Dovecot's LDA does without ``-n``: the mail is not lost."""
+    Dovecot's LDA does without ``-n``: the mail is not lost. Over quota is
+    EX_NOPERM (the MTA bounces with the reason) unless ``quota_tempfail``."""
     recipient = await resolve(request.recipient, (), request.separator, exists)
     if recipient is None:
         return EX_NOUSER, f"imapd deliver: {request.recipient}: user unknown"
@@ -81,8 +85,11 @@ async def deliver(mail: MailService, exists: Exists, request: Request,
             except MailError:  # missing, a placeholder, an invalid name
                 folder = INBOX
         await mail.deliver(recipient.user, folder, [AppendItem(message)])
-    except (OverQuota, StorageFull, Unavailable) as error:
-        # Quota is temporary here: the MTA keeps the mail and retries.
+    except OverQuota as error:
+        status = EX_TEMPFAIL if quota_tempfail else EX_NOPERM
+        return status, f"imapd deliver: {recipient.user}: mailbox full (over quota): {error}"
+    except (StorageFull, Unavailable) as error:
+        # The store's trouble, not the recipient's: the MTA keeps the mail.
         return EX_TEMPFAIL, f"imapd deliver: {recipient.user}: {error}"
     except MailError as error:
         return EX_TEMPFAIL, f"imapd deliver: {recipient.user}: {error}"

@@ -34,10 +34,15 @@ class Reply:
         return 200 <= self.code < 400
 
 
-def delivery_failure(error: MailError) -> Reply:
+def delivery_failure(error: MailError, quota_tempfail: bool = False) -> Reply:
     """The reply for a recipient whose delivery raised ``error``: permanent
-    only when retrying cannot help (RFC 3463 §3.3 / §3.5)."""
+    only when retrying cannot help (RFC 3463 §3.3 / §3.5). Over quota is
+    X.2.2 (RFC 3463 §3.3, "mailbox full"): 552 by default (RFC 5321
+    §4.2.2 lets 552 be permanent), or 452 when the operator wants the MTA
+    to keep the mail and retry (``quota_tempfail``)."""
     if isinstance(error, OverQuota):
+        if quota_tempfail:
+            return Reply(452, "4.2.2", "Mailbox full (over quota), try again later")
         return Reply(552, "5.2.2", "Mailbox full (over quota)")
     if isinstance(error, StorageFull):
         return Reply(452, "4.3.1", "Mail system full, try again later")

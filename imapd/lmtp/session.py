@@ -29,7 +29,8 @@ class LmtpSettings:
     """Operator choices: ``domains`` accepted (lower-case; empty: any),
     the subaddress ``separator`` ("" turns ``+detail`` off), the SIZE
     limit (RFC 1870), recipients per transaction (RFC 5321 §4.5.3.1.8
-    asks for at least 100), and where large messages spool."""
+    asks for at least 100), where large messages spool, and whether over
+    quota is temporary (452 4.2.2) rather than permanent (552 5.2.2)."""
 
     hostname: str = "imapd"
     domains: tuple[str, ...] = ()
@@ -37,6 +38,7 @@ class LmtpSettings:
     max_message: int = 64 * 1024 * 1024
     max_recipients: int = 100
     spool_dir: Path | None = None
+    quota_full_tempfail: bool = False
 
 
 OK = Reply(250, "2.0.0", "OK")
@@ -213,7 +215,7 @@ class LmtpSession:
             folder = await self._folder(rcpt)
             await self.mail.deliver(rcpt.user, folder, [AppendItem(message)])
         except MailError as error:
-            return delivery_failure(error)
+            return delivery_failure(error, self.settings.quota_full_tempfail)
         except OSError:
             return Reply(451, "4.3.0", "Local error while spooling")
         finally:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.raw import RawClient
 from tests.support.server import (
-    RunningServer, add_user, imapd_command, running_server, subprocess_env,
+    RunningServer, add_user, imapd_command, run_cli, running_server, subprocess_env,
 )
 
 USERS = {"alice": "wonderland", "bob": "builder"}
@@ -85,3 +85,19 @@ def test_into_a_folder_and_without_a_server(tmp_path: Path) -> None:
         assert deliver(data_dir, "-a", "alice", "-m", "Lists").returncode == 0
         assert last_message(s, "alice", "Lists") == STORED
         assert last_message(s, "alice") == STORED  # the envelope line was dropped
+
+
+def test_over_quota_bounces_unless_configured_temporary(tmp_path: Path) -> None:
+    """Over quota is EX_NOPERM (77, the MTA bounces with the reason on
+    stderr) by default, EX_TEMPFAIL (75) with --quota-full-tempfail."""
+    data_dir = tmp_path / "imapd-data"
+    add_user(data_dir, "alice", USERS["alice"])
+    run_cli("user", "quota", "alice", "--storage", "10", "--data", str(data_dir))
+    bounced = deliver(data_dir, "-a", "alice")
+    assert bounced.returncode == 77, bounced.stderr  # EX_NOPERM
+    assert b"over quota" in bounced.stderr
+    kept = deliver(data_dir, "-a", "alice", "--quota-full-tempfail")
+    assert kept.returncode == 75, kept.stderr  # EX_TEMPFAIL: the MTA retries
+    assert b"over quota" in kept.stderr
+    run_cli("user", "quota", "alice", "--storage", "none", "--data", str(data_dir))
+    assert deliver(data_dir, "-a", "alice").returncode == 0

@@ -7,17 +7,17 @@ from __future__ import annotations
 import imaplib
 import re
 import smtplib
-
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.support.raw import RawClient
-from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
+from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, run_cli, running_server
 from tests.support.spool import big_message
 from tests.support.waiting import wait_until
 
-USERS = {"alice": "wonderland", "bob": "builder"}
+USERS = {"alice": "wonderland", "bob": "builder", "full": "quota"}
 LMTP_LINE = re.compile(r"listening on LMTP (\[[^\]]+\]|[^\s:]+):(\d+)")
 
 
@@ -145,3 +145,28 @@ def test_an_idle_session_sees_the_delivery_as_recent(server: RunningServer) -> N
     assert other.response("RECENT")[1] == [b"0"]  # \Recent for exactly one session
     other.logout()
 
+
+
+def over_quota_reply(server: RunningServer) -> tuple[int, bytes]:
+    """The reply to a delivery to ``full``, who may store 10 octets."""
+    run_cli("user", "quota", "full", "--storage", "10", "--data", str(server.data_dir))
+    smtp = lmtp(server)
+    smtp.mail("s@example.org")
+    assert smtp.rcpt("full")[0] == 250
+    smtp.putcmd("DATA")
+    assert smtp.getreply()[0] == 354
+    smtp.send(b"Subject: too big\r\n\r\nfor ten octets\r\n.\r\n")
+    reply = smtp.getreply()
+    smtp.quit()
+    return reply
+
+
+def test_over_quota_is_permanent_by_default(server: RunningServer) -> None:
+    assert over_quota_reply(server) == (552, b"5.2.2 Mailbox full (over quota)")
+
+
+def test_over_quota_is_temporary_when_configured(tmp_path: Path) -> None:
+    args = ["--lmtp", LOOPBACK_ENDPOINT, "--quota-full-tempfail"]
+    with running_server(tmp_path, {"full": "pw"}, args) as tempfail:
+        assert over_quota_reply(tempfail) == (
+            452, b"4.2.2 Mailbox full (over quota), try again later")

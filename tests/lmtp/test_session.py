@@ -175,3 +175,17 @@ def test_a_store_failure_finding_the_detail_folder_is_temporary(backend: Recordi
     out = talk(lmtp, b"MAIL FROM:<>\r\nRCPT TO:<alice+lists>\r\nDATA\r\nX: y\r\n.\r\n")
     assert out.endswith(b"451 4.3.0 Mail store unavailable, try again later\r\n")
     assert backend.stored == []
+
+
+@pytest.mark.parametrize("tempfail, reply", [
+    (False, b"552 5.2.2 Mailbox full (over quota)\r\n"),
+    (True, b"452 4.2.2 Mailbox full (over quota), try again later\r\n"),
+])
+def test_over_quota_is_permanent_unless_configured_temporary(
+        backend: Recording, tempfail: bool, reply: bytes) -> None:
+    backend.errors = {"bob": OverQuota("full")}
+    lmtp = session(backend, quota_full_tempfail=tempfail)
+    out = talk(lmtp, b"LHLO mta\r\nMAIL FROM:<>\r\nRCPT TO:<bob>\r\nRCPT TO:<alice>\r\n"
+                     b"DATA\r\nX: y\r\n.\r\n")
+    assert out.endswith(b"354 Send message, end with <CRLF>.<CRLF>\r\n" + reply
+                        + b"250 2.0.0 <alice> Saved\r\n")
