@@ -81,6 +81,7 @@ def test_status_follows_changes_of_other_sessions(server: MailServer, client: Cl
 
 
 def test_status_items_are_checked(client: Client) -> None:
-    assert client.lines('a LIST "" % RETURN (STATUS (DELETED))') == [
-        b"a BAD Unsupported STATUS item: DELETED"]
+    # A status-att the grammar knows (RFC 9051 §9) that we do not answer.
+    assert client.lines('a LIST "" % RETURN (STATUS (MAILBOXID))') == [
+        b"a BAD Unknown status item MAILBOXID"]
     assert client.lines('b LIST "" % RETURN (STATUS (NOPE))') == [b"b BAD Unknown status item NOPE"]
