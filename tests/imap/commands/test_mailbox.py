@@ -479,8 +479,8 @@ def test_status_errors(server: MailServer, client: Client) -> None:
         S: a NO [NONEXISTENT] Mailbox does not exist: nosuch
         C: b STATUS a (MESSAGES)
         S: b NO [NONEXISTENT] Mailbox does not exist: a
-        C: c STATUS INBOX (DELETED)
-        S: c BAD Unsupported STATUS item: DELETED
+        C: c STATUS INBOX (MAILBOXID)
+        S: c BAD Unknown status item MAILBOXID
         C: d STATUS INBOX (BOGUS)
         S: d BAD Unknown status item BOGUS
         """
