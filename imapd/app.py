@@ -57,6 +57,10 @@ class Listeners:
     # LMTP (RFC 2033) for the MTA's local delivery: off unless asked for
     # (``--lmtp unix:/run/imapd/lmtp`` or a loopback TCP port).
     lmtp: tuple[str, ...] = ()
+    # POP3 (RFC 1939) and POP3S (implicit TLS, RFC 8314 §3.3, port 995):
+    # off unless asked for (``--pop3 tcp:110 --pop3s ssl:995``).
+    pop3: tuple[str, ...] = ()
+    pop3s: tuple[str, ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -274,6 +278,13 @@ def build_service(
         lmtp = lmtp_factory(config, mail, users, reactor)
         bound += [Listener("LMTP", d, lmtp) for d in listeners.lmtp]
         servers.append(lmtp)
+    if listeners.pop3 or listeners.pop3s:
+        from imapd.net.pop3_connection import Pop3Factory
+
+        pop3 = Pop3Factory(config, users, mail, clock=reactor, tls=tls, guard=factory.login_guard)
+        bound += [Listener("POP3", d, pop3) for d in listeners.pop3]
+        bound += [Listener("POP3S", d, pop3, tls=tls) for d in listeners.pop3s]
+        servers.append(pop3)
     return ListeningService(
         bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
         inherited=inherited)

@@ -18,11 +18,12 @@ from twisted.python import usage
 from imapd import __version__
 from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners
 from imapd.core.config import (
-    DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, LmtpConfig, StoreURLError,
-    parse_store,
+    DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, LmtpConfig, Pop3Config,
+    StoreURLError, parse_store,
 )
 from imapd.core.errors import ImapError
 from imapd.mail.names import normalize_name
+from imapd.pop3.maildrop import UIDL_FORMATS
 
 DEFAULT_DATA_DIR = "imapd-data"
 DATA_ENV = "IMAPD_DATA"
@@ -136,6 +137,7 @@ class ServeOptions(BaseOptions):
          "include the server version in the ID response (RFC 2971; off: name only)"],
         ["scram-plus", None,
          "offer SCRAM-SHA-256-PLUS (channel binding, RFC 5802 §6) on TLS connections"],
+        ["pop3-no-seen", None, "POP3 RETR does not mark messages \\Seen"],
         ["no-default-mailboxes", None,
          "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
         ["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP],
@@ -148,6 +150,8 @@ class ServeOptions(BaseOptions):
          "(default: a self-signed one generated in DATA/tls)"],
         ["tls-key", None, None, "PEM private key (default: in the --tls-cert file)"],
         ["store", None, None, STORE_HELP],
+        ["pop3-uidl-format", None, "imapd",
+         "POP3 UIDL format: imapd (UIDVALIDITY-UID) or dovecot (Dovecot's %08Xu%08Xv)"],
         _WORKERS_OPTION,
     ] + [
         [name, None, None, f"{doc} (default {_LIMIT_DEFAULTS[field]})", kind]
@@ -161,6 +165,8 @@ class ServeOptions(BaseOptions):
         self["special-use"] = {}
         self["lmtp"] = []
         self["lmtp-domain"] = []
+        self["pop3"] = []
+        self["pop3s"] = []
 
     def opt_special_use(self, value: str) -> None:
         # The docstring is the help text (one line: usage.Options keeps indentation).
@@ -196,9 +202,21 @@ class ServeOptions(BaseOptions):
         """Recipient domain LMTP accepts, repeatable (default: any domain)"""
         self["lmtp-domain"].append(domain.strip().lower())
 
+    def opt_pop3(self, endpoint: str) -> None:
+        """Endpoint to serve POP3 on (RFC 1939), e.g. tcp:110, repeatable (default: none, POP3 off)"""
+        self["pop3"].append(endpoint)
+
+    def opt_pop3s(self, endpoint: str) -> None:
+        """Endpoint for POP3 over implicit TLS (RFC 8314), e.g. ssl:995, repeatable (default: none)"""
+        self["pop3s"].append(endpoint)
+
     def postOptions(self) -> None:
         if self["lmtp"] and self["workers"] > 1:
             raise usage.UsageError("--lmtp cannot be combined with --workers yet")
+        if (self["pop3"] or self["pop3s"]) and self["workers"] > 1:
+            raise usage.UsageError("--pop3/--pop3s cannot be combined with --workers yet")
+        if self["pop3-uidl-format"] not in UIDL_FORMATS:
+            raise usage.UsageError(f"--pop3-uidl-format must be one of {', '.join(UIDL_FORMATS)}")
         if not self["imap"]:
             self["imap"] = [DEFAULT_ENDPOINT]
         if not self["imaps"] and self["tls-cert"]:
@@ -209,7 +227,7 @@ class ServeOptions(BaseOptions):
         from imapd.net.peer import split_proxy
 
         try:
-            for endpoint in self["imaps"]:
+            for endpoint in self["imaps"] + self["pop3s"]:
                 tcp_description_for_implicit_tls(split_proxy(endpoint)[1])
         except TLSConfigError as error:
             raise usage.UsageError(str(error)) from None
@@ -245,12 +263,15 @@ class ServeOptions(BaseOptions):
             store=self["store"],
             lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"]),
                             quota_full_tempfail=bool(self["quota-full-tempfail"])),
+            pop3=Pop3Config(uidl_format=self["pop3-uidl-format"],
+                            seen_on_retr=not self["pop3-no-seen"]),
         )
 
     def listeners(self) -> Listeners:
         """The endpoints and certificate (``imapd.app.Listeners``)."""
         return Listeners(
             imap=tuple(self["imap"]), imaps=tuple(self["imaps"]), lmtp=tuple(self["lmtp"]),
+            pop3=tuple(self["pop3"]), pop3s=tuple(self["pop3s"]),
             tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
             tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
         )

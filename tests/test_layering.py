@@ -30,6 +30,7 @@ RANKS: dict[str, int] = {
     "imapd.imap.capabilities": 6,
     "imapd.imap": 6,
     "imapd.lmtp": 6,             # LMTP delivery (RFC 2033), I/O-free
+    "imapd.pop3": 6,             # POP3 (RFC 1939), I/O-free
     "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
     "imapd.app": 8,              # composition root
     "imapd.cli": 9,
@@ -43,6 +44,7 @@ MAY_IMPORT_TWISTED_INTERNET = ("imapd.net", "imapd.app", "imapd.cli", "imapd.cli
 # engine, and storage engines know no protocol.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "imapd.imap": ("imapd.storage",),
+    "imapd.pop3": ("imapd.storage", "imapd.imap.commands", "imapd.imap.session"),
     "imapd.storage": ("imapd.imap", "imapd.net", "imapd.pop3", "imapd.lmtp", "imapd.admin"),
     "imapd.mail": ("imapd.storage", "imapd.imap", "imapd.net"),
 }

@@ -84,6 +84,22 @@ class LmtpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Pop3Config:
+    """POP3 (RFC 1939, ``imapd serve --pop3``; docs/pop3.md): the UIDL
+    format (``imapd``: ``<uidvalidity>-<uid>``; ``dovecot``: Dovecot's
+    default ``%08Xu%08Xv``), whether RETR sets ``\\Seen``, the longest
+    command line in octets with its CRLF (RFC 2449 §4 asks for at least
+    255), and the RFC 2449 EXPIRE / LOGIN-DELAY values to advertise (None:
+    not advertised)."""
+
+    uidl_format: str = "imapd"
+    seen_on_retr: bool = True
+    max_line: int = 1024
+    expire: str | None = None
+    login_delay: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("imapd-data")
     limits: Limits = field(default_factory=Limits)
@@ -111,6 +127,7 @@ class Config:
     # The data directory still holds TLS certificates and the spool.
     store: str = "sqlite"
     lmtp: LmtpConfig = field(default_factory=LmtpConfig)
+    pop3: Pop3Config = field(default_factory=Pop3Config)
 
 
 # --- the mail and user store (``--store``) ------------------------------------

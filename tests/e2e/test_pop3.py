@@ -1,0 +1,128 @@
+"""POP3 end to end: Python's ``poplib`` against a real ``imapd serve
+--pop3`` (and ``--pop3s``), the mail put in and checked over IMAP: the
+same store, seen from both protocols."""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import re
+import ssl
+from typing import Iterator
+
+import pytest
+
+from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
+from tests.support.waiting import wait_until
+
+USERS = {"alice": "wonderland", "bob": "builder"}
+POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
+POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    args = ["--pop3", LOOPBACK_ENDPOINT, "--pop3s", "ssl:0:interface=127.0.0.1"]
+    with running_server(tmp_path_factory.mktemp("e2e-pop3"), USERS, args) as s:
+        yield s
+
+
+def port(server: RunningServer, pattern: re.Pattern[str]) -> int:
+    return int(wait_until(lambda: pattern.search(server.log()), "the listener").group(2))
+
+
+def imap(server: RunningServer, user: str) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(server.host, server.port)
+    client.login(user, USERS[user])
+    return client
+
+
+def put(server: RunningServer, user: str, messages: list[bytes]) -> None:
+    client = imap(server, user)
+    try:
+        for message in messages:
+            typ, data = client.append("INBOX", None, None, message)
+            assert typ == "OK", data
+    finally:
+        client.logout()
+
+
+def pop(server: RunningServer, user: str) -> poplib.POP3:
+    client = poplib.POP3(server.host, port(server, POP3_LINE), timeout=30)
+    client.user(user)
+    client.pass_(USERS[user])
+    return client
+
+
+def imap_uids(server: RunningServer, user: str) -> list[int]:
+    client = imap(server, user)
+    try:
+        client.select("INBOX", readonly=True)
+        typ, data = client.uid("SEARCH", "ALL")
+        assert typ == "OK"
+        return [int(u) for u in (data[0] or b"").split()]
+    finally:
+        client.logout()
+
+
+def test_stat_list_retr_uidl_dele_quit_with_imap_seeing_the_result(server: RunningServer) -> None:
+    first = b"From: a@example.org\r\nSubject: one\r\n\r\n.dot line\r\nbody\r\n"
+    second = b"From: b@example.org\r\nSubject: two\r\n\r\nsecond\r\n"
+    put(server, "alice", [first, second])
+    uids = imap_uids(server, "alice")
+    client = pop(server, "alice")
+    try:
+        assert client.stat() == (2, len(first) + len(second))
+        _, listing, _ = client.list()
+        assert listing == [f"1 {len(first)}".encode(), f"2 {len(second)}".encode()]
+        _, lines, octets = client.retr(1)
+        # poplib drops line ends and undoes the byte-stuffing.
+        assert b"\r\n".join(lines) + b"\r\n" == first
+        _, ids, _ = client.uidl()
+        assert [i.split()[0] for i in ids] == [b"1", b"2"]
+        assert len({i.split()[1] for i in ids}) == 2
+        assert client.dele(1).startswith(b"+OK")
+        assert client.stat() == (1, len(second))
+        assert client.quit().startswith(b"+OK")
+    finally:
+        client.close()
+    assert imap_uids(server, "alice") == uids[1:]
+    # The second session sees one message, under the same unique id.
+    again = pop(server, "alice")
+    try:
+        assert again.stat() == (1, len(second))
+        assert again.uidl(1).split()[2] == ids[1].split()[1]
+    finally:
+        again.quit()
+
+
+def test_a_dropped_connection_deletes_nothing(server: RunningServer) -> None:
+    put(server, "bob", [b"Subject: keep\r\n\r\nme\r\n"])
+    before = imap_uids(server, "bob")
+    client = pop(server, "bob")
+    client.dele(1)
+    client.close()  # no QUIT
+    assert imap_uids(server, "bob") == before
+
+
+def test_wrong_password_is_err_auth(server: RunningServer) -> None:
+    client = poplib.POP3(server.host, port(server, POP3_LINE), timeout=30)
+    try:
+        client.user("alice")
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+            client.pass_("wrong")
+    finally:
+        client.quit()
+
+
+def test_pop3s_implicit_tls(server: RunningServer) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    client = poplib.POP3_SSL(server.host, port(server, POP3S_LINE), context=context, timeout=30)
+    try:
+        client.user("alice")
+        client.pass_(USERS["alice"])
+        assert client.noop().startswith(b"+OK")
+    finally:
+        client.quit()
