@@ -34,27 +34,30 @@ class DataReader:
             return True
         if body.startswith(b"."):
             body = body[1:]  # RFC 5321 §4.5.2: the client doubled a leading dot
-        self.size += len(body) + 2
+        self.feed_raw(body + b"\r\n")
+        return False
+
+    def feed_raw(self, data: bytes) -> None:
+        """Octets stored exactly as given: a BDAT chunk (RFC 3030 §2),
+        which is neither dot-stuffed nor line-framed; and each DATA line."""
+        self.size += len(data)
         if self.size > self.limit:
             self.too_big = True
             self.discard()
-            return False
-        if not self.too_big:
-            self._write(body)
-        return False
+        elif not self.too_big:
+            self._write(data)
 
-    def _write(self, body: bytes) -> None:
-        if self._file is None and len(self._memory) + len(body) + 2 > SPOOL_THRESHOLD:
+    def _write(self, data: bytes) -> None:
+        if self._file is None and len(self._memory) + len(data) > SPOOL_THRESHOLD:
             if self._spool_dir is not None:
                 self._spool_dir.mkdir(parents=True, exist_ok=True)
             self._file = tempfile.NamedTemporaryFile(dir=self._spool_dir)
             self._file.write(self._memory)
             self._memory = bytearray()
         if self._file is not None:
-            self._file.write(body + b"\r\n")
+            self._file.write(data)
         else:
-            self._memory += body
-            self._memory += b"\r\n"
+            self._memory += data
 
     def message(self, prefix: bytes) -> MessageData:
         """``prefix`` (trace headers) then the message; spooled and mapped

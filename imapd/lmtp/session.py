@@ -1,9 +1,12 @@
 """One LMTP session (RFC 2033), free of I/O: ``feed`` takes one complete
-input line (with its line end) and returns the replies to send, in order.
+input line (with its line end) and returns the replies to send, in order;
+while ``octets_wanted`` is non-zero (a BDAT chunk, RFC 3030) the caller
+hands raw input to ``feed_octets`` instead, at most that many octets.
 
-States: greeted -> LHLO -> MAIL -> RCPT... -> DATA -> (one reply per
-accepted recipient, RFC 2033 §4.2) -> MAIL again. RSET/NOOP/VRFY/QUIT
-anywhere outside DATA. No AUTH: the listener is local (RFC 2033 §5).
+States: greeted -> LHLO -> MAIL -> RCPT... -> DATA or BDAT chunks -> (one
+reply per accepted recipient, RFC 2033 §4.2, §4.3) -> MAIL again.
+RSET/NOOP/VRFY/QUIT anywhere outside DATA and a chunk. No AUTH: the
+listener is local (RFC 2033 §5).
 """
 
 from __future__ import annotations
@@ -43,12 +46,40 @@ class LmtpSettings:
 
 OK = Reply(250, "2.0.0", "OK")
 BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+NEED_MAIL = Reply(503, "5.5.1", "Need MAIL first")
+NO_RECIPIENTS = Reply(503, "5.5.1", "No valid recipients")
+TOO_BIG = Reply(552, "5.3.4", "Message too big")
+MAX_CHUNK_DIGITS = 20  # a BDAT size past any SIZE limit is still a size: 552, not 501
 
 
 @dataclass(slots=True)
 class _Transaction:
+    """``bdat``: the message being sent in BDAT chunks (RFC 3030), None
+    before the first; ``failed``: the reply every later chunk gets once a
+    chunk failed (RFC 3030 §4.2: pipelined chunks are read and dropped)."""
+
     sender: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
+    bdat: DataReader | None = None
+    failed: Reply | None = None
+
+    def discard(self) -> None:
+        if self.bdat is not None:
+            self.bdat.discard()
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """A BDAT chunk being read: octets still to come, whether it is the
+    LAST one, and the refusal its octets are read for, if any."""
+
+    size: int
+    last: bool
+    refused: Reply | None
+    left: int = 0
+
+    def __post_init__(self) -> None:
+        self.left = self.size
 
 
 class LmtpSession:
@@ -68,12 +99,18 @@ class LmtpSession:
         self.closed = False
         self._tx = _Transaction()
         self._data: DataReader | None = None
+        self._chunk: _Chunk | None = None
         self._serial = 0
 
     @property
     def in_data(self) -> bool:
         """True while message lines are read (no command is parsed)."""
         return self._data is not None
+
+    @property
+    def octets_wanted(self) -> int:
+        """Raw octets of a BDAT chunk still to read (``feed_octets``)."""
+        return self._chunk.left if self._chunk is not None else 0
 
     def line_too_long(self) -> list[Reply]:
         """An input line past the connection's limit was dropped
@@ -90,6 +127,11 @@ class LmtpSession:
         if self._data is not None:
             self._data.discard()
             self._data = None
+        self._new_transaction()
+
+    def _new_transaction(self) -> None:
+        self._tx.discard()
+        self._tx = _Transaction()
 
     def greeting(self) -> Reply:
         return Reply(220, "", f"{self.settings.hostname} LMTP ready")
@@ -113,8 +155,8 @@ class LmtpSession:
         if not argument.strip():
             return [Reply(501, "5.5.4", "LHLO needs a domain")]
         self.helo = argument.strip().split()[0]
-        self._tx = _Transaction()
-        extensions = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES",
+        self._new_transaction()
+        extensions = ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING",
                       f"SIZE {self.settings.max_message}")
         return [Reply(250, "", self.settings.hostname, extensions)]
 
@@ -158,6 +200,8 @@ class LmtpSession:
             return [Reply(501, "5.5.4", str(error))]
         if path.params:
             return [Reply(555, "5.5.4", "No RCPT parameters supported")]
+        if self._tx.bdat is not None or self._tx.failed is not None:
+            return [BAD_SEQUENCE]  # RFC 3030 §3: the message is already on its way
         if len(self._tx.recipients) >= self.settings.max_recipients:
             return [Reply(452, "4.5.3", "Too many recipients")]
         settings = self.settings
@@ -171,12 +215,14 @@ class LmtpSession:
         if self._tx.sender is None:
             return [Reply(503, "5.5.1", "Need MAIL first")]
         if not self._tx.recipients:
-            return [Reply(503, "5.5.1", "No valid recipients")]  # RFC 2033 §4.2
+            return [NO_RECIPIENTS]  # RFC 2033 §4.2
+        if self._tx.bdat is not None or self._tx.failed is not None:
+            return [Reply(503, "5.5.1", "DATA after BDAT")]  # RFC 3030 §3: not both
         self._data = DataReader(self.settings.max_message, self.settings.spool_dir)
         return [Reply(354, "", "Send message, end with <CRLF>.<CRLF>")]
 
     async def _rset(self, argument: str) -> list[Reply]:
-        self._tx = _Transaction()
+        self._new_transaction()
         return [OK]
 
     async def _noop(self, argument: str) -> list[Reply]:
@@ -190,15 +236,80 @@ class LmtpSession:
         self.closed = True
         return [Reply(221, "2.0.0", "Bye")]
 
+    # --- BDAT (RFC 3030; in LMTP, RFC 2033 §4.3) -----------------------------------
+
+    async def _bdat(self, argument: str) -> list[Reply]:
+        """``BDAT size [LAST]``: ``size`` raw octets follow the line. A
+        refused chunk is still read (else its octets would be taken for
+        commands), then answered; see ``_end_chunk``."""
+        words = argument.split()
+        if (not 1 <= len(words) <= 2 or not words[0].isdigit()
+                or len(words[0]) > MAX_CHUNK_DIGITS
+                or (len(words) == 2 and words[1].upper() != "LAST")):
+            return [Reply(501, "5.5.4", "Syntax: BDAT size [LAST]")]
+        tx = self._tx
+        refused = tx.failed
+        if refused is None and tx.sender is None:
+            refused = NEED_MAIL
+        elif refused is None and not tx.recipients:
+            refused = NO_RECIPIENTS
+        elif refused is None and tx.bdat is None:
+            tx.bdat = DataReader(self.settings.max_message, self.settings.spool_dir)
+        self._chunk = _Chunk(int(words[0]), len(words) == 2, refused)
+        if self._chunk.left == 0:
+            return await self._end_chunk()
+        return []
+
+    async def feed_octets(self, data: bytes) -> list[Reply]:
+        """Raw octets of the current chunk (at most ``octets_wanted``),
+        stored exactly as sent: no dot-unstuffing, no line-end change."""
+        chunk = self._chunk
+        assert chunk is not None and 0 < len(data) <= chunk.left
+        chunk.left -= len(data)
+        if chunk.refused is None and self._tx.bdat is not None:
+            self._tx.bdat.feed_raw(data)
+        if chunk.left:
+            return []
+        return await self._end_chunk()
+
+    async def _end_chunk(self) -> list[Reply]:
+        """The replies to a whole chunk: one for a chunk before LAST; after
+        LAST one per accepted recipient (RFC 2033 §4.3), also when the
+        transaction failed earlier, so a pipelining client stays in step."""
+        chunk, self._chunk = self._chunk, None
+        assert chunk is not None
+        tx = self._tx
+        failure = chunk.refused
+        if failure is None and tx.bdat is not None and tx.bdat.too_big:
+            failure = tx.failed = TOO_BIG  # RFC 1870 §6.2, after the octets
+            tx.discard()
+        if not chunk.last:
+            return [failure or Reply(250, "2.0.0", f"{chunk.size} octets received")]
+        if failure is not None:
+            count = len(tx.recipients) if failure is tx.failed else 1
+            replies = [failure] * max(1, count)
+            if tx.sender is not None:
+                self._new_transaction()
+            return replies
+        reader, tx.bdat = tx.bdat, None
+        assert reader is not None
+        self._tx = _Transaction()
+        return await self._deliver_all(reader, tx)
+
     # --- delivery ------------------------------------------------------------------
 
     async def _finish_data(self) -> list[Reply]:
         reader, self._data = self._data, None
         assert reader is not None
         tx, self._tx = self._tx, _Transaction()
+        if reader.too_big:
+            reader.discard()
+            return [TOO_BIG] * len(tx.recipients)
+        return await self._deliver_all(reader, tx)
+
+    async def _deliver_all(self, reader: DataReader, tx: _Transaction) -> list[Reply]:
+        """One reply per accepted recipient, in RCPT order (RFC 2033 §4.2)."""
         try:
-            if reader.too_big:
-                return [Reply(552, "5.3.4", "Message too big")] * len(tx.recipients)
             self._serial += 1
             return [await self._deliver_one(reader, tx, rcpt) for rcpt in tx.recipients]
         finally:
@@ -260,6 +371,7 @@ _COMMANDS: dict[str, _Handler] = {
     "MAIL": LmtpSession._mail,
     "RCPT": LmtpSession._rcpt,
     "DATA": LmtpSession._data_command,
+    "BDAT": LmtpSession._bdat,
     "RSET": LmtpSession._rset,
     "NOOP": LmtpSession._noop,
     "VRFY": LmtpSession._vrfy,

@@ -4,16 +4,19 @@ driving an I/O-free ``imapd.lmtp.session.LmtpSession``.
 Not built on ``LineConnection``: that framer understands IMAP literals
 (``{n}`` at a line's end), which are ordinary text inside an LMTP DATA
 phase. Here input is split on LF only; the session sees each line with
-its line end. Pipelining (RFC 2920, advertised by LHLO): lines are queued
-and answered strictly in order, one at a time; reading pauses while the
-queue is long (TCP back-pressure). Bounded per connection: the line length
-(``max_line``, an overlong line is dropped and answered 500 5.5.2), the
-queue, the message size (the session), and idle time (421 4.4.2).
+its line end, except while it reads a BDAT chunk (RFC 3030): then the
+next ``session.octets_wanted`` octets go to it raw, whatever they hold.
+So input is framed lazily, one item at a time, when the session is ready
+for it: a line framed ahead of a BDAT command could be chunk octets.
+Pipelining (RFC 2920, advertised by LHLO): input is buffered and answered
+strictly in order; reading pauses while the buffer is large (TCP
+back-pressure). Bounded per connection: the line length (``max_line``, an
+overlong line is dropped and answered 500 5.5.2), the buffer, the message
+size (the session), and idle time (421 4.4.2).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -31,10 +34,9 @@ from imapd.net.runtime import ReactorRuntime
 
 log = Logger(namespace="imapd.lmtp")
 
-# Queued input lines past which reading pauses, and below which it resumes.
-QUEUE_HIGH = 2048
-QUEUE_LOW = 256
-_TOO_LONG = b""  # queued in place of a dropped overlong line
+# Buffered input octets (beyond one longest line) past which reading
+# pauses; it resumes once the session has taken what it can.
+BUFFER_HIGH = 1024 * 1024
 
 
 class LmtpFactory(Factory):
@@ -79,7 +81,6 @@ class LmtpConnection(Protocol):
         self.factory = factory
         self.session: LmtpSession | None = None
         self._buffer = bytearray()
-        self._lines: deque[bytes] = deque()
         self._discarding = False
         self._running = False
         self._paused = False
@@ -103,7 +104,7 @@ class LmtpConnection(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._done = True
-        self._lines.clear()
+        self._buffer.clear()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self.factory.connections.discard(self)
@@ -114,56 +115,67 @@ class LmtpConnection(Protocol):
         if self._done or self.session is None:
             return
         self._arm()
-        buffer = self._buffer
-        buffer += data
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            if self._discarding:
-                self._discarding = False  # the tail of a dropped line
-            elif end + 1 - start > self.factory.max_line:
-                self._lines.append(_TOO_LONG)
-            else:
-                self._lines.append(bytes(buffer[start:end + 1]))
-            start = end + 1
-        del buffer[:start]
-        if len(buffer) > self.factory.max_line:
-            buffer.clear()
-            if not self._discarding:
-                self._discarding = True
-                self._lines.append(_TOO_LONG)
-        if len(self._lines) > QUEUE_HIGH and not self._paused:
+        self._buffer += data
+        if len(self._buffer) > BUFFER_HIGH + self.factory.max_line and not self._paused:
             self._paused = True
             self._transport().pauseProducing()
         self._kick()
 
     def _kick(self) -> None:
-        if self._running or not self._lines or self._done:
+        if self._running or not self._buffer or self._done:
             return
         self._running = True
         Deferred.fromCoroutine(self._run()).addErrback(self._crashed)
 
     async def _run(self) -> None:
-        """Answer queued lines in order (RFC 2920 §3.1)."""
+        """Answer buffered input in order (RFC 2920 §3.1) until what is
+        left is not yet a whole line; then resume reading."""
         session = self.session
         assert session is not None
         try:
-            while self._lines and not self._done:
-                line = self._lines.popleft()
-                if line is _TOO_LONG:
-                    replies = session.line_too_long()
-                else:
-                    replies = await session.feed(line)
-                if self._done:
-                    return
+            while not self._done:
+                replies = await self._next(session)
+                if replies is None or self._done:
+                    break
                 self._write(replies)
                 if session.closed:
                     self._finish()
                     return
-                if self._paused and len(self._lines) < QUEUE_LOW:
-                    self._paused = False
-                    self._transport().resumeProducing()
+            if self._paused and not self._done:
+                self._paused = False
+                self._transport().resumeProducing()
         finally:
             self._running = False
+
+    async def _next(self, session: LmtpSession) -> list[Reply] | None:
+        """Frame and answer one item of input: chunk octets, a line, or
+        an overlong line; None when the buffer holds no whole item."""
+        buffer = self._buffer
+        wanted = session.octets_wanted
+        if wanted:
+            if not buffer:
+                return None
+            data = bytes(buffer[:wanted])
+            del buffer[:len(data)]
+            return await session.feed_octets(data)
+        end = buffer.find(b"\n")
+        if end < 0:
+            if len(buffer) <= self.factory.max_line:
+                return None
+            buffer.clear()  # RFC 5321 §4.5.3.1.6: no line end in sight
+            if self._discarding:
+                return []
+            self._discarding = True
+            return session.line_too_long()
+        if self._discarding:  # the tail of a dropped line
+            self._discarding = False
+            del buffer[:end + 1]
+            return []
+        line = bytes(buffer[:end + 1])
+        del buffer[:end + 1]
+        if len(line) > self.factory.max_line:
+            return session.line_too_long()
+        return await session.feed(line)
 
     def _write(self, replies: list[Reply]) -> None:
         if replies and not self._done:
@@ -171,7 +183,7 @@ class LmtpConnection(Protocol):
 
     def _finish(self) -> None:
         self._done = True
-        self._lines.clear()
+        self._buffer.clear()
         self._transport().loseConnection()
 
     def goodbye(self, reply: Reply) -> None:

@@ -95,8 +95,8 @@ def test_pipelined_commands_are_answered_in_order(server: RunningServer) -> None
     assert raw.line().startswith(b"220 ")
     raw.send(b"LHLO p\r\nMAIL FROM:<>\r\nRCPT TO:<alice>\r\nRCPT TO:<x>\r\nDATA\r\n"
              b"Subject: p\r\n\r\n..\r\n.\r\nBOGUS\r\nNOOP\r\nQUIT\r\n")
-    lines = [raw.line() for _ in range(13)]
-    assert lines[5:] == [
+    lines = [raw.line() for _ in range(14)]
+    assert lines[6:] == [
         b"250 2.1.0 Sender OK\r\n", b"250 2.1.5 Recipient OK\r\n",
         b"550 5.1.1 <x> User unknown\r\n", b"354 Send message, end with <CRLF>.<CRLF>\r\n",
         b"250 2.0.0 <alice> Saved\r\n", b"500 5.5.1 Unknown command\r\n", b"250 2.0.0 OK\r\n",
@@ -170,3 +170,26 @@ def test_over_quota_is_temporary_when_configured(tmp_path: Path) -> None:
     with running_server(tmp_path, {"full": "pw"}, args) as tempfail:
         assert over_quota_reply(tempfail) == (
             452, b"4.2.2 Mailbox full (over quota), try again later")
+
+
+def test_bdat_chunks_pipelined_and_read_back_exactly(server: RunningServer) -> None:
+    """CHUNKING (RFC 3030) on a real socket (smtplib has no BDAT): the
+    stored message is the trace headers then exactly the chunk octets."""
+    chunks = [b"Subject: bdat\r\n\r\n.\r\nDATA\r\n..x\r\n", b"bare\nlf and\r",
+              b"\n8-bit \xc3\xa9\r\n" + b"z" * 70_000 + b"\r\n"]
+    raw = RawClient(server.host, lmtp_port(server))
+    assert raw.line().startswith(b"220 ")
+    raw.send(b"LHLO e2e.test\r\n")
+    assert b"250-CHUNKING\r\n" in b"".join(raw.line() for _ in range(6))
+    raw.send(b"MAIL FROM:<c@example.org>\r\nRCPT TO:<alice>\r\nRCPT TO:<bob>\r\n"
+             + b"".join(b"BDAT %d%s\r\n%s" % (len(c), b" LAST" if c is chunks[-1] else b"", c)
+                        for c in chunks) + b"QUIT\r\n")
+    assert [raw.line() for _ in range(8)] == [
+        b"250 2.1.0 Sender OK\r\n", b"250 2.1.5 Recipient OK\r\n", b"250 2.1.5 Recipient OK\r\n",
+        b"250 2.0.0 %d octets received\r\n" % len(chunks[0]),
+        b"250 2.0.0 %d octets received\r\n" % len(chunks[1]),
+        b"250 2.0.0 <alice> Saved\r\n", b"250 2.0.0 <bob> Saved\r\n", b"221 2.0.0 Bye\r\n"]
+    raw.close()
+    message = b"".join(chunks)
+    stored_as_sent(last_message(server, "alice"), "c@example.org", "alice", message)
+    stored_as_sent(last_message(server, "bob"), "c@example.org", "bob", message)

@@ -82,3 +82,27 @@ def test_a_pipelined_transaction_in_one_read() -> None:
         b"354 Send message, end with <CRLF>.<CRLF>\r\n250 2.0.0 <alice> Saved\r\n"
         b"221 2.0.0 Bye\r\n")
     assert transport.disconnecting
+
+
+BDAT_TRANSACTION = (b"LHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice>\r\n"
+                    b"BDAT 14\r\nNOOP\r\n.\r\nQUIT\nBDAT 3 LAST\r\nx\r\rNOOP\r\n")
+BDAT_REPLIES = (b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
+                b"250 2.0.0 14 octets received\r\n250 2.0.0 <alice> Saved\r\n250 2.0.0 OK\r\n")
+
+
+def test_pipelined_bdat_chunks_in_one_read() -> None:
+    """Chunk octets that look like commands (or a DATA terminator) are
+    octets: the connection frames input only when the session wants it."""
+    connection, transport = connect(factory())
+    take(transport)
+    connection.dataReceived(BDAT_TRANSACTION)
+    assert take(transport).endswith(b"250 SIZE 67108864\r\n" + BDAT_REPLIES)
+    assert not transport.disconnecting
+
+
+def test_bdat_chunks_split_across_reads() -> None:
+    connection, transport = connect(factory())
+    take(transport)
+    for index in range(len(BDAT_TRANSACTION)):
+        connection.dataReceived(BDAT_TRANSACTION[index:index + 1])
+    assert take(transport).endswith(b"250 SIZE 67108864\r\n" + BDAT_REPLIES)

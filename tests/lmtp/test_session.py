@@ -80,7 +80,7 @@ def test_lhlo_lists_the_extensions(backend: Recording) -> None:
     assert lmtp.greeting().encode() == b"220 mx.test LMTP ready\r\n"
     assert talk(lmtp, b"LHLO mta\r\n") == (
         b"250-mx.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-        b"250 SIZE 1000\r\n")
+        b"250-CHUNKING\r\n250 SIZE 1000\r\n")
 
 
 def test_one_reply_per_recipient_each_its_own_outcome(backend: Recording) -> None:
@@ -90,7 +90,7 @@ def test_one_reply_per_recipient_each_its_own_outcome(backend: Recording) -> Non
     out = talk(lmtp, b"LHLO mta\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<Alice@x.org>\r\n"
                      b"RCPT TO:<nobody@x.org>\r\nRCPT TO:<bob@x.org>\r\nRCPT TO:<carol@x.org>\r\n"
                      b"RCPT TO:<dave@x.org>\r\nDATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\n")
-    assert out.split(b"\r\n", 5)[5] == (
+    assert out.split(b"\r\n", 6)[6] == (
         b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
         b"550 5.1.1 <nobody@x.org> User unknown\r\n250 2.1.5 Recipient OK\r\n"
         b"250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
@@ -139,7 +139,7 @@ def test_limits_size_and_recipients(backend: Recording) -> None:
     out = talk(lmtp, b"LHLO mta\r\nMAIL FROM:<s@example.org> SIZE=11\r\n"
                      b"MAIL FROM:<s@example.org> SIZE=10\r\nRCPT TO:<alice>\r\nRCPT TO:<bob>\r\n"
                      b"DATA\r\n0123456789\r\n.\r\nNOOP\r\n")
-    assert out.split(b"\r\n", 5)[5] == (
+    assert out.split(b"\r\n", 6)[6] == (
         b"552 5.3.4 Message too big\r\n250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
         b"452 4.5.3 Too many recipients\r\n354 Send message, end with <CRLF>.<CRLF>\r\n"
         b"552 5.3.4 Message too big\r\n250 2.0.0 OK\r\n")
@@ -189,3 +189,85 @@ def test_over_quota_is_permanent_unless_configured_temporary(
                      b"DATA\r\nX: y\r\n.\r\n")
     assert out.endswith(b"354 Send message, end with <CRLF>.<CRLF>\r\n" + reply
                         + b"250 2.0.0 <alice> Saved\r\n")
+
+
+def converse(lmtp: LmtpSession, client: bytes) -> bytes:
+    """Frame ``client`` as the connection does: lines, except the raw
+    octets of a BDAT chunk (``octets_wanted``); the replies, concatenated."""
+    out = b""
+    while client:
+        if lmtp.octets_wanted:
+            data, client = client[:lmtp.octets_wanted], client[lmtp.octets_wanted:]
+            replies = run(lmtp.feed_octets(data))
+        else:
+            end = client.index(b"\n") + 1
+            line, client = client[:end], client[end:]
+            replies = run(lmtp.feed(line))
+        out += b"".join(r.encode() for r in replies)
+    return out
+
+
+def bdat(chunk: bytes, last: bool = False) -> bytes:
+    return b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk
+
+
+def test_bdat_chunks_are_stored_exactly_one_reply_per_recipient_after_last(
+        backend: Recording) -> None:
+    """RFC 3030 §2: chunk octets are neither dot-unstuffed nor re-framed;
+    RFC 2033 §4.3: after BDAT LAST one reply per accepted recipient."""
+    first = b"Subject: chunks\r\n\r\n.\r\nBDAT 5\r\n..dots\r"
+    second = b"\nbare lf\nbare cr\r8-bit \xc3\xa9\r\n"
+    lmtp = session(backend)
+    out = converse(lmtp, b"LHLO mta\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice>\r\n"
+                         b"RCPT TO:<nobody>\r\nRCPT TO:<bob>\r\n"
+                         + bdat(first) + bdat(second) + bdat(b"", last=True) + b"NOOP\r\n")
+    assert out.split(b"User unknown\r\n250 2.1.5 Recipient OK\r\n")[1] == (
+        b"250 2.0.0 %d octets received\r\n" % len(first)
+        + b"250 2.0.0 %d octets received\r\n" % len(second)
+        + b"250 2.0.0 <alice> Saved\r\n250 2.0.0 <bob> Saved\r\n250 2.0.0 OK\r\n")
+    assert backend.stored == [("alice", "INBOX", trace(b"alice") + first + second),
+                              ("bob", "INBOX", trace(b"bob") + first + second)]
+
+
+def test_bdat_out_of_sequence_is_read_then_refused(backend: Recording) -> None:
+    """A refused chunk's octets are consumed, never taken for commands."""
+    lmtp = session(backend)
+    out = converse(lmtp, b"LHLO mta\r\n" + bdat(b"QUIT\r\n", last=True)
+                   + b"MAIL FROM:<>\r\nRCPT TO:<nobody>\r\n" + bdat(b"QUIT\r\n")
+                   + bdat(b"QUIT\r\n", last=True) + b"BDAT x\r\nBDAT 1 FIRST\r\n"
+                   + b"MAIL FROM:<>\r\nRCPT TO:<alice>\r\n" + bdat(b"X: 1\r\n")
+                   + b"DATA\r\nRCPT TO:<bob>\r\nRSET\r\n"
+                   + b"MAIL FROM:<>\r\nRCPT TO:<alice>\r\nDATA\r\nX: 2\r\n.\r\n")
+    assert out.split(b"250 SIZE 67108864\r\n")[1] == (
+        b"503 5.5.1 Need MAIL first\r\n"
+        b"250 2.1.0 Sender OK\r\n550 5.1.1 <nobody> User unknown\r\n"
+        b"503 5.5.1 No valid recipients\r\n503 5.5.1 No valid recipients\r\n"
+        b"501 5.5.4 Syntax: BDAT size [LAST]\r\n501 5.5.4 Syntax: BDAT size [LAST]\r\n"
+        b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.0.0 6 octets received\r\n"
+        b"503 5.5.1 DATA after BDAT\r\n503 5.5.1 Bad sequence of commands\r\n"
+        b"250 2.0.0 OK\r\n"
+        b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
+        b"354 Send message, end with <CRLF>.<CRLF>\r\n250 2.0.0 <alice> Saved\r\n")
+    assert not lmtp.closed
+    assert [m for _, _, m in backend.stored] == [trace(b"alice").replace(b"<s@example.org>", b"<>")
+                                                 + b"X: 2\r\n"]
+
+
+def test_bdat_past_the_size_limit(backend: Recording) -> None:
+    """552 once the chunk that crosses SIZE is read (RFC 1870 §6.2); the
+    chunks pipelined after it are read and refused alike (RFC 3030 §4.2),
+    LAST with one reply per recipient."""
+    lmtp = session(backend, max_message=10)
+    rcpts = b"MAIL FROM:<>\r\nRCPT TO:<alice>\r\nRCPT TO:<bob>\r\n"
+    out = converse(lmtp, b"LHLO mta\r\n" + rcpts + bdat(b"12345678") + bdat(b"9ab")
+                   + bdat(b"c", last=True) + rcpts + bdat(b"0123456789a", last=True)
+                   + rcpts + bdat(b"0123456789", last=True))
+    big = b"552 5.3.4 Message too big\r\n"
+    assert out.split(b"250 SIZE 10\r\n")[1] == (
+        b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+        b"250 2.0.0 8 octets received\r\n" + big + big * 2
+        + b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+        + big * 2
+        + b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+        b"250 2.0.0 <alice> Saved\r\n250 2.0.0 <bob> Saved\r\n")
+    assert [m[-10:] for _, _, m in backend.stored] == [b"0123456789"] * 2
