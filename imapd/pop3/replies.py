@@ -63,18 +63,19 @@ def multiline(first: bytes, lines: Iterable[bytes], batch: int = 512) -> Iterato
 def stuffed(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The message in ``chunks``, byte for byte, with a "." added in front
     of every line that starts with "." (a line starts after any LF), then
-    CRLF if the message does not end with a line end, then ".". Chunk
-    boundaries may fall anywhere."""
-    at_line_start = True
+    CRLF unless the message ends with CRLF (a message ending in a bare LF
+    too: a client that waits for CRLF "." CRLF must see it), then ".".
+    Chunk boundaries may fall anywhere."""
+    tail = b"\r\n"  # the last two octets sent: an empty message needs no CRLF
     for chunk in chunks:
         if not chunk:
             continue
         out = chunk.replace(b"\n.", b"\n..")
-        if at_line_start and chunk.startswith(b"."):
+        if tail.endswith(b"\n") and chunk.startswith(b"."):
             out = b"." + out
-        at_line_start = chunk.endswith(b"\n")
+        tail = (tail + chunk)[-2:]
         yield out
-    yield END if at_line_start else CRLF + END
+    yield END if tail == CRLF else CRLF + END
 
 
 def top(chunks: Iterable[bytes], lines: int) -> Iterator[bytes]:
