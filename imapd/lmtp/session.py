@@ -140,6 +140,7 @@ class LmtpSession:
         """The replies to one input line."""
         if self._data is not None:
             if not self._data.feed(line):
+                await self._spool(self._data)
                 return []
             return await self._finish_data()
         text = line.rstrip(b"\r\n").decode("utf-8", "replace")
@@ -205,7 +206,11 @@ class LmtpSession:
         if len(self._tx.recipients) >= self.settings.max_recipients:
             return [Reply(452, "4.5.3", "Too many recipients")]
         settings = self.settings
-        recipient = await resolve(path.address, settings.domains, settings.separator, self.exists)
+        try:
+            recipient = await resolve(path.address, settings.domains, settings.separator,
+                                      self.exists)
+        except MailError:  # the user store is down: the MTA retries (RFC 3463 §3.5)
+            return [Reply(451, "4.3.0", "User lookup failed, try again later")]
         if recipient is None:
             return [Reply(550, "5.1.1", f"<{path.address}> User unknown")]
         self._tx.recipients.append(recipient)
@@ -268,6 +273,7 @@ class LmtpSession:
         chunk.left -= len(data)
         if chunk.refused is None and self._tx.bdat is not None:
             self._tx.bdat.feed_raw(data)
+            await self._spool(self._tx.bdat)
         if chunk.left:
             return []
         return await self._end_chunk()
@@ -334,8 +340,18 @@ class LmtpSession:
                 message.close()  # the spool file goes now, not at garbage collection
         return Reply(250, "2.0.0", f"<{rcpt.address}> Saved")
 
+    async def _spool(self, reader: DataReader) -> None:
+        """Write a full batch to the spool file in a worker thread (file
+        I/O blocks); input is not read on meanwhile."""
+        if not reader.batch_full:
+            return
+        if self.runtime is not None:
+            await self.runtime.in_thread(reader.flush)
+        else:
+            reader.flush()
+
     async def _message(self, reader: DataReader, prefix: bytes) -> MessageData:
-        if self.runtime is not None and reader.size > 256 * 1024:
+        if self.runtime is not None and reader.spooled:
             return await self.runtime.in_thread(reader.message, prefix)
         return reader.message(prefix)
 
