@@ -330,7 +330,8 @@ def deliver_command(config: Config, request: Any, raw: bytes) -> int:
     async def run() -> tuple[int, str]:
         try:
             check_store(config)
-            ensure_data_dir(config.data_dir)
+            if not store_of(config).is_postgres:  # PostgreSQL needs no data directory: an MTA
+                ensure_data_dir(config.data_dir)  # runs the LDA as the recipient, often in a cwd it can't write
             mail = open_mail(config, reactor)
         except StoreError as error:
             return lda.EX_TEMPFAIL, str(error)
