@@ -12,10 +12,11 @@ from typing import Iterator
 
 import pytest
 
+from tests.support.raw import RawClient
 from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
 from tests.support.waiting import wait_until
 
-USERS = {"alice": "wonderland", "bob": "builder"}
+USERS = {"alice": "wonderland", "bob": "builder", "carol": "c4rol", "dave": "d4ve"}
 POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
 POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
 
@@ -126,3 +127,52 @@ def test_pop3s_implicit_tls(server: RunningServer) -> None:
         assert client.noop().startswith(b"+OK")
     finally:
         client.quit()
+
+
+def idler(server: RunningServer, user: str) -> tuple[RawClient, int]:
+    """An IMAP session IDLE on INBOX, and the message count it saw."""
+    client = RawClient(server.host, server.port)
+    client.line()
+    client.send(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n" % (user.encode(), USERS[user].encode()))
+    selected = client.until_tagged(b"b")
+    exists = next(int(l.split()[1]) for l in selected if l.endswith(b" EXISTS\r\n"))
+    client.send(b"c IDLE\r\n")
+    assert client.line().startswith(b"+ ")
+    return client, exists
+
+
+def test_an_idle_imap_session_sees_pop3_deletes_at_quit(server: RunningServer) -> None:
+    put(server, "carol", [b"Subject: 1\r\n\r\na\r\n", b"Subject: 2\r\n\r\nb\r\n"])
+    watcher, exists = idler(server, "carol")
+    assert exists == 2
+    client = pop(server, "carol")
+    client.retr(1)
+    client.dele(2)
+    client.quit()
+    # QUIT stores \\Seen, then \\Deleted, then expunges: one catch-up may
+    # see one commit or several, so the \\Deleted FETCH may or may not come.
+    # The idler SELECTed first, so the messages are \\Recent in its session.
+    heard = [watcher.line()]
+    while heard[-1] != b"* 2 EXPUNGE\r\n":
+        heard.append(watcher.line())
+    assert b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n" in heard
+    assert set(heard) <= {b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n",
+                          b"* 2 FETCH (FLAGS (\\Deleted \\Recent))\r\n", b"* 2 EXPUNGE\r\n"}
+    watcher.send(b"DONE\r\n")
+    watcher.until_tagged(b"c")
+    watcher.close()
+
+
+def test_an_idle_imap_session_sees_nothing_when_pop3_drops(server: RunningServer) -> None:
+    put(server, "dave", [b"Subject: 1\r\n\r\na\r\n"])
+    watcher, exists = idler(server, "dave")
+    client = pop(server, "dave")
+    client.retr(1)
+    client.dele(1)
+    client.close()  # no QUIT
+    # The next thing the idler hears is this marker delivery, nothing before it.
+    put(server, "dave", [b"Subject: marker\r\n\r\nm\r\n"])
+    assert watcher.line() == b"* %d EXISTS\r\n" % (exists + 1)
+    watcher.send(b"DONE\r\n")
+    watcher.until_tagged(b"c")
+    watcher.close()
