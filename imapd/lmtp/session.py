@@ -49,6 +49,7 @@ BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
 NEED_MAIL = Reply(503, "5.5.1", "Need MAIL first")
 NO_RECIPIENTS = Reply(503, "5.5.1", "No valid recipients")
 TOO_BIG = Reply(552, "5.3.4", "Message too big")
+SPOOL_FAILED = Reply(451, "4.3.0", "Local error while spooling")
 MAX_CHUNK_DIGITS = 20  # a BDAT size past any SIZE limit is still a size: 552, not 501
 
 
@@ -286,8 +287,9 @@ class LmtpSession:
         assert chunk is not None
         tx = self._tx
         failure = chunk.refused
-        if failure is None and tx.bdat is not None and tx.bdat.too_big:
-            failure = tx.failed = TOO_BIG  # RFC 1870 §6.2, after the octets
+        if failure is None and tx.bdat is not None and (tx.bdat.too_big or tx.bdat.broken):
+            # RFC 1870 §6.2: refused after the octets, as every later chunk
+            failure = tx.failed = TOO_BIG if tx.bdat.too_big else SPOOL_FAILED
             tx.discard()
         if not chunk.last:
             return [failure or Reply(250, "2.0.0", f"{chunk.size} octets received")]
@@ -308,9 +310,9 @@ class LmtpSession:
         reader, self._data = self._data, None
         assert reader is not None
         tx, self._tx = self._tx, _Transaction()
-        if reader.too_big:
+        if reader.too_big or reader.broken:
             reader.discard()
-            return [TOO_BIG] * len(tx.recipients)
+            return [TOO_BIG if reader.too_big else SPOOL_FAILED] * len(tx.recipients)
         return await self._deliver_all(reader, tx)
 
     async def _deliver_all(self, reader: DataReader, tx: _Transaction) -> list[Reply]:
@@ -345,10 +347,18 @@ class LmtpSession:
         I/O blocks); input is not read on meanwhile."""
         if not reader.batch_full:
             return
-        if self.runtime is not None:
-            await self.runtime.in_thread(reader.flush)
-        else:
-            reader.flush()
+        reader.flushing = True
+        try:
+            if self.runtime is not None:
+                await self.runtime.in_thread(reader.flush)
+            else:
+                reader.flush()
+        except OSError:  # disk full, spool directory gone: 451 at the end
+            reader.broken = True
+        finally:
+            reader.flushing = False
+        if reader.broken or reader.discarded:
+            reader.discard()
 
     async def _message(self, reader: DataReader, prefix: bytes) -> MessageData:
         if self.runtime is not None and reader.spooled:
