@@ -4,10 +4,12 @@ same store, seen from both protocols."""
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import poplib
 import re
 import ssl
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -176,3 +178,57 @@ def test_an_idle_imap_session_sees_nothing_when_pop3_drops(server: RunningServer
     watcher.send(b"DONE\r\n")
     watcher.until_tagged(b"c")
     watcher.close()
+
+
+def test_stls_then_login(server: RunningServer) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    client = poplib.POP3(server.host, port(server, POP3_LINE), timeout=30)
+    try:
+        assert "STLS" in client.capa()
+        client.stls(context)
+        assert "STLS" not in client.capa()
+        client.user("alice")
+        client.pass_(USERS["alice"])
+        assert client.noop().startswith(b"+OK")
+    finally:
+        client.quit()
+
+
+def test_a_large_message_is_retrieved_byte_for_byte(server: RunningServer) -> None:
+    lines = [b"Subject: big\r\n", b"\r\n"] + [
+        b".%06d line that starts with a dot\r\n" % i if i % 3 == 0 else b"%06d plain\r\n" % i
+        for i in range(120_000)]
+    message = b"".join(lines)  # about 3.5 MB
+    put(server, "bob", [message])
+    client = pop(server, "bob")
+    try:
+        count, _ = client.stat()
+        assert int(client.list(count).split()[2]) == len(message)
+        _, got, _ = client.retr(count)
+        assert b"\r\n".join(got) + b"\r\n" == message
+    finally:
+        client.quit()
+
+
+def test_auth_plain_and_credentials_never_reach_the_log(tmp_path: Path) -> None:
+    secret = "s3cret-Pa55"
+    plain = base64.b64encode(f"\0alice\0{secret}".encode())
+    args = ["--pop3", LOOPBACK_ENDPOINT, "--log-level", "debug"]
+    with running_server(tmp_path, {"alice": secret}, args) as own:
+        client = poplib.POP3(own.host, port(own, POP3_LINE), timeout=30)
+        assert client._shortcmd("AUTH PLAIN " + plain.decode()).startswith(b"+OK")
+        client.quit()
+        client = poplib.POP3(own.host, port(own, POP3_LINE), timeout=30)
+        client.user("alice")
+        client.pass_(secret)
+        client.quit()
+        client = poplib.POP3(own.host, port(own, POP3_LINE), timeout=30)
+        client.user("alice")
+        with pytest.raises(poplib.error_proto):
+            client.pass_(secret + "x")
+        client.quit()
+        log = own.log()
+    assert "pop3 session" in log
+    assert secret not in log and plain.decode() not in log
