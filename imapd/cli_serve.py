@@ -50,6 +50,9 @@ _WORKERS_OPTION: list[Any] = [
     "workers", None, 1, "server processes sharing the listening ports (imapd serve only)", int]
 QUOTA_TEMPFAIL_HELP = ("over quota is a temporary failure (LMTP 452 4.2.2, deliver exit 75) "
                        "instead of a permanent one (552 5.2.2, exit 77): the MTA retries")
+_POP3_LOGIN_DELAY: list[Any] = [
+    "pop3-login-delay", None, None,
+    "POP3 CAPA LOGIN-DELAY seconds to advertise (RFC 2449 §6.5; default: not advertised)", int]
 STORE_HELP = (f"where mail and users live: sqlite (the data directory) or "
               f"postgresql://USER@HOST[:PORT]/DBNAME (default ${STORE_ENV} or sqlite)")
 
@@ -152,6 +155,9 @@ class ServeOptions(BaseOptions):
         ["store", None, None, STORE_HELP],
         ["pop3-uidl-format", None, "imapd",
          "POP3 UIDL format: imapd (UIDVALIDITY-UID) or dovecot (Dovecot's %08Xu%08Xv)"],
+        ["pop3-expire", None, None,
+         "POP3 CAPA EXPIRE to advertise (RFC 2449 §6.7): days or NEVER (default: not advertised)"],
+        _POP3_LOGIN_DELAY,
         _WORKERS_OPTION,
     ] + [
         [name, None, None, f"{doc} (default {_LIMIT_DEFAULTS[field]})", kind]
@@ -217,6 +223,11 @@ class ServeOptions(BaseOptions):
             raise usage.UsageError("--pop3/--pop3s cannot be combined with --workers yet")
         if self["pop3-uidl-format"] not in UIDL_FORMATS:
             raise usage.UsageError(f"--pop3-uidl-format must be one of {', '.join(UIDL_FORMATS)}")
+        expire = self["pop3-expire"]
+        if expire is not None and not (expire.isdigit() and expire.isascii() or expire == "NEVER"):
+            raise usage.UsageError("--pop3-expire must be a number of days or NEVER")
+        if self["pop3-login-delay"] is not None and self["pop3-login-delay"] < 0:
+            raise usage.UsageError("--pop3-login-delay must not be negative")
         if not self["imap"]:
             self["imap"] = [DEFAULT_ENDPOINT]
         if not self["imaps"] and self["tls-cert"]:
@@ -264,7 +275,8 @@ class ServeOptions(BaseOptions):
             lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"]),
                             quota_full_tempfail=bool(self["quota-full-tempfail"])),
             pop3=Pop3Config(uidl_format=self["pop3-uidl-format"],
-                            seen_on_retr=not self["pop3-no-seen"]),
+                            seen_on_retr=not self["pop3-no-seen"], expire=self["pop3-expire"],
+                            login_delay=self["pop3-login-delay"]),
         )
 
     def listeners(self) -> Listeners:

@@ -163,3 +163,27 @@ def test_twistd_refuses_workers(tmp_path: Path) -> None:
         capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert done.returncode == 2
     assert "imapd: --workers needs 'imapd serve'" in done.stderr
+
+
+def test_pop3_options_reach_the_config_and_listeners() -> None:
+    options = ServeOptions()
+    options.parseOptions(["--pop3", "tcp:1110", "--pop3s", "ssl:1995", "--pop3-uidl-format",
+                          "dovecot", "--pop3-no-seen", "--pop3-expire", "NEVER",
+                          "--pop3-login-delay", "60"])
+    listeners = options.listeners()
+    assert listeners.pop3 == ("tcp:1110",) and listeners.pop3s == ("ssl:1995",)
+    pop3 = options.config().pop3
+    assert (pop3.uidl_format, pop3.seen_on_retr, pop3.expire, pop3.login_delay) == (
+        "dovecot", False, "NEVER", 60)
+    default = ServeOptions()
+    default.parseOptions([])
+    assert default.listeners().pop3 == () and default.config().pop3.seen_on_retr
+
+
+@pytest.mark.parametrize("argv", [
+    ["--pop3-uidl-format", "courier"], ["--pop3-expire", "soon"],
+    ["--pop3-login-delay", "-1"], ["--pop3", "tcp:1110", "--workers", "2"],
+])
+def test_bad_pop3_options_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(usage.UsageError):
+        ServeOptions().parseOptions(argv)
