@@ -1,0 +1,176 @@
+"""Real POP3 clients against a real ``imapd serve --pop3`` (issue 16):
+fetchmail leaving the mail on the server (``keep``) and remembering the
+UIDL unique-ids (RFC 1939 §7), getmail6 downloading and deleting, and
+getmail6 over POP3S (RFC 8314). The mail is put in, and the result checked,
+over IMAP: one store seen from both protocols, and an IMAP IDLE session
+sees POP3's deletions as EXPUNGEs (RFC 3501 §7.4.1) at once.
+
+The clients are Debian packages (fetchmail, getmail6) that ``.ci/run``
+installs; elsewhere the tests skip with a pinned reason, under CI they fail.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.pinned_skips import Pin, require_tool
+from tests.support.pop3_clients import (
+    FETCHMAIL, FETCHMAIL_GOT_MAIL, FETCHMAIL_MISSING, FETCHMAIL_NO_MAIL, GETMAIL, GETMAIL_MISSING,
+    Fetchmail, Getmail, as_getmail_stores,
+)
+from tests.support.raw import RawClient
+from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
+from tests.support.waiting import wait_until
+
+PINNED_SKIPS = (
+    Pin.exact(FETCHMAIL_MISSING, "fetchmail is a Debian package .ci/run installs", in_ci=False),
+    Pin.exact(GETMAIL_MISSING, "getmail6 is a Debian package .ci/run installs", in_ci=False),
+)
+USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw"}
+POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
+POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
+
+# What clients stumble on: lines starting with a dot (byte-stuffed on the
+# wire, RFC 1939 §3), a lone "." line, 8-bit bytes, a long line, a message
+# larger than one read.
+MESSAGES = [
+    b"From: a@example.org\r\nSubject: one\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n",
+    b"From: b@example.org\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\n8-bit: \xc3\xa9t\xc3\xa9\r\n",
+    b"From: c@example.org\r\nSubject: long\r\n\r\n" + b"x" * 990 + b"\r\n",
+    b"From: d@example.org\r\nSubject: big\r\n\r\n" + b"0123456789abcdef.\r\n" * 12_000,
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    args = ["--pop3", LOOPBACK_ENDPOINT, "--pop3s", "ssl:0:interface=127.0.0.1"]
+    with running_server(tmp_path_factory.mktemp("e2e-pop3-clients"), USERS, args) as s:
+        yield s
+
+
+def port(server: RunningServer, pattern: re.Pattern[str]) -> int:
+    return int(wait_until(lambda: pattern.search(server.log()), "the POP3 listener").group(2))
+
+
+def imap(server: RunningServer, user: str) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(server.host, server.port)
+    client.login(user, USERS[user])
+    return client
+
+
+def put(server: RunningServer, user: str, messages: list[bytes]) -> None:
+    client = imap(server, user)
+    try:
+        for message in messages:
+            typ, data = client.append("INBOX", None, None, message)
+            assert typ == "OK", data
+    finally:
+        client.logout()
+
+
+def inbox(server: RunningServer, user: str) -> list[tuple[bytes, bytes]]:
+    """(FLAGS, body) of every INBOX message, in UID order, read without setting \\Seen."""
+    client = imap(server, user)
+    try:
+        typ, data = client.select("INBOX", readonly=True)
+        assert typ == "OK", data
+        if data[0] == b"0":
+            return []
+        typ, fetched = client.fetch("1:*", "(FLAGS BODY.PEEK[])")
+        assert typ == "OK", fetched
+        items = [item for item in fetched if isinstance(item, tuple)]
+        return [(re.search(rb"FLAGS \(([^)]*)\)", head).group(1), body)  # type: ignore[union-attr]
+                for head, body in items]
+    finally:
+        client.logout()
+
+
+def test_fetchmail_keep_retrieves_each_message_once(server: RunningServer, tmp_path: Path) -> None:
+    """fetchmail with ``keep`` and ``uidl``: the first poll gets every
+    message byte for byte, the second nothing, the third only the message
+    that arrived since; the server still holds them all."""
+    require_tool(FETCHMAIL, FETCHMAIL_MISSING)
+    put(server, "fetch", MESSAGES)
+    client = Fetchmail(tmp_path, server.host, port(server, POP3_LINE), "fetch", USERS["fetch"])
+    first = client.run()
+    assert first.status == FETCHMAIL_GOT_MAIL, first.log
+    assert first.messages == MESSAGES
+    second = client.run()
+    assert (second.status, second.messages) == (FETCHMAIL_NO_MAIL, []), second.log
+    late = b"From: e@example.org\r\nSubject: late\r\n\r\narrived after the first poll\r\n"
+    put(server, "fetch", [late])
+    third = client.run()
+    assert (third.status, third.messages) == (FETCHMAIL_GOT_MAIL, [late]), third.log
+    assert [body for _, body in inbox(server, "fetch")] == [*MESSAGES, late]
+
+
+def test_getmail_delete_empties_the_inbox_and_idle_sees_the_expunges(
+        server: RunningServer, tmp_path: Path) -> None:
+    """getmail6 with ``delete = true``: every message lands in its Maildir
+    (as getmail stores them), the INBOX is then empty over IMAP, and an IDLE
+    session opened before getmail ran is told of each expunge."""
+    require_tool(GETMAIL, GETMAIL_MISSING)
+    put(server, "getm", MESSAGES)
+    idler = RawClient(server.host, server.port, timeout=30)
+    idler.line()
+    idler.send(b"a LOGIN getm getm-pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
+    idler.until_tagged(b"b")
+    assert idler.line().startswith(b"+ ")
+    client = Getmail(tmp_path, server.host, port(server, POP3_LINE), "getm", USERS["getm"], delete=True)
+    try:
+        run = client.run()
+    finally:
+        client.close()
+    assert run.status == 0, run.log
+    assert run.messages == [as_getmail_stores(m) for m in MESSAGES]
+    # imapd expunges POP3's deletions as IMAP does (\Deleted, then EXPUNGE):
+    # the idler may see the flag change before each EXPUNGE.
+    seen: list[bytes] = []
+    while sum(line.endswith(b" EXPUNGE\r\n") for line in seen) < len(MESSAGES):
+        seen.append(idler.line())
+        assert re.fullmatch(rb"\* \d+ (EXPUNGE|FETCH \(FLAGS \([^)]*\)\))\r\n", seen[-1]), seen
+    idler.send(b"DONE\r\n")
+    idler.until_tagged(b"c")
+    idler.close()
+    assert inbox(server, "getm") == []
+
+
+def test_getmail_leave_on_server_sets_seen_and_skips_known_messages(
+        server: RunningServer, tmp_path: Path) -> None:
+    """getmail6 with ``delete = false`` (RETR, then its ``oldmail`` UIDL
+    state): a second run retrieves nothing; the messages stay, ``\\Seen``."""
+    require_tool(GETMAIL, GETMAIL_MISSING)
+    put(server, "keeper", MESSAGES[:2])
+    client = Getmail(tmp_path, server.host, port(server, POP3_LINE), "keeper", USERS["keeper"], delete=False)
+    try:
+        first, second = client.run(), client.run()
+    finally:
+        client.close()
+    assert first.status == 0, first.log
+    assert first.messages == [as_getmail_stores(m) for m in MESSAGES[:2]]
+    assert (second.status, second.messages) == (0, []), second.log
+    stored = inbox(server, "keeper")
+    assert [body for _, body in stored] == MESSAGES[:2]
+    assert all(b"\\Seen" in flags.split() for flags, _ in stored), stored
+
+
+def test_getmail_over_pop3s(server: RunningServer, tmp_path: Path) -> None:
+    """getmail6's SimplePOP3SSLRetriever on the implicit-TLS port (RFC 8314
+    §3.3; imapd's self-signed certificate, which getmail does not verify
+    unless given ``ca_certs``)."""
+    require_tool(GETMAIL, GETMAIL_MISSING)
+    put(server, "tls", MESSAGES[:1])
+    client = Getmail(tmp_path, server.host, port(server, POP3S_LINE), "tls", USERS["tls"],
+                     delete=True, tls=True)
+    try:
+        run = client.run()
+    finally:
+        client.close()
+    assert run.status == 0, run.log
+    assert run.messages == [as_getmail_stores(MESSAGES[0])]
+    assert inbox(server, "tls") == []
