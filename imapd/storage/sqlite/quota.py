@@ -1,10 +1,10 @@
-"""Quota (RFC 9208) of the SQLite engine: limits in ``quotas``, usage summed
-over the user's messages inside the write transaction.
+"""Quota (RFC 9208) of the SQLite engine: limits in ``quotas``, usage in
+``usage``, which triggers on ``messages`` keep (``schema``, version 3).
 
-Every write runs under SQLite's one write lock (BEGIN IMMEDIATE), so the sum
-read in the transaction that inserts is exact: two sessions or processes
-filling the last bytes at once are serialized and the second sees the
-first's messages. The sum is only taken for a user who has a limit.
+Every write runs under SQLite's one write lock (BEGIN IMMEDIATE), so the
+usage read in the transaction that inserts is exact: two sessions or
+processes filling the last bytes at once are serialized and the second sees
+the first's messages. Usage is only read for a user who has a limit.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ def limits(conn: sqlite3.Connection, user_id: int) -> tuple[int | None, int | No
 
 def usage(conn: sqlite3.Connection, user_id: int) -> tuple[int, int]:
     """(bytes, messages) over every mailbox of the user."""
-    size, count = conn.execute(
-        "SELECT COALESCE(SUM(m.size), 0), COUNT(*) FROM messages m "
-        "JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id=?", (user_id,)).fetchone()
-    return int(size), int(count)
+    row = conn.execute("SELECT bytes, messages FROM usage WHERE user_id=?",
+                       (user_id,)).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def check(conn: sqlite3.Connection, mailbox_id: int, size: int, count: int) -> None:

@@ -32,10 +32,14 @@ def test_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     _make_v1(tmp_path)
     conn = schema.connect(tmp_path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
         assert conn.execute("SELECT uidnext FROM mailboxes WHERE name='INBOX'").fetchone() == (3,)
         assert conn.execute("SELECT size FROM messages").fetchall() == [(42,)]
         assert conn.execute("SELECT * FROM quotas").fetchall() == []  # no limits yet
+        # Version 3: usage counted from the messages already there, then kept.
+        assert conn.execute("SELECT * FROM usage").fetchall() == [(1, 42, 1)]
+        conn.execute("INSERT INTO messages VALUES(1, 3, 1, 0, 0, 8, 0, '', 3)")
+        assert conn.execute("SELECT * FROM usage").fetchall() == [(1, 50, 2)]
     finally:
         conn.close()
     again = schema.connect(tmp_path)  # opening a current store again changes nothing
@@ -56,3 +60,25 @@ def test_newer_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="unsupported store schema version 99"):
         schema.connect(tmp_path)
+
+
+def test_usage_follows_every_change_of_messages(tmp_path: Path) -> None:
+    """The triggers of version 3: insert, delete, a move between two users'
+    mailboxes (an UPDATE of mailbox_id) and a first message of a user."""
+    conn = schema.connect(tmp_path)
+    try:
+        conn.executemany("INSERT INTO users(id, name) VALUES(?, ?)", [(1, "a"), (2, "b")])
+        conn.executemany("INSERT INTO mailboxes(id, user_id, name, selectable, uidvalidity) "
+                         "VALUES(?, ?, ?, 1, 1)", [(1, 1, "INBOX"), (2, 2, "INBOX"), (3, 1, "X")])
+        conn.executemany("INSERT INTO messages VALUES(?, ?, 1, 0, 0, ?, 0, '', 1)",
+                         [(1, 1, 10), (1, 2, 20), (3, 7, 5)])
+        usage = "SELECT user_id, bytes, messages FROM usage ORDER BY user_id"
+        assert conn.execute(usage).fetchall() == [(1, 35, 3)]
+        conn.execute("UPDATE messages SET mailbox_id=2 WHERE mailbox_id=1 AND uid=2")
+        assert conn.execute(usage).fetchall() == [(1, 15, 2), (2, 20, 1)]
+        conn.execute("UPDATE messages SET mailbox_id=1, modseq=5 WHERE mailbox_id=3")
+        assert conn.execute(usage).fetchall() == [(1, 15, 2), (2, 20, 1)]
+        conn.execute("DELETE FROM messages WHERE mailbox_id=1")
+        assert conn.execute(usage).fetchall() == [(1, 0, 0), (2, 20, 1)]
+    finally:
+        conn.close()
