@@ -148,3 +148,10 @@ def test_sessions_per_user_are_limited_across_connections(
     first.connectionLost()  # type: ignore[no-untyped-call]
     second.dataReceived(b"USER alice\r\nPASS wonderland\r\n")
     assert take(two) == b"+OK\r\n+OK Logged in, 0 messages (0 octets)\r\n"
+
+
+def test_input_behind_a_refused_stls_is_answered(made: Pop3Factory) -> None:
+    connection, transport = connect(made)  # no TLS configured
+    take(transport)
+    connection.dataReceived(b"STLS\r\nQUIT\r\n")
+    assert take(transport) == b"-ERR TLS is not available\r\n+OK Logging out\r\n"
