@@ -237,7 +237,9 @@ class Pop3Connection(LineConnection):
         try:
             outcome = await self.session.run(frame.data)
         except self.closed_error:
-            return  # the connection went away during the command
+            if self._lost or self._closing:
+                return  # the connection went away during the command
+            raise  # not ours: logged by _crashed, which closes the connection
         self._running = False
         if self._closing:
             return

@@ -105,7 +105,8 @@ async def authenticate(session: Pop3Session, command: Command) -> bool:
     if mechanism not in session.settings.sasl:
         raise Refused("Unsupported authentication mechanism")
     require_plaintext_allowed(session)
-    initial = command.args[1].encode("ascii") if len(command.args) == 2 else None
+    # Not ASCII: not base64 either, which decode_sasl then says.
+    initial = command.args[1].encode("utf-8") if len(command.args) == 2 else None
     if mechanism == "PLAIN":
         await _plain(session, initial)
     else:

@@ -155,3 +155,23 @@ def test_input_behind_a_refused_stls_is_answered(made: Pop3Factory) -> None:
     take(transport)
     connection.dataReceived(b"STLS\r\nQUIT\r\n")
     assert take(transport) == b"-ERR TLS is not available\r\n+OK Logging out\r\n"
+
+
+def test_a_connection_error_from_below_closes_instead_of_wedging(
+        made: Pop3Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ConnectionError raised by the store (a lost database connection),
+    not by this connection closing, must not leave the command "running"
+    for ever: it is logged and the connection closes."""
+    connection, transport = connect(made)
+    take(transport)
+
+    async def broken(line: bytes) -> None:
+        raise ConnectionResetError("database connection lost")
+
+    monkeypatch.setattr(connection.session, "run", broken)
+    from twisted.logger import capturedLogs
+
+    with capturedLogs() as events:
+        connection.dataReceived(b"CAPA\r\n")
+    assert transport.disconnecting
+    assert any("protocol error" in str(e.get("log_format")) for e in events)

@@ -9,6 +9,8 @@ import base64
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import scramp  # type: ignore[import-untyped]
 
 from imapd.accounts.users import UserDatabase
@@ -103,6 +105,7 @@ def test_auth_failures_cancel_and_malformed_input(rig: Rig) -> None:
     other = base64.b64encode(b"bob\0alice\0wonderland")
     assert rig.say(b"AUTH PLAIN " + other + b"\r\n") == b"-ERR [AUTH] Authorization failed\r\n"
     assert rig.say(b"AUTH PLAIN !!!!\r\n") == b"-ERR Invalid base64 data\r\n"
+    assert rig.say("AUTH PLAIN \u00e9\u00e9\r\n".encode()) == b"-ERR Invalid base64 data\r\n"
     assert rig.say(b"AUTH PLAIN " + base64.b64encode(b"x") + b"\r\n") == (
         b"-ERR Malformed PLAIN message\r\n")
     assert rig.say(b"AUTH CRAM-MD5\r\n") == b"-ERR Unsupported authentication mechanism\r\n"
@@ -174,3 +177,27 @@ def test_too_many_bad_commands_in_a_row(rig: Rig) -> None:
     assert not rig.last.too_many_bad
     rig.say(b"BAD3\r\n")
     assert rig.last.too_many_bad
+
+
+WORDS = st.sampled_from(["USER", "PASS", "AUTH", "STLS", "CAPA", "QUIT", "STAT", "LIST", "RETR",
+                         "DELE", "NOOP", "RSET", "TOP", "UIDL", "APOP", "PLAIN", "SCRAM-SHA-256",
+                         "alice", "wonderland", "1", "2", "0", "-1", "99999999999", "=", "*",
+                         "\u00e9", "AGFsaWNlAHdvbmRlcmxhbmQ="])
+LINES = st.one_of(
+    st.lists(WORDS, min_size=1, max_size=4).map(lambda w: " ".join(w).encode() + b"\r\n"),
+    st.binary(max_size=60))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(LINES, max_size=12))
+def test_no_line_sequence_makes_the_session_raise(rig: Rig, lines: list[bytes]) -> None:
+    """Whatever a client sends, every line gets one status answer (or a
+    SASL prompt first) and the session never raises."""
+    rig.new_session()
+    rig.link.responder = lambda prompt: b"AGFsaWNlAHdvbmRlcmxhbmQ="
+    for line in lines:
+        sent = rig.say(line)
+        assert sent.startswith((b"+OK", b"-ERR", b"+ ")), (line, sent)
+        if rig.last.close:
+            break
+    rig.session.abort()
