@@ -169,6 +169,10 @@ def adopt_port(reactor: Any, fd: int, factory: Any) -> IListeningPort:
     probe = socket.socket(fileno=fd)  # learns the address family
     family = probe.family
     try:
+        if family == socket.AF_UNIX:  # the parent owns the path: leave it be
+            from imapd.net.workers import adopt_unix_port
+
+            return adopt_unix_port(reactor, fd, factory)
         port: IListeningPort = reactor.adoptStreamPort(fd, family, factory)
     finally:
         probe.close()

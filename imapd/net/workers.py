@@ -31,6 +31,12 @@ workers see end-of-file and stop, so no orphan keeps serving.
 Readiness: each worker writes one line to a status pipe once it listens;
 the parent logs ``listening on ...`` when all N have, so a client that sees
 that line can reach every worker.
+
+UNIX sockets (``--lmtp unix:PATH:mode=660``): the parent binds the path and
+owns it; it removes it when it exits. A worker adopts the socket
+(``adopt_unix_port``) without touching the path: Twisted's own adoption
+would chmod it to 0666 (over the operator's ``mode=``) when the worker
+starts and unlink it when the worker stops, taking it from the others.
 """
 
 from __future__ import annotations
@@ -40,13 +46,18 @@ import fcntl
 import os
 import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
+from twisted.internet import tcp, unix
+from twisted.internet.address import UNIXAddress
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -105,6 +116,7 @@ class BoundSocket:
     description: str
     fd: int
     address: str
+    path: str | None = None  # a UNIX socket's file, removed when the parent exits
 
 
 class _Nobody(Factory):
@@ -135,8 +147,31 @@ def bind_all(
             raise ListenError(f"imapd: cannot listen on {description} before the server runs "
                               f"(with --workers, use tcp:, tcp6: or unix: endpoints)")
         fd = os.dup(outcome.fileno())
-        bound.append(BoundSocket(kind, description, fd, format_peer(outcome.getHost())))
+        host = outcome.getHost()
+        path = _filesystem_path(host.name) if isinstance(host, UNIXAddress) else None
+        bound.append(BoundSocket(kind, description, fd, format_peer(host), path))
     return bound
+
+
+def _filesystem_path(name: bytes | str | None) -> str | None:
+    """A UNIX socket's path, None for an abstract (``@name``) socket."""
+    if not name:
+        return None
+    text = os.fsdecode(name)
+    return None if text.startswith("\0") else text
+
+
+def remove_socket_files(sockets: Sequence[BoundSocket]) -> None:
+    """The parent is done: remove the UNIX socket files it bound (as one
+    process's Twisted port does when it stops), if they are still sockets."""
+    for bound in sockets:
+        if bound.path is None:
+            continue
+        try:
+            if stat.S_ISSOCK(os.lstat(bound.path).st_mode):
+                os.unlink(bound.path)
+        except OSError:
+            pass  # gone already, or replaced by something that is not ours
 
 
 @dataclass
@@ -199,6 +234,7 @@ class Supervisor:
             for fd in (wake_r, wake_w, self._status_r, self._status_w,
                        self._lifeline_r, self._lifeline_w):
                 os.close(fd)
+            remove_socket_files(self.sockets)
         log.info("imapd: all workers stopped")
         return self.status
 
@@ -338,6 +374,30 @@ def _drain(fd: int) -> None:
 
 
 # --- the worker side --------------------------------------------------------------
+
+class _SharedUnixPort(unix.Port):
+    """A worker's share of a UNIX listening socket the parent bound and
+    owns (module docstring): stopping does not unlink the path."""
+
+    def connectionLost(self, reason: Failure) -> None:
+        # unix.Port's own connectionLost would unlink the path first.
+        tcp.Port.connectionLost(self, reason)  # type: ignore[no-untyped-call]
+
+
+def adopt_unix_port(reactor: Any, fd: int, factory: Any) -> IListeningPort:
+    """Listen on an inherited UNIX listening socket (``fd`` stays open: the
+    caller closes it). Twisted chmods the path as it starts listening, to
+    the port's ``mode``: set to the path's current mode, it changes nothing,
+    with no moment at Twisted's default 0666."""
+    port = _SharedUnixPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
+        reactor, fd, factory)
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        path = _filesystem_path(probe.getsockname())
+    if path is not None:
+        port.mode = stat.S_IMODE(os.stat(path).st_mode)
+    port.startListening()
+    return cast(IListeningPort, port)
+
 
 def report_ready(spec: WorkerSpec) -> None:
     """Tell the parent this worker listens (one short line: pipe writes
