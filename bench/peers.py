@@ -11,7 +11,10 @@ Peers:
 * ``dovecot``: Debian's ``dovecot-imapd``, a private instance (own config,
   base_dir, state_dir, log, port) in a temp directory; Maildir; passdb
   passwd-file with the same argon2id hashes. Needs root (it drops to
-  ``nobody`` for mail). Never touches the system instance.
+  ``nobody`` for mail). Never touches the system instance. With
+  ``PeerOptions(pop3=True)`` it serves POP3 too (Debian's
+  ``dovecot-pop3d``; ``protocols = imap pop3``) with Dovecot's default
+  ``pop3_uidl_format = %08Xu%08Xv``; imapd then gets ``--pop3``.
 
 Every peer gets one user (``PeerOptions.user``) whose password hash has the
 argon2id cost ``PeerOptions.hash_cost``: ``real`` is imapd's default
@@ -57,6 +60,7 @@ class PeerOptions:
     hash_cost: str = "cheap"
     max_connections: int = 12000
     durable: bool = True  # False: Dovecot mail_fsync=never (for filling big read-only mailboxes)
+    pop3: bool = False  # also listen for POP3 (RFC 1939) on Peer.pop3_port
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Peer:
     workdir: Path
     process: subprocess.Popen[bytes]
     notes: list[str] = field(default_factory=list)
+    pop3_port: int | None = None
 
     def pids(self) -> list[int]:
         return [self.process.pid, *_children(self.process.pid)]
@@ -156,7 +161,8 @@ def free_port() -> int:
         return port
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, greeting: bytes = b"* OK") -> None:
+    """Until ``port`` answers with ``greeting`` (IMAP ``* OK``; POP3 ``+OK``)."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -164,7 +170,7 @@ def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> No
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.settimeout(5)
-                if sock.recv(64).startswith(b"* OK"):
+                if sock.recv(64).startswith(greeting):
                     return
         except OSError:
             pass
@@ -219,6 +225,9 @@ def unavailable(name: str) -> str | None:
         if os.geteuid() != 0:
             return "dovecot needs root (it switches to nobody for mail access)"
         return None
+    if name == "dovecot-pop3":
+        return unavailable("dovecot") or (
+            None if Path(DOVECOT_POP3).exists() else "dovecot's POP3 not installed (apt-get install -y dovecot-pop3d)")
     return f"unknown peer {name!r}"
 
 
@@ -266,13 +275,18 @@ def _start_imapd(workdir: Path, options: PeerOptions) -> Peer:
         "--max-connections", limit, "--max-connections-per-ip", limit,
         "--max-connections-per-user", limit,
     ]
+    pop3_port = free_port() if options.pop3 else None
+    if pop3_port is not None:
+        argv += ["--pop3", f"tcp:{pop3_port}:interface=127.0.0.1"]
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=_imapd_env(), cwd=workdir)
     _wait_for_port(process, port, log)
+    if pop3_port is not None:
+        _wait_for_port(process, pop3_port, log, b"+OK")
     return Peer("imapd", "127.0.0.1", port, options.user, options.password,
                 versions().get("imapd", "?"), workdir, process,
-                ["SQLite store, synchronous=FULL (fsync on every commit)"])
+                ["SQLite store, synchronous=FULL (fsync on every commit)"], pop3_port)
 
 
 # --- pymap -------------------------------------------------------------------
@@ -320,7 +334,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/server.log
 info_log_path = /dev/null
-protocols = imap
+protocols = imap{pop3_protocol}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -372,6 +386,33 @@ service anvil {{
 }}
 """
 
+DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
+
+# Appended when PeerOptions.pop3: Dovecot's default UIDL format, written out
+# (imapd's --pop3-uidl-format dovecot gives the same ids).
+DOVECOT_POP3_CONF = """\
+pop3_uidl_format = %08Xu%08Xv
+protocol pop3 {{
+  mail_max_userip_connections = {clients}
+}}
+service pop3-login {{
+  chroot =
+  service_count = 0
+  process_min_avail = 2
+  client_limit = {clients}
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service pop3 {{
+  process_limit = {limit}
+}}
+"""
+
 
 def _start_dovecot(workdir: Path, options: PeerOptions) -> Peer:
     workdir.chmod(0o755)  # mail processes run as nobody and must reach home/
@@ -384,23 +425,31 @@ def _start_dovecot(workdir: Path, options: PeerOptions) -> Peer:
     limit = options.max_connections + 100
     conf = workdir / "dovecot.conf"
     fsync = "optimized" if options.durable else "never"
-    conf.write_text(DOVECOT_CONF.format(root=workdir, port=port, limit=limit, clients=limit * 2,
-                                        anvil=limit * 2 + 100, fsync=fsync))
+    pop3_port = free_port() if options.pop3 else None
+    text = DOVECOT_CONF.format(root=workdir, port=port, limit=limit, clients=limit * 2, anvil=limit * 2 + 100,
+                               fsync=fsync, pop3_protocol=" pop3" if pop3_port else "")
+    if pop3_port is not None:
+        text += DOVECOT_POP3_CONF.format(port=pop3_port, limit=limit, clients=limit * 2)
+    conf.write_text(text)
     raise_fd_limit(limit * 2 + 1000)
     process = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=workdir)
     (workdir / "server.log").touch()
     _wait_for_port(process, port, workdir / "server.log")
+    if pop3_port is not None:
+        _wait_for_port(process, pop3_port, workdir / "server.log", b"+OK")
     return Peer("dovecot", "127.0.0.1", port, options.user, options.password,
                 versions().get("dovecot", "?"), workdir, process,
                 [f"Maildir, mail_fsync={fsync}, login service_count=0 (high-performance mode), "
-                 "one imap process per connection, no hibernation"])
+                 "one imap process per connection, no hibernation"]
+                + (["POP3: one pop3 process per connection, pop3_uidl_format=%08Xu%08Xv"] if pop3_port else []),
+                pop3_port)
 
 
 @contextlib.contextmanager
 def running_peer(name: str, options: PeerOptions = PeerOptions()) -> Iterator[Peer]:
     """Start peer ``name`` in a fresh temp directory; stop and remove it on exit."""
-    reason = unavailable(name)
+    reason = unavailable("dovecot-pop3" if name == "dovecot" and options.pop3 else name)
     if reason:
         raise RuntimeError(f"{name} unavailable: {reason}")
     workdir = Path(tempfile.mkdtemp(prefix=f"imapd-bench-{name}-"))
@@ -432,7 +481,7 @@ def install(dovecot: bool) -> None:
     subprocess.run([str(TOOLS_VENV / "bin" / "pip"), "install", "-q", *TOOLS_PACKAGES], check=True)
     if dovecot and shutil.which("dovecot") is None:
         subprocess.run(["apt-get", "update"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "dovecot-imapd"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "dovecot-imapd", "dovecot-pop3d"], check=True)
 
 
 def main(argv: list[str] | None = None) -> None:
