@@ -28,7 +28,7 @@ from tests.e2e.frontends import add_user, store_url
 from tests.support.pinned_skips import Pin
 from tests.support.postfix import (
     LMTP_DOMAIN, LOCAL_DOMAIN, MISSING, NOT_ROOT, Postfix, ensure_unix_user, imapd_launcher, lmtp_settings,
-    mailbox_command_settings, running_postfix,
+    mailbox_command_settings, require_postfix, running_postfix,
 )
 from tests.support.postgres import MISSING as PG_MISSING
 from tests.support.postgres import postgres_cluster, postgres_dsn  # noqa: F401 (fixtures)
@@ -138,6 +138,7 @@ NOT_IN_IMAPD = "imapd-pf-bob"
 
 @pytest.fixture
 def local_pair(tmp_path: Path, postgres_dsn: str) -> Iterator[tuple[Postfix, RunningServer]]:
+    require_postfix()  # skip before creating accounts (root only)
     url = store_url(postgres_dsn)
     for name in (*LOCAL_USERS, NOT_IN_IMAPD):
         ensure_unix_user(name)
