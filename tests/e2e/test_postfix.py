@@ -108,6 +108,8 @@ def lmtp_pair(tmp_path: Path) -> Iterator[tuple[Postfix, RunningServer]]:
     with running_postfix(lmtp_settings()) as postfix:
         args = ["--lmtp", f"unix:{postfix.lmtp_socket}:mode=666"]
         with running_server(tmp_path, USERS, args) as server:
+            # Postfix defers a delivery it cannot connect for minutes: wait for the socket.
+            wait_until(lambda: "listening on LMTP UNIXAddress" in server.log(), "imapd's LMTP socket")
             yield postfix, server
 
 
