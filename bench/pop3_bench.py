@@ -8,7 +8,9 @@ Both servers come from ``bench.peers`` with ``PeerOptions(pop3=True)``:
 ``imapd serve --pop3`` (SQLite, synchronous=FULL) and a private Dovecot
 (Maildir, ``protocols = imap pop3``). The mail is put in over IMAP
 (APPEND); the client is Python's ``poplib``, one connection at a time,
-USER/PASS on loopback (argon2id, the cheap cost of ``bench.peers``).
+USER/PASS on loopback (argon2id, the cheap cost of ``bench.peers``). The
+two servers run side by side and the rounds and sessions alternate between
+them, so a change in the shared machine's load hits both alike.
 
 (a) RETR throughput: ``--retr-messages`` messages of about ``--size``
 octets (fixed-seed text with dot-leading lines, so byte-stuffing is
@@ -30,6 +32,7 @@ shared 2-core machine, whose load is recorded before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import imaplib
 import json
@@ -58,9 +61,9 @@ MB = 1_000_000
 class Scale:
     retr_messages: int = 200
     size: int = 50_000
-    rounds: int = 3
+    rounds: int = 5
     maildrop: int = 1000
-    iterations: int = 15
+    iterations: int = 21
 
 
 FULL = Scale()
@@ -127,47 +130,70 @@ def retr_round(peer: Peer, expected: list[bytes]) -> float:
     return elapsed
 
 
-def retr_throughput(peer: Peer, scale: Scale) -> dict[str, Any]:
+def retr_throughput(peers: list[Peer], scale: Scale) -> dict[str, dict[str, Any]]:
+    """(a) on every peer, the rounds interleaved (imapd, Dovecot, imapd, ...)
+    so that a change of the machine's load hits both alike."""
     messages = [make_message(n, scale.size) for n in range(scale.retr_messages)]
-    fill(peer, messages)
+    for peer in peers:
+        fill(peer, messages)
     octets = sum(len(m) for m in messages)
-    seconds = statistics.median(retr_round(peer, messages) for _ in range(scale.rounds))
-    client = pop3(peer)
-    start = time.perf_counter()
-    for number in range(1, len(messages) + 1):
-        client.dele(number)
-    client.quit()  # UPDATE state: the deletions are expunged before +OK
-    delete = time.perf_counter() - start
-    return {"messages": len(messages), "mb": octets / MB, "mb_per_s": octets / MB / seconds,
-            "messages_per_s": len(messages) / seconds, "dele_quit_ms": delete * 1000}
+    rounds: dict[str, list[float]] = {peer.name: [] for peer in peers}
+    for _ in range(scale.rounds):
+        for peer in peers:
+            rounds[peer.name].append(retr_round(peer, messages))
+    out: dict[str, dict[str, Any]] = {}
+    for peer in peers:
+        seconds = statistics.median(rounds[peer.name])
+        client = pop3(peer)
+        start = time.perf_counter()
+        for number in range(1, len(messages) + 1):
+            client.dele(number)
+        client.quit()  # UPDATE state: the deletions are expunged before +OK
+        out[peer.name] = {"messages": len(messages), "mb": octets / MB, "mb_per_s": octets / MB / seconds,
+                          "messages_per_s": len(messages) / seconds,
+                          "dele_quit_ms": (time.perf_counter() - start) * 1000}
+    return out
 
 
-def session_latencies(peer: Peer, scale: Scale) -> dict[str, Any]:
-    """(b): login+STAT, LIST, UIDL on a ``scale.maildrop``-message maildrop."""
-    fill(peer, [make_message(n, 2_000) for n in range(scale.maildrop)])
-    samples: dict[str, list[float]] = {"login_stat": [], "list": [], "uidl": []}
+def one_session(peer: Peer, count: int) -> dict[str, float]:
+    """Seconds for connect+USER/PASS+STAT, a full LIST, a full UIDL (then QUIT, untimed)."""
+    holder: list[poplib.POP3] = []
+
+    def login_stat() -> None:
+        holder.append(pop3(peer))
+        found, _ = holder[0].stat()
+        if found != count:
+            raise RuntimeError(f"{peer.name}: STAT says {found} messages, not {count}")
+
+    figures = {"login_stat": timed(login_stat)}
+    client = holder[0]
+    figures["list"] = timed(lambda: _full_listing(client.list(), count))
+    figures["uidl"] = timed(lambda: _full_listing(client.uidl(), count))
+    client.quit()
+    return figures
+
+
+def session_latencies(peers: list[Peer], scale: Scale) -> dict[str, dict[str, Any]]:
+    """(b): login+STAT, LIST, UIDL on a ``scale.maildrop``-message maildrop,
+    the sessions interleaved across peers; the first (warm-up: Dovecot's
+    index, SQLite's pages) is not counted."""
+    for peer in peers:
+        fill(peer, [make_message(n, 2_000) for n in range(scale.maildrop)])
+    samples: dict[str, dict[str, list[float]]] = {
+        peer.name: {"login_stat": [], "list": [], "uidl": []} for peer in peers}
     for iteration in range(scale.iterations + 1):
-        holder: list[poplib.POP3] = []
-
-        def login_stat() -> None:
-            holder.append(pop3(peer))
-            count, _ = holder[0].stat()
-            if count != scale.maildrop:
-                raise RuntimeError(f"{peer.name}: STAT says {count} messages, not {scale.maildrop}")
-
-        figures = {"login_stat": timed(login_stat)}
-        client = holder[0]
-        figures["list"] = timed(lambda: _full_listing(client.list(), scale.maildrop))
-        figures["uidl"] = timed(lambda: _full_listing(client.uidl(), scale.maildrop))
-        client.quit()
-        if iteration:  # the first session warms caches (Dovecot's index, SQLite's pages)
-            for key, value in figures.items():
-                samples[key].append(value * 1000)
-    out: dict[str, Any] = {"maildrop": scale.maildrop, "iterations": scale.iterations}
-    for key, values in samples.items():
-        ordered = sorted(values)
-        out[f"{key}_p50_ms"] = statistics.median(ordered)
-        out[f"{key}_p90_ms"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+        for peer in peers:
+            figures = one_session(peer, scale.maildrop)
+            if iteration:
+                for key, value in figures.items():
+                    samples[peer.name][key].append(value * 1000)
+    out: dict[str, dict[str, Any]] = {}
+    for name, by_key in samples.items():
+        out[name] = {"maildrop": scale.maildrop, "iterations": scale.iterations}
+        for key, values in by_key.items():
+            ordered = sorted(values)
+            out[name][f"{key}_p50_ms"] = statistics.median(ordered)
+            out[name][f"{key}_p90_ms"] = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
     return out
 
 
@@ -177,19 +203,29 @@ def _full_listing(reply: object, count: int) -> None:
         raise RuntimeError(f"a listing of {len(reply[1])} lines, not {count}")
 
 
-def measure(name: str, scale: Scale) -> dict[str, Any]:
-    """Both parts against a fresh server ``name``; errors are recorded, not raised."""
-    reason = unavailable("dovecot-pop3" if name == "dovecot" else name)
-    if reason:
-        return {"skipped": reason}
+def measure(names: tuple[str, ...], scale: Scale) -> dict[str, dict[str, Any]]:
+    """Both parts against fresh servers ``names``, running side by side; a
+    server that cannot run is recorded as skipped, a failure as an error."""
+    results: dict[str, dict[str, Any]] = {}
+    runnable = []
+    for name in names:
+        reason = unavailable("dovecot-pop3" if name == "dovecot" else name)
+        if reason:
+            results[name] = {"skipped": reason}
+        else:
+            runnable.append(name)
     load_before = _load()
     try:
-        with running_peer(name, PeerOptions(pop3=True)) as peer:
-            figures = {"version": peer.version, "notes": peer.notes, **retr_throughput(peer, scale)}
-            figures.update(session_latencies(peer, scale))
+        with contextlib.ExitStack() as stack:
+            peers = [stack.enter_context(running_peer(name, PeerOptions(pop3=True))) for name in runnable]
+            throughput, latency = retr_throughput(peers, scale), session_latencies(peers, scale)
+            for peer in peers:
+                results[peer.name] = {"version": peer.version, "notes": peer.notes, **throughput[peer.name],
+                                      **latency[peer.name], "load_before": load_before, "load_after": _load()}
     except (OSError, RuntimeError, poplib.error_proto, imaplib.IMAP4.error) as error:
-        return {"error": f"{type(error).__name__}: {error}", "load_before": load_before}
-    return {**figures, "load_before": load_before, "load_after": _load()}
+        for name in runnable:
+            results[name] = {"error": f"{type(error).__name__}: {error}", "load_before": load_before}
+    return {name: results[name] for name in names}
 
 
 def _load() -> str:
@@ -236,8 +272,7 @@ def markdown(results: dict[str, Any]) -> str:
         elif "error" in figures:
             out.append(f"\n{name} failed: {figures['error']}")
         else:
-            out.append(f"\n{name}: {'; '.join(figures.get('notes', []))}; load {figures['load_before']} → "
-                       f"{figures['load_after']}")
+            out.append(f"\n{name}: {'; '.join(figures.get('notes', []))}.")
     return "\n".join(out) + "\n"
 
 
@@ -253,7 +288,7 @@ def update_doc(text: str, block: str) -> str:
 def run(peers: tuple[str, ...], scale: Scale) -> dict[str, Any]:
     header: dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                               "machine": machine(), "versions": versions(), "load_before": _load()}
-    servers = {name: measure(name, scale) for name in peers}
+    servers = measure(peers, scale)
     header["load_after"] = _load()
     return {"header": header, "scale": {k: getattr(scale, k) for k in Scale.__slots__}, "servers": servers}
 

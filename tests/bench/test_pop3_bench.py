@@ -51,7 +51,8 @@ def test_update_doc_appends_the_section_once_then_replaces_the_block() -> None:
 
 def test_a_tiny_real_run_against_imapd() -> None:
     """Fills, RETRs (bytes checked), DELEs and times a small maildrop on a real server."""
-    figures = pop3_bench.measure("imapd", Scale(retr_messages=3, size=5_000, rounds=1, maildrop=5, iterations=1))
+    scale = Scale(retr_messages=3, size=5_000, rounds=1, maildrop=5, iterations=1)
+    figures = pop3_bench.measure(("imapd",), scale)["imapd"]
     assert "error" not in figures, figures
     assert figures["messages"] == 3 and figures["mb_per_s"] > 0 and figures["dele_quit_ms"] > 0
     assert figures["uidl_p50_ms"] > 0 and figures["maildrop"] == 5
