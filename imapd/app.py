@@ -244,7 +244,7 @@ def build_service(
     SIGHUP reloads the certificate (a process-wide signal handler, so it is
     installed from the main thread; in-process tests turn it off).
     ``inherited``: listening descriptors bound by a ``--workers`` parent,
-    one per listener (IMAP, then IMAPS, then LMTP), adopted instead of bound. Raises
+    one per listener (IMAP, IMAPS, LMTP, POP3, POP3S in turn), adopted instead of bound. Raises
     ``imapd.net.tls.TLSConfigError`` for an unusable certificate and
     ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
@@ -473,7 +473,9 @@ def supervise(
     # In build_service's listener order: the workers adopt them in turn.
     wanted = [("IMAP", d, False) for d in listeners.imap] + [
         ("IMAPS", d, True) for d in listeners.imaps] + [
-        ("LMTP", d, False) for d in listeners.lmtp]
+        ("LMTP", d, False) for d in listeners.lmtp] + [
+        ("POP3", d, False) for d in listeners.pop3] + [
+        ("POP3S", d, True) for d in listeners.pop3s]
     try:
         sockets = worker_processes.bind_all(reactor, wanted, config.limits.listen_backlog)
     except ListenError as error:

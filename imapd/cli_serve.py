@@ -217,8 +217,6 @@ class ServeOptions(BaseOptions):
         self["pop3s"].append(endpoint)
 
     def postOptions(self) -> None:
-        if (self["pop3"] or self["pop3s"]) and self["workers"] > 1:
-            raise usage.UsageError("--pop3/--pop3s cannot be combined with --workers yet")
         if self["pop3-uidl-format"] not in UIDL_FORMATS:
             raise usage.UsageError(f"--pop3-uidl-format must be one of {', '.join(UIDL_FORMATS)}")
         expire = self["pop3-expire"]

@@ -182,7 +182,7 @@ def test_pop3_options_reach_the_config_and_listeners() -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--pop3-uidl-format", "courier"], ["--pop3-expire", "soon"],
-    ["--pop3-login-delay", "-1"], ["--pop3", "tcp:1110", "--workers", "2"],
+    ["--pop3-login-delay", "-1"],
 ])
 def test_bad_pop3_options_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(usage.UsageError):
