@@ -46,6 +46,7 @@ from typing import Iterator, Mapping, Sequence
 import pytest
 
 from tests.support.pinned_skips import in_ci, require_tool
+from tests.support.server import REPO_ROOT
 from tests.support.waiting import wait_until
 
 MISSING = "Postfix (Debian package postfix) is not installed; .ci/run installs it"
@@ -292,10 +293,13 @@ def imapd_launcher(account: str) -> Iterator[Path]:
 
 
 def _launcher_scripts() -> Iterator[str]:
-    yield f'#!/bin/sh\nexec {sys.executable} -m imapd "$@"\n'
+    # This checkout's imapd (as the server subprocesses run it), not
+    # whichever one the venv was installed from.
+    path = f"PYTHONPATH={REPO_ROOT}; export PYTHONPATH\n"
+    yield f'#!/bin/sh\n{path}exec {sys.executable} -m imapd "$@"\n'
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     site = next((p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)), None)
     if system.exists() and site is not None:
         code = (f"import runpy, site; site.addsitedir({site!r}); "
                 "runpy.run_module('imapd', run_name='__main__', alter_sys=True)")
-        yield f'#!/bin/sh\nexec {system} -c "{code}" "$@"\n'
+        yield f'#!/bin/sh\n{path}exec {system} -c "{code}" "$@"\n'
