@@ -8,7 +8,8 @@ restarts, derived from the mailbox's UIDVALIDITY and the message's UID
 
 * ``imapd`` (default): ``<uidvalidity>-<uid>`` in decimal;
 * ``dovecot``: Dovecot's default ``pop3_uidl_format = %08Xu%08Xv``, the
-  UID then the UIDVALIDITY as eight upper-case hex digits each, so clients
+  UID then the UIDVALIDITY as eight lower-case hex digits each (Dovecot's
+  ``%X`` prints lower case: 2.3.19 answers ``000000016b15ac5a``), so clients
   of a server migrated from Dovecot with UIDs and UIDVALIDITY kept do not
   download everything again.
 
@@ -26,7 +27,7 @@ UIDL_FORMATS = ("imapd", "dovecot")
 def uidl(uidvalidity: int, uid: int, style: str = "imapd") -> str:
     """The unique-id of a message (see the module docstring)."""
     if style == "dovecot":
-        return f"{uid:08X}{uidvalidity:08X}"
+        return f"{uid:08x}{uidvalidity:08x}"
     return f"{uidvalidity}-{uid}"
 
 

@@ -12,12 +12,14 @@ installs; elsewhere the tests skip with a pinned reason, under CI they fail.
 from __future__ import annotations
 
 import imaplib
+import poplib
 import re
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from imapd.pop3.maildrop import uidl
 from tests.support.pinned_skips import Pin, require_tool
 from tests.support.pop3_clients import (
     FETCHMAIL, FETCHMAIL_GOT_MAIL, FETCHMAIL_MISSING, FETCHMAIL_NO_MAIL, GETMAIL, GETMAIL_MISSING,
@@ -30,8 +32,10 @@ from tests.support.waiting import wait_until
 PINNED_SKIPS = (
     Pin.exact(FETCHMAIL_MISSING, "fetchmail is a Debian package .ci/run installs", in_ci=False),
     Pin.exact(GETMAIL_MISSING, "getmail6 is a Debian package .ci/run installs", in_ci=False),
+    Pin(r"no Dovecot POP3 here: .*", "the live Dovecot check needs root and dovecot-pop3d; CI has neither "
+        "(the recorded answer is checked by test_fetchmail_migrated_from_dovecot_downloads_nothing_again)"),
 )
-USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw"}
+USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw", "mig": "mig-pw"}
 POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
 POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
 
@@ -174,3 +178,69 @@ def test_getmail_over_pop3s(server: RunningServer, tmp_path: Path) -> None:
     assert run.status == 0, run.log
     assert run.messages == [as_getmail_stores(MESSAGES[0])]
     assert inbox(server, "tls") == []
+
+
+def uidvalidity_and_uids(client: imaplib.IMAP4) -> tuple[int, list[int]]:
+    """UIDVALIDITY and UIDs of INBOX, through a logged-in client (logged out after)."""
+    try:
+        client.select("INBOX", readonly=True)
+        validity = client.response("UIDVALIDITY")[1][0]
+        typ, data = client.uid("SEARCH", "ALL")
+        assert typ == "OK" and isinstance(validity, bytes)
+        return int(validity), [int(u) for u in (data[0] or b"").split()]
+    finally:
+        client.logout()
+
+
+def dovecot_uidl(uidvalidity: int, uid: int) -> str:
+    """What Dovecot 2.3 answers to UIDL with its default ``pop3_uidl_format
+    = %08Xu%08Xv``: the UID then the UIDVALIDITY as 8 *lower-case* hex digits
+    (Dovecot's ``%X`` modifier prints lower case). Observed on Debian's
+    2.3.19.1 (bench.peers' private instance): UID 1 of a mailbox with
+    UIDVALIDITY 1796582490 is ``000000016b15ac5a``;
+    test_dovecot_uidl_format_is_what_a_live_dovecot_answers checks it again
+    wherever Dovecot can run."""
+    return f"{uid:08x}{uidvalidity:08x}"
+
+
+def test_fetchmail_migrated_from_dovecot_downloads_nothing_again(tmp_path: Path) -> None:
+    """issue 16: with ``--pop3-uidl-format dovecot`` a leave-on-server client
+    whose UIDL state came from Dovecot (same UIDs and UIDVALIDITY) fetches
+    only what is new, not the whole maildrop again."""
+    require_tool(FETCHMAIL, FETCHMAIL_MISSING)
+    assert dovecot_uidl(1796582490, 1) == "000000016b15ac5a"  # the recorded Dovecot answer
+    args = ["--pop3", LOOPBACK_ENDPOINT, "--pop3-uidl-format", "dovecot"]
+    with running_server(tmp_path / "server", {"mig": USERS["mig"]}, args) as migrated:
+        put(migrated, "mig", MESSAGES[:3])
+        validity, uids = uidvalidity_and_uids(imap(migrated, "mig"))
+        client = Fetchmail(tmp_path / "client", migrated.host, port(migrated, POP3_LINE), "mig", USERS["mig"])
+        client.remember(f"mig@{migrated.host}", [dovecot_uidl(validity, uid) for uid in uids])
+        first = client.run()
+        assert (first.status, len(first.messages)) == (FETCHMAIL_NO_MAIL, 0), first.log
+        put(migrated, "mig", MESSAGES[3:])
+        second = client.run()
+        assert (second.status, second.messages) == (FETCHMAIL_GOT_MAIL, MESSAGES[3:]), second.log
+
+
+def test_dovecot_uidl_format_is_what_a_live_dovecot_answers() -> None:
+    """The recorded format above, checked against Dovecot itself (bench.peers'
+    private instance with POP3; needs root and dovecot-pop3d, not installed by CI)."""
+    from bench.peers import PeerOptions, running_peer, unavailable
+
+    reason = unavailable("dovecot-pop3")
+    if reason:
+        pytest.skip(f"no Dovecot POP3 here: {reason}")
+    with running_peer("dovecot", PeerOptions(pop3=True)) as dovecot:
+        client = imaplib.IMAP4(dovecot.host, dovecot.port)
+        client.login(dovecot.user, dovecot.password)
+        for message in MESSAGES[:2]:
+            client.append("INBOX", None, None, message)
+        validity, uids = uidvalidity_and_uids(client)
+        assert dovecot.pop3_port is not None
+        pop = poplib.POP3(dovecot.host, dovecot.pop3_port, timeout=30)
+        pop.user(dovecot.user)
+        pop.pass_(dovecot.password)
+        answered = [line.split()[1].decode() for line in pop.uidl()[1]]
+        pop.quit()
+    assert answered == [dovecot_uidl(validity, uid) for uid in uids]
+    assert answered == [uidl(validity, uid, "dovecot") for uid in uids]  # imapd's own format

@@ -87,7 +87,7 @@ def test_uidl_dovecot_format_is_uid_then_uidvalidity_in_hex(rig: Rig) -> None:
     uids = logged_in(rig)
     assert rig.session.watch is not None
     validity = rig.session.watch.uidvalidity
-    assert rig.say(b"UIDL 1\r\n") == b"+OK 1 %08X%08X\r\n" % (uids[0], validity)
+    assert rig.say(b"UIDL 1\r\n") == b"+OK 1 %08x%08x\r\n" % (uids[0], validity)
 
 
 def test_capa_after_login_has_no_login_capabilities(rig: Rig) -> None:

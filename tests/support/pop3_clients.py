@@ -66,6 +66,7 @@ class Fetchmail:
         mda = workdir / "mda.sh"
         mda.write_text(MDA_SCRIPT)
         mda.chmod(0o755)
+        self.idfile = workdir / "fetchids"
         self.rcfile = workdir / "fetchmailrc"
         self.rcfile.write_text(
             "set no syslog\n"
@@ -75,13 +76,20 @@ class Fetchmail:
             f'  mda "{mda} {self.out}"\n')
         self.rcfile.chmod(0o600)  # fetchmail refuses an rcfile others can read (it holds a password)
 
+    def remember(self, account: str, unique_ids: list[str]) -> None:
+        """Write fetchmail's ``idfile`` as if it had already seen these UIDL
+        ids (one ``user@host id`` line each, fetchmail 6's format): the
+        state a client carries over from a previous server."""
+        self.idfile.write_text("".join(f"{account} {uid}\n" for uid in unique_ids))
+        self.idfile.chmod(0o600)  # fetchmail refuses an idfile others may read
+
     def run(self) -> Run:
         """Poll once (``--nodetach``: no daemon); the messages new to this run."""
         assert FETCHMAIL is not None
         before = set(os.listdir(self.out))
         env = dict(os.environ, FETCHMAILHOME=str(self.workdir), HOME=str(self.workdir))
         argv = [FETCHMAIL, "-f", str(self.rcfile), "--nodetach", "--nosyslog", "-v", "--invisible",
-                "-i", str(self.workdir / "fetchids"), "--pidfile", str(self.workdir / "fetchmail.pid")]
+                "-i", str(self.idfile), "--pidfile", str(self.workdir / "fetchmail.pid")]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.workdir,
                               timeout=CLIENT_TIMEOUT, stdin=subprocess.DEVNULL)
         new = sorted(set(os.listdir(self.out)) - before)
