@@ -23,6 +23,13 @@ from imapd.core.config import Limits
 
 
 def format_peer(address: object) -> str:
+    """How logs and the LMTP ``Received:`` field name a peer: ``host:port``,
+    ``[v6]:port``, or ``unix`` / ``unix:PATH`` for a local socket's client
+    (which rarely has a name of its own)."""
+    if isinstance(address, UNIXAddress):
+        raw: object = address.name
+        name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        return f"unix:{name}" if name else "unix"
     host, port = getattr(address, "host", None), getattr(address, "port", None)
     if host is None or port is None:
         return str(address)

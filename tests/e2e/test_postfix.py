@@ -109,7 +109,7 @@ def lmtp_pair(tmp_path: Path) -> Iterator[tuple[Postfix, RunningServer]]:
         args = ["--lmtp", f"unix:{postfix.lmtp_socket}:mode=666"]
         with running_server(tmp_path, USERS, args) as server:
             # Postfix defers a delivery it cannot connect for minutes: wait for the socket.
-            wait_until(lambda: "listening on LMTP UNIXAddress" in server.log(), "imapd's LMTP socket")
+            wait_until(lambda: "listening on LMTP unix:" in server.log(), "imapd's LMTP socket")
             yield postfix, server
 
 
@@ -124,7 +124,7 @@ def test_postfix_delivers_over_lmtp_byte_for_byte(lmtp_pair: tuple[Postfix, Runn
         assert rest == MESSAGE, postfix.log()
         assert head[:2] == [f"Return-Path: <{sender}>\r\n".encode(),
                             f"Delivered-To: {user}@{LMTP_DOMAIN}\r\n".encode()]
-        assert head[2].startswith(b"Received: from mx.imapd.test ") and b"with LMTP" in head[2]
+        assert head[2].startswith(b"Received: from mx.imapd.test (unix)\r\n") and b"with LMTP" in head[2]
         assert head[3].startswith(b"Received: from ") and b"by mx.imapd.test (Postfix) with ESMTP" in head[3]
     [bounce] = wait_for_mail(server, postfix, "carol", USERS["carol"], 1)
     bounce_for([bounce], "nobody@lmtp.test", b"550 5.1.1 <nobody@lmtp.test> User unknown")

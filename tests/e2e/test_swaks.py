@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     directory = tmp_path_factory.mktemp("e2e-swaks")
     args = ["--lmtp", LOOPBACK_ENDPOINT, "--lmtp", f"unix:{directory / SOCKET}"]
     with running_server(directory, USERS, args) as s:
-        wait_until(lambda: "listening on LMTP UNIXAddress" in s.log(), "the LMTP socket")
+        wait_until(lambda: "listening on LMTP unix:" in s.log(), "the LMTP socket")
         yield s
 
 
