@@ -311,8 +311,11 @@ def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: A
 def deliver_command(config: Config, request: Any, raw: bytes) -> int:
     """``imapd deliver``: store one message (``imapd.lmtp.lda``) and return
     its sysexits status. Runs the reactor just for this (the storage
-    engines hop results back to it); a store that cannot be opened is
-    EX_TEMPFAIL, so the MTA keeps the mail. Works beside a running server:
+    engines hop results back to it). Whatever goes wrong on our side (a
+    store that cannot be opened, a data directory that cannot be made, an
+    unexpected error) is EX_TEMPFAIL, never EX_SOFTWARE: an MTA bounces
+    mail on any status but 75, and ours is the trouble to fix, not the
+    message's (Dovecot's LDA answers the same). Works beside a running server:
     its sessions learn of the message by the engine's change detection."""
     from twisted.internet.defer import Deferred
 
@@ -335,6 +338,8 @@ def deliver_command(config: Config, request: Any, raw: bytes) -> int:
             mail = open_mail(config, reactor)
         except StoreError as error:
             return lda.EX_TEMPFAIL, str(error)
+        except OSError as error:  # e.g. the data directory cannot be made
+            return lda.EX_TEMPFAIL, f"imapd deliver: {error}"
         users = open_user_store(config)
         runtime = ReactorRuntime(reactor)
         try:
@@ -349,12 +354,12 @@ def deliver_command(config: Config, request: Any, raw: bytes) -> int:
 
     def done(result: Any) -> None:
         outcome.append(result if isinstance(result, tuple) else
-                       (lda.EX_SOFTWARE, f"imapd deliver: {result.getErrorMessage()}"))
+                       (lda.EX_TEMPFAIL, f"imapd deliver: {result.getErrorMessage()}"))
         reactor.stop()
 
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(run()).addBoth(done))
     reactor.run(installSignalHandlers=False)
-    status, text = outcome[0] if outcome else (lda.EX_SOFTWARE, "imapd deliver: interrupted")
+    status, text = outcome[0] if outcome else (lda.EX_TEMPFAIL, "imapd deliver: interrupted")
     if text:
         print(text, file=sys.stderr)
     return status

@@ -25,7 +25,6 @@ from imapd.mail.service import MailService
 EX_OK = 0
 EX_USAGE = 64
 EX_NOUSER = 67
-EX_SOFTWARE = 70
 EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
 EX_NOPERM = 77

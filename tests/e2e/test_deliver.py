@@ -101,3 +101,14 @@ def test_over_quota_bounces_unless_configured_temporary(tmp_path: Path) -> None:
     assert b"over quota" in kept.stderr
     run_cli("user", "quota", "alice", "--storage", "none", "--data", str(data_dir))
     assert deliver(data_dir, "-a", "alice").returncode == 0
+
+
+def test_trouble_on_our_side_is_temporary(tmp_path: Path) -> None:
+    """A data directory that cannot be made (here: under a regular file)
+    exits 75, so the MTA keeps the mail and retries; 70 (EX_SOFTWARE) would
+    make Postfix bounce it. One line on stderr, no traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    failed = deliver(blocker / "imapd-data", "-a", "alice")
+    assert failed.returncode == 75, failed.stderr
+    assert failed.stderr.count(b"\n") == 1 and b"Traceback" not in failed.stderr
