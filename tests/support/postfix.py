@@ -278,7 +278,7 @@ def imapd_launcher(account: str) -> Iterator[Path]:
     os.chmod(directory, 0o755)
     launcher = directory / "imapd"
     try:
-        for script in _launcher_scripts():
+        for script in _launcher_scripts(directory):
             launcher.write_text(script)
             os.chmod(launcher, 0o755)
             probe = subprocess.run(["runuser", "-u", account, "--", str(launcher), "--version"],
@@ -292,14 +292,40 @@ def imapd_launcher(account: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _launcher_scripts() -> Iterator[str]:
+def _launcher_scripts(directory: Path) -> Iterator[str]:
+    """Candidates, tried in order (each later one only if the one before
+    cannot run as the account); see ``imapd_launcher``."""
     # This checkout's imapd (as the server subprocesses run it), not
     # whichever one the venv was installed from.
     path = f"PYTHONPATH={REPO_ROOT}; export PYTHONPATH\n"
     yield f'#!/bin/sh\n{path}exec {sys.executable} -m imapd "$@"\n'
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     site = next((p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)), None)
-    if system.exists() and site is not None:
-        code = (f"import runpy, site; site.addsitedir({site!r}); "
-                "runpy.run_module('imapd', run_name='__main__', alter_sys=True)")
-        yield f'#!/bin/sh\n{path}exec {system} -c "{code}" "$@"\n'
+    if not system.exists() or site is None:
+        return
+    code = (f"import runpy, site; site.addsitedir({{site!r}}); "
+            "runpy.run_module('imapd', run_name='__main__', alter_sys=True)")
+    yield f'#!/bin/sh\n{path}exec {system} -c "{code.format(site=site)}" "$@"\n'
+    # The checkout itself is out of reach (e.g. cloned under root's 0700
+    # home): a linked copy of imapd and the venv's packages next to the
+    # launcher (hard links, so no 200 MB copy on one file system).
+    readable_site = directory / "site-packages"
+    _link_tree(Path(site), readable_site)
+    _link_tree(REPO_ROOT / "imapd", directory / "code" / "imapd")
+    for tree in (directory, *directory.rglob("*")):
+        if tree.is_dir():
+            os.chmod(tree, 0o755)
+    path = f"PYTHONPATH={directory / 'code'}; export PYTHONPATH\n"
+    yield f'#!/bin/sh\n{path}exec {system} -c "{code.format(site=str(readable_site))}" "$@"\n'
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``source`` as a tree of hard links (copies across file systems)."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
