@@ -1,6 +1,6 @@
 """twistd plugin: ``twistd -n imapd --data DIR --imap tcp:1143 [--store URL]``.
 
-Same options (``imapd.cli.ServeOptions``) and the same assembly
+Same options (``imapd.cli_serve.ServeOptions``) and the same assembly
 (``imapd.app.build_service``) as ``imapd serve``. Kept tiny and
 import-cheap: twistd imports every plugin just to list them, so nothing
 here imports the reactor or the server until ``makeService``.
@@ -14,7 +14,7 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import IPlugin
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from imapd.cli import ServeOptions
+from imapd.cli_serve import ServeOptions
 
 
 @implementer(IServiceMaker, IPlugin)
