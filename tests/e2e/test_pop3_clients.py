@@ -35,7 +35,8 @@ PINNED_SKIPS = (
     Pin(r"no Dovecot POP3 here: .*", "the live Dovecot check needs root and dovecot-pop3d; CI has neither "
         "(the recorded answer is checked by test_fetchmail_migrated_from_dovecot_downloads_nothing_again)"),
 )
-USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw", "mig": "mig-pw"}
+USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw", "mig": "mig-pw",
+         "tls-stls": "stls-pw", "tls-pop3s": "pop3s-pw"}
 POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
 POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
 
@@ -244,3 +245,20 @@ def test_dovecot_uidl_format_is_what_a_live_dovecot_answers() -> None:
         pop.quit()
     assert answered == [dovecot_uidl(validity, uid) for uid in uids]
     assert answered == [uidl(validity, uid, "dovecot") for uid in uids]  # imapd's own format
+
+
+@pytest.mark.parametrize("tls", ["stls", "pop3s"])
+def test_fetchmail_over_tls_deletes_what_it_retrieved(server: RunningServer, tmp_path: Path, tls: str) -> None:
+    """fetchmail without ``keep`` over STLS (RFC 2595, required by the rc
+    file) and over POP3S (RFC 8314): the mail arrives byte for byte, then
+    is gone from the INBOX over IMAP."""
+    require_tool(FETCHMAIL, FETCHMAIL_MISSING)
+    user = f"tls-{tls}"
+    put(server, user, MESSAGES)
+    pop3_port = port(server, POP3_LINE if tls == "stls" else POP3S_LINE)
+    client = Fetchmail(tmp_path, server.host, pop3_port, user, USERS[user], keep=False, tls=tls)
+    run = client.run()
+    assert run.status == FETCHMAIL_GOT_MAIL, run.log
+    assert run.messages == MESSAGES
+    assert ("POP3> STLS" in run.log) == (tls == "stls"), run.log
+    assert inbox(server, user) == []

@@ -11,7 +11,8 @@ the messages it delivered, in retrieval order, as the client stored them:
   §7) it has seen in its ``idfile`` and skip them on the next poll. With
   ``--invisible``, ``no rewrite`` and ``no stripcr`` it passes the message
   through untouched (no Received: line, CRLF kept). ``sslproto ''`` stops
-  it from trying STLS: loopback, plain USER/PASS, as imapd allows there.
+  it from trying STLS: loopback, plain USER/PASS, as imapd allows there
+  (or STLS / POP3S on request).
 * ``Getmail`` uses a ``SimplePOP3Retriever`` and a ``Maildir`` destination.
   getmail's Maildir writes LF line ends and puts a ``Return-Path:`` line on
   top (``<unknown>``: POP3 has no envelope sender); ``delivered_to`` and
@@ -38,6 +39,10 @@ CLIENT_TIMEOUT = 60.0
 # fetchmail exit statuses (fetchmail(1) "EXIT CODES"): 0 mail retrieved, 1 no new mail.
 FETCHMAIL_GOT_MAIL, FETCHMAIL_NO_MAIL = 0, 1
 
+# fetchmail 6.4 user options: sslproto '' turns opportunistic STLS off; a
+# version like tls1.2+ makes STLS mandatory; ssl is implicit TLS.
+FETCHMAIL_TLS = {"none": "sslproto ''", "stls": "sslproto 'tls1.2+' no sslcertck", "pop3s": "ssl no sslcertck"}
+
 MDA_SCRIPT = """#!/bin/sh
 # One file per message, numbered in delivery order (fetchmail runs the MDA once per message, in turn).
 n=$(ls "$1" | wc -l)
@@ -55,10 +60,15 @@ class Run:
 
 
 class Fetchmail:
-    """fetchmail polling one account with ``keep`` and ``uidl``; the UIDL
-    state (``idfile``) lives in ``workdir`` and survives between runs."""
+    """fetchmail polling one account with ``uidl`` and ``keep`` (or, with
+    ``keep=False``, deleting what it retrieved); the UIDL state (``idfile``)
+    lives in ``workdir`` and survives between runs. ``tls``: ``"none"``
+    (plain, no STLS), ``"stls"`` (STLS required, RFC 2595) or ``"pop3s"``
+    (implicit TLS, RFC 8314), the certificate not checked (imapd's
+    self-signed one)."""
 
-    def __init__(self, workdir: Path, host: str, port: int, user: str, password: str) -> None:
+    def __init__(self, workdir: Path, host: str, port: int, user: str, password: str,
+                 *, keep: bool = True, tls: str = "none") -> None:
         assert FETCHMAIL is not None
         self.workdir = workdir
         self.out = workdir / "delivered"
@@ -72,7 +82,7 @@ class Fetchmail:
             "set no syslog\n"
             f"poll {host} service {port} protocol pop3 uidl auth password\n"
             f'  user "{user}" there with password "{password}" is root here\n'
-            "  options keep no rewrite no stripcr sslproto ''\n"
+            f"  options {'keep' if keep else 'no keep'} no rewrite no stripcr {FETCHMAIL_TLS[tls]}\n"
             f'  mda "{mda} {self.out}"\n')
         self.rcfile.chmod(0o600)  # fetchmail refuses an rcfile others can read (it holds a password)
 
