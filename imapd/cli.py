@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.python import usage
 
@@ -172,20 +172,6 @@ class DeliverOptions(_DataOptions):
             quota_full_tempfail=bool(self["quota-full-tempfail"])))
 
 
-class ImapdOptions(BaseOptions):
-    synopsis = "imapd (serve | user | db) [options]"
-    subCommands = [
-        ["serve", None, ServeOptions, "Run the IMAP server"],
-        ["user", None, UserOptions, "Manage users (works while the server runs)"],
-        ["db", None, DbOptions, "Create, upgrade or inspect the store's schema"],
-        ["deliver", None, DeliverOptions, "Deliver one message from stdin (MTA mailbox_command)"],
-    ]
-
-    def postOptions(self) -> None:
-        if self.subCommand is None:
-            raise usage.UsageError("give a command: serve, user or db")
-
-
 def read_password(from_stdin: bool) -> Secret:
     """One line from stdin (scripts), or a twice-typed prompt (people)."""
     if from_stdin:
@@ -281,6 +267,30 @@ def run_deliver(options: DeliverOptions) -> int:
     return app.deliver_command(options.config(), request, sys.stdin.buffer.read())
 
 
+# The subcommands: name -> (options class, what runs it, one line of help).
+# A new command lives in its own module (``cli_<name>.py``: its Options
+# class and its run function) and adds one line here.
+Command = tuple[type[usage.Options], Callable[[Any], int], str]
+COMMANDS: dict[str, Command] = {
+    "serve": (ServeOptions, run_serve, "Run the server"),
+    "user": (UserOptions, run_user,
+             "Manage users (works while the server runs)"),
+    "db": (DbOptions, run_db,
+           "Create, upgrade or inspect the store's schema"),
+    "deliver": (DeliverOptions, run_deliver,
+                "Deliver one message from stdin (MTA mailbox_command)"),
+}
+
+
+class ImapdOptions(BaseOptions):
+    synopsis = "imapd COMMAND [options]"
+    subCommands = [[name, None, options, text] for name, (options, _, text) in COMMANDS.items()]
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError(f"give a command: {', '.join(COMMANDS)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from imapd.app import StoreError, store_failure, store_of
 
@@ -291,13 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imapd: {error} (see imapd --help)", file=sys.stderr)
         return 2
     try:
-        if options.subCommand == "serve":
-            return run_serve(options.subOptions)
-        if options.subCommand == "db":
-            return run_db(options.subOptions)
-        if options.subCommand == "deliver":
-            return run_deliver(options.subOptions)
-        return run_user(options.subOptions)
+        return COMMANDS[options.subCommand or ""][1](options.subOptions)
     except UserDatabaseError as error:
         print(f"imapd: {error}", file=sys.stderr)
         return 1
