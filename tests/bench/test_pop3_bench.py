@@ -8,7 +8,7 @@ from typing import Any
 from bench import pop3_bench
 from bench.pop3_bench import BEGIN_MARK, END_MARK, SECTION, Scale, make_message, markdown, update_doc
 
-FIGURES = {"mb_per_s": 20.0, "messages_per_s": 400.0, "dele_quit_ms": 30.0, "login_stat_p50_ms": 6.0,
+FIGURES = {"mb_per_s": 20.0, "messages_per_s": 400.0, "cpu_ms_per_mb": 50.0, "dele_quit_ms": 30.0, "login_stat_p50_ms": 6.0,
            "list_p50_ms": 2.0, "uidl_p50_ms": 3.0, "login_stat_p90_ms": 7.0, "list_p90_ms": 2.5,
            "uidl_p90_ms": 4.0, "notes": ["SQLite"], "load_before": "1.00", "load_after": "1.50"}
 RESULTS: dict[str, Any] = {
@@ -29,8 +29,8 @@ def test_messages_are_the_same_for_every_run_and_have_dot_lines() -> None:
 
 def test_markdown_has_both_tables_and_the_ratios() -> None:
     text = markdown(RESULTS)
-    assert "| imapd | 20.0 | 400 | 30.0 |" in text
-    assert "| imapd/Dovecot | 0.500× | 0.500× | 1.00× |" in text  # throughput: half of Dovecot's
+    assert "| imapd | 20.0 | 400 | 50.0 | 30.0 |" in text
+    assert "| imapd/Dovecot | 0.500× | 0.500× | 1.00× | 1.00× |" in text  # throughput: half of Dovecot's
     assert "| imapd/Dovecot | 1.00× | 2.00× |" in text  # LIST twice as slow
     assert "load 1.00 1.00 1.00 before" in text
 
@@ -38,7 +38,7 @@ def test_markdown_has_both_tables_and_the_ratios() -> None:
 def test_a_skipped_or_failed_server_has_no_figures_and_says_why() -> None:
     results = {**RESULTS, "servers": {"imapd": FIGURES, "dovecot": {"skipped": "dovecot not installed"}}}
     text = markdown(results)
-    assert "| dovecot | – | – | – |" in text and "dovecot skipped: dovecot not installed" in text
+    assert "| dovecot | – | – | – | – |" in text and "dovecot skipped: dovecot not installed" in text
     assert "| imapd/Dovecot | – | – | – |" in text
 
 
@@ -55,4 +55,5 @@ def test_a_tiny_real_run_against_imapd() -> None:
     figures = pop3_bench.measure(("imapd",), scale)["imapd"]
     assert "error" not in figures, figures
     assert figures["messages"] == 3 and figures["mb_per_s"] > 0 and figures["dele_quit_ms"] > 0
+    assert figures["cpu_ms_per_mb"] >= 0
     assert figures["uidl_p50_ms"] > 0 and figures["maildrop"] == 5
