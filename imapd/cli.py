@@ -164,11 +164,13 @@ class DeliverOptions(_DataOptions):
         ["from", "f", None, "envelope sender: adds Return-Path (unless the message has one)"],
         ["address", "a", None, "recipient address or user name (default: $USER)"],
         ["mailbox", "m", None, "folder to deliver into (default: +detail folder, else INBOX)"],
+        ["lmtp-separator", None, "+", "subaddress separator, as for serve (\"\": none)"],
     ]
     optFlags = [["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP]]
 
     def config(self) -> Config:
         return replace(super().config(), lmtp=LmtpConfig(
+            separator=self["lmtp-separator"],
             quota_full_tempfail=bool(self["quota-full-tempfail"])))
 
 
@@ -263,8 +265,9 @@ def run_deliver(options: DeliverOptions) -> int:
     if not recipient:
         print("imapd deliver: no recipient (-a)", file=sys.stderr)
         return EX_USAGE
-    request = Request(recipient, options["from"], options["mailbox"])
-    return app.deliver_command(options.config(), request, sys.stdin.buffer.read())
+    config = options.config()
+    request = Request(recipient, options["from"], options["mailbox"], config.lmtp.separator)
+    return app.deliver_command(config, request, sys.stdin.buffer.read())
 
 
 # The subcommands: name -> (options class, what runs it, one line of help).

@@ -88,6 +88,18 @@ LIMIT_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
 }
 _LIMIT_DEFAULTS = {f.name: f.default for f in fields(Limits)}
 
+# LMTP settings (``LmtpConfig``) settable from the command line, as LIMIT_OPTIONS.
+LMTP_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "lmtp-separator": ("separator", str,
+                       "subaddress separator: user+detail delivers into the folder detail "
+                       "when it exists (RFC 5233); \"\" turns it off"),
+    "lmtp-max-message": ("max_message", int, "largest message LMTP accepts, bytes (LHLO SIZE)"),
+    "lmtp-max-recipients": ("max_recipients", int, "recipients per LMTP transaction"),
+    "lmtp-max-line": ("max_line", int, "longest LMTP input line, bytes"),
+    "lmtp-idle-timeout": ("idle_timeout", float, "idle seconds before an LMTP connection is closed"),
+}
+_LMTP_DEFAULTS = {f.name: f.default for f in fields(LmtpConfig)}
+
 
 class BaseOptions(usage.Options):
     """usage.Options with GNU-style argument order (``user add NAME
@@ -162,6 +174,9 @@ class ServeOptions(BaseOptions):
     ] + [
         [name, None, None, f"{doc} (default {_LIMIT_DEFAULTS[field]})", kind]
         for name, (field, kind, doc) in LIMIT_OPTIONS.items()
+    ] + [
+        [name, None, None, f"{doc} (default {_LMTP_DEFAULTS[field]!r})", kind]
+        for name, (field, kind, doc) in LMTP_OPTIONS.items()
     ]
 
     def __init__(self) -> None:
@@ -250,6 +265,14 @@ class ServeOptions(BaseOptions):
             raise usage.UsageError("--listen-backlog must be at least 1")
         if limits.auth_timeout < 30 * 60:
             raise usage.UsageError("--auth-timeout must be at least 1800 (RFC 3501 §5.4)")
+        check_lmtp(self.lmtp())
+
+    def lmtp(self) -> LmtpConfig:
+        """``LmtpConfig`` from --lmtp-domain, --quota-full-tempfail and LMTP_OPTIONS."""
+        overrides = {field: self[name] for name, (field, _, _) in LMTP_OPTIONS.items()
+                     if self[name] is not None}
+        return LmtpConfig(domains=tuple(self["lmtp-domain"]),
+                          quota_full_tempfail=bool(self["quota-full-tempfail"]), **overrides)
 
     def limits(self) -> Limits:
         overrides = {
@@ -268,8 +291,7 @@ class ServeOptions(BaseOptions):
             scram_plus=bool(self["scram-plus"]),
             default_mailboxes=self.default_mailboxes(),
             store=self["store"],
-            lmtp=LmtpConfig(domains=tuple(self["lmtp-domain"]),
-                            quota_full_tempfail=bool(self["quota-full-tempfail"])),
+            lmtp=self.lmtp(),
             pop3=Pop3Config(uidl_format=self["pop3-uidl-format"],
                             seen_on_retr=not self["pop3-no-seen"], expire=self["pop3-expire"],
                             login_delay=self["pop3-login-delay"]),
@@ -291,6 +313,19 @@ class ServeOptions(BaseOptions):
         chosen = dict((use, name) for name, use in DEFAULT_MAILBOXES)
         chosen.update(self["special-use"])
         return tuple((name, use) for use, name in chosen.items() if name)
+
+
+def check_lmtp(lmtp: LmtpConfig) -> None:
+    """The LMTP settings' bounds (RFC 5321 §4.5.3.1: 100 recipients and
+    1000-octet lines at least), one UsageError line each."""
+    if lmtp.max_recipients < 100:
+        raise usage.UsageError("--lmtp-max-recipients must be at least 100 (RFC 5321 §4.5.3.1.8)")
+    if lmtp.max_line < 1000:
+        raise usage.UsageError("--lmtp-max-line must be at least 1000 (RFC 5321 §4.5.3.1.6)")
+    if lmtp.max_message < 1 or lmtp.idle_timeout <= 0:
+        raise usage.UsageError("--lmtp-max-message and --lmtp-idle-timeout must be positive")
+    if len(lmtp.separator) > 1 or lmtp.separator in ("@", " ", "\"", "<", ">"):
+        raise usage.UsageError("--lmtp-separator must be one character other than @, space, \", <, >")
 
 
 def run_serve(options: ServeOptions) -> int:
