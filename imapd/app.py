@@ -248,7 +248,9 @@ def build_service(
     ``imapd.net.tls.TLSConfigError`` for an unusable certificate and
     ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
-    from imapd.net.service import Listener, ListeningService, imap_listeners
+    from imapd.net.admin import AdminListener
+    from imapd.net.ops import OperatedService
+    from imapd.net.service import Listener, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     check_store(config)  # before anything is made in the data directory
@@ -285,9 +287,10 @@ def build_service(
         bound += [Listener("POP3", d, pop3) for d in listeners.pop3]
         bound += [Listener("POP3S", d, pop3, tls=tls) for d in listeners.pop3s]
         servers.append(pop3)
-    return ListeningService(
+    admin = AdminListener(config.data_dir, servers, own=inherited is not None)
+    return OperatedService(
         bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
-        inherited=inherited)
+        inherited=inherited, admin=admin)
 
 
 def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: Any) -> Any:
