@@ -109,8 +109,13 @@ def open_user_store(config: Config, hasher: Any = None) -> UserStore:
 def open_accounts(config: Config) -> UserStore:
     """The user store the server logs in against (``open_user_store``;
     the file is re-read when the CLI changes it, the database asked at
-    each login, so ``imapd user add`` works while the server runs)."""
-    return open_user_store(config)
+    each login, so ``imapd user add`` works while the server runs),
+    behind the auth cache (``imapd.accounts.authcache``)."""
+    from imapd.accounts.authcache import AuthCache, CachedLogins
+
+    limits = config.limits
+    return CachedLogins(open_user_store(config),
+                        AuthCache(limits.auth_cache_ttl, limits.auth_cache_entries))
 
 
 def check_store(config: Config) -> None:

@@ -22,6 +22,16 @@ Credentials are only ever held as ``Secret`` and are never logged; failed
 attempts are logged with the client's label only (a mistyped password is
 often typed into the name field, so the name is not logged either).
 
+Every verdict is reported to the telemetry sink (``logged_in``: protocol,
+mechanism, success; ``imapd.core.telemetry``), never with the name or secret.
+
+A recently verified password is accepted again without argon2 when the
+store the server hands in is wrapped in ``imapd.accounts.authcache``'s
+``CachedLogins`` (``imapd.app.open_accounts``): the cache sits behind
+``Credentials.verify``, so gates 2 and 3 stay as they are: a cached login
+still waits out its penalty, and a wrong password misses the cache and
+pays the full check and delay.
+
 Nothing here knows a protocol's wire or imports the reactor: time and
 threads come from the ``Runtime`` (``imapd.core.runtime``).
 """
@@ -39,6 +49,7 @@ from imapd.accounts.scram import Failure, ScramExchange, ScramFailed, ScramKeys
 from imapd.core.config import Limits
 from imapd.core.model import Secret
 from imapd.core.runtime import Runtime
+from imapd.core.telemetry import sink
 
 log = Logger(namespace="imapd.accounts")
 
@@ -119,7 +130,8 @@ def split_plain(message: bytes) -> tuple[str, str, Secret] | None:
 class Authenticator:
     """The gates of the module docstring over ``users``. ``guard``: the
     penalty tracker shared by every connection of the server (None: no
-    penalties); ``now``: the clock the guard and the failure delay use."""
+    penalties); ``now``: the clock the guard and the failure delay use;
+    ``protocol``: the wing asking ("imap", "pop3"), for telemetry."""
 
     def __init__(
         self,
@@ -129,22 +141,26 @@ class Authenticator:
         *,
         guard: LoginGuard | None = None,
         now: Callable[[], float] = lambda: 0.0,
+        protocol: str = "imap",
     ) -> None:
         self.users = users
         self.runtime = runtime
         self.failed_login_delay = limits.failed_login_delay
         self.guard = guard
         self.now = now
+        self.protocol = protocol
 
-    async def check_password(self, client: Client, username: str, password: Secret) -> Verdict:
+    async def check_password(self, client: Client, username: str, password: Secret,
+                             mechanism: str = "LOGIN") -> Verdict:
         """Gates 2 and 3 for a name and password (IMAP LOGIN and SASL
-        PLAIN, RFC 3501 §6.2.3, RFC 4616; POP3 USER/PASS next). OK or
-        FAILED; a success clears the name's and the address's penalty."""
+        PLAIN, RFC 3501 §6.2.3, RFC 4616; POP3 USER/PASS, RFC 1939 §7).
+        OK or FAILED; a success clears the name's and the address's
+        penalty. ``mechanism`` names the attempt for telemetry."""
         await self.wait_penalty(client, username)
         started = self.now()
         if not await self.runtime.in_thread(self.users.verify, username, password):
-            return await self.failed(client, username, started)
-        return self.succeeded(client, username)
+            return await self.failed(client, username, started, mechanism)
+        return self.succeeded(client, username, mechanism)
 
     def scram(
         self,
@@ -160,7 +176,8 @@ class Authenticator:
         downgraded, §6)."""
         exchange = ScramExchange(
             self.users.scram_keys, plus=plus, bindings=bindings, plus_offered=plus_offered)
-        return ScramLogin(self, client, exchange)
+        return ScramLogin(self, client, exchange,
+                          "SCRAM-SHA-256-PLUS" if plus else "SCRAM-SHA-256")
 
     async def wait_penalty(self, client: Client, username: str) -> None:
         """Gate 2: wait out the penalty of this address and this name."""
@@ -170,7 +187,8 @@ class Authenticator:
         if delay > 0:
             await self.runtime.sleep(delay)
 
-    async def failed(self, client: Client, username: str, started: float) -> Verdict:
+    async def failed(self, client: Client, username: str, started: float,
+                     mechanism: str) -> Verdict:
         """Record a wrong credential and answer FAILED once
         ``failed_login_delay`` has passed since ``started`` (so the time
         the check took, which differs between schemes and for unknown
@@ -178,25 +196,29 @@ class Authenticator:
         if self.guard is not None:
             self.guard.record_failure(client.address, username)
         log.info("{client}: authentication failed", client=client.label)
+        sink().logged_in(self.protocol, mechanism, False)
         remaining = self.failed_login_delay - (self.now() - started)
         if remaining > 0:
             await self.runtime.sleep(remaining)
         return Verdict(Outcome.FAILED)
 
-    def succeeded(self, client: Client, username: str) -> Verdict:
+    def succeeded(self, client: Client, username: str, mechanism: str) -> Verdict:
         """A success clears the penalty of the user and of its address
         (``LoginGuard.record_success``)."""
         if self.guard is not None:
             self.guard.record_success(client.address, username)
+        sink().logged_in(self.protocol, mechanism, True)
         return Verdict(Outcome.OK, username)
 
-    def refused(self, client: Client, username: str | None, reason: str) -> Verdict:
+    def refused(self, client: Client, username: str | None, reason: str,
+                mechanism: str) -> Verdict:
         """An exchange refused for a reason the client may see: it counts
         as a failure for the penalty (when a name was given), without the
         delay (nothing secret was checked)."""
         if self.guard is not None and username is not None:
             self.guard.record_failure(client.address, username)
         log.info("{client}: SCRAM refused: {why}", client=client.label, why=reason)
+        sink().logged_in(self.protocol, mechanism, False)
         return Verdict(Outcome.REFUSED, reason=reason)
 
 
@@ -209,10 +231,12 @@ class ScramLogin:
     then) and before server-first is returned; a wrong proof is FAILED
     like a wrong password (delay, no detail)."""
 
-    def __init__(self, authenticator: Authenticator, client: Client, exchange: ScramExchange) -> None:
+    def __init__(self, authenticator: Authenticator, client: Client, exchange: ScramExchange,
+                 mechanism: str = "SCRAM-SHA-256") -> None:
         self._auth = authenticator
         self._client = client
         self._exchange = exchange
+        self._mechanism = mechanism
 
     @property
     def username(self) -> str | None:
@@ -242,16 +266,20 @@ class ScramLogin:
     def done(self) -> Verdict:
         """The protocol finished the exchange after server-final (IMAP: the
         client's empty answer, RFC 3501 §6.2.2): the login succeeded."""
-        return self._auth.succeeded(self._client, self.username or "")
+        return self._auth.succeeded(self._client, self.username or "", self._mechanism)
 
     async def _failed(self, failure: ScramFailed, started: float) -> Verdict:
         """By kind (``imapd.accounts.scram.Failure``): a broken message or
         another identity answers at once; a refused binding counts for the
         penalty; a wrong proof is a wrong password."""
         if failure.kind is Failure.MALFORMED:
+            sink().logged_in(self._auth.protocol, self._mechanism, False)
             return Verdict(Outcome.MALFORMED, reason=failure.reason)
         if failure.kind is Failure.AUTHORIZATION:
+            sink().logged_in(self._auth.protocol, self._mechanism, False)
             return Verdict(Outcome.UNAUTHORIZED, reason=failure.reason)
         if failure.kind is Failure.REFUSED:
-            return self._auth.refused(self._client, self.username, failure.reason)
-        return await self._auth.failed(self._client, self.username or "", started)
+            return self._auth.refused(self._client, self.username, failure.reason,
+                                      self._mechanism)
+        return await self._auth.failed(self._client, self.username or "", started,
+                                       self._mechanism)

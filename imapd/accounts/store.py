@@ -35,6 +35,11 @@ class UserStore(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
+    def password_field(self, name: str) -> str | None:
+        """The user's stored ``{SCHEME}hash`` field as it is now (None: no
+        such user); the auth cache (``imapd.accounts.authcache``) keys on it."""
+        ...
+
     def verify(self, name: str, password: Secret) -> bool:
         """True when the user exists and the password matches; an unknown
         user costs one argon2 check too (``PasswordChecker.check``)."""

@@ -234,6 +234,13 @@ class UserDatabase:
             self._refresh()
             return self._find(name) is not None
 
+    def password_field(self, name: str) -> str | None:
+        """The current password field (re-read if the file changed)."""
+        with self._lock:
+            self._refresh()
+            entry = self._find(name)
+        return None if entry is None else entry.password_field
+
     def verify(self, name: str, password: Secret) -> bool:
         """True when ``name`` exists and ``password`` matches its hash.
 

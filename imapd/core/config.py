@@ -46,6 +46,10 @@ class Limits:
     # waiting long after one typo).
     auth_penalty_window: float = 30.0
     auth_penalty_entries: int = 100_000  # addresses/users tracked at most
+    # Auth cache (imapd.accounts.authcache): seconds a verified password
+    # is accepted again without argon2 (0: off), and users kept at most.
+    auth_cache_ttl: float = 300.0
+    auth_cache_entries: int = 10_000
     max_preauth_duration: float = 300.0  # seconds a connection may stay unauthenticated
     max_preauth_literal: int = 16 * KIB  # one literal before login (a LOGIN password)
     # Literals larger than this go to an anonymous file in DATA/spool as

@@ -95,7 +95,7 @@ class Pop3Factory(ServerFactory):
 
     def authenticator(self) -> Authenticator:
         return Authenticator(self.users, self.runtime, self.config.limits,
-                             guard=self.guard, now=self.clock.seconds)
+                             guard=self.guard, now=self.clock.seconds, protocol="pop3")
 
     def connection_opened(self, connection: Pop3Connection) -> str | None:
         """Register; or the refusal text over the process or address limit."""

@@ -59,7 +59,7 @@ async def password(session: Pop3Session, command: Command) -> bool:
         raise Bad("PASS takes one argument")
     require_plaintext_allowed(session)
     secret = Secret(command.args[0].encode("utf-8"))
-    verdict = await session.authenticator.check_password(session.client, name, secret)
+    verdict = await session.authenticator.check_password(session.client, name, secret, "USER")
     if not verdict.ok:
         refuse(verdict)
     await session.log_in(name)
@@ -122,7 +122,7 @@ async def _plain(session: Pop3Session, initial: bytes | None) -> None:
     requested, name, secret = parts
     if not may_act_as(name, requested):
         raise Refused("Authorization failed", r.AUTH)
-    verdict = await session.authenticator.check_password(session.client, name, secret)
+    verdict = await session.authenticator.check_password(session.client, name, secret, "PLAIN")
     if not verdict.ok:
         refuse(verdict)
     await session.log_in(name)

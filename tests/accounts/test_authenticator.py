@@ -275,3 +275,45 @@ def test_may_act_as_only_itself() -> None:
     assert may_act_as("alice", "") and may_act_as("alice", "alice")
     assert not may_act_as("alice", "bob")
 
+
+
+class LoginEvents:
+    """A telemetry sink recording ``logged_in`` only (the rest: no-ops)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, bool]] = []
+
+    def logged_in(self, protocol: str, mechanism: str, success: bool) -> None:
+        self.events.append((protocol, mechanism, success))
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+@pytest.fixture
+def login_events() -> Iterator[LoginEvents]:
+    from imapd.core import telemetry
+
+    recorder = LoginEvents()
+    previous = telemetry.install(cast(telemetry.Telemetry, recorder))
+    yield recorder
+    telemetry.install(previous)
+
+
+def test_every_verdict_is_reported_with_protocol_and_mechanism(
+        login_events: LoginEvents) -> None:
+    rig = Rig()
+    rig.now(rig.auth.check_password(CLIENT, "alice", Secret(PASSWORD.encode()), "PLAIN"))
+    rig.auth.protocol = "pop3"
+    wrong = rig.start(rig.auth.check_password(CLIENT, "alice", Secret(b"nope"), "USER"))
+    rig.clock.advance(1.0)
+    assert wrong and not wrong[0].ok
+    rig.guard.record_success(CLIENT.address, "alice")
+    client = scram_client()
+    login = rig.auth.scram(CLIENT, plus=False)
+    first = rig.now(login.first(client.get_client_first().encode()))
+    client.set_server_first(first.data.decode())
+    rig.now(login.final(client.get_client_final().encode()))
+    login.done()
+    assert login_events.events == [
+        ("imap", "PLAIN", True), ("pop3", "USER", False), ("pop3", "SCRAM-SHA-256", True)]

@@ -108,10 +108,11 @@ def complete_login(ctx: CommandContext, username: str) -> Completion:
 
 
 async def authenticate_user(
-    ctx: CommandContext, username: str, password: Secret
+    ctx: CommandContext, username: str, password: Secret, mechanism: str = "LOGIN"
 ) -> Completion:
     """A user name and password (LOGIN, PLAIN) through the checks."""
-    verdict = await authenticator(ctx).check_password(client_of(ctx), username, password)
+    verdict = await authenticator(ctx).check_password(
+        client_of(ctx), username, password, mechanism)
     if not verdict.ok:
         refuse(verdict)
     return complete_login(ctx, username)
@@ -159,7 +160,7 @@ async def _plain(cmd: c.Authenticate, ctx: CommandContext) -> Completion:
         if response == b"*":  # RFC 3501 §6.2.2: the client cancels
             raise ImapError.bad(catalogue.BAD_AUTH_CANCELLED)
     username, password = parse_plain_message(decode_sasl_base64(response))
-    return await authenticate_user(ctx, username, password)
+    return await authenticate_user(ctx, username, password, "PLAIN")
 
 
 async def _read_sasl(ctx: CommandContext, challenge: bytes) -> bytes:

@@ -91,6 +91,10 @@ class PostgresUserStore:
     def exists(self, name: str) -> bool:
         return self._entry(name) is not None
 
+    def password_field(self, name: str) -> str | None:
+        entry = self._entry(name)
+        return None if entry is None else entry.password_field
+
     def verify(self, name: str, password: Secret) -> bool:
         entry = self._entry(name)
         typical = None
