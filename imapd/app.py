@@ -63,6 +63,9 @@ class Listeners:
     pop3s: tuple[str, ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Prometheus /metrics and /healthz over HTTP (``imapd.net.metrics``): off
+    # unless asked for, and then best on loopback (``tcp:9143:interface=127.0.0.1``).
+    metrics: str | None = None
 
 
 def ensure_data_dir(path: Path) -> Path:
@@ -254,7 +257,7 @@ def build_service(
     ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
     from imapd.net.admin import AdminListener
-    from imapd.net.ops import OperatedService
+    from imapd.net.ops import OperatedService, metrics_site
     from imapd.net.service import Listener, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
@@ -293,9 +296,11 @@ def build_service(
         bound += [Listener("POP3S", d, pop3, tls=tls) for d in listeners.pop3s]
         servers.append(pop3)
     admin = AdminListener(config.data_dir, servers, own=inherited is not None)
+    sinks: list[Any] = []  # telemetry (imapd.core.telemetry), installed while serving
+    http = metrics_site(config, listeners.metrics, sinks, reactor) if listeners.metrics else None
     return OperatedService(
         bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
-        inherited=inherited, admin=admin)
+        inherited=inherited, admin=admin, metrics=http, telemetry=sinks)
 
 
 def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: Any) -> Any:

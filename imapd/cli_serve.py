@@ -167,6 +167,8 @@ class ServeOptions(BaseOptions):
          "PEM certificate (with its chain) for STARTTLS and IMAPS "
          "(default: a self-signed one generated in DATA/tls)"],
         ["tls-key", None, None, "PEM private key (default: in the --tls-cert file)"],
+        ["metrics", None, None, "endpoint to serve Prometheus /metrics and /healthz on over HTTP, "
+                                "e.g. tcp:9143:interface=127.0.0.1 (default: none)"],
         ["store", None, None, STORE_HELP],
         ["pop3-uidl-format", None, "imapd",
          "POP3 UIDL format: imapd (UIDVALIDITY-UID) or dovecot (Dovecot's %08Xu%08Xv)"],
@@ -259,6 +261,8 @@ class ServeOptions(BaseOptions):
         self["store"] = resolve_store(self["store"])
         if self["workers"] < 1:
             raise usage.UsageError("--workers must be at least 1")
+        if self["metrics"] and self["workers"] > 1:  # each worker would count only its own
+            raise usage.UsageError("--metrics needs --workers 1")
         if self["tls-key"] and not self["tls-cert"]:
             raise usage.UsageError("--tls-key needs --tls-cert")
         if self["log-level"] not in LOG_LEVELS:
@@ -304,7 +308,7 @@ class ServeOptions(BaseOptions):
         """The endpoints and certificate (``imapd.app.Listeners``)."""
         return Listeners(
             imap=tuple(self["imap"]), imaps=tuple(self["imaps"]), lmtp=tuple(self["lmtp"]),
-            pop3=tuple(self["pop3"]), pop3s=tuple(self["pop3s"]),
+            pop3=tuple(self["pop3"]), pop3s=tuple(self["pop3s"]), metrics=self["metrics"],
             tls_cert=Path(self["tls-cert"]) if self["tls-cert"] else None,
             tls_key=Path(self["tls-key"]) if self["tls-key"] else None,
         )

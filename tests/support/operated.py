@@ -25,12 +25,14 @@ class Served:
     lmtp: int
 
 
-def serve(tmp_path: Path, **extra: Any) -> Iterator[Served]:
-    """Start the server (``extra``: more ``app.Listeners`` fields); stop it
+def serve(tmp_path: Path, store: str | None = None, **extra: Any) -> Iterator[Served]:
+    """Start the server (``store``: a PostgreSQL DSN instead of SQLite in
+    the data directory; ``extra``: more ``app.Listeners`` fields); stop it
     after the test."""
     data = tmp_path / "data"
     make_users(data, alice="wonderland", bob="builder")
-    config = Config(data_dir=data, limits=Limits(failed_login_delay=0.05))
+    config = Config(data_dir=data, limits=Limits(failed_login_delay=0.05),
+                    **({"store": store} if store else {}))
     loopback = "tcp:0:interface=127.0.0.1"
     listeners = app.Listeners(imap=(loopback,), pop3=(loopback,), lmtp=(loopback,), **extra)
 

@@ -1,0 +1,67 @@
+"""``imapd doctor [--repair]``: check the store's invariants, one line per
+problem, and repair what is safe (``imapd.storage.sqlite.doctor`` says what
+is checked and what a repair does). Exit status 0 when the store is (or was
+made) sound, 1 when problems remain, 2 when the store cannot be opened.
+SQLite stores only: a PostgreSQL store is refused with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import sys
+from typing import Any
+
+from imapd.cli_serve import DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, resolve_data_dir, resolve_store
+from imapd.storage.sqlite import doctor
+from imapd.storage.sqlite.schema import BUSY_TIMEOUT_SECONDS, DB_FILENAME, SCHEMA_VERSION
+
+
+class DoctorOptions(BaseOptions):
+    """``imapd doctor [--repair] [--data D]``."""
+
+    synopsis = "[--repair] [--data D] [--store URL]"
+    optFlags = [["repair", None, "fix what is safe to fix (takes the store's write lock)"]]
+    optParameters: list[list[Any]] = [
+        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
+        ["store", None, None, STORE_HELP],
+    ]
+
+    def postOptions(self) -> None:
+        self["store"] = resolve_store(self["store"])
+
+
+def run_doctor(options: DoctorOptions) -> int:
+    from imapd.app import store_of
+    from imapd.core.config import Config
+
+    if store_of(Config(store=options["store"])).is_postgres:
+        print("imapd doctor: checks SQLite stores only, not PostgreSQL yet",
+              file=sys.stderr)
+        return 2
+    path = resolve_data_dir(options["data"]) / DB_FILENAME
+    if not path.is_file():
+        print(f"imapd doctor: no store at {path}", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.closing(sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version != SCHEMA_VERSION:
+                print(f"imapd doctor: {path} has schema version {version}, this imapd checks "
+                      f"{SCHEMA_VERSION} (run 'imapd db migrate' first)", file=sys.stderr)
+                return 2
+            report = doctor.examine(conn, bool(options["repair"]))
+    except sqlite3.Error as error:
+        print(f"imapd doctor: {path}: {error}", file=sys.stderr)
+        return 2
+    for line in report.problems:
+        print(f"imapd doctor: {line}")
+    for line in report.repairs:
+        print(f"imapd doctor: repaired {line}")
+    if report.clean:
+        print(f"imapd doctor: {path}: " + ("sound" if not report.problems else "repaired"))
+        return 0
+    print(f"imapd doctor: {path}: problems remain in: {', '.join(report.remaining)}"
+          + ("" if options["repair"] else " (--repair fixes what is safe)"))
+    return 1
