@@ -44,6 +44,7 @@ log = Logger(namespace="imapd.admin")
 SOCKET_NAME = "admin.sock"
 MAX_REQUEST = 4096
 KICK_TEXT = "Disconnected by the administrator"
+KICKED = "kicked"  # the close reason (``SessionSummary.reason``)
 ASK_TIMEOUT = 10.0
 
 
@@ -69,13 +70,24 @@ Listed = list[tuple["SessionInfo", Callable[[], None]]]
 
 
 def _since(connection: Any) -> float | None:
-    """When the connection opened (epoch seconds), if it recorded it."""
-    value = getattr(connection, "opened_at", None)
+    """When the connection opened (epoch seconds, its session accounting's
+    ``opened_at``), if it recorded it."""
+    value = getattr(getattr(connection, "account", None), "opened_at", None)
+    if value is None:
+        value = getattr(connection, "opened_at", None)
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def _note_kick(connection: Any) -> None:
+    """The close reason in the session's summary line and metrics."""
+    account = getattr(connection, "account", None)
+    if account is not None and hasattr(account, "note"):
+        account.note(KICKED)
 
 
 def _bye(connection: Any, bye: Any) -> None:
     """IMAP: ``* BYE`` then close (RFC 3501 §7.1.5)."""
+    _note_kick(connection)
     connection.send(bye)
     connection.close()
 
@@ -94,6 +106,12 @@ def imap_sessions(factory: Any) -> Listed:
     return found
 
 
+def _pop3_goodbye(connection: Any) -> None:
+    """POP3: ``-ERR`` then close (RFC 1939 §3)."""
+    _note_kick(connection)
+    connection.goodbye(KICK_TEXT)
+
+
 def pop3_sessions(factory: Any) -> Listed:
     """The POP3 factory's connections, each with how to kick it."""
     found: Listed = []
@@ -103,7 +121,7 @@ def pop3_sessions(factory: Any) -> Listed:
         peer = format_peer(transport.getPeer()) if transport is not None else "?"
         info = SessionInfo("pop3", session.user if session.authenticated else None, peer,
                            _since(connection), session.state.name.lower())
-        found.append((info, partial(connection.goodbye, KICK_TEXT)))
+        found.append((info, partial(_pop3_goodbye, connection)))
     return found
 
 

@@ -124,3 +124,45 @@ def test_merge_adds_up_workers() -> None:
                           {"sessions": [2], "users": {"a": 2, "b": 1}}])
     assert merged == {"sessions": [1, 2], "users": {"a": 3, "b": 1}}
     assert admin.merge([{"closed": 1}, {"closed": 2}]) == {"closed": 3}
+
+
+def run_status(data: Path) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "imapd", "status", "--data", str(data)],
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_imapd_status_prints_the_sessions(served: Served) -> None:
+    imap = imap_login(served.imap, "alice", "wonderland")
+    pop3 = pop3_login(served.pop3, "bob", "builder")
+    try:
+        status, out, err = run_status(served.data)
+        assert status == 0, err
+        lines = out.splitlines()
+        assert lines[0] == "2 session(s), 2 user(s) logged in"
+        assert lines[2].split() == ["PROTOCOL", "USER", "PEER", "STATE", "FOR"]
+        assert lines[3].split()[:2] == ["imap", "alice"]
+        assert lines[3].split()[3] == "authenticated"
+        assert lines[4].split()[:2] == ["pop3", "bob"]
+        assert lines[-2:] == ["alice  1", "bob    1"]
+    finally:
+        imap.close()
+        pop3.close()
+
+
+def test_imapd_status_without_a_server(tmp_path: Path) -> None:
+    status, out, err = run_status(tmp_path)
+    assert (status, out) == (1, "")
+    assert err == f"imapd status: no server is running on {tmp_path}\n"
+
+
+def test_status_shows_how_long_ago() -> None:
+    from imapd.cli_status import render
+
+    reply = {"sessions": [{"protocol": "imap", "user": "alice", "peer": "127.0.0.1:5",
+                           "since": 1000.0, "state": "selected"}], "users": {"alice": 1}}
+    assert render(reply, 1187.0)[3].split()[-1] == "3m07s"
+    assert render(reply, 1000.0 + 7322)[3].split()[-1] == "2h02m"
