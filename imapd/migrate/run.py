@@ -1,0 +1,104 @@
+"""``imapd migrate``: every folder of the source account into the local one,
+then a per-folder count of what is there (the verify table).
+
+The source connection is blocking (``imaplib``): every call on it runs in a
+worker thread (``InThread``); the mail core runs where its caller runs (the
+reactor thread under ``imapd.app.run_with_mail``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from imapd.mail.service import MailService
+from imapd.migrate.client import Source
+from imapd.migrate.copy import FolderCopy, FolderResult, InThread, target_of
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    user: str
+    folder_map: dict[str, str]
+
+
+class Progress:
+    """One self-overwriting line on a terminal (nothing otherwise): messages
+    and megabytes copied, the rate, the folder at work."""
+
+    def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.live = out.isatty()
+        self.clock = clock
+        self.started = clock()
+        self.messages = 0
+        self.octets = 0
+        self.folder = ""
+        self._shown = 0.0
+
+    def copied(self, size: int) -> None:
+        self.messages += 1
+        self.octets += size
+        now = self.clock()
+        if self.live and now - self._shown >= 0.2:
+            self._shown = now
+            rate = self.messages / max(now - self.started, 1e-6)
+            self.out.write(f"\r{self.messages} messages, {self.octets / 1e6:.1f} MB, "
+                           f"{rate:.0f}/s  {self.folder[:40]:<40}")
+            self.out.flush()
+
+    def done(self) -> None:
+        if self.live and self.messages:
+            self.out.write("\n")
+            self.out.flush()
+
+
+async def migrate(mail: MailService, source: Source, plan: Plan, in_thread: InThread,
+                  progress: Progress) -> list[FolderResult]:
+    """Copy every selectable source folder (LIST order), each into its
+    target (``copy.target_of``); a folder that fails is noted and the
+    others go on."""
+    local_uses = {use: info.name for info in await mail.list_mailboxes(plan.user, "", "*")
+                  for use in info.special_uses}
+    copier = FolderCopy(mail, plan.user, source, in_thread, progress.copied)
+    results: list[FolderResult] = []
+    for folder in await in_thread(source.folders):
+        if not folder.selectable:
+            continue
+        target = target_of(folder, plan.folder_map, local_uses)
+        result = FolderResult(folder.name, target)
+        results.append(result)
+        if target is None:
+            continue
+        progress.folder = folder.name
+        try:
+            await copier.ensure_target(target, folder, local_uses)
+            await copier.run(folder, target, result)
+        except Exception as error:  # noqa: BLE001 - reported in the table, the rest goes on
+            result.errors.append(f"{type(error).__name__}: {error}")
+    progress.done()
+    return results
+
+
+def report(results: list[FolderResult], out: TextIO = sys.stdout) -> int:
+    """The verify table (source count, present locally, copied this run)
+    and the exit status: 1 if any folder is short or had errors."""
+    width = max([len("source folder"), *(len(r.source) for r in results)])
+    twidth = max([len("local mailbox"), *(len(r.target or "(skipped)") for r in results)])
+    out.write(f"{'source folder':<{width}}  {'local mailbox':<{twidth}}  {'source':>7}  "
+              f"{'local':>7}  {'copied':>7}  status\n")
+    failed = False
+    for r in results:
+        status = "skipped" if r.target is None else ("ok" if r.ok else "MISMATCH")
+        failed |= not r.ok
+        out.write(f"{r.source:<{width}}  {r.target or '(skipped)':<{twidth}}  {r.source_count:>7}  "
+                  f"{r.present:>7}  {r.copied:>7}  {status}\n")
+        for error in r.errors[:20]:
+            out.write(f"  {r.source}: {error}\n")
+        if len(r.errors) > 20:
+            out.write(f"  {r.source}: ... and {len(r.errors) - 20} more\n")
+    copied = sum(r.copied for r in results)
+    out.write(f"{copied} messages copied; {'errors or missing messages: see above' if failed else 'all present'}\n")
+    return 1 if failed else 0
