@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 from twisted.python import usage
 
 from imapd.cli_doctor import DoctorOptions, run_doctor
+from imapd.cli_status import StatusOptions, run_status
 from imapd.cli_migrate import MigrateOptions, run_migrate
 from imapd.cli_quota import parse_limit, run_quota
 from imapd.cli_serve import (  # ServeOptions, resolve_data_dir: re-exported for the plugin
@@ -286,6 +287,7 @@ COMMANDS: dict[str, Command] = {
                 "Deliver one message from stdin (MTA mailbox_command)"),
     "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
     "doctor": (DoctorOptions, run_doctor, "Check the store's invariants; --repair fixes what is safe"),
+    "status": (StatusOptions, run_status, "Show the running server's sessions and users"),
 }
 
 

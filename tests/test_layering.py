@@ -36,6 +36,7 @@ RANKS: dict[str, int] = {
     "imapd.app": 8,              # composition root
     "imapd.cli": 9,
     "imapd.cli_doctor": 9,       # `imapd doctor`
+    "imapd.cli_status": 9,       # `imapd status` (the admin socket)
     "imapd.cli_migrate": 9,      # `imapd migrate`
     "imapd.cli_quota": 9,        # `imapd user quota` (split from cli.py)
     "imapd.cli_serve": 9,        # `imapd serve` options, shared with twistd
