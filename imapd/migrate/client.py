@@ -20,7 +20,7 @@ import imaplib
 import re
 import ssl
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 from urllib.parse import unquote, urlsplit
 
 from imapd.imap.wire.mutf7 import decode_mutf7
@@ -218,6 +218,18 @@ def quoted(name: bytes) -> str:
 
 
 # --- the connection --------------------------------------------------------------------
+
+class MailSource(Protocol):
+    """What the copy needs of a source (``Source``; tests give a fake)."""
+
+    def folders(self) -> list[Folder]: ...
+
+    def examine(self, folder: Folder) -> int: ...
+
+    def summaries(self, first: int, last: int) -> list[Summary]: ...
+
+    def bodies(self, uids: Sequence[int]) -> dict[int, bytes]: ...
+
 
 class Source:
     """A logged-in connection to the source server (blocking; one thread)."""

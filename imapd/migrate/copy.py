@@ -27,7 +27,7 @@ from imapd.mail.records import AppendItem
 from imapd.mail.service import MailService
 from imapd.mail.watch import check_flags
 from imapd.message.model import MessageInfo
-from imapd.migrate.client import Folder, Source, Summary
+from imapd.migrate.client import Folder, MailSource, Summary
 
 SUMMARY_CHUNK = 500            # messages per FETCH of summaries
 BATCH_BYTES = 8 * 1024 * 1024  # bodies held at once (a larger message goes alone)
@@ -120,7 +120,7 @@ def usable_flags(flags: Sequence[str], errors: list[str]) -> tuple[str, ...]:
 class FolderCopy:
     """Copies one source folder into ``target`` of ``user``."""
 
-    def __init__(self, mail: MailService, user: str, source: Source, in_thread: InThread,
+    def __init__(self, mail: MailService, user: str, source: MailSource, in_thread: InThread,
                  on_copied: Callable[[int], None] = lambda size: None) -> None:
         self.mail = mail
         self.user = user

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from imapd.mail.service import MailService
-from imapd.migrate.client import Source
+from imapd.migrate.client import MailSource
 from imapd.migrate.copy import FolderCopy, FolderResult, InThread, target_of
 
 
@@ -55,7 +55,7 @@ class Progress:
             self.out.flush()
 
 
-async def migrate(mail: MailService, source: Source, plan: Plan, in_thread: InThread,
+async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: InThread,
                   progress: Progress) -> list[FolderResult]:
     """Copy every selectable source folder (LIST order), each into its
     target (``copy.target_of``); a folder that fails is noted and the

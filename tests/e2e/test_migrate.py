@@ -88,8 +88,8 @@ def contents(host: str, port: int, user: str, password: str, folder: str) -> lis
     assert typ == "OK", (folder, data)
     out: list[tuple[bytes, str, float]] = []
     if int(data[0] or 0):
-        typ, data = client.fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
-        for part in data:
+        typ, fetched = client.fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        for part in fetched:
             if isinstance(part, tuple):
                 match = FETCHED.search(part[0])
                 assert match, part[0]
