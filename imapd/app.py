@@ -423,14 +423,16 @@ def start_logging(level_name: str) -> None:
 
 def serve(
     config: Config, listeners: Listeners, log_level: str, *,
-    workers: int = 1, serve_args: Sequence[str] = (),
+    workers: int = 1, serve_args: Sequence[str] = (), identity: Any = None,
 ) -> int:
     """``imapd serve``: run until SIGINT/SIGTERM (the reactor then stops
     the service, which says BYE to clients and closes ports and storage).
     ``workers`` > 1: bind here and supervise that many worker processes
-    (``imapd.net.workers``) running ``imapd serve SERVE_ARGS``. Returns the
-    exit status: 1 if the certificate or a port is unusable, 2 if the store
-    is (one line on stderr, no traceback)."""
+    (``imapd.net.workers``) running ``imapd serve SERVE_ARGS``. ``identity``
+    (``imapd.net.privileges``): whom to become once the ports are bound.
+    Returns the exit status: 2, with one line on stderr and no traceback,
+    if the store, the certificate, a port or the data directory is unusable."""
+    from imapd.net import privileges
     from imapd.net import workers as worker_processes
     from imapd.net.runtime import global_reactor
     from imapd.net.service import ListenError
@@ -440,22 +442,25 @@ def serve(
     start_logging(log_level)
     spec = worker_processes.worker_spec()
     if spec is None and workers > 1:
-        return supervise(config, listeners, reactor, workers, serve_args)
+        return supervise(config, listeners, reactor, workers, serve_args, identity)
     install_stop_signals(reactor)  # before "listening" is logged: tests signal at once
     try:
+        if identity is None:
+            privileges.check_data_dir(config.data_dir)
         service = build_service(config, listeners, reactor,
                                 inherited=spec.fds if spec is not None else None)
     except TLSConfigError as error:
         print(f"imapd: {error}", file=sys.stderr)
-        return 1
-    except StoreError as error:
+        return 2
+    except (StoreError, privileges.PrivilegeError) as error:
         print(error, file=sys.stderr)
         return 2
     try:
         service.startService()
-    except ListenError as error:
+        privileges.become(config.data_dir, identity)  # bound: root is no longer needed
+    except (ListenError, privileges.PrivilegeError) as error:
         print(error, file=sys.stderr)
-        return 1
+        return 2
     if spec is not None:
         log.info("imapd: worker {i}/{n} (pid {pid}) serving", i=spec.index, n=spec.count,
                  pid=os.getpid())
@@ -467,18 +472,25 @@ def serve(
 
 
 def supervise(
-    config: Config, listeners: Listeners, reactor: Any, count: int, serve_args: Sequence[str]
+    config: Config, listeners: Listeners, reactor: Any, count: int, serve_args: Sequence[str],
+    identity: Any = None,
 ) -> int:
     """The ``--workers`` parent: check what every worker would trip over
     (the store, the certificate, the ports) once, with the same one-line
-    errors and exit statuses, then bind and run the ``Supervisor``."""
+    errors and exit statuses, then bind and run the ``Supervisor``. With
+    ``identity`` the parent stays root, like Dovecot's and Postfix's masters
+    (it restarts workers and never reads a client's byte); each worker
+    becomes the user once it has adopted the ports."""
+    from imapd.net import privileges
     from imapd.net import workers as worker_processes
     from imapd.net.service import ListenError
     from imapd.net.tls import TLSConfigError, ensure_certificate
 
     try:
         check_store(config)
-    except StoreError as error:
+        if identity is None:
+            privileges.check_data_dir(config.data_dir)
+    except (StoreError, privileges.PrivilegeError) as error:
         print(error, file=sys.stderr)
         return 2
     ensure_data_dir(config.data_dir)
@@ -487,7 +499,7 @@ def supervise(
         ensure_certificate(config.data_dir, listeners.tls_cert, listeners.tls_key)
     except TLSConfigError as error:
         print(f"imapd: {error}", file=sys.stderr)
-        return 1
+        return 2
     # In build_service's listener order: the workers adopt them in turn.
     wanted = [("IMAP", d, False) for d in listeners.imap] + [
         ("IMAPS", d, True) for d in listeners.imaps] + [
@@ -498,7 +510,7 @@ def supervise(
         sockets = worker_processes.bind_all(reactor, wanted, config.limits.listen_backlog)
     except ListenError as error:
         print(error, file=sys.stderr)
-        return 1
+        return 2
     command = worker_processes.worker_command(serve_args)
     return worker_processes.Supervisor(command, sockets, count).run()
 

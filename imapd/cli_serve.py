@@ -159,6 +159,8 @@ class ServeOptions(BaseOptions):
         ["no-default-mailboxes", None,
          "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
         ["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP],
+        ["allow-root", None, "keep running as root when started as root without --user "
+                             "(also IMAPD_ALLOW_ROOT=1; unsafe)"],
     ]
     optParameters: list[list[Any]] = [
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
@@ -170,6 +172,9 @@ class ServeOptions(BaseOptions):
         ["metrics", None, None, "endpoint to serve Prometheus /metrics and /healthz on over HTTP, "
                                 "e.g. tcp:9143:interface=127.0.0.1 (default: none)"],
         ["store", None, None, STORE_HELP],
+        ["user", None, None, "started as root: bind the ports, then run as this user "
+                             "(who then owns the data directory)"],
+        ["group", None, None, "with --user: run with this group (default: the user's)"],
         ["pop3-uidl-format", None, "imapd",
          "POP3 UIDL format: imapd (UIDVALIDITY-UID) or dovecot (Dovecot's %08Xu%08Xv)"],
         ["pop3-expire", None, None,
@@ -258,6 +263,7 @@ class ServeOptions(BaseOptions):
                 tcp_description_for_implicit_tls(split_proxy(endpoint)[1])
         except TLSConfigError as error:
             raise usage.UsageError(str(error)) from None
+        self._check_endpoints()
         self["store"] = resolve_store(self["store"])
         if self["workers"] < 1:
             raise usage.UsageError("--workers must be at least 1")
@@ -280,6 +286,18 @@ class ServeOptions(BaseOptions):
                      if self[name] is not None}
         return LmtpConfig(domains=tuple(self["lmtp-domain"]),
                           quota_full_tempfail=bool(self["quota-full-tempfail"]), **overrides)
+
+    def _check_endpoints(self) -> None:
+        """Each endpoint parses (``net.service.endpoint_problem``): a typo
+        is a usage error (one line, exit status 2), not a traceback."""
+        from imapd.net.service import endpoint_problem
+
+        for option, tls in (("imap", False), ("imaps", True), ("lmtp", False),
+                            ("pop3", False), ("pop3s", True)):
+            for endpoint in self[option]:
+                problem = endpoint_problem(endpoint, tls)
+                if problem is not None:
+                    raise usage.UsageError(f"--{option} {endpoint}: not an endpoint ({problem})")
 
     def limits(self) -> Limits:
         overrides = {
@@ -338,6 +356,13 @@ def check_lmtp(lmtp: LmtpConfig) -> None:
 def run_serve(options: ServeOptions) -> int:
     """``imapd serve``: the server is assembled and run by ``imapd.app``."""
     from imapd import app
+    from imapd.net import privileges
 
+    try:  # whom to become after binding; root without --user is refused
+        identity = privileges.plan(options["user"], options["group"], bool(
+            options["allow-root"]) or privileges.allow_root_from_environment())
+    except privileges.PrivilegeError as error:
+        print(error, file=sys.stderr)
+        return 2
     return app.serve(options.config(), options.listeners(), options["log-level"],
-                     workers=options["workers"], serve_args=options.argv)
+                     workers=options["workers"], serve_args=options.argv, identity=identity)

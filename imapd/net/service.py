@@ -150,6 +150,21 @@ def bottom_description(description: str, implicit_tls: bool, backlog: int) -> st
     return with_backlog(description, backlog)
 
 
+def endpoint_problem(description: str, implicit_tls: bool) -> str | None:
+    """Why ``description`` is not an endpoint imapd can listen on (None:
+    it is), found by parsing it the way ``startService`` will, so a typo
+    is one line at start-up instead of a traceback from deep in Twisted.
+    Parsing builds an endpoint object only; nothing is bound."""
+    try:
+        serverFromString(None, bottom_description(description, implicit_tls, DEFAULT_BACKLOG))  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        text = str(error)
+        if isinstance(error, IndexError) and description.lower().startswith("systemd:"):
+            text = "no such socket passed by systemd"
+        return text or type(error).__name__
+    return None
+
+
 def wrap_factory(listener: Listener, reactor: Any) -> Any:
     """The listener's factory with TLS (implicit TLS, RFC 8314 §3.3) and,
     outside it, the PROXY header reader: HAProxy sends the header in the

@@ -187,6 +187,14 @@ def build_context(files: CertificateFiles) -> SSL.Context:
     context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE)
     context.set_cipher_list(TLS12_CIPHERS.encode("ascii"))
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)  # less memory per idle connection
+    # OpenSSL reports a missing or unreadable file as an opaque error list:
+    # open each first, so the line names the OS's reason.
+    for what, path in (("certificate", files.cert), ("key", files.key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise TLSConfigError(f"cannot read TLS {what} {path}: {_why(error)}") from None
     try:
         context.use_certificate_chain_file(str(files.cert))
     except (OSError, SSL.Error) as error:
@@ -202,6 +210,11 @@ def build_context(files: CertificateFiles) -> SSL.Context:
 def _why(error: Exception) -> str:
     if isinstance(error, OSError):
         return error.strerror or str(error)
+    reasons = error.args[0] if error.args and isinstance(error.args[0], list) else None
+    if isinstance(error, SSL.Error) and reasons:  # [(library, function, reason), ...]
+        text = "; ".join(str(r[-1]) for r in reasons if isinstance(r, tuple) and r and r[-1])
+        if text:
+            return text
     return str(error) or type(error).__name__
 
 

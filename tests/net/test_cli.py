@@ -96,14 +96,14 @@ def test_bind_failure_messages() -> None:
         "imapd: cannot listen on tcp:1143: address already in use")
 
 
-def test_serve_on_busy_port_says_so_and_exits_1(tmp_path: Path) -> None:
+def test_serve_on_busy_port_says_so_and_exits_2(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli("serve", "--data", str(tmp_path / "d"),
                          "--imap", f"tcp:{port}:interface=127.0.0.1", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"imapd: cannot listen on tcp:{port}:interface=127.0.0.1: address already in use")
 

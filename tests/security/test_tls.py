@@ -215,12 +215,12 @@ def test_sighup_reloads_the_certificate_without_dropping_connections(tmp_path: P
         assert server.server.process.poll() is None
 
 
-def test_unusable_certificate_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_unusable_certificate_is_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     result = run_cli("serve", "--data", str(tmp_path / "d"), "--imap", "tcp:0:interface=127.0.0.1",
                      "--tls-cert", str(missing), check=False)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"imapd: cannot load TLS certificate {missing}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"imapd: cannot read TLS certificate {missing}")
 
 
 def test_imaps_endpoint_refuses_tls_options_in_the_string(tmp_path: Path) -> None:

@@ -38,11 +38,19 @@ class ImapdServiceMaker:
             print("imapd: --workers needs 'imapd serve' (twistd runs one process)",
                   file=sys.stderr)
             raise SystemExit(2)
-        try:
-            return build_service(options.config(), options.listeners(), global_reactor())
-        except StoreError as error:
+        from imapd.net import privileges
+
+        config, reactor = options.config(), global_reactor()
+        try:  # as imapd serve: bind as root, then become --user (twistd's --uid is too early)
+            identity = privileges.plan(options["user"], options["group"], bool(
+                options["allow-root"]) or privileges.allow_root_from_environment())
+            if identity is None:
+                privileges.check_data_dir(config.data_dir)
+            built = build_service(config, options.listeners(), reactor)
+        except (StoreError, privileges.PrivilegeError) as error:
             print(error, file=sys.stderr)
             raise SystemExit(2) from None
+        return privileges.run_as(built, config.data_dir, identity, reactor)
 
 
 service_maker = ImapdServiceMaker()

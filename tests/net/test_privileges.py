@@ -1,0 +1,184 @@
+"""Running as an unprivileged user (``imapd.net.privileges``, issue 17 §
+Service): started as root, ``imapd serve --user`` (and ``twistd imapd
+--user``) binds a port below 1024, then runs as that user, who owns the data
+directory; root without ``--user`` is refused; a server not started as root
+refuses a data directory that is not its own. Real processes on real
+sockets, checked from /proc."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.pinned_skips import Pin
+from tests.support.postfix import ensure_unix_user
+from tests.support.server import (
+    REPO_ROOT, RunningServer, add_user, imapd_command, running_server, subprocess_env,
+)
+from tests.support.waiting import wait_until
+
+NOT_ROOT = "switching users needs root (the suite runs as root in CI)"
+NO_PYTHON = "no python the unprivileged account can execute"
+PINNED_SKIPS = (Pin.exact(NOT_ROOT, "only root can bind below 1024 and change user", in_ci=False),
+                Pin.exact(NO_PYTHON, "the venv's interpreter is under a private home", in_ci=False))
+ACCOUNT = "imapd-test"
+MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def account() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        pytest.skip(NOT_ROOT)
+    ensure_unix_user(ACCOUNT)
+    return pwd.getpwnam(ACCOUNT)
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    """A directory the unprivileged account can reach (pytest's tmp_path
+    sits below a root-only 0700 directory)."""
+    path = Path(tempfile.mkdtemp(prefix="imapd-priv-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def free_privileged_port() -> int:
+    for port in range(1023, 600, -1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below 1024")
+
+
+def ids(pid: int) -> tuple[int, int]:
+    """The real uid and gid of ``pid`` (``/proc/PID/status``)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["Uid"].split()[0]), int(fields["Gid"].split()[0])
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(p) for p in found]
+
+
+def check_serving(server: RunningServer, port: int, user: pwd.struct_passwd) -> None:
+    """Login and APPEND work (the store is writable by the user) and every
+    file of the data directory is the user's."""
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        assert imap.login("alice", "wonderland")[0] == "OK"
+        assert imap.append("INBOX", None, None, MESSAGE)[0] == "OK"
+        assert imap.select("INBOX") == ("OK", [b"1"])
+    finally:
+        imap.logout()
+    paths = [server.data_dir, *server.data_dir.rglob("*")]
+    assert len(paths) > 3
+    assert {p: (p.lstat().st_uid, p.lstat().st_gid) for p in paths} == {
+        p: (user.pw_uid, user.pw_gid) for p in paths}
+
+
+@pytest.mark.parametrize("twistd", [False, True])
+def test_serve_binds_below_1024_then_runs_as_the_user(
+    account: pwd.struct_passwd, base: Path, twistd: bool
+) -> None:
+    port = free_privileged_port()
+    args = ["--imap", f"tcp:{port}:interface=127.0.0.1", "--user", ACCOUNT]
+    with running_server(base, {"alice": "wonderland"}, args, twistd=twistd) as server:
+        wait_until(lambda: "running as user imapd-test" in server.log(), "the switch to the user")
+        assert ids(server.process.pid) == (account.pw_uid, account.pw_gid)
+        groups = Path(f"/proc/{server.process.pid}/status").read_text().split("Groups:")[1]
+        assert "0" not in groups.splitlines()[0].split()  # root's group given up too
+        check_serving(server, port, account)
+
+
+def test_workers_run_as_the_user(account: pwd.struct_passwd, base: Path) -> None:
+    """The parent stays root (it only restarts workers, like Dovecot's
+    master); every worker, which serves clients, runs as the user."""
+    port = free_privileged_port()
+    args = ["--imap", f"tcp:{port}:interface=127.0.0.1", "--user", ACCOUNT, "--workers", "2"]
+    with running_server(base, {"alice": "wonderland"}, args) as server:
+        wait_until(lambda: server.log().count("running as user imapd-test") == 2,
+                   "both workers switched")
+        workers = children(server.process.pid)
+        assert len(workers) == 2
+        for pid in workers:
+            assert ids(pid) == (account.pw_uid, account.pw_gid)
+        check_serving(server, port, account)
+
+
+def test_root_without_user_is_refused(base: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(NOT_ROOT)
+    env = subprocess_env()
+    del env["IMAPD_ALLOW_ROOT"]
+    done = subprocess.run(imapd_command("serve", "--data", str(base / "d"), "--imap",
+                                        "tcp:0:interface=127.0.0.1"),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stderr) == (2, (
+        "imapd: refusing to run as root: give --user NAME (ports are bound first, then root is "
+        "given up) or --allow-root (or IMAPD_ALLOW_ROOT=1)\n"))
+    assert not (base / "d").exists()  # refused before anything was made
+
+
+def as_user(uid: int, gid: int, *args: str) -> list[str]:
+    """``imapd ARGS`` run by ``uid`` (``setpriv``), with an interpreter that
+    account can execute: the venv's may live under root's 0700 home (pyenv),
+    then the system's python of the same version with the venv's packages."""
+    prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    python = os.path.realpath(sys.executable)
+    reachable = all(os.stat(p).st_mode & 0o001 for p in Path(python).parents)
+    if reachable:
+        return [*prefix, sys.executable, "-m", "imapd", *args]
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.path.exists(system):
+        pytest.skip(NO_PYTHON)
+    packages = sysconfig.get_paths()["purelib"]
+    code = f"import sys; sys.path[1:1] = [{str(REPO_ROOT)!r}, {packages!r}]; import runpy; " \
+           "runpy.run_module('imapd', run_name='__main__')"
+    return [*prefix, system, "-c", code, *args]
+
+
+def test_a_data_dir_owned_by_someone_else_is_refused(
+    account: pwd.struct_passwd, base: Path
+) -> None:
+    data = base / "d"
+    add_user(data, "alice", "wonderland")  # as root: root owns it
+    done = subprocess.run(as_user(account.pw_uid, account.pw_gid, "serve", "--data", str(data),
+                                  "--imap", "tcp:0:interface=127.0.0.1"),
+                          capture_output=True, text=True, env=subprocess_env(), cwd=REPO_ROOT,
+                          timeout=60)
+    assert (done.returncode, done.stderr) == (2, (
+        f"imapd: data directory {data} is owned by root, not by {ACCOUNT} who runs the server "
+        f"(chown -R {ACCOUNT} {data}, or start as root with --user {ACCOUNT})\n"))
+
+
+def test_user_needs_root_and_a_real_account(account: pwd.struct_passwd, base: Path) -> None:
+    missing = subprocess.run(
+        imapd_command("serve", "--data", str(base / "d"), "--user", "no-such-imapd-user"),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert (missing.returncode, missing.stderr) == (
+        2, "imapd: --user no-such-imapd-user: no such user\n")
+    nobody = pwd.getpwnam("nobody")
+    as_other = subprocess.run(
+        as_user(nobody.pw_uid, nobody.pw_gid, "serve", "--data", str(base / "d"), "--user", ACCOUNT),
+        capture_output=True, text=True, env=subprocess_env(), cwd=REPO_ROOT, timeout=60)
+    assert (as_other.returncode, as_other.stderr) == (
+        2, f"imapd: --user {ACCOUNT} needs root to switch to it (running as nobody, uid "
+           f"{pwd.getpwnam('nobody').pw_uid})\n")
