@@ -89,7 +89,22 @@ class UserPasswdOptions(_PasswordUserOptions):
 
 
 class UserDelOptions(_NamedUserOptions):
-    synopsis = "NAME [--data DIR] [--store URL]"
+    """``imapd user del NAME``: the user, their sessions and their mail
+    (``imapd.cli_user``)."""
+
+    synopsis = "NAME [--keep-mail NEWNAME] [--data DIR] [--store URL]"
+    optParameters: list[list[Any]] = _DataOptions.optParameters + [
+        ["keep-mail", None, None, "keep the mail under this new owner name (no user has it)"],
+    ]
+
+
+class UserRenameOptions(_DataOptions):
+    synopsis = "OLD NEW [--data DIR] [--store URL]"
+
+    def parseArgs(self, *args: str) -> None:
+        if len(args) != 2:
+            raise usage.UsageError("give the user's OLD and NEW name")
+        self["old"], self["new"] = args
 
 
 class UserListOptions(_DataOptions):
@@ -131,7 +146,8 @@ class UserOptions(BaseOptions):
     subCommands = [
         ["add", None, UserAddOptions, "Add a user (password prompted twice)"],
         ["passwd", None, UserPasswdOptions, "Change a user's password"],
-        ["del", None, UserDelOptions, "Delete a user"],
+        ["del", None, UserDelOptions, "Delete a user, their sessions and their mail"],
+        ["rename", None, UserRenameOptions, "Rename a user, with their mail"],
         ["list", None, UserListOptions, "List users"],
         ["quota", None, UserQuotaOptions, "Show or set a user's quota (RFC 9208)"],
         ["import", None, UserImportOptions, IMPORT_HELP],
@@ -140,7 +156,8 @@ class UserOptions(BaseOptions):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("user: give one of add, passwd, del, list, quota, import")
+            raise usage.UsageError(
+                "user: give one of add, passwd, del, rename, list, quota, import")
 
 
 class DbInitOptions(_DataOptions):
@@ -206,15 +223,15 @@ def _user_command(command: str, sub: Any, db: UserStore) -> int:
         ensure_data_dir(db.path.parent)
     if command in ("import", "import-passwd"):
         return run_import(db, Path(sub["file"]), bool(sub["replace"]))
+    if command in ("del", "rename"):
+        from imapd.cli_user import run_del, run_rename
+
+        return (run_del if command == "del" else run_rename)(sub, db)
     name = sub["name"]
     if command == "quota":
         if not db.exists(name):
             raise UserDatabaseError(f"no such user: {name!r}")
         return run_quota(sub, name)
-    if command == "del":
-        db.delete(name)
-        print(f"imapd: deleted user {name}")
-        return 0
     if command == "add":
         if db.exists(name):
             raise UserDatabaseError(f"user {name!r} already exists")

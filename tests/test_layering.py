@@ -39,6 +39,7 @@ RANKS: dict[str, int] = {
     "imapd.cli_status": 9,       # `imapd status` (the admin socket)
     "imapd.cli_migrate": 9,      # `imapd migrate`
     "imapd.cli_quota": 9,        # `imapd user quota` (split from cli.py)
+    "imapd.cli_user": 9,         # `imapd user del` / `user rename`: entry, sessions, mail
     "imapd.cli_serve": 9,        # `imapd serve` options, shared with twistd
     "imapd.__main__": 9,
 }

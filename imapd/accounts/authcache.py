@@ -154,6 +154,9 @@ class CachedLogins:
     def delete(self, name: str) -> None:
         self.store.delete(name)
 
+    def rename(self, old: str, new: str) -> None:
+        self.store.rename(old, new)
+
     def import_entries(self, entries: list[UserEntry], replace_existing: bool) -> list[str]:
         return self.store.import_entries(entries, replace_existing)
 

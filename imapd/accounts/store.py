@@ -62,6 +62,12 @@ class UserStore(Protocol):
         """``UnknownUser`` when there is no such user."""
         ...
 
+    def rename(self, old: str, new: str) -> None:
+        """The user ``old`` is called ``new`` from now on, password and
+        SCRAM keys kept (``imapd user rename``). ``UnknownUser``,
+        ``UserExists`` (``new`` is taken)."""
+        ...
+
     def import_entries(self, entries: list[UserEntry], replace_existing: bool) -> list[str]:
         """Add imported users in one step; the names skipped as existing."""
         ...

@@ -286,6 +286,26 @@ class UserDatabase:
             del lines[self._index_of(lines, name)]
             self._write_scram({name: (None, "")})
 
+    def rename(self, old: str, new: str) -> None:
+        """The entry keeps its password field and extra fields; the SCRAM
+        keys move with it (their binding is to the password field only)."""
+        validate_name(new)
+        with self._write_transaction() as lines:
+            index = self._index_of(lines, old)
+            if any(isinstance(line, UserEntry) and line.name == new for line in lines):
+                raise UserExists(f"user {new!r} already exists")
+            entry = lines[index]
+            assert isinstance(entry, UserEntry)
+            lines[index] = replace(entry, name=new)
+            self._scram_stamp = None
+            self._refresh_scram()
+            moved = {name: value for name, value in self._scram.items() if name != new}
+            if old in moved:
+                moved[new] = moved.pop(old)
+            text = "".join(f"{n}:{keys}:{binding}\n" for n, (keys, binding) in moved.items())
+            write_file_atomically(self.scram_path, text.encode("utf-8"))
+            self._scram_stamp = None
+
     def import_entries(self, entries: list[UserEntry], replace_existing: bool) -> list[str]:
         """Add imported users (password fields already normalized by
         ``schemes.normalize_password_field``) in one atomic rewrite; return

@@ -224,6 +224,30 @@ class MailBackend(Protocol):
         """Add or remove ``name`` in the subscription list; idempotent, durable."""
         ...
 
+    # --- whole accounts (``imapd user del`` / ``user rename``) ---------------
+
+    async def delete_account(self, user: str) -> bool:
+        """Remove everything ``user`` has: every mailbox with its messages
+        and history, the subscriptions, the quota limits and usage, and the
+        record of provisioned defaults, in one atomic, durable step; rings
+        the subscribers of every mailbox removed (open watches see
+        ``MailboxDeleted``). An account made later under the same name
+        starts empty, gets the defaults again, and never sees a UIDVALIDITY
+        of the old one (RFC 3501 §2.3.1.1: a client's cache of the old
+        account is invalid). False when the user had nothing stored."""
+        ...
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        """Give everything ``old`` has (as ``delete_account`` lists it) to
+        ``new`` in one atomic, durable step, keeping mailbox ids,
+        UIDVALIDITY, UIDs and MODSEQs (a client's cache stays valid under
+        the new name); rings the subscribers of every mailbox moved.
+        ``new`` may already have an account without messages (a tree made
+        by a login or a delivery attempt): it is replaced. ``AlreadyExists``
+        when ``new`` has messages; ``Cannot`` when ``old == new``. False
+        (nothing changed) when ``old`` had nothing stored."""
+        ...
+
     # --- one mailbox --------------------------------------------------------
 
     async def status(self, ref: MailboxRef) -> MailboxStatus:

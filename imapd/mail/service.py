@@ -97,6 +97,18 @@ class MailService:
             await self.backend.ensure_user(user, self.default_mailboxes)
             self._ensured.add(user)
 
+    async def _lookup(self, user: str, name: str) -> MailboxEntry | None:
+        """``backend.lookup``; a missing INBOX of a user this service
+        ensured means another process deleted or renamed the account
+        since (``imapd user del``): the account of that name is new, and
+        INBOX always exists (RFC 3501 §5.1), so it is provisioned afresh."""
+        entry = await self.backend.lookup(user, name)
+        if entry is None and name == names.INBOX and user in self._ensured:
+            self._ensured.discard(user)
+            await self._user(user)
+            entry = await self.backend.lookup(user, name)
+        return entry
+
     # --- the hierarchy (RFC 3501 §6.3.3-§6.3.9) -------------------------------
 
     async def list_mailboxes(
@@ -109,6 +121,9 @@ class MailService:
         if pattern == "":
             return []
         tree = await self.backend.mailboxes(user)
+        if not any(entry.name == names.INBOX for entry in tree):
+            await self._lookup(user, names.INBOX)  # re-provisions (see there)
+            tree = await self.backend.mailboxes(user)
         subscribed = await self.backend.subscriptions(user)
         try:
             return hierarchy.list_mailboxes(tree, subscribed, reference, pattern,
@@ -166,10 +181,27 @@ class MailService:
         placeholders."""
         await self._user(user)
         name = _valid(names.normalize_name, name, Cannot)
-        entry = await self.backend.lookup(user, name)
+        entry = await self._lookup(user, name)
         if entry is None or not entry.selectable:
             raise NoSuchMailbox(f"Mailbox does not exist: {name}")
         return await self.backend.status(entry.ref)
+
+    # --- whole accounts (``imapd user del`` / ``user rename``) ---------------------
+
+    async def delete_account(self, user: str) -> bool:
+        """Remove the user's mail, subscriptions and quota
+        (``MailBackend.delete_account``); open watches of its mailboxes see
+        ``MailboxDeleted``. False when there was nothing stored."""
+        self._ensured.discard(user)
+        return await self.backend.delete_account(user)
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        """Move the user's mail, subscriptions and quota to ``new``
+        (``MailBackend.rename_account``; ``AlreadyExists`` when ``new`` has
+        mail). False when ``old`` had nothing stored."""
+        self._ensured.discard(old)
+        self._ensured.discard(new)
+        return await self.backend.rename_account(old, new)
 
     # --- messages in -------------------------------------------------------------
 
@@ -178,7 +210,7 @@ class MailService:
         TargetMissing (RFC 3501 §6.3.11, §6.4.7: NO [TRYCREATE])."""
         await self._user(user)
         name = _valid(names.normalize_name, name, Cannot)
-        entry = await self.backend.lookup(user, name)
+        entry = await self._lookup(user, name)
         if entry is None or not entry.selectable:
             raise TargetMissing(f"Mailbox does not exist: {name}")
         return entry
@@ -219,7 +251,7 @@ class MailService:
         \\Recent. NoSuchMailbox for unknown names and placeholders."""
         await self._user(user)
         name = _valid(names.normalize_name, name, Cannot)
-        entry = await self.backend.lookup(user, name)
+        entry = await self._lookup(user, name)
         if entry is None or not entry.selectable:
             raise NoSuchMailbox(f"Mailbox does not exist: {name}")
         watch = MailboxWatch(self, user, entry.name, readonly, entry.ref)

@@ -80,6 +80,18 @@ class YieldingBackend:
         await self.inner.set_subscribed(user, name, subscribed)
         await self._turn()
 
+    async def delete_account(self, user: str) -> bool:
+        await self._turn()
+        result = await self.inner.delete_account(user)
+        await self._turn()
+        return result
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        await self._turn()
+        result = await self.inner.rename_account(old, new)
+        await self._turn()
+        return result
+
     # --- one mailbox ----------------------------------------------------------
 
     async def status(self, ref: MailboxRef) -> MailboxStatus:

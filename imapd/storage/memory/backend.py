@@ -20,7 +20,9 @@ from imapd.mail.backend import (
     AddMailbox, ChangeFeed, RemoveMailbox, Changes, MailBackend, MailboxEntry, MailboxRef, QuotaInfo,
     TreeOp, TreePlan,
 )
-from imapd.mail.errors import InvalidFlag, NoSuchMailbox, OverLimit, OverQuota, Unavailable
+from imapd.mail.errors import (
+    AlreadyExists, Cannot, InvalidFlag, NoSuchMailbox, OverLimit, OverQuota, Unavailable,
+)
 from imapd.mail.flags import SEEN_BIT, DELETED_BIT, FlagOp, apply_op, split_flags
 from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MailboxSnapshot, MailboxStatus,
@@ -230,6 +232,45 @@ class MemoryBackend:
             record.subscriptions.add(name)
         else:
             record.subscriptions.discard(name)
+
+    # --- whole accounts ----------------------------------------------------
+
+    def _drop(self, user: str) -> list[tuple[int, int]]:
+        """Forget ``user``'s record and mailboxes; the rings to make."""
+        record = self.data.users.pop(user, None)
+        if record is None:
+            return []
+        for mailbox in record.mailboxes.values():
+            self.data.by_id.pop(mailbox.id, None)
+        return [(mailbox.id, 0) for mailbox in record.mailboxes.values()]
+
+    async def delete_account(self, user: str) -> bool:
+        """The store-wide UIDVALIDITY counter is kept, so a new account of
+        this name gets values the old one never had (``MemoryData``)."""
+        self._check_open()
+        had = user in self.data.users
+        self._ring_all(self._drop(user))
+        return had
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        self._check_open()
+        if old == new:
+            raise Cannot("An account cannot be renamed to itself")
+        record = self.data.users.get(old)
+        if record is None:
+            return False
+        target = self.data.users.get(new)
+        if target is not None and any(box.messages for box in target.mailboxes.values()):
+            raise AlreadyExists(f"Account {new} has mail")
+        rung = self._drop(new)
+        del self.data.users[old]
+        record.name = new
+        for mailbox in record.mailboxes.values():
+            mailbox.user = new
+            rung.append((mailbox.id, 0))
+        self.data.users[new] = record
+        self._ring_all(rung)
+        return True
 
     # --- one mailbox -------------------------------------------------------
 

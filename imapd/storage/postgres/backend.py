@@ -38,7 +38,7 @@ from imapd.mail.records import (
     MessageBody, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres import messages as msgs
-from imapd.storage.postgres import quota, reads, schema, tree
+from imapd.storage.postgres import accounts, quota, reads, schema, tree
 from imapd.storage.postgres.feed import Listener, PgFeed, Siblings
 from imapd.storage.postgres.runner import Conn, Rings, Runner, mail_error
 from imapd.storage.hops import Hop, MakeWaiter
@@ -173,6 +173,16 @@ class PostgresBackend:
             return None, []
 
         await self.runner.write(op)
+
+    # --- whole accounts (``imapd.storage.postgres.accounts``) -----------------
+
+    async def delete_account(self, user: str) -> bool:
+        self._check_open()
+        return await self.runner.write(lambda conn: accounts.delete(conn, user))
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        self._check_open()
+        return await self.runner.write(lambda conn: accounts.rename(conn, old, new))
 
     # --- quota (RFC 9208) -----------------------------------------------------
 

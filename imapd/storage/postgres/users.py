@@ -161,6 +161,27 @@ class PostgresUserStore:
 
         self._run(work)
 
+    def rename(self, old: str, new: str) -> None:
+        """One transaction: the row's name and the name inside ``entry``."""
+        validate_name(new)
+
+        def work(conn: Conn) -> None:
+            with conn.transaction():
+                row = conn.execute("SELECT entry FROM users WHERE name = %s FOR UPDATE",
+                                   (old,)).fetchone()
+                entry = entry_of(old, str(row[0])) if row is not None else None
+                if entry is None:
+                    raise UnknownUser(f"no such user: {old!r}")
+                moved = conn.execute(
+                    "INSERT INTO users(name, entry, scram) SELECT %s, %s, scram FROM users "
+                    "WHERE name = %s ON CONFLICT (name) DO NOTHING RETURNING name",
+                    (new, replace(entry, name=new).to_line(), old)).fetchone()
+                if moved is None:
+                    raise UserExists(f"user {new!r} already exists")
+                conn.execute("DELETE FROM users WHERE name = %s", (old,))
+
+        self._run(work)
+
     def import_entries(self, entries: list[UserEntry], replace_existing: bool) -> list[str]:
         """One transaction for the whole import (all or nothing, as the
         file's one atomic rewrite). Imported users have no SCRAM keys until

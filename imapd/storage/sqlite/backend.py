@@ -50,7 +50,7 @@ from imapd.mail.records import (
 )
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
-from imapd.storage.sqlite import quota, reads, tree
+from imapd.storage.sqlite import accounts, quota, reads, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
@@ -276,6 +276,14 @@ class SqliteBackend:
             return None, []
 
         await self._write(op)
+
+    # --- whole accounts (``imapd.storage.sqlite.accounts``) --------------------
+
+    async def delete_account(self, user: str) -> bool:
+        return await self._write(lambda conn: accounts.delete(conn, user))
+
+    async def rename_account(self, old: str, new: str) -> bool:
+        return await self._write(lambda conn: accounts.rename(conn, old, new))
 
     # --- quota (RFC 9208) -----------------------------------------------------
 
