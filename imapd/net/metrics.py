@@ -44,6 +44,7 @@ log = Logger(namespace="imapd.metrics")
 MAX_LABEL_VALUES = 64
 HEALTH_TIMEOUT = 5.0
 _PLAIN = re.compile(r"[A-Z][A-Z0-9 _.-]{0,31}\Z")
+_VERDICT = re.compile(r"[+-]?[A-Z0-9]{1,8}\Z")  # OK, NO, BAD, +OK, -ERR, 250, 4XX
 # Command latency: sub-millisecond NOOPs to minute-long FETCHes of big mail.
 _LATENCY = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
 _COMMIT = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5)
@@ -54,8 +55,9 @@ class _Bounded:
     """The label values seen so far for one label (see the module
     docstring); thread-safe."""
 
-    def __init__(self, limit: int = MAX_LABEL_VALUES) -> None:
+    def __init__(self, limit: int = MAX_LABEL_VALUES, shape: re.Pattern[str] = _PLAIN) -> None:
         self.limit = limit
+        self.shape = shape
         self.seen: set[str] = set()
         self.lock = threading.Lock()
 
@@ -63,7 +65,7 @@ class _Bounded:
         value = value.upper()
         if value in self.seen:
             return value
-        if not _PLAIN.match(value):
+        if not self.shape.match(value):
             return "OTHER"
         with self.lock:
             if len(self.seen) >= self.limit:
@@ -113,7 +115,7 @@ class PrometheusTelemetry:
         self._command = _Bounded()
         self._mechanism = _Bounded()
         self._reason = _Bounded()
-        self._result = _Bounded()
+        self._result = _Bounded(shape=_VERDICT)
 
     # --- Telemetry ---------------------------------------------------------------
     # Each event swallows its own errors: the contract says a sink never raises.

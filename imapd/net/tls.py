@@ -31,7 +31,7 @@ import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -90,7 +90,8 @@ def ensure_certificate(
         raise TLSConfigError("--tls-key needs --tls-cert")
     directory = data_dir / TLS_DIR_NAME
     cert_path, key_path = directory / SELF_SIGNED_CERT, directory / SELF_SIGNED_KEY
-    name = hostname or socket.getfqdn() or "localhost"
+    names = [hostname] if hostname else host_names()
+    name = names[0]
     with _generation_lock(directory):
         problem = pair_problem(cert_path, key_path)
         if problem is None:
@@ -99,7 +100,7 @@ def ensure_certificate(
         if problem != "missing":
             log.warn("imapd: the self-signed TLS certificate in {path} is unusable "
                      "({problem}); generating a new one", path=str(directory), problem=problem)
-        fingerprint = generate_self_signed(cert_path, key_path, name)
+        fingerprint = generate_self_signed(cert_path, key_path, name, names[1:])
     log.warn(
         "imapd: no --tls-cert given; generated a self-signed TLS certificate for "
         "{name} in {path} (SHA-256 {fingerprint}). Clients will warn about it; "
@@ -144,13 +145,39 @@ def pair_problem(cert_path: Path, key_path: Path) -> str | None:
     return None
 
 
-def generate_self_signed(cert_path: Path, key_path: Path, hostname: str) -> str:
+def host_names() -> list[str]:
+    """The names this host goes by, best first: its fully qualified name,
+    then its own (``hostname``) name, without the loopback names a badly
+    configured /etc/hosts gives (where ``getfqdn()`` answers "localhost",
+    the host name is still the real one); "localhost" when that is all."""
+    found = []
+    for candidate in (socket.getfqdn(), socket.gethostname()):
+        name = candidate.strip().rstrip(".").lower()
+        if name and not name.startswith("localhost") and not _is_address(name):
+            found.append(name)
+    return list(dict.fromkeys(found)) or ["localhost"]
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def generate_self_signed(
+    cert_path: Path, key_path: Path, hostname: str, aliases: Sequence[str] = ()
+) -> str:
     """Write a new ECDSA P-256 key (mode 0600) and a self-signed certificate
-    naming ``hostname`` and ``localhost``; return its SHA-256 fingerprint."""
+    for ``hostname`` (subject CN), naming it, ``aliases``, ``localhost``,
+    127.0.0.1 and ::1 as subject alternative names (RFC 5280 §4.2.1.6;
+    clients check those, RFC 6125 §6.4.4); return its SHA-256 fingerprint."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64])])
     now = datetime.datetime.now(datetime.timezone.utc)
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys([hostname, "localhost"])]
+    names: list[x509.GeneralName] = [
+        x509.DNSName(n) for n in dict.fromkeys([hostname, *aliases, "localhost"])]
     names += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
     certificate = (
         x509.CertificateBuilder()

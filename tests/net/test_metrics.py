@@ -48,6 +48,15 @@ def test_logins_commands_idle_deliveries_commits() -> None:
                  cmd_name="UID FETCH") == 2
     assert value(sink, "imapd_command_duration_seconds_bucket", protocol="imap",
                  cmd_name="UID FETCH", le="0.005") == 1
+    sink.command_finished("pop3", "RETR", "+OK", 0.01)  # the verdicts of every protocol kept
+    sink.command_finished("pop3", "RETR", "-ERR", 0.01)
+    sink.command_finished("lmtp", "DATA", "4xx", 0.01)
+    assert value(sink, "imapd_command_total", protocol="pop3", cmd_name="RETR",
+                 reply_state="+OK") == 1
+    assert value(sink, "imapd_command_total", protocol="pop3", cmd_name="RETR",
+                 reply_state="-ERR") == 1
+    assert value(sink, "imapd_command_total", protocol="lmtp", cmd_name="DATA",
+                 reply_state="4XX") == 1
     sink.idle_changed(+1)
     sink.idle_changed(+1)
     sink.idle_changed(-1)
