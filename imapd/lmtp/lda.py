@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from imapd.core import telemetry
 from imapd.lmtp.address import Exists, resolve
 from imapd.mail.errors import MailError, OverQuota, StorageFull, Unavailable
 from imapd.mail.names import INBOX
@@ -66,7 +67,17 @@ def prepare(raw: bytes, sender: str | None, limit: int) -> bytes:
 async def deliver(mail: MailService, exists: Exists, request: Request,
                   message: bytes, quota_tempfail: bool = False) -> tuple[int, str]:
     """Store ``message`` for ``request``; (sysexits status, one line for
-    stderr). A ``-m`` folder that does not exist falls back to INBOX, as
+    stderr). The outcome goes to the installed telemetry ("lda")."""
+    status, text = await _deliver(mail, exists, request, message, quota_tempfail)
+    outcome = ("ok" if status == EX_OK else "temporary" if status == EX_TEMPFAIL
+               else "permanent")
+    telemetry.sink().delivered("lda", outcome)
+    return status, text
+
+
+async def _deliver(mail: MailService, exists: Exists, request: Request,
+                   message: bytes, quota_tempfail: bool) -> tuple[int, str]:
+    """See ``deliver``. A ``-m`` folder that does not exist falls back to INBOX, as
     Dovecot's LDA does without ``-n``: the mail is not lost. Over quota is
     EX_NOPERM (the MTA bounces with the reason) unless ``quota_tempfail``."""
     recipient = await resolve(request.recipient, (), request.separator, exists)

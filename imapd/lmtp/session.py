@@ -12,10 +12,12 @@ listener is local (RFC 2033 §5).
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from imapd.core import telemetry
 from imapd.core.runtime import Runtime
 from imapd.core.spool import MessageData, SpooledLiteral
 from imapd.lmtp.address import Envelope, Exists, PathError, Recipient, parse_path, resolve
@@ -139,17 +141,18 @@ class LmtpSession:
 
     async def feed(self, line: bytes) -> list[Reply]:
         """The replies to one input line."""
+        started = time.monotonic()
         if self._data is not None:
             if not self._data.feed(line):
                 await self._spool(self._data)
                 return []
-            return await self._finish_data()
+            return report("DATA", await self._finish_data(), started)
         text = line.rstrip(b"\r\n").decode("utf-8", "replace")
         verb, _, argument = text.partition(" ")
         handler = _COMMANDS.get(verb.upper())
         if handler is None:
-            return [Reply(500, "5.5.1", "Unknown command")]
-        return await handler(self, argument)
+            return report("UNKNOWN", [Reply(500, "5.5.1", "Unknown command")], started)
+        return report(verb.upper(), await handler(self, argument), started)
 
     # --- commands (RFC 2033 §4.1, RFC 5321 §4.1.1) ------------------------------
 
@@ -269,6 +272,7 @@ class LmtpSession:
     async def feed_octets(self, data: bytes) -> list[Reply]:
         """Raw octets of the current chunk (at most ``octets_wanted``),
         stored exactly as sent: no dot-unstuffing, no line-end change."""
+        started = time.monotonic()
         chunk = self._chunk
         assert chunk is not None and 0 < len(data) <= chunk.left
         chunk.left -= len(data)
@@ -277,7 +281,7 @@ class LmtpSession:
             await self._spool(self._tx.bdat)
         if chunk.left:
             return []
-        return await self._end_chunk()
+        return report("BDAT", await self._end_chunk(), started)
 
     async def _end_chunk(self) -> list[Reply]:
         """The replies to a whole chunk: one for a chunk before LAST; after
@@ -298,7 +302,7 @@ class LmtpSession:
             replies = [failure] * max(1, count)
             if tx.sender is not None:
                 self._new_transaction()
-            return replies
+            return delivered(replies) if tx.recipients else replies
         reader, tx.bdat = tx.bdat, None
         assert reader is not None
         self._tx = _Transaction()
@@ -312,14 +316,15 @@ class LmtpSession:
         tx, self._tx = self._tx, _Transaction()
         if reader.too_big or reader.broken:
             reader.discard()
-            return [TOO_BIG if reader.too_big else SPOOL_FAILED] * len(tx.recipients)
+            return delivered([TOO_BIG if reader.too_big else SPOOL_FAILED] * len(tx.recipients))
         return await self._deliver_all(reader, tx)
 
     async def _deliver_all(self, reader: DataReader, tx: _Transaction) -> list[Reply]:
         """One reply per accepted recipient, in RCPT order (RFC 2033 §4.2)."""
         try:
             self._serial += 1
-            return [await self._deliver_one(reader, tx, rcpt) for rcpt in tx.recipients]
+            return delivered([await self._deliver_one(reader, tx, rcpt)
+                              for rcpt in tx.recipients])
         finally:
             reader.discard()
 
@@ -389,6 +394,33 @@ class LmtpSession:
             f"\tfor <{rcpt.address}>; {stamp}\r\n"
         )
         return lines.encode("utf-8", "replace")
+
+
+def verdict(replies: list[Reply]) -> str:
+    """The telemetry result of a command's replies: the success code
+    ("250", "221"...), or the class of the worst failure ("4xx", "5xx")
+    when any recipient or the command failed."""
+    worst = max(reply.code for reply in replies)
+    return f"{worst // 100}xx" if worst >= 400 else str(worst)
+
+
+def report(command: str, replies: list[Reply], started: float) -> list[Reply]:
+    """Tell the telemetry a command finished, unless it has no final reply
+    yet (a BDAT chunk still being read; DATA's 354, which is reported with
+    the replies after the message instead)."""
+    if replies and not all(300 <= reply.code < 400 for reply in replies):
+        telemetry.sink().command_finished(
+            "lmtp", command, verdict(replies), time.monotonic() - started)
+    return replies
+
+
+def delivered(replies: list[Reply]) -> list[Reply]:
+    """Tell the telemetry one delivery per recipient reply (RFC 2033 §4.2)."""
+    sink = telemetry.sink()
+    for reply in replies:
+        outcome = "ok" if reply.code < 400 else "temporary" if reply.code < 500 else "permanent"
+        sink.delivered("lmtp", outcome)
+    return replies
 
 
 _Handler = Callable[[LmtpSession, str], Awaitable[list[Reply]]]

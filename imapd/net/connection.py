@@ -1,35 +1,31 @@
-"""The connection machinery every line-based mail protocol shares: IMAP now
-(``imapd.net.imap_connection``), POP3 and LMTP next.
+"""The connection machinery every line-based mail protocol shares (IMAP:
+``imapd.net.imap_connection``; POP3: ``imapd.net.pop3_connection``).
 
 ``LineConnection`` is a Twisted ``Protocol`` that owns no protocol
-semantics. It feeds input to a framer (line/literal framing: the
-protocol's), queues complete frames (pipelining: RFC 3501 §5.5, RFC 2920
-for SMTP/LMTP; answered in order, one running at a time), hands each to
-the subclass to run, and writes what it sends. Around that it owns:
+semantics. It feeds input to a framer (the protocol's), queues complete
+frames (pipelining: RFC 3501 §5.5, RFC 2449 §6.6; answered in order, one
+running at a time), hands each to the subclass to run, and writes what it
+sends. Around that it owns:
 
 * fairness (``imapd.net.pipeline``): bounded slices of work per reactor
   turn, input framed only as the queue has room, reading paused meanwhile
-  (TCP back-pressure); inside one long command too (``pace``: a handler's
-  per-message loop yields once the slice is spent);
+  (TCP back-pressure); inside one long command too (``pace``);
 * output (``imapd.net.output``): responses joined into few writes while a
   command runs; a large literal streamed as the client reads it; while the
   client leaves output unread no new command starts, no more input is
   read and a paced command waits;
 * per-state inactivity timeouts (RFC 3501 §5.4: at least 30 minutes once
   logged in; RFC 1939 §3 for POP3) and a deadline for logging in at all;
-* the STARTTLS hold (RFC 3501 §6.2.1, RFC 2595 §3.1, RFC 3207 §4.2): input
-  after a STARTTLS frame is held, unanswered, until it is answered, and
-  dropped if TLS starts (CVE-2011-0411 class);
-* COMPRESS=DEFLATE (RFC 4978, ``imapd.net.compress``): input after the
-  command is held the same way; once it succeeds both directions deflate;
-* the continuation exchange: a running command may read the client's next
-  line as an answer instead of a command (SASL, RFC 4422 §3).
+* the STARTTLS hold (RFC 3501 §6.2.1, RFC 2595 §3.1): input after a
+  STARTTLS frame is held until it is answered, and dropped if TLS starts
+  (CVE-2011-0411 class); COMPRESS=DEFLATE (RFC 4978,
+  ``imapd.net.compress``) holds input the same way;
+* the continuation exchange (SASL, RFC 4422 §3);
+* the session's accounting (``imapd.net.accounting``: bytes, close reason).
 
-A subclass supplies the protocol: how a response is encoded
-(``encode``), what framer events mean (``handle_events``), how a frame
-runs (``run_frame``), how a framing error is answered
-(``answer_frame_error``), and how it says goodbye (``say_bye``, with a
-``Goodbye`` reason), plus ``authenticated`` for the timeouts.
+A subclass supplies the protocol: ``encode``, ``handle_events``,
+``run_frame``, ``answer_frame_error``, ``say_bye`` (with a ``Goodbye``
+reason), and ``authenticated`` for the timeouts.
 """
 
 from __future__ import annotations
@@ -46,6 +42,7 @@ from twisted.python.failure import Failure
 
 from imapd.core.config import Limits
 from imapd.imap.wire.framer import CommandFrame, FrameError, FrameEvent, Framer
+from imapd.net import accounting as acct
 from imapd.net.compress import CompressionError, CompressWatch, DeflateTransport, Inflater
 from imapd.net.output import ProducerConsumer, ResponseWriter
 from imapd.net.pipeline import CommandQueue, QueuedItem, Slices, close_frames
@@ -94,6 +91,7 @@ class LineConnection(Protocol):
 
     # What a continuation reader waiting when the connection goes away gets.
     closed_error: type[Exception] = ConnectionError
+    protocol_name = "imap"  # in the session summary (imapd.net.accounting)
 
     # The framer is IMAP's today (``imapd.imap.wire.framer``: lines and
     # literals, the events ``CommandFrame``/``FrameError``/``NeedContinuation``
@@ -105,6 +103,7 @@ class LineConnection(Protocol):
         self.framer = framer
         self.tls_context = tls
         self.label = "connection"
+        self.account = acct.SessionAccount(self.protocol_name)  # bytes, reason for the close
         self._output = ResponseWriter(
             self._output_transport, self._output_idle, self._output_failed)
         # Encoded responses not yet handed to ``_output`` (see ``_batched``).
@@ -190,6 +189,7 @@ class LineConnection(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = self._closing = True
+        self.account.note(acct.lost_reason(reason))  # unless the server closed it first
         self._discard_queue()
         self._slices.stop()
         self.framer.close()  # a literal being uploaded: its spool file goes
@@ -211,6 +211,7 @@ class LineConnection(Protocol):
         """Stop taking commands and close once queued output is written."""
         self._flush_batch()
         self._closing = True
+        self.account.note(acct.CLOSED_BY_SERVER)
         if self.transport is not None:
             self._transport().loseConnection()
 
@@ -272,6 +273,7 @@ class LineConnection(Protocol):
     # --- input ---------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.account.bytes_in += len(data)
         if self._closing:
             return
         if self.authenticated:
@@ -425,6 +427,7 @@ class LineConnection(Protocol):
         else:
             self._release_held(finished)
         if logout:
+            self.account.note(acct.LOGOUT)
             self.close()
         elif too_many_bad:
             self.say_bye(Goodbye.TOO_MANY_BAD)
@@ -487,6 +490,7 @@ class LineConnection(Protocol):
 
     def _crashed(self, failure: Failure) -> None:
         log.failure("{label}: protocol error", failure, label=self.label)
+        self.account.note(acct.INTERNAL_ERROR)
         self._running = False
         self.close()
 

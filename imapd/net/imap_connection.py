@@ -40,7 +40,7 @@ from imapd.imap.wire.responses import (
     Continuation, Response, ResponseCode, Status, Tagged, Untagged,
 )
 from imapd.imap.wire.values import Atom
-from imapd.net import tls
+from imapd.net import accounting, tls
 from imapd.net.connection import WRITE_BATCH, Goodbye, LineConnection, Transport
 from imapd.net.peer import format_peer, is_local, peer_host, preauth_limits, set_no_delay
 
@@ -94,6 +94,8 @@ class ImapServerProtocol(LineConnection):
             peer_host=peer_host(address),
         )
         self.label = f"session {self.session.session_id} ({self.session.peer})"
+        self.account.open(self.session.peer, self.clock.seconds(), self.transport)
+        self.opened_at = self.account.opened_at
         self.ctx = self.server.make_context(
             self.session, self.send, self.read_continuation, connection=self)
         self.ctx.output_waiter = self._output.when_idle
@@ -103,6 +105,7 @@ class ImapServerProtocol(LineConnection):
         if refusal is not None:
             log.info("session {id} from {peer} refused: {why}", id=self.session.session_id,
                      peer=self.session.peer, why=refusal)
+            self.account.note(accounting.REFUSED)
             self._bye(refusal)
             return
         log.debug("session {id} connected from {peer}", id=self.session.session_id,
@@ -113,6 +116,7 @@ class ImapServerProtocol(LineConnection):
         self.start_timers()
 
     def connection_ended(self) -> None:
+        self.account.close(self.session.user, self.clock.seconds(), self.session.secure)
         self.session.deselect()
         self.session.state = State.LOGOUT
         self.server.connection_closed(self)
@@ -127,6 +131,7 @@ class ImapServerProtocol(LineConnection):
     def shutdown(self) -> None:
         """Server shutdown: say BYE (RFC 3501 §7.1.5) and close."""
         if not self._closing:
+            self.account.note(accounting.SHUTDOWN)
             self.send(Untagged(Status.BYE, catalogue.BYE_SHUTDOWN))
             self.close()
 
@@ -138,6 +143,7 @@ class ImapServerProtocol(LineConnection):
         return encode_response_data(response)
 
     def say_bye(self, reason: Goodbye) -> None:
+        self.account.note(accounting.goodbye_reason(reason.value))
         self._bye(_BYE[reason])
 
     def _bye(self, text: str) -> None:

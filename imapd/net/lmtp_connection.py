@@ -28,6 +28,7 @@ from imapd.accounts.store import UserStore
 from imapd.lmtp.replies import Reply
 from imapd.lmtp.session import LmtpSession, LmtpSettings
 from imapd.mail.service import MailService
+from imapd.net import accounting
 from imapd.net.connection import Transport
 from imapd.net.peer import format_peer
 from imapd.net.runtime import ReactorRuntime
@@ -71,6 +72,7 @@ class LmtpFactory(Factory):
         client (RFC 5321 §3.8) and close; a message being read is dropped
         unacknowledged, so the MTA retries it."""
         for connection in list(self.connections):
+            connection.account.note(accounting.SHUTDOWN)
             connection.goodbye(Reply(421, "4.3.2", "Service shutting down"))
 
 
@@ -86,17 +88,21 @@ class LmtpConnection(Protocol):
         self._paused = False
         self._done = False
         self._timer: Any = None
+        self.account = accounting.SessionAccount("lmtp")  # bytes, reason for the close
 
     def _transport(self) -> Transport:
         return cast(Transport, self.transport)
 
     def connectionMade(self) -> None:
         factory = self.factory
+        peer = format_peer(self._transport().getPeer())
+        self.account.open(peer, factory.reactor.seconds(), self.transport)
+        self.opened_at = self.account.opened_at
         if len(factory.connections) >= factory.max_connections:
+            self.account.note(accounting.REFUSED)
             self.goodbye(Reply(421, "4.3.2", "Too many connections"))
             return
         factory.connections.add(self)
-        peer = format_peer(self._transport().getPeer())
         self.session = LmtpSession(factory.mail, factory.exists, factory.settings,
                                    peer=peer, runtime=factory.runtime)
         self._write([self.session.greeting()])
@@ -105,6 +111,7 @@ class LmtpConnection(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._done = True
         self._buffer.clear()
+        self.account.close(None, self.factory.reactor.seconds(), False, reason)
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self.factory.connections.discard(self)
@@ -112,6 +119,7 @@ class LmtpConnection(Protocol):
             self.session.abort()
 
     def dataReceived(self, data: bytes) -> None:
+        self.account.bytes_in += len(data)
         if self._done or self.session is None:
             return
         self._arm()
@@ -139,6 +147,7 @@ class LmtpConnection(Protocol):
                     break
                 self._write(replies)
                 if session.closed:
+                    self.account.note(accounting.LOGOUT)
                     self._finish()
                     return
             if self._paused and not self._done:
@@ -201,8 +210,10 @@ class LmtpConnection(Protocol):
         if self._running:  # a delivery in progress is not idleness
             self._arm()
             return
+        self.account.note(accounting.IDLE_TIMEOUT)
         self.goodbye(Reply(421, "4.4.2", "Idle timeout, closing connection"))
 
     def _crashed(self, failure: Failure) -> None:
         log.failure("LMTP session failed", failure)
+        self.account.note(accounting.INTERNAL_ERROR)
         self.goodbye(Reply(451, "4.3.0", "Internal error"))

@@ -33,7 +33,7 @@ from imapd.imap.wire.framer import (
     CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
 )
 from imapd.mail.service import MailService
-from imapd.net import tls
+from imapd.net import accounting, tls
 from imapd.net.connection import Goodbye, LineConnection
 from imapd.net.peer import format_peer, is_local, peer_host, set_no_delay
 from imapd.net.runtime import Clock, ReactorRuntime, global_reactor
@@ -135,11 +135,14 @@ class Pop3Factory(ServerFactory):
         """Server stopping: ``-ERR`` and close; nothing is updated (a
         session without QUIT changes nothing, RFC 1939 §6)."""
         for connection in list(self.connections):
+            connection.account.note(accounting.SHUTDOWN)
             connection.goodbye("Server shutting down", r.SYS_TEMP)
 
 
 class Pop3Connection(LineConnection):
     """The server side of one POP3 connection (also the session's ``Link``)."""
+
+    protocol_name = "pop3"
 
     def __init__(self, factory: Pop3Factory) -> None:
         framer = cast(Framer, LineFramer(factory.config.pop3.max_line))
@@ -178,15 +181,19 @@ class Pop3Connection(LineConnection):
         self._secure = bool(ISSLTransport.providedBy(self.transport))
         self._local = is_local(address) and self.server.config.loopback_is_local
         self.label = f"pop3 session {next(_ids)} ({format_peer(address)})"
+        self.account.open(format_peer(address), self.clock.seconds(), self.transport)
+        self.opened_at = self.account.opened_at
         refusal = self.server.connection_opened(self)
         if refusal is not None:
             log.info("{label} refused: {why}", label=self.label, why=refusal)
+            self.account.note(accounting.REFUSED)
             self.goodbye(refusal, r.SYS_TEMP)
             return
         self.send(self.session.greeting())
         self.start_timers()
 
     def connection_ended(self) -> None:
+        self.account.close(self.session.user, self.clock.seconds(), self._secure)
         self.session.abort()
         self.server.connection_closed(self)
 
@@ -206,6 +213,7 @@ class Pop3Connection(LineConnection):
         return response
 
     def say_bye(self, reason: Goodbye) -> None:
+        self.account.note(accounting.goodbye_reason(reason.value))
         self.goodbye(_BYE[reason])
 
     # --- input -------------------------------------------------------------------------

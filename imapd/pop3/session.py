@@ -21,11 +21,13 @@ USER/PASS and AUTH. Mail is read and changed through the mail core
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterator, NamedTuple, Protocol
 
 from twisted.logger import Logger
 
+from imapd.core import telemetry
 from imapd.accounts.authenticator import Authenticator, Client, plaintext_allowed
 from imapd.mail.errors import MailError, StorageFull, Unavailable
 from imapd.mail.flags import FlagOp
@@ -110,6 +112,18 @@ class Refused(Exception):
 
 
 Handler = Callable[["Pop3Session", Command], Awaitable[bool]]
+OK, ERR = "+OK", "-ERR"  # the verdicts (RFC 1939 §3)
+
+
+def command_name(parsed: Command | SyntaxProblem) -> str:
+    """The command's name for telemetry: a POP3 command, else ``UNKNOWN``
+    (never what a client made up: the metrics' label set stays bounded)."""
+    from imapd.pop3 import auth, transaction
+
+    if isinstance(parsed, Command) and (
+            parsed.name in auth.HANDLERS or parsed.name in transaction.HANDLERS):
+        return parsed.name
+    return "UNKNOWN"
 
 
 class Pop3Session:
@@ -146,27 +160,36 @@ class Pop3Session:
     # --- running one line --------------------------------------------------------
 
     async def run(self, line: bytes) -> Outcome:
-        """Answer one command line (see the module docstring)."""
+        """Answer one command line (see the module docstring); its verdict
+        (``+OK``/``-ERR``, RFC 1939 §3) and time go to the telemetry."""
+        started = time.monotonic()
         parsed = parse_command(line)
+        outcome, verdict = await self._answer(parsed)
+        telemetry.sink().command_finished(
+            "pop3", command_name(parsed), verdict, time.monotonic() - started)
+        return outcome
+
+    async def _answer(self, parsed: Command | SyntaxProblem) -> tuple[Outcome, str]:
+        """The outcome of one parsed line and its verdict."""
         try:
             if isinstance(parsed, SyntaxProblem):
                 raise Bad(parsed.reason)
             close = await self._dispatch(parsed)
         except Bad as bad:
             self.link.send(r.err(str(bad)))
-            return self.count_bad()
+            return self.count_bad(), ERR
         except Refused as refused:
             self.link.send(r.err(refused.text, refused.code))
-            return Outcome()
+            return Outcome(), ERR
         except (Unavailable, StorageFull) as error:
             log.info("{label}: store unavailable: {why}", label=self.link.label, why=error.text)
             self.link.send(r.err("Mail store temporarily unavailable", r.SYS_TEMP))
-            return Outcome()
+            return Outcome(), ERR
         except MailError as error:
             self.link.send(r.err(error.text, r.SYS_PERM))
-            return Outcome()
+            return Outcome(), ERR
         self._bad = 0
-        return Outcome(close=close)
+        return Outcome(close=close), OK
 
     def count_bad(self) -> Outcome:
         """One more bad command in a row (``max_bad_commands``, as IMAP's BAD)."""

@@ -28,6 +28,8 @@ from imapd.imap.session.view import uid_set_text
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.responses import ResponseCode
 from imapd.imap.wire.values import Atom, Value
+from imapd.core import telemetry
+from imapd.mail.errors import MailError, StorageFull, Unavailable
 from imapd.mail.records import AppendItem
 
 
@@ -45,7 +47,17 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
         items = [AppendItem(m.message, m.flags, m.internal_date) for m in cmd.messages]
     else:
         items = [AppendItem(cmd.message, cmd.flags, cmd.internal_date)]
-    result = await mail.deliver(user, cmd.mailbox, items)
+    try:
+        result = await mail.deliver(user, cmd.mailbox, items)
+    except MailError as error:
+        # The store's trouble may pass; anything else (no such mailbox, over
+        # quota, a bad message) is the same on a retry.
+        temporary = isinstance(error, (Unavailable, StorageFull))
+        for _ in items:
+            telemetry.sink().delivered("append", "temporary" if temporary else "permanent")
+        raise
+    for _ in items:
+        telemetry.sink().delivered("append", "ok")
     uids: Value = Atom(uid_set_text(result.uids)) if cmd.more else result.uid
     return Completion(
         catalogue.OK_APPEND, ResponseCode(catalogue.CODE_APPENDUID, (result.uidvalidity, uids))

@@ -19,6 +19,7 @@ the command's name and tag are logged, never its arguments (credentials).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from twisted.logger import Logger
@@ -30,6 +31,7 @@ from imapd.imap.commands.context import (
 )
 from imapd.imap.commands.errors import imap_error
 from imapd.imap.commands.registry import Registry
+from imapd.core import telemetry
 from imapd.core.errors import ErrorKind, ImapError
 from imapd.imap.session.state import Session
 from imapd.imap.session.view import SelectedView
@@ -42,6 +44,18 @@ log = Logger(namespace="imapd.dispatch")
 
 # Pending updates sent between two yield points (``ctx.pace``).
 PACE_EVERY = 64
+# Command names that are not their class's name upper-cased.
+_NAMES = {"UIDEXPUNGE": "UID EXPUNGE"}
+
+
+def command_name(parsed: Command | CommandSyntaxError) -> str:
+    """The command's name for telemetry (``UID FETCH``, ``LOGIN``):
+    never an argument. A line that did not parse is ``INVALID``."""
+    if isinstance(parsed, CommandSyntaxError):
+        return "INVALID"
+    name = type(parsed).__name__.upper()
+    name = _NAMES.get(name, name)
+    return f"UID {name}" if getattr(parsed, "uid", False) else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +126,20 @@ class Dispatcher:
     async def dispatch(
         self, parsed: Command | CommandSyntaxError, ctx: CommandContext
     ) -> Outcome | None:
-        """Run ``parsed``; None when the connection closed under the handler."""
+        """Run ``parsed``; None when the connection closed under the handler.
+        Its verdict (OK/NO/BAD, RFC 3501 §7.1) and how long it took go to
+        the installed telemetry."""
+        started = time.monotonic()
+        outcome = await self._dispatch(parsed, ctx)
+        if outcome is not None:
+            telemetry.sink().command_finished(
+                "imap", command_name(parsed), outcome.reply.status.value,
+                time.monotonic() - started)
+        return outcome
+
+    async def _dispatch(
+        self, parsed: Command | CommandSyntaxError, ctx: CommandContext
+    ) -> Outcome | None:
         session = ctx.session
         if isinstance(parsed, CommandSyntaxError):
             if parsed.invalid_name and parsed.tag is not None:

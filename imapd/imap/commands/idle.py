@@ -36,6 +36,7 @@ from typing import Awaitable
 from imapd.imap.commands.context import (
     AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
+from imapd.core import telemetry
 from imapd.core.errors import ImapError
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire import commands as c
@@ -129,9 +130,12 @@ async def handle_idle(cmd: c.Idle, ctx: CommandContext) -> Completion:
         pusher.view.on_change = pusher.ring
         if pusher.view.watch.rang:  # rang while the prompt was written
             pusher.ring()
+    idling = telemetry.sink()  # the same sink hears both: +1 and -1 balance
+    idling.idle_changed(+1)
     try:
         line = await answer
     finally:
+        idling.idle_changed(-1)
         if pusher is not None:
             await pusher.stop()
     if line.upper() != DONE:

@@ -47,6 +47,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from imapd.core import telemetry
 from imapd.core.errors import ImapError
 from imapd.mail.errors import MailError, StorageFull, Unavailable
 from imapd.storage.postgres.schema import NOTIFY_CHANNEL
@@ -186,6 +187,7 @@ class Runner:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, job: Job[T], write: bool, durable: bool) -> tuple[T, Rings]:
+        started = time.monotonic()
         with self.pool.connection() as conn:
             # Sent with the BEGIN itself (no round trip of its own).
             conn.isolation_level = (psycopg.IsolationLevel.READ_COMMITTED if write
@@ -201,6 +203,9 @@ class Runner:
             if write:
                 with self._lock:
                     self.commits += 1
+                # One write transaction: its latency (the pool wait included:
+                # the caller waits it too) and one change.
+                telemetry.sink().committed("postgres", time.monotonic() - started, 1)
             return result, rings
 
     def run_blocking(self, fn: Callable[[], T]) -> Awaitable[T]:

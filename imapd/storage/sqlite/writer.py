@@ -53,6 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
+from imapd.core import telemetry
 from imapd.core.errors import ImapError
 from imapd.mail.errors import Unavailable
 from imapd.storage.sqlite.schema import Connection
@@ -125,6 +126,7 @@ class InlineWriter:
 
     def _run_once(self, op: WriteOp[T]) -> T:
         conn = self.conn
+        started = time.monotonic()
         if self.space is not None:
             self.space.start_batch()
         try:
@@ -143,6 +145,7 @@ class InlineWriter:
             if converted is error:
                 raise
             raise converted from None
+        telemetry.sink().committed("sqlite", time.monotonic() - started, 1)
         self._ring_all(rings)
         return result
 
@@ -340,8 +343,11 @@ class ThreadedWriter:
 
     def _commit(self, batch: list[_Job[Any]]) -> BaseException | None:
         """One transaction for the batch, one savepoint per op. Returns the
-        disk-full error it hit (the ops that hit it failed), else None."""
+        disk-full error it hit (the ops that hit it failed), else None.
+        Each COMMIT's latency (lock wait included: the callers wait it too)
+        and batch size go to the installed telemetry."""
         conn = self.conn
+        started = time.monotonic()
         full: BaseException | None = None
         for job in batch:
             job.full = False
@@ -384,6 +390,7 @@ class ThreadedWriter:
             return error if is_disk_full(error) else None
         if self.note is not None and states:
             self.note(states)
+        telemetry.sink().committed("sqlite", time.monotonic() - started, len(batch))
         self.commit_threads.append(threading.current_thread().name)
         self.batch_sizes.append(len(batch))
         return full
