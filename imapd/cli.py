@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from twisted.python import usage
 
+from imapd.cli_backup import BackupOptions, RestoreOptions, run_backup, run_restore
 from imapd.cli_doctor import DoctorOptions, run_doctor
 from imapd.cli_status import StatusOptions, run_status
 from imapd.cli_migrate import MigrateOptions, run_migrate
@@ -302,6 +303,8 @@ COMMANDS: dict[str, Command] = {
            "Create, upgrade or inspect the store's schema"),
     "deliver": (DeliverOptions, run_deliver,
                 "Deliver one message from stdin (MTA mailbox_command)"),
+    "backup": (BackupOptions, run_backup, "Copy the store, users and TLS files while the server runs"),
+    "restore": (RestoreOptions, run_restore, "Put a backup back into a stopped data directory"),
     "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
     "doctor": (DoctorOptions, run_doctor, "Check the store's invariants; --repair fixes what is safe"),
     "status": (StatusOptions, run_status, "Show the running server's sessions and users"),

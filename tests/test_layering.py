@@ -35,6 +35,7 @@ RANKS: dict[str, int] = {
     "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
     "imapd.app": 8,              # composition root
     "imapd.cli": 9,
+    "imapd.cli_backup": 9,       # `imapd backup` / `imapd restore`
     "imapd.cli_doctor": 9,       # `imapd doctor`
     "imapd.cli_status": 9,       # `imapd status` (the admin socket)
     "imapd.cli_migrate": 9,      # `imapd migrate`
