@@ -28,7 +28,9 @@ from imapd.cli_backup import BackupOptions, RestoreOptions, run_backup, run_rest
 from imapd.cli_doctor import DoctorOptions, run_doctor
 from imapd.cli_status import StatusOptions, run_status
 from imapd.cli_migrate import MigrateOptions, run_migrate
+from imapd.cli_config import ConfigOptions, run_config
 from imapd.cli_quota import parse_limit, run_quota
+from imapd.config_file import CONFIG_HELP, ConfigFileError
 from imapd.cli_serve import (  # ServeOptions, resolve_data_dir: re-exported for the plugin
     DATA_ENV, DEFAULT_DATA_DIR, QUOTA_TEMPFAIL_HELP, STORE_HELP, BaseOptions, ServeOptions,
     resolve_data_dir, resolve_store, run_serve,
@@ -43,6 +45,7 @@ from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_sp
 
 class _DataOptions(BaseOptions):
     optParameters: list[list[Any]] = [
+        ["config", None, None, CONFIG_HELP],
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
         ["store", None, None, STORE_HELP],
     ]
@@ -303,6 +306,7 @@ COMMANDS: dict[str, Command] = {
            "Create, upgrade or inspect the store's schema"),
     "deliver": (DeliverOptions, run_deliver,
                 "Deliver one message from stdin (MTA mailbox_command)"),
+    "config": (ConfigOptions, run_config, "Check the configuration file, print the settings"),
     "backup": (BackupOptions, run_backup, "Copy the store, users and TLS files while the server runs"),
     "restore": (RestoreOptions, run_restore, "Put a backup back into a stopped data directory"),
     "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
@@ -326,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ImapdOptions()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except ConfigFileError as error:  # every mistake of the file, one line each
+        print(*error.lines, sep="\n", file=sys.stderr)
+        return 2
     except usage.UsageError as error:
         print(f"imapd: {error} (see imapd --help)", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from twisted.python import usage
 
 from imapd import __version__
+from imapd.config_file import CONFIG_HELP, expand
 from imapd.app import DEFAULT_ENDPOINT, DEFAULT_IMAPS_ENDPOINT, Listeners
 from imapd.core.config import (
     DEFAULT_MAILBOXES, SPECIAL_USES, SQLITE_STORE, Config, Limits, LmtpConfig, Pop3Config,
@@ -121,6 +122,8 @@ class BaseOptions(usage.Options):
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         argv = list(sys.argv[1:] if options is None else options)
         self.argv = list(argv)  # as given: ``--workers`` runs its workers with them
+        if "config=" in self.longOpt:  # the file's settings first: the command line wins
+            argv = expand(self, argv)
         if not getattr(self, "subCommands", None):
             argv = self._options_first(argv)
         super().parseOptions(argv)  # type: ignore[no-untyped-call]
@@ -163,6 +166,7 @@ class ServeOptions(BaseOptions):
                              "(also IMAPD_ALLOW_ROOT=1; unsafe)"],
     ]
     optParameters: list[list[Any]] = [
+        ["config", None, None, CONFIG_HELP],
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
         ["log-level", None, "info", "one of " + ", ".join(LOG_LEVELS)],
         ["tls-cert", None, None,

@@ -42,6 +42,8 @@ RANKS: dict[str, int] = {
     "imapd.cli_quota": 9,        # `imapd user quota` (split from cli.py)
     "imapd.cli_user": 9,         # `imapd user del` / `user rename`: entry, sessions, mail
     "imapd.cli_serve": 9,        # `imapd serve` options, shared with twistd
+    "imapd.cli_config": 9,       # `imapd config check`
+    "imapd.config_file": 9,      # the TOML configuration file (keys from ServeOptions)
     "imapd.__main__": 9,
 }
 PURE_LAYERS = ("imapd.imap.wire", "imapd.message")
