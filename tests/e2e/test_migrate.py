@@ -24,7 +24,7 @@ from imapd.imap.wire.mutf7 import decode_mutf7, encode_mutf7
 from imapd.migrate.client import parse_internal_date
 from tests.support.dovecot import MISSING, Dovecot, running_dovecot, unavailable
 from tests.support.pinned_skips import Pin, require_tool
-from tests.support.server import RunningServer, run_cli, running_server, subprocess_env
+from tests.support.server import RunningServer, imapd_command, run_cli, running_server, subprocess_env
 
 PINNED_SKIPS = (Pin.exact(MISSING, "Dovecot is a Debian package .ci/run installs; it needs root", in_ci=False),)
 
@@ -66,10 +66,11 @@ def name(folder: str) -> str:
     return '"' + encode_mutf7(folder).decode("ascii") + '"'
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+@pytest.fixture(params=[False])
+def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """A seeded Dovecot (with TLS when parametrized indirectly with True)."""
     require_tool(None if unavailable() else "dovecot", MISSING)
-    with running_dovecot() as server:
+    with running_dovecot(tls=request.param) as server:
         client = imaplib.IMAP4(server.host, server.port)
         client.login(server.user, server.password)
         for folder, messages in SEED.items():
@@ -195,3 +196,35 @@ def test_a_50_mb_message_is_held_once(dovecot: Dovecot, tmp_path: Path) -> None:
             peaks.append(int(done.stderr.split("peak")[-1]) * 1024)
         assert re.search(r"Huge +Huge +1 +1 +1 +ok", done.stdout), done.stdout
         assert peaks[1] - peaks[0] < 2 * size, peaks
+
+
+@pytest.mark.parametrize("dovecot", [True], indirect=True)
+def test_tls_is_verified_unless_insecure(dovecot: Dovecot, tmp_path: Path) -> None:
+    """imaps:// and --starttls check the certificate against the system's
+    trust store (here $SSL_CERT_FILE: the test's self-signed certificate);
+    an untrusted one stops the run unless --insecure, which warns."""
+    assert dovecot.imaps_port is not None and dovecot.certificate is not None
+    secret = tmp_path / "source-password"
+    secret.write_text(dovecot.password + "\n")
+    imaps = f"imaps://{dovecot.user}@127.0.0.1:{dovecot.imaps_port}"
+    with running_server(tmp_path, {"alice": "alice-pw"}) as server:
+        def run(url: str, *extra: str, trust: Path | None = None) -> subprocess.CompletedProcess[str]:
+            env = subprocess_env()
+            env["SSL_CERT_FILE"] = str(trust or tmp_path / "no-such-ca.pem")
+            return subprocess.run(
+                imapd_command("migrate", "--from", url, "--password-file", str(secret), "--user", "alice",
+                              "--data", str(server.data_dir), "--folder-map", "Archive=", *extra),
+                capture_output=True, text=True, env=env, timeout=60)
+
+        refused = run(imaps)
+        assert refused.returncode == 2 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr
+        insecure = run(imaps, "--insecure")
+        assert insecure.returncode == 0 and "warning: --insecure" in insecure.stderr, insecure.stderr
+        assert "7 messages copied" in insecure.stdout, insecure.stdout
+        trusted = run(imaps, trust=dovecot.certificate)
+        assert trusted.returncode == 0 and "0 messages copied" in trusted.stdout, trusted.stdout + trusted.stderr
+        plain = f"imap://{dovecot.user}@127.0.0.1:{dovecot.port}"
+        starttls = run(plain, "--starttls", trust=dovecot.certificate)
+        assert starttls.returncode == 0 and "0 messages copied" in starttls.stdout, starttls.stderr
+        assert run(plain, "--starttls").returncode == 2
+        assert "refusing to send the password in clear" in run(plain).stderr

@@ -5,7 +5,8 @@ and Maildir in a temp directory; never touches the system instance.
 Unlike the benchmark peer (bench/peers.py, whose process helpers this
 reuses) the account here looks like a real one: hierarchy delimiter ``.``
 (Maildir++), RFC 6154 special-use folders (``Sent Messages`` is ``\\Sent``,
-as Apple Mail names it), a plain-text password, plaintext IMAP on loopback.
+as Apple Mail names it), a plain-text password, plaintext IMAP on loopback
+(and TLS when asked).
 ``unavailable()`` says why Dovecot cannot run here (None if it can): it must
 be installed and we must be root (it switches to ``nobody`` for the mail).
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.peers import _wait_for_port, free_port, stop_process
+from imapd.net.tls import generate_self_signed
 
 MISSING = "dovecot (Debian package dovecot-imapd) is not installed or we are not root; .ci/run installs it"
 
@@ -32,7 +34,7 @@ log_path = {root}/server.log
 info_log_path = /dev/null
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = {ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
@@ -68,7 +70,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service anvil {{
@@ -84,6 +87,8 @@ class Dovecot:
     user: str
     password: str
     root: Path
+    imaps_port: int | None = None  # implicit TLS (RFC 8314), when started with tls=True
+    certificate: Path | None = None  # self-signed, names 127.0.0.1 and localhost
 
 
 def unavailable() -> str | None:
@@ -93,8 +98,11 @@ def unavailable() -> str | None:
 
 
 @contextlib.contextmanager
-def running_dovecot(user: str = "olduser", password: str = "old-pass-1") -> Iterator[Dovecot]:
-    """Start Dovecot with one account; stop it and remove everything on exit."""
+def running_dovecot(user: str = "olduser", password: str = "old-pass-1", *,
+                    tls: bool = False) -> Iterator[Dovecot]:
+    """Start Dovecot with one account; stop it and remove everything on exit.
+    ``tls``: also STARTTLS on the IMAP port and implicit TLS on another one,
+    with a new self-signed certificate."""
     root = Path(tempfile.mkdtemp(prefix="imapd-test-dovecot-"))
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -104,13 +112,18 @@ def running_dovecot(user: str = "olduser", password: str = "old-pass-1") -> Iter
         shutil.chown(root / "home", "nobody", "nogroup")
         (root / "passwd").write_text(f"{user}:{password}\n")
         port = free_port()
-        (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port))
+        imaps_port, certificate, ssl = None, None, "no"
+        if tls:
+            certificate, key = root / "tls" / "cert.pem", root / "tls" / "key.pem"
+            generate_self_signed(certificate, key, "localhost")
+            imaps_port, ssl = free_port(), f"yes\nssl_cert = <{certificate}\nssl_key = <{key}"
+        (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, ssl=ssl, imaps_port=imaps_port or 0))
         (root / "server.log").touch()
         process = subprocess.Popen(["dovecot", "-F", "-c", str(root / "dovecot.conf")],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.STDOUT, cwd=root)
         _wait_for_port(process, port, root / "server.log")
-        yield Dovecot("127.0.0.1", port, user, password, root)
+        yield Dovecot("127.0.0.1", port, user, password, root, imaps_port, certificate)
     finally:
         if process is not None:
             stop_process(process)
