@@ -28,6 +28,7 @@ from imapd.cli_backup import BackupOptions, RestoreOptions, run_backup, run_rest
 from imapd.cli_doctor import DoctorOptions, run_doctor
 from imapd.cli_status import StatusOptions, run_status
 from imapd.cli_migrate import MigrateOptions, run_migrate
+from imapd.cli_import import ImportOptions, run_import_mail
 from imapd.cli_config import ConfigOptions, run_config
 from imapd.cli_quota import parse_limit, run_quota
 from imapd.config_file import CONFIG_HELP, ConfigFileError
@@ -312,6 +313,7 @@ COMMANDS: dict[str, Command] = {
     "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
     "doctor": (DoctorOptions, run_doctor, "Check the store's invariants; --repair fixes what is safe"),
     "status": (StatusOptions, run_status, "Show the running server's sessions and users"),
+    "import": (ImportOptions, run_import_mail, "Import a Maildir or mbox into an account (resumable)"),
 }
 
 

@@ -31,6 +31,7 @@ RANKS: dict[str, int] = {
     "imapd.imap": 6,
     "imapd.lmtp": 6,             # LMTP delivery (RFC 2033), I/O-free
     "imapd.pop3": 6,             # POP3 (RFC 1939), I/O-free
+    "imapd.importer": 6,         # `imapd import`: Maildir/mbox into the mail core
     "imapd.migrate": 6,          # `imapd migrate`: another IMAP server's mail through the mail core
     "imapd.net": 7,              # Twisted: connections, listeners, TLS, runtime
     "imapd.app": 8,              # composition root
@@ -39,6 +40,7 @@ RANKS: dict[str, int] = {
     "imapd.cli_doctor": 9,       # `imapd doctor`
     "imapd.cli_status": 9,       # `imapd status` (the admin socket)
     "imapd.cli_migrate": 9,      # `imapd migrate`
+    "imapd.cli_import": 9,       # `imapd import maildir|mbox`
     "imapd.cli_quota": 9,        # `imapd user quota` (split from cli.py)
     "imapd.cli_user": 9,         # `imapd user del` / `user rename`: entry, sessions, mail
     "imapd.cli_serve": 9,        # `imapd serve` options, shared with twistd
