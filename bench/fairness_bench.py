@@ -50,7 +50,7 @@ class Server:
     """``python -m imapd serve`` from ``repo`` on a loopback port."""
 
     def __init__(self, repo: Path, workdir: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(repo))
+        env = dict(os.environ, PYTHONPATH=str(repo), IMAPD_ALLOW_ROOT="1")
         data = workdir / "data"
         subprocess.run(
             [sys.executable, "-m", "imapd", "user", "add", "alice", "--password-stdin", "--data", str(data)],

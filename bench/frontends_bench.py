@@ -123,7 +123,7 @@ class Postgres:
 # --- imapd servers --------------------------------------------------------------------
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), IMAPD_ALLOW_ROOT="1")
     env.pop("IMAPD_DATA", None)
     return env
 

@@ -122,7 +122,7 @@ def after_tree(args: argparse.Namespace) -> Path:
 # --- servers -------------------------------------------------------------------
 
 def _tree_env(tree: Tree) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree.path))
+    env = dict(os.environ, PYTHONPATH=str(tree.path), IMAPD_ALLOW_ROOT="1")
     env.pop("IMAPD_DATA", None)
     return env
 

@@ -106,7 +106,7 @@ class Server:
     """``python -m imapd serve`` on a loopback ephemeral port."""
 
     def __init__(self, data_dir: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(REPO), IMAPD_ALLOW_ROOT="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "imapd", "serve", "--data", str(data_dir),
              "--imap", "tcp:0:interface=127.0.0.1", "--max-connections", "100"],

@@ -251,7 +251,7 @@ def versions() -> dict[str, str]:
 # --- imapd -------------------------------------------------------------------
 
 def _imapd_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = dict(os.environ, IMAPD_ALLOW_ROOT="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("IMAPD_DATA", None)
     return env
