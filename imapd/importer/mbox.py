@@ -5,10 +5,11 @@ them with Thunderbird's ``NAME.sbd/`` directories for the children of
 Format assumed: mboxrd. A message starts at a ``From `` line at the start
 of the file or after an empty line; the empty line before it belongs to
 the separator, not to the previous message. In the message, lines that
-match ``>+From `` lose one ``>`` (mboxrd unquoting: exact for files
-written by mboxrd writers such as Python's ``mailbox``, mutt and
-Thunderbird; an mboxo file's own ``>From `` lines lose a ``>`` they had,
-the format's known ambiguity). Content-Length headers are not trusted.
+match ``>+From `` lose one ``>`` (mboxrd unquoting: exact for mboxrd
+files; mboxo writers such as Python's ``mailbox`` and Thunderbird quote
+``From `` lines the same way, so those come back exact too, and only a
+line that was ``>From `` in the original message loses its ``>``, the
+format's known ambiguity). Content-Length headers are not trusted.
 
 Flags: ``Status:`` ``R`` \\Seen (``O``, old, means only not \\Recent);
 ``X-Status:`` ``A`` \\Answered, ``F`` \\Flagged, ``T`` \\Draft, ``D``
