@@ -23,10 +23,14 @@ import pytest
 from imapd.imap.wire.mutf7 import decode_mutf7, encode_mutf7
 from imapd.migrate.client import parse_internal_date
 from tests.support.dovecot import MISSING, Dovecot, running_dovecot, unavailable
+from tests.e2e.frontends import add_user, frontends, store_url
 from tests.support.pinned_skips import Pin, require_tool
+from tests.support.postgres import MISSING as PG_MISSING
+from tests.support.postgres import postgres_cluster, postgres_dsn  # noqa: F401 (fixtures)
 from tests.support.server import RunningServer, imapd_command, run_cli, running_server, subprocess_env
 
-PINNED_SKIPS = (Pin.exact(MISSING, "Dovecot is a Debian package .ci/run installs; it needs root", in_ci=False),)
+PINNED_SKIPS = (Pin.exact(MISSING, "Dovecot is a Debian package .ci/run installs; it needs root", in_ci=False),
+                Pin.exact(PG_MISSING, "PostgreSQL binaries are a CI dependency (.ci/run)", in_ci=False))
 
 BIG = b"From: big@example.org\r\nMessage-ID: <big@example.org>\r\nSubject: big\r\n\r\n" + \
     b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n" * 70_000
@@ -228,3 +232,19 @@ def test_tls_is_verified_unless_insecure(dovecot: Dovecot, tmp_path: Path) -> No
         assert starttls.returncode == 0 and "0 messages copied" in starttls.stdout, starttls.stderr
         assert run(plain, "--starttls").returncode == 2
         assert "refusing to send the password in clear" in run(plain).stderr
+
+
+def test_migrate_into_postgresql_while_a_frontend_serves_it(dovecot: Dovecot, tmp_path: Path,
+                                                            postgres_dsn: str) -> None:
+    url = store_url(postgres_dsn)
+    add_user(url, None, "alice", "alice-pw")
+    secret = tmp_path / "source-password"
+    secret.write_text(dovecot.password + "\n")
+    with frontends(tmp_path, url, 1) as (front,):
+        done = run_cli("migrate", "--from", f"imap://{dovecot.user}@{dovecot.host}:{dovecot.port}",
+                       "--plain-ok-on-loopback", "--password-file", str(secret), "--user", "alice",
+                       "--store", url, "--data", str(tmp_path / "unused"), check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for folder, target in TARGETS.items():
+            assert contents(front.host, front.port, "alice", "alice-pw", target) == \
+                contents(dovecot.host, dovecot.port, dovecot.user, dovecot.password, folder), folder
