@@ -32,6 +32,11 @@ T = TypeVar("T")
 DEFAULT_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
 META_CHUNK = 500  # stored messages whose analysis is read at once (resume)
+# A source item larger than this is reported, not read: it bounds the
+# memory one message takes (a stray disk image in a maildir's cur/ must
+# not be loaded), far above any real mail (the server's APPEND default is
+# 64 MiB).
+MAX_MESSAGE = 512 * 1024 * 1024
 # Errors after which nothing more can be stored: stop instead of failing
 # every remaining message one by one.
 FATAL = (OverQuota, StorageFull, Unavailable)
@@ -70,7 +75,10 @@ def target_name(root: str | None, path: Sequence[str]) -> str:
 
 def load(message: SourceMessage) -> tuple[bytes, bytes, Fingerprint]:
     """Read and analyse one message (off the reactor thread): its bytes,
-    the analysis blob the store keeps, and its fingerprint."""
+    the analysis blob the store keeps, and its fingerprint; ValueError
+    for a message over ``MAX_MESSAGE``."""
+    if message.size_hint > MAX_MESSAGE:
+        raise ValueError(f"larger than {human_bytes(MAX_MESSAGE)}: not imported")
     data = message.read()
     info = analyze(data)
     return data, info.to_bytes(), fingerprint(info.envelope_data.message_id, len(data),

@@ -121,3 +121,14 @@ def test_over_quota_stops_with_one_line(tmp_path: Path) -> None:
     summary, out = import_into(MailService(backend), maildir.scan(tmp_path / "md"), batch=1)
     assert (summary.messages, summary.errors) == (0, 1)
     assert out.count("\n") == 1 and "Quota" in out
+
+
+def test_a_message_over_the_size_bound_is_reported_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_maildir(tmp_path / "md", {1: "", 2: ""}, {})
+    (tmp_path / "md" / "cur" / "huge:2,S").write_bytes(b"Subject: big\n\n" + b"x" * 4000)
+    monkeypatch.setattr(run_module, "MAX_MESSAGE", 1000)
+    service = MailService(MemoryBackend())
+    summary, out = import_into(service, maildir.scan(tmp_path / "md"))
+    assert (summary.messages, summary.errors) == (2, 1)
+    assert "huge:2,S: larger than 1000 B" in out
