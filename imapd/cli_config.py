@@ -12,9 +12,9 @@ from typing import Any
 
 from twisted.python import usage
 
-from imapd.cli_serve import BaseOptions, ServeOptions
+from imapd.cli_serve import LIMIT_OPTIONS, BaseOptions, ServeOptions
 from imapd.config_file import CONFIG_ENV, option_keys
-from imapd.core.config import parse_store, redact_dsn
+from imapd.core.config import Limits, parse_store, redact_dsn
 
 
 class ConfigCheckOptions(ServeOptions):
@@ -57,6 +57,10 @@ def effective_settings(options: ServeOptions) -> list[str]:
         value = options.get(name)
         if key.kind == "flag":
             value = bool(value)
+        if value is None and name in LIMIT_OPTIONS:
+            default = getattr(Limits(), LIMIT_OPTIONS[name][0])
+            lines.append(f"# {name} = {toml_value(default)}  (built-in default)")
+            continue
         if value is None:
             lines.append(f"# {name}: not set (built-in default)")
             continue

@@ -215,7 +215,8 @@ def test_config_check_prints_effective_settings_redacted(
     assert "s3cret" not in out
     assert 'store = "postgresql://mail:***@db/mail"' in out.splitlines()
     assert {"max-line = 8192", "workers = 3", 'special-use = ["Junk="]',
-            "allow-plaintext = false", "# tls-cert: not set (built-in default)"} <= set(
+            "allow-plaintext = false", "# tls-cert: not set (built-in default)",
+            "# max-literal = 67108864  (built-in default)"} <= set(
         out.splitlines())
 
 
