@@ -92,7 +92,7 @@ def run_migrate(options: MigrateOptions) -> int:
     from imapd import app
     from imapd.mail.service import MailService
     from imapd.migrate.client import Source, SourceError
-    from imapd.migrate.run import Plan, Progress, migrate, report
+    from imapd.migrate.run import Plan, migrate, report
 
     config = options.config()
     try:
@@ -123,7 +123,7 @@ def run_migrate(options: MigrateOptions) -> int:
         except SourceError as error:
             return str(error)
         try:
-            results = await migrate(mail, source, plan, runtime.in_thread, Progress(sys.stderr))
+            results = await migrate(mail, source, plan, runtime.in_thread, sys.stderr)
         finally:
             await runtime.in_thread(source.logout)
         return report(results)

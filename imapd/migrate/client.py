@@ -224,6 +224,8 @@ class MailSource(Protocol):
 
     def folders(self) -> list[Folder]: ...
 
+    def count(self, folder: Folder) -> int: ...
+
     def examine(self, folder: Folder) -> int: ...
 
     def summaries(self, first: int, last: int) -> list[Summary]: ...
@@ -272,6 +274,15 @@ class Source:
                 decode_name(raw), raw, delimiter.decode("ascii") if delimiter else None,
                 tuple(bytes(a).decode("ascii", "replace") for a in attributes)))
         return found
+
+    def count(self, folder: Folder) -> int:
+        """How many messages ``folder`` holds (STATUS MESSAGES, RFC 3501
+        §6.3.10: without opening it), for the progress bar's total."""
+        typ, data = self._call(self.imap.status, quoted(folder.raw), "(MESSAGES)")
+        values = parse_values(*_joined(data[:1]))
+        counts = values[-1] if values and isinstance(values[-1], list) else []
+        pairs = dict(zip(counts[::2], counts[1::2]))
+        return int(pairs.get(b"MESSAGES") or 0)
 
     def examine(self, folder: Folder) -> int:
         """Open ``folder`` read-only (RFC 3501 §6.3.2); its message count."""

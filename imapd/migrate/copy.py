@@ -7,16 +7,15 @@ A=B`` renames A and everything under it (an empty B skips them); a folder
 with an RFC 6154 special use goes to the local mailbox that already has that
 use (the account's default ``Sent`` takes the source's ``Sent Messages``).
 
-What is already there (``Fingerprint``): Message-ID (as imapd's analysis
-reads it), size in octets and internal date to the second, counted as a
-multiset, so a re-run copies nothing, an interrupted run resumed copies each
+What is already there: the fingerprint ``imapd import`` uses
+(``imapd.importer.fingerprint``: Message-ID as imapd's analysis reads it,
+size in octets, internal date to the second), counted as a multiset, so a re-run copies nothing, an interrupted run resumed copies each
 message exactly once (every batch is one atomic append, RFC 3502 semantics
 of ``MailService.deliver``), and two identical messages stay two.
 """
 
 from __future__ import annotations
 
-import datetime
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -26,7 +25,7 @@ from imapd.mail.errors import InvalidFlag, MailError, TargetMissing
 from imapd.mail.records import AppendItem
 from imapd.mail.service import MailService
 from imapd.mail.watch import check_flags
-from imapd.message.model import MessageInfo
+from imapd.importer.fingerprint import Fingerprint, fingerprint, fingerprint_of_meta
 from imapd.migrate.client import Folder, MailSource, Summary
 
 SUMMARY_CHUNK = 500            # messages per FETCH of summaries
@@ -34,14 +33,11 @@ BATCH_BYTES = 8 * 1024 * 1024  # bodies held at once (a larger message goes alon
 BATCH_MESSAGES = 100
 META_CHUNK = 500               # local records read with their analysis at once
 
-Fingerprint = tuple[bytes | None, int, int]
 # Runs a blocking call in a worker thread (``Runtime.in_thread``).
 InThread = Callable[..., Awaitable[Any]]
-
-
-def fingerprint(message_id: bytes | None, size: int, when: datetime.datetime) -> Fingerprint:
-    """Message-ID (whitespace-trimmed), size, internal date as a UTC second."""
-    return (message_id.strip() if message_id else None, size, int(when.timestamp()))
+# Told (messages, octets) as messages are dealt with: copied, found already
+# there, or failed (the progress bar's advance).
+Tick = Callable[[int, int], None]
 
 
 @dataclass
@@ -121,12 +117,12 @@ class FolderCopy:
     """Copies one source folder into ``target`` of ``user``."""
 
     def __init__(self, mail: MailService, user: str, source: MailSource, in_thread: InThread,
-                 on_copied: Callable[[int], None] = lambda size: None) -> None:
+                 tick: Tick = lambda messages, octets: None) -> None:
         self.mail = mail
         self.user = user
         self.source = source
         self.in_thread = in_thread
-        self.on_copied = on_copied
+        self.tick = tick
 
     async def ensure_target(self, target: str, folder: Folder, local_uses: dict[str, str]) -> None:
         """Create ``target`` if missing, with the source's special use when
@@ -151,8 +147,7 @@ class FolderCopy:
         for start in range(0, len(uids), META_CHUNK):
             for record in await backend.fetch_records(entry.ref, uids[start:start + META_CHUNK],
                                                       with_meta=True):
-                found[fingerprint(_stored_message_id(record.meta), record.size,
-                                  record.internal_date)] += 1
+                found[fingerprint_of_meta(record.meta, record.size, record.internal_date)] += 1
         return found
 
     async def run(self, folder: Folder, target: str, result: FolderResult) -> None:
@@ -172,6 +167,7 @@ class FolderCopy:
                     have[key] -= 1
                 else:
                     missing.append(summary)
+            self.tick(len(summaries) - len(missing), 0)
             for batch in batches(missing):
                 await self.copy_batch(batch, target, result)
         now = await self.local_fingerprints(target)
@@ -179,6 +175,12 @@ class FolderCopy:
         result.source_count = sum(wanted.values())
 
     async def copy_batch(self, batch: list[Summary], target: str, result: FolderResult) -> None:
+        try:
+            await self._copy_batch(batch, target, result)
+        finally:
+            self.tick(len(batch), sum(s.size for s in batch))
+
+    async def _copy_batch(self, batch: list[Summary], target: str, result: FolderResult) -> None:
         bodies: dict[int, bytes] = await self.in_thread(self.source.bodies, [s.uid for s in batch])
         items: list[AppendItem] = []
         for summary in batch:
@@ -199,8 +201,6 @@ class FolderCopy:
             result.errors.append(f"{len(items)} messages not stored: {error}")
             return
         result.copied += len(items)
-        for item in items:
-            self.on_copied(len(item.message))
 
 
 def batches(summaries: Sequence[Summary]) -> Iterable[list[Summary]]:
@@ -217,10 +217,3 @@ def batches(summaries: Sequence[Summary]) -> Iterable[list[Summary]]:
     if batch:
         yield batch
 
-
-def _stored_message_id(meta: bytes) -> bytes | None:
-    try:
-        envelope = MessageInfo.from_bytes(meta).root.envelope
-    except ValueError:
-        return None
-    return envelope.message_id if envelope is not None else None

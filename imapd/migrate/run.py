@@ -9,12 +9,12 @@ reactor thread under ``imapd.app.run_with_mail``).
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
+from imapd.importer.progress import Progress
 from imapd.mail.service import MailService
-from imapd.migrate.client import MailSource
+from imapd.migrate.client import Folder, MailSource
 from imapd.migrate.copy import FolderCopy, FolderResult, InThread, target_of
 
 
@@ -24,62 +24,42 @@ class Plan:
     folder_map: dict[str, str]
 
 
-class Progress:
-    """One self-overwriting line on a terminal (nothing otherwise): messages
-    and megabytes copied, the rate, the folder at work."""
-
-    def __init__(self, out: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self.out = out
-        self.live = out.isatty()
-        self.clock = clock
-        self.started = clock()
-        self.messages = 0
-        self.octets = 0
-        self.folder = ""
-        self._shown = 0.0
-
-    def copied(self, size: int) -> None:
-        self.messages += 1
-        self.octets += size
-        now = self.clock()
-        if self.live and now - self._shown >= 0.2:
-            self._shown = now
-            rate = self.messages / max(now - self.started, 1e-6)
-            self.out.write(f"\r{self.messages} messages, {self.octets / 1e6:.1f} MB, "
-                           f"{rate:.0f}/s  {self.folder[:40]:<40}")
-            self.out.flush()
-
-    def done(self) -> None:
-        if self.live and self.messages:
-            self.out.write("\n")
-            self.out.flush()
-
-
 async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: InThread,
-                  progress: Progress) -> list[FolderResult]:
+                  stream: TextIO, bar: bool | None = None) -> list[FolderResult]:
     """Copy every selectable source folder (LIST order), each into its
     target (``copy.target_of``); a folder that fails is noted and the
-    others go on."""
+    others go on. The progress bar (``imapd.importer.progress``: on a
+    terminal only, unless ``bar``) counts the source's messages."""
     local_uses = {use: info.name for info in await mail.list_mailboxes(plan.user, "", "*")
                   for use in info.special_uses}
-    copier = FolderCopy(mail, plan.user, source, in_thread, progress.copied)
-    results: list[FolderResult] = []
+    work: list[tuple[Folder, str | None]] = []
+    total = 0
     for folder in await in_thread(source.folders):
-        if not folder.selectable:
-            continue
-        target = target_of(folder, plan.folder_map, local_uses)
-        result = FolderResult(folder.name, target)
-        results.append(result)
-        if target is None:
-            continue
-        progress.folder = folder.name
-        try:
-            await copier.ensure_target(target, folder, local_uses)
-            await copier.run(folder, target, result)
-        except Exception as error:  # noqa: BLE001 - reported in the table, the rest goes on
-            result.errors.append(f"{type(error).__name__}: {error}")
-    progress.done()
+        if folder.selectable:
+            target = target_of(folder, plan.folder_map, local_uses)
+            work.append((folder, target))
+            total += await in_thread(source.count, folder) if target is not None else 0
+    progress = Progress(total, stream, bar)
+    copier = FolderCopy(mail, plan.user, source, in_thread, progress.advance)
+    results: list[FolderResult] = []
+    try:
+        for folder, target in work:
+            result = FolderResult(folder.name, target)
+            results.append(result)
+            if target is not None:
+                await _copy_folder(copier, folder, target, local_uses, result)
+    finally:
+        progress.close()
     return results
+
+
+async def _copy_folder(copier: FolderCopy, folder: Folder, target: str, local_uses: dict[str, str],
+                       result: FolderResult) -> None:
+    try:
+        await copier.ensure_target(target, folder, local_uses)
+        await copier.run(folder, target, result)
+    except Exception as error:  # noqa: BLE001 - reported in the table, the rest goes on
+        result.errors.append(f"{type(error).__name__}: {error}")
 
 
 def report(results: list[FolderResult], out: TextIO = sys.stdout) -> int:
