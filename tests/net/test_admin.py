@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -67,6 +68,8 @@ def test_status_lists_sessions_and_users(served: Served) -> None:
             ("imap", "bob", "authenticated"), ("lmtp", "", "delivery"),
             ("pop3", "alice", "transaction")]
         assert all(s["peer"].startswith("127.0.0.1") for s in sessions)
+        now = time.time()  # when each connection opened (its session accounting)
+        assert all(now - 60 < s["since"] <= now for s in sessions)
     finally:
         for client in (imap, pop3, bob, lmtp, anonymous):
             client.close()
