@@ -13,6 +13,7 @@ terminal; the summary goes to stdout.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,15 +96,28 @@ def run_import_mail(options: ImportOptions) -> int:
         print(f"imapd import: {user}: no such user (imapd user add {user})", file=sys.stderr)
         return 2
     scan = maildir.scan if options.subCommand == "maildir" else mbox.scan
-    folders = scan(path)
+    try:
+        folders = scan(path)
+    except KeyboardInterrupt:
+        print("imapd import: interrupted while reading the source", file=sys.stderr)
+        return 1
     progress = Progress(sum(len(folder.messages) for folder in folders), sys.stderr)
+    # The reactor would swallow KeyboardInterrupt and go on: Ctrl-C and
+    # SIGTERM instead ask the importer to stop after the message at hand
+    # (committed batches stay; a re-run resumes).
+    stop: list[int] = []
+    previous = {signum: signal.signal(signum, lambda number, _: stop.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
 
     async def work(mail: Any) -> Summary:
-        return await Importer(mail, user, sub["folder"], progress, sub["batch"]).run(folders)
+        importer = Importer(mail, user, sub["folder"], progress, sub["batch"], lambda: bool(stop))
+        return await importer.run(folders)
 
     try:
         summary: Summary = app.run_with_mail(config, work)
     finally:
         progress.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     print(f"imapd import: {summary.line()}", flush=True)
     return 1 if summary.errors else 0

@@ -89,9 +89,11 @@ class Importer:
     """One import run for ``user`` (see the module docstring)."""
 
     def __init__(self, mail: MailService, user: str, root: str | None, progress: Progress,
-                 batch: int = DEFAULT_BATCH) -> None:
+                 batch: int = DEFAULT_BATCH,
+                 interrupted: Callable[[], bool] = lambda: False) -> None:
         self.mail, self.user, self.root = mail, user, root
         self.progress, self.batch = progress, max(1, batch)
+        self.interrupted = interrupted  # polled between messages (Ctrl-C, SIGTERM)
         self.summary = Summary()
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -134,6 +136,8 @@ class Importer:
         pending: list[tuple[SourceMessage, AppendItem]] = []
         pending_bytes = 0
         for message in folder.messages:
+            if self.interrupted():
+                raise Stopped("interrupted (run the same command again to resume)")
             try:
                 data, meta, mark = await self._in_thread(load, message)
             except (OSError, ValueError) as error:

@@ -104,22 +104,34 @@ def message_count(server: RunningServer) -> int:
     return int(match.group(1))
 
 
-def test_kill_9_then_resume_imports_each_message_once(server: RunningServer, tmp_path: Path) -> None:
-    total = 1500
-    box = mailbox.mbox(str(tmp_path / "big"), create=True)
+def big_mbox(path: Path, total: int) -> None:
+    box = mailbox.mbox(str(path), create=True)
     for n in range(total):
         box.add(mailbox.mboxMessage(text(n)))
     box.flush()
     box.close()
-    argv = imapd_command("import", "mbox", str(tmp_path / "big"), "--user", "bob",
+
+
+def interrupt_mid_way(server: RunningServer, source: Path,
+                      signum: int) -> subprocess.CompletedProcess[bytes]:
+    """Start a one-message-per-transaction import of ``source`` and send
+    ``signum`` once 50 messages are in."""
+    argv = imapd_command("import", "mbox", str(source), "--user", "bob",
                          "--batch", "1", "--data", str(server.data_dir))
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=subprocess_env())
     deadline = time.monotonic() + 60
     while message_count(server) < 50 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate(timeout=30)
+    os.kill(process.pid, signum)
+    out, err = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+def test_kill_9_then_resume_imports_each_message_once(server: RunningServer, tmp_path: Path) -> None:
+    total = 1500
+    big_mbox(tmp_path / "big", total)
+    interrupt_mid_way(server, tmp_path / "big", signal.SIGKILL)
     before = message_count(server)
     assert 0 < before < total, f"the import was not interrupted mid-way ({before})"
 
@@ -133,6 +145,18 @@ def test_kill_9_then_resume_imports_each_message_once(server: RunningServer, tmp
     client.logout()
     ids = sorted(item[1].strip() for item in items if isinstance(item, tuple))
     assert ids == sorted(f"Message-ID: <m{n}@example.org>".encode() for n in range(total))
+
+
+def test_ctrl_c_stops_with_a_summary(server: RunningServer, tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) stops the import between messages, with one line,
+    the summary and status 1 (the reactor would swallow KeyboardInterrupt)."""
+    total = 1500
+    big_mbox(tmp_path / "big", total)
+    stopped = interrupt_mid_way(server, tmp_path / "big", signal.SIGINT)
+    assert stopped.returncode == 1, stopped.stderr
+    assert b"stopped: interrupted (run the same command again to resume)" in stopped.stderr
+    assert b"Traceback" not in stopped.stderr and b"imported " in stopped.stdout
+    assert 0 < message_count(server) < total
 
 
 def test_bad_items_are_reported_and_the_rest_imported(server: RunningServer, tmp_path: Path) -> None:

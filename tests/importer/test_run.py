@@ -132,3 +132,18 @@ def test_a_message_over_the_size_bound_is_reported_not_read(
     summary, out = import_into(service, maildir.scan(tmp_path / "md"))
     assert (summary.messages, summary.errors) == (2, 1)
     assert "huge:2,S: larger than 1000 B" in out
+
+
+def test_an_interrupt_stops_between_messages(tmp_path: Path) -> None:
+    make_maildir(tmp_path / "md", {n: "" for n in range(1, 6)}, {"Sent": 2})
+    polls: list[int] = []
+
+    def interrupted() -> bool:
+        polls.append(1)
+        return len(polls) > 2  # after two messages
+
+    out = io.StringIO()
+    importer = Importer(MailService(MemoryBackend()), U, None, Progress(0, out), 1, interrupted)
+    summary = run(importer.run(maildir.scan(tmp_path / "md")))
+    assert (summary.messages, summary.errors) == (2, 1)
+    assert "stopped: interrupted (run the same command again to resume)" in out.getvalue()
