@@ -2,7 +2,8 @@
 problem, and repair what is safe (``imapd.storage.sqlite.doctor`` says what
 is checked and what a repair does). Exit status 0 when the store is (or was
 made) sound, 1 when problems remain, 2 when the store cannot be opened.
-SQLite stores only: a PostgreSQL store is refused with one line.
+PostgreSQL stores: the same checks in that schema's terms
+(``imapd.storage.postgres.doctor``).
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ def run_doctor(options: DoctorOptions) -> int:
     from imapd.app import store_of
     from imapd.core.config import Config
 
-    if store_of(Config(store=options["store"])).is_postgres:
-        print("imapd doctor: checks SQLite stores only, not PostgreSQL yet",
-              file=sys.stderr)
-        return 2
+    store = store_of(Config(store=options["store"]))
+    if store.is_postgres:
+        return _run_postgres(store, bool(options["repair"]))
     path = resolve_data_dir(options["data"]) / DB_FILENAME
     if not path.is_file():
         print(f"imapd doctor: no store at {path}", file=sys.stderr)
@@ -55,13 +55,34 @@ def run_doctor(options: DoctorOptions) -> int:
     except sqlite3.Error as error:
         print(f"imapd doctor: {path}: {error}", file=sys.stderr)
         return 2
+    return _print(report, str(path), bool(options["repair"]))
+
+
+def _run_postgres(store: Any, repair: bool) -> int:
+    import psycopg
+
+    from imapd.app import store_failure
+    from imapd.storage.postgres import doctor as pg_doctor, schema
+
+    try:
+        with psycopg.connect(store.dsn, autocommit=True, connect_timeout=10) as conn:
+            schema.check(conn)
+            report = pg_doctor.examine(conn, repair)
+    except (psycopg.Error, schema.SchemaMismatch) as error:
+        print(store_failure(store, error), file=sys.stderr)
+        return 2
+    return _print(report, store.redacted(), repair)
+
+
+def _print(report: doctor.Report, where: str, repair: bool) -> int:
+    """One line per problem and per repair, then the verdict; exit status."""
     for line in report.problems:
         print(f"imapd doctor: {line}")
     for line in report.repairs:
         print(f"imapd doctor: repaired {line}")
     if report.clean:
-        print(f"imapd doctor: {path}: " + ("sound" if not report.problems else "repaired"))
+        print(f"imapd doctor: {where}: " + ("sound" if not report.problems else "repaired"))
         return 0
-    print(f"imapd doctor: {path}: problems remain in: {', '.join(report.remaining)}"
-          + ("" if options["repair"] else " (--repair fixes what is safe)"))
+    print(f"imapd doctor: {where}: problems remain in: {', '.join(report.remaining)}"
+          + ("" if repair else " (--repair fixes what is safe)"))
     return 1

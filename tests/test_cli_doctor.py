@@ -9,9 +9,10 @@ import contextlib
 import imaplib
 import re
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Sequence
 
 import pytest
 
@@ -26,7 +27,13 @@ INBOX = "(SELECT id FROM mailboxes WHERE name='INBOX')"
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stopped server's data directory with some history."""
     root = tmp_path_factory.mktemp("doctor")
-    with running_server(root) as server:
+    populate(root)
+    return root / "imapd-data"
+
+
+def populate(root: Path, extra_args: Sequence[str] = (), users: dict[str, str] | None = None) -> None:
+    """Two mailboxes, keywords, copies sharing bodies, one expunged UID."""
+    with running_server(root, users=users, extra_args=extra_args) as server:
         imap = imaplib.IMAP4(server.host, server.port)
         imap.login("alice", "wonderland")
         imap.create("Archive")
@@ -37,7 +44,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
         imap.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
         imap.expunge()
         imap.logout()
-    return root / "imapd-data"
 
 
 @pytest.fixture
@@ -62,12 +68,12 @@ def examine(data: Path, repair: bool) -> doctor.Report:
 TOP_UID = {"INBOX": 5, "Archive": 3}
 
 
-def serves_correctly(root: Path) -> None:
+def serves_correctly(root: Path, extra_args: Sequence[str] = ()) -> None:
     """A real server on the repaired store: every message's size is its
     body's, the keywords are in FLAGS, HIGHESTMODSEQ is at least every
     message's MODSEQ (RFC 7162 §3.1), and a new message gets a UID above
     every UID the mailbox ever gave (RFC 3501 §2.3.1.1)."""
-    with running_server(root, users={}) as server:
+    with running_server(root, users={}, extra_args=extra_args) as server:
         imap = imaplib.IMAP4(server.host, server.port)
         imap.login("alice", "wonderland")
         for mailbox, top_uid in TOP_UID.items():
@@ -183,5 +189,9 @@ def test_cli_exit_status_and_lines(data: Path) -> None:
 def test_cli_refuses_what_it_cannot_check(tmp_path: Path) -> None:
     missing = run_cli("doctor", "--data", str(tmp_path / "nothing"), check=False)
     assert missing.returncode == 2 and "no store at" in missing.stderr
-    postgres = run_cli("doctor", "--store", "postgresql://u@127.0.0.1/x", check=False)
-    assert postgres.returncode == 2 and "SQLite stores only" in postgres.stderr
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    postgres = run_cli("doctor", "--store", f"postgresql://u@127.0.0.1:{port}/x", check=False)
+    assert postgres.returncode == 2 and postgres.stderr.count("\n") == 1
+    assert postgres.stderr.startswith(f"imapd: store postgresql://u@127.0.0.1:{port}/x: ")

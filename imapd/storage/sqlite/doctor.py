@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from imapd.mail.flags import decode_keywords
 
@@ -50,8 +50,8 @@ class Check:
     ``fix`` repairs them and says what it did (None: not repairable)."""
 
     name: str
-    find: Callable[[sqlite3.Connection], list[str]]
-    fix: Callable[[sqlite3.Connection], str] | None
+    find: Callable[[Any], list[str]]  # the engine's connection
+    fix: Callable[[Any], str] | None
 
 
 @dataclass
@@ -236,25 +236,31 @@ def _bounded(name: str, lines: list[str]) -> list[str]:
     return shown
 
 
-def diagnose(conn: sqlite3.Connection) -> dict[str, list[str]]:
+def diagnose(conn: Any, checks: Sequence[Check] = CHECKS, begin: str = "BEGIN") -> dict[str, list[str]]:
     """Every check's problems (unbounded), from one read snapshot."""
-    conn.execute("BEGIN")
+    conn.execute(begin)
     try:
-        return {check.name: check.find(conn) for check in CHECKS}
+        return {check.name: check.find(conn) for check in checks}
     finally:
         conn.execute("COMMIT")
 
 
-def examine(conn: sqlite3.Connection, repair: bool) -> Report:
+def examine(
+    conn: Any, repair: bool, checks: Sequence[Check] = CHECKS,
+    begin_read: str = "BEGIN", begin_write: Sequence[str] = ("BEGIN IMMEDIATE",),
+) -> Report:
     """Check the store on ``conn`` (autocommit mode) and, with ``repair``,
-    fix what is safe in one write transaction, then check again."""
+    fix what is safe in one write transaction (opened by the statements
+    ``begin_write``), then check again. The defaults are SQLite's; the
+    PostgreSQL engine passes its own checks and statements."""
     report = Report()
-    found = diagnose(conn)
-    for check in CHECKS:
+    found = diagnose(conn, checks, begin_read)
+    for check in checks:
         report.problems += _bounded(check.name, found[check.name])
-    failing = [check for check in CHECKS if found[check.name]]
+    failing = [check for check in checks if found[check.name]]
     if repair and any(check.fix for check in failing):
-        conn.execute("BEGIN IMMEDIATE")
+        for statement in begin_write:
+            conn.execute(statement)
         try:
             for check in failing:
                 if check.fix is not None:
@@ -263,7 +269,7 @@ def examine(conn: sqlite3.Connection, repair: bool) -> Report:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        found = diagnose(conn)
-        failing = [check for check in CHECKS if found[check.name]]
+        found = diagnose(conn, checks, begin_read)
+        failing = [check for check in checks if found[check.name]]
     report.remaining = [check.name for check in failing]
     return report
