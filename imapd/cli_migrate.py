@@ -91,8 +91,8 @@ def run_migrate(options: MigrateOptions) -> int:
     when the source cannot be reached or logged in to."""
     from imapd import app
     from imapd.mail.service import MailService
-    from imapd.migrate.client import Source, SourceError
-    from imapd.migrate.run import Plan, migrate, report
+    from imapd.migrate.client import Source
+    from imapd.migrate.run import Plan, migrate_account
 
     config = options.config()
     try:
@@ -116,19 +116,18 @@ def run_migrate(options: MigrateOptions) -> int:
     async def work(mail: MailService) -> int | str:
         runtime = mail.runtime
         assert runtime is not None  # app.open_mail always gives one
-        try:
-            source = await runtime.in_thread(
-                Source, options["url"], password, starttls=options["starttls"],
-                plain_ok=options["plain-ok-on-loopback"], insecure=options["insecure"])
-        except SourceError as error:
-            return str(error)
-        try:
-            results = await migrate(mail, source, plan, runtime.in_thread, sys.stderr)
-        finally:
-            await runtime.in_thread(source.logout)
-        return report(results)
 
-    outcome = app.run_with_mail(config, work)
+        def connect() -> Source:
+            return Source(options["url"], password, starttls=options["starttls"],
+                          plain_ok=options["plain-ok-on-loopback"], insecure=options["insecure"])
+
+        return await migrate_account(mail, connect, plan, runtime.in_thread, sys.stderr)
+
+    try:
+        outcome = app.run_with_mail(config, work)
+    except KeyboardInterrupt:  # what was stored is complete (each batch is atomic): run again
+        print("imapd migrate: interrupted; run the same command again to resume", file=sys.stderr)
+        return 1
     if isinstance(outcome, str):
         print(f"imapd migrate: {outcome}", file=sys.stderr)
         return 2

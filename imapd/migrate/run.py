@@ -10,18 +10,40 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Callable, Protocol, TextIO
 
 from imapd.importer.progress import Progress
 from imapd.mail.service import MailService
-from imapd.migrate.client import Folder, MailSource
+from imapd.migrate.client import Folder, MailSource, SourceError
 from imapd.migrate.copy import FolderCopy, FolderResult, InThread, target_of
+
+
+class ConnectedSource(MailSource, Protocol):
+    def logout(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     user: str
     folder_map: dict[str, str]
+
+
+async def migrate_account(mail: MailService, connect: Callable[[], ConnectedSource], plan: Plan,
+                          in_thread: InThread, stream: TextIO) -> int | str:
+    """Connect (in a worker thread), copy (``migrate``), log out, print the
+    table (``report``) on stdout: the exit status, or one line when the
+    source could not be reached, logged in to or listed (exit status 2)."""
+    try:
+        source = await in_thread(connect)
+    except SourceError as error:
+        return str(error)
+    try:
+        results = await migrate(mail, source, plan, in_thread, stream)
+    except SourceError as error:
+        return str(error)
+    finally:
+        await in_thread(source.logout)
+    return report(results)
 
 
 async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: InThread,
@@ -62,9 +84,10 @@ async def _copy_folder(copier: FolderCopy, folder: Folder, target: str, local_us
         result.errors.append(f"{type(error).__name__}: {error}")
 
 
-def report(results: list[FolderResult], out: TextIO = sys.stdout) -> int:
-    """The verify table (source count, present locally, copied this run)
-    and the exit status: 1 if any folder is short or had errors."""
+def report(results: list[FolderResult], out: TextIO | None = None) -> int:
+    """The verify table (source count, present locally, copied this run) on
+    ``out`` (stdout) and the exit status: 1 if any folder is short or had errors."""
+    out = out or sys.stdout
     width = max([len("source folder"), *(len(r.source) for r in results)])
     twidth = max([len("local mailbox"), *(len(r.target or "(skipped)") for r in results)])
     out.write(f"{'source folder':<{width}}  {'local mailbox':<{twidth}}  {'source':>7}  "

@@ -13,7 +13,8 @@ from imapd.mail.service import MailService
 from imapd.migrate import copy
 from imapd.migrate.client import Folder, Summary, message_id_of
 from imapd.migrate.copy import batches, parse_folder_map, target_of
-from imapd.migrate.run import Plan, migrate, report
+from imapd.migrate.client import SourceError
+from imapd.migrate.run import Plan, migrate, migrate_account, report
 from imapd.storage.memory import MemoryBackend
 from tests.support.inline import run_inline as run
 
@@ -35,6 +36,7 @@ class FakeSource:
         self.open: list[tuple[tuple[str, ...], bytes]] = []
         self.fail_after: int | None = None
         self.fetched = 0
+        self.logged_out = False
 
     def folders(self) -> list[Folder]:
         return list(self.content)
@@ -49,6 +51,9 @@ class FakeSource:
     def summaries(self, first: int, last: int) -> list[Summary]:
         return [Summary(i, flags, WHEN, len(body), message_id_of(body.split(b"\r\n\r\n")[0]))
                 for i, (flags, body) in enumerate(self.open[first - 1:last], first)]
+
+    def logout(self) -> None:
+        self.logged_out = True
 
     def bodies(self, uids: Sequence[int]) -> dict[int, bytes]:
         if self.fail_after is not None and self.fetched + len(uids) > self.fail_after:
@@ -156,3 +161,22 @@ def test_the_progress_bar_counts_every_source_message() -> None:
     screen = io.StringIO()
     run(migrate(mail, src, Plan(U, {"Spam": ""}), direct, screen, bar=True))
     assert "6/6" in screen.getvalue().split("\r")[-1], screen.getvalue()
+
+
+def test_migrate_account_prints_the_table_or_says_why_the_source_failed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    mail, src = service(), source()
+    assert run(migrate_account(mail, lambda: src, Plan(U, {}), direct, io.StringIO())) == 0
+    assert "7 messages copied; all present" in capsys.readouterr().out and src.logged_out
+
+    def refused() -> FakeSource:
+        raise SourceError("imap://bob@host:143: [AUTHENTICATIONFAILED] Authentication failed.")
+    assert str(run(migrate_account(mail, refused, Plan(U, {}), direct, io.StringIO()))).startswith("imap://bob")
+
+    def broken() -> list[Folder]:
+        raise SourceError("source: socket error: EOF")
+    src = source()
+    src.folders = broken  # type: ignore[method-assign]
+    assert run(migrate_account(mail, lambda: src, Plan(U, {}), direct, io.StringIO())) == \
+        "source: socket error: EOF"
+    assert src.logged_out and capsys.readouterr().out == ""
