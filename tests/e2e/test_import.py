@@ -22,10 +22,18 @@ import pytest
 
 from tests.e2e.frontends import store_url
 from tests.importer.fixtures import MTIME, crlf, make_maildir, make_mbox, text
+from tests.support.dovecot import MISSING, running_dovecot, unavailable
+from tests.support.pinned_skips import Pin, require_tool
+from tests.support.postgres import MISSING as PG_MISSING
 from tests.support.server import (
     RunningServer, imapd_command, run_cli, running_server, subprocess_env,
 )
 from tests.support.stress import CHEAP_ARGON2
+
+PINNED_SKIPS = (Pin.exact(MISSING, "Dovecot is a Debian package .ci/run installs; it needs root",
+                          in_ci=False),
+                Pin.exact(PG_MISSING, "PostgreSQL binaries are a CI dependency (.ci/run)",
+                          in_ci=False))
 
 USERS = {"bob": "builder"}
 INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
@@ -231,3 +239,45 @@ def test_into_postgresql(tmp_path: Path) -> None:
             assert "skipped 3 already there" in again.stdout
     finally:
         cluster.release_database(dsn)
+
+
+def dovecot_view(client: imaplib.IMAP4, name: str) -> list[tuple[bytes, set[str], float]]:
+    """What an IMAP server shows of a folder, as ``fetch_all`` reads ours."""
+    typ, data = client.select(f'"{name}"', readonly=True)
+    assert typ == "OK", data
+    typ, items = client.fetch("1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    found = []
+    for item in items:
+        if isinstance(item, tuple):
+            head, body = item
+            flags = set(FLAGS.search(head).group(1).decode().split()) - {"\\Recent"}  # type: ignore[union-attr]
+            date = INTERNALDATE.search(head).group(1).decode()  # type: ignore[union-attr]
+            found.append((body, flags, datetime.datetime.strptime(
+                date, "%d-%b-%Y %H:%M:%S %z").timestamp()))
+    return found
+
+
+def test_a_maildir_written_by_dovecot(server: RunningServer) -> None:
+    """Dovecot writes the Maildir (its info letters, dovecot-keywords, file
+    times, modified UTF-7 folder names); after the import our server shows
+    every message as Dovecot showed it: bytes, flags, keywords, INTERNALDATE."""
+    require_tool(None if unavailable() else "dovecot", MISSING)
+    folders = {"INBOX": "INBOX", "Projekte.Entw&APw-rfe": "Projekte/Entw&APw-rfe"}
+    flags = ["(\\Seen)", "(\\Answered \\Flagged $Forwarded Work)", "(\\Draft \\Deleted)", "()"]
+    with running_dovecot() as dovecot:
+        client = imaplib.IMAP4(dovecot.host, dovecot.port)
+        client.login(dovecot.user, dovecot.password)
+        assert client.create("Projekte.Entw&APw-rfe")[0] == "OK"
+        for n, flag in enumerate(flags):
+            when = datetime.datetime(2023, 3, 4 + n, 5, 6, 7, tzinfo=datetime.timezone.utc)
+            for name in folders:
+                client.append(name, flag, imaplib.Time2Internaldate(when), crlf(text(n)))
+        expected = {ours: dovecot_view(client, theirs) for theirs, ours in folders.items()}
+        client.logout()
+        source = dovecot.root / "home" / dovecot.user / "Maildir"
+        done = run_import(server, "maildir", str(source), "--user", "bob")
+    assert done.returncode == 0, done.stderr
+    assert "imported 8 messages" in done.stdout
+    assert len(expected["INBOX"]) == 4 and {"$Forwarded", "Work"} <= expected["INBOX"][1][1]
+    for ours, seen_at_dovecot in expected.items():
+        assert fetch_all(server, ours) == seen_at_dovecot
