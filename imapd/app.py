@@ -38,6 +38,7 @@ from imapd.accounts.users import UserDatabase
 from imapd.core.config import Config, StoreURL, StoreURLError, parse_store, redact_dsn
 from imapd.mail.backend import MailBackend
 from imapd.mail.service import MailService
+from imapd.net.logs import LogSettings
 
 log = Logger(namespace="imapd")
 
@@ -257,6 +258,7 @@ def build_service(
     ``StoreError`` for an unusable store."""
     from imapd.net.imap_factory import ImapServerFactory
     from imapd.net.admin import AdminListener
+    from imapd.net.logs import SessionLog
     from imapd.net.ops import OperatedService, metrics_site
     from imapd.net.service import Listener, imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
@@ -296,7 +298,9 @@ def build_service(
         bound += [Listener("POP3S", d, pop3, tls=tls) for d in listeners.pop3s]
         servers.append(pop3)
     admin = AdminListener(config.data_dir, servers, own=inherited is not None)
-    sinks: list[Any] = []  # telemetry (imapd.core.telemetry), installed while serving
+    # Telemetry (imapd.core.telemetry), installed while serving: the
+    # per-session log line (imapd.net.logs), the metrics when asked for.
+    sinks: list[Any] = [SessionLog()]
     http = metrics_site(config, listeners.metrics, sinks, reactor) if listeners.metrics else None
     return OperatedService(
         bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
@@ -406,23 +410,18 @@ def bridge_stdlib_logging() -> None:
         root.setLevel(logging.INFO)
 
 
-def start_logging(level_name: str) -> None:
-    """Twisted's logger, text lines on stderr, filtered by level; Python
+def start_logging(settings: str | LogSettings) -> None:
+    """Twisted's logger to stderr, a rotated file or syslog, filtered by
+    level (``imapd.net.logs``; a level name alone: stderr); Python
     ``logging`` records go through it too."""
-    from twisted.logger import (
-        FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner,
-        textFileLogObserver,
-    )
+    from imapd.net import logs
 
-    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
-    text_observer: Any = textFileLogObserver(sys.stderr)
-    observer: Any = FilteringLogObserver(text_observer, [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    logs.begin(logs.LogSettings(level=settings) if isinstance(settings, str) else settings)
     bridge_stdlib_logging()
 
 
 def serve(
-    config: Config, listeners: Listeners, log_level: str, *,
+    config: Config, listeners: Listeners, log_level: str | LogSettings, *,
     workers: int = 1, serve_args: Sequence[str] = (), identity: Any = None,
 ) -> int:
     """``imapd serve``: run until SIGINT/SIGTERM (the reactor then stops

@@ -24,6 +24,7 @@ from imapd.core.config import (
 )
 from imapd.core.errors import ImapError
 from imapd.mail.names import normalize_name
+from imapd.net.logs import LogSettings
 from imapd.pop3.maildrop import UIDL_FORMATS
 
 DEFAULT_DATA_DIR = "imapd-data"
@@ -54,6 +55,13 @@ QUOTA_TEMPFAIL_HELP = ("over quota is a temporary failure (LMTP 452 4.2.2, deliv
 _POP3_LOGIN_DELAY: list[Any] = [
     "pop3-login-delay", None, None,
     "POP3 CAPA LOGIN-DELAY seconds to advertise (RFC 2449 §6.5; default: not advertised)", int]
+# Where the log goes (imapd.net.logs; docs/operations.md § Logs).
+_LOG_OPTIONS: list[list[Any]] = [
+    ["log-file", None, None, "log to this file instead of stderr (see --log-rotate-size)"],
+    ["log-rotate-size", None, 10 * 1024 * 1024,
+     "rotate --log-file at this many bytes (0: never, e.g. logrotate with copytruncate)", int],
+    ["log-rotate-keep", None, 5, "rotated log files kept (FILE.1, FILE.2, ...)", int],
+]
 STORE_HELP = (f"where mail and users live: sqlite (the data directory) or "
               f"postgresql://USER@HOST[:PORT]/DBNAME (default ${STORE_ENV} or sqlite)")
 
@@ -162,6 +170,7 @@ class ServeOptions(BaseOptions):
         ["no-default-mailboxes", None,
          "do not give new accounts Drafts, Sent, Trash, Junk and Archive (RFC 6154)"],
         ["quota-full-tempfail", None, QUOTA_TEMPFAIL_HELP],
+        ["syslog", None, "log to the local syslog daemon (facility mail) instead of stderr"],
         ["allow-root", None, "keep running as root when started as root without --user "
                              "(also IMAPD_ALLOW_ROOT=1; unsafe)"],
     ]
@@ -169,6 +178,7 @@ class ServeOptions(BaseOptions):
         ["config", None, None, CONFIG_HELP],
         ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
         ["log-level", None, "info", "one of " + ", ".join(LOG_LEVELS)],
+        *_LOG_OPTIONS,
         ["tls-cert", None, None,
          "PEM certificate (with its chain) for STARTTLS and IMAPS "
          "(default: a self-signed one generated in DATA/tls)"],
@@ -277,6 +287,7 @@ class ServeOptions(BaseOptions):
             raise usage.UsageError("--tls-key needs --tls-cert")
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        check_logs(self)
         limits = self.limits()
         if limits.listen_backlog < 1:
             raise usage.UsageError("--listen-backlog must be at least 1")
@@ -357,6 +368,22 @@ def check_lmtp(lmtp: LmtpConfig) -> None:
         raise usage.UsageError("--lmtp-separator must be one character other than @, space, \", <, >")
 
 
+def check_logs(options: ServeOptions) -> None:
+    """The log destination options (docs/operations.md § Logs)."""
+    if options["log-file"] and options["syslog"]:
+        raise usage.UsageError("--log-file and --syslog exclude each other")
+    if options["log-rotate-size"] < 0 or options["log-rotate-keep"] < 1:
+        raise usage.UsageError("--log-rotate-size must be >= 0 and --log-rotate-keep >= 1")
+
+
+def log_settings(options: ServeOptions) -> LogSettings:
+    """Where ``imapd serve`` logs, and from which level."""
+    return LogSettings(
+        level=options["log-level"], syslog=bool(options["syslog"]),
+        file=Path(options["log-file"]).absolute() if options["log-file"] else None,
+        rotate_size=options["log-rotate-size"], rotate_keep=options["log-rotate-keep"])
+
+
 def run_serve(options: ServeOptions) -> int:
     """``imapd serve``: the server is assembled and run by ``imapd.app``."""
     from imapd import app
@@ -368,5 +395,5 @@ def run_serve(options: ServeOptions) -> int:
     except privileges.PrivilegeError as error:
         print(error, file=sys.stderr)
         return 2
-    return app.serve(options.config(), options.listeners(), options["log-level"],
+    return app.serve(options.config(), options.listeners(), log_settings(options),
                      workers=options["workers"], serve_args=options.argv, identity=identity)

@@ -13,9 +13,10 @@ format's known ambiguity). Content-Length headers are not trusted.
 
 Flags: ``Status:`` ``R`` \\Seen (``O``, old, means only not \\Recent);
 ``X-Status:`` ``A`` \\Answered, ``F`` \\Flagged, ``T`` \\Draft, ``D``
-\\Deleted; ``X-Keywords:`` keywords (Dovecot's mbox). Those headers and
-``X-UID`` are mbox bookkeeping that the store keeps as flags and UIDs, so
-they are removed from the stored message, as Dovecot does. UW-IMAP's
+\\Deleted; ``X-Keywords:`` keywords (Dovecot's mbox). Those headers,
+``X-UID``, ``X-IMAPbase`` and ``Content-Length`` are mbox bookkeeping that
+the store keeps as flags and UIDs (or does not need), so they are removed
+from the stored message, as Dovecot hides them. UW-IMAP's
 folder-data pseudo message (``X-IMAP`` header) is skipped. The internal date is the
 ``From `` line's date (UTC unless it carries a numeric zone), else the
 Date header, else the file's modification time.
@@ -39,7 +40,11 @@ MONTHS = {name: number for number, name in enumerate(
 FROM_DATE = re.compile(
     rb"[A-Za-z]{3}\s+([A-Za-z]{3})\s+(\d{1,2})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
     rb"\s+(?:([+-]\d{4}|[A-Za-z]{3,5})\s+)?(\d{4})(?:\s+([+-]\d{4}))?")
-STRIPPED = (b"status", b"x-status", b"x-keywords", b"x-uid")
+# mbox bookkeeping, hidden by Dovecot's mbox code and removed here: flags
+# and keywords (kept as flags), UIDs and UIDVALIDITY (ours are new), and
+# Content-Length (mbox framing written by some MTAs, never trusted).
+STRIPPED = (b"status", b"x-status", b"x-keywords", b"x-uid", b"x-imapbase", b"x-imap",
+            b"content-length")
 STATUS_LETTERS = {"R": "\\Seen"}
 X_STATUS_LETTERS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 # Header bytes looked at for flags per message; past this the rest is body

@@ -25,7 +25,8 @@ def test_stdlib_mbox_flags_dates_and_bytes(tmp_path: Path) -> None:
 
 
 def test_mboxrd_unquoting_and_keywords() -> None:
-    raw = (b"Subject: q\nX-Keywords: $Label1 Work\nX-UID: 7\nStatus: RO\n\n"
+    raw = (b"Subject: q\nX-Keywords: $Label1 Work\nX-UID: 7\nStatus: RO\n"
+           b"X-IMAPbase: 1700000000 0000000008\n  $Label1 Work\nContent-Length: 44\n\n"
            b">From one\n>>From two\n> From three\nFrom: x\n")
     assert mbox.unquote(raw) == crlf(b"Subject: q\n\nFrom one\n>From two\n> From three\nFrom: x\n")
     values = mbox.header_values(raw.split(b"\n\n")[0] + b"\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from twisted.logger import Logger, capturedLogs
 
 from imapd.core.telemetry import SessionSummary
@@ -83,3 +84,42 @@ def test_stderr_is_the_default() -> None:
     log = Logger(namespace="imapd.test", observer=observer_for(LogSettings(), stderr=stream))
     log.warn("to stderr")
     assert "[imapd.test#warn] to stderr" in stream.getvalue()
+
+
+def test_syslog_gets_one_message_per_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import syslog
+
+    sent: list[tuple[int, str]] = []
+    opened: list[tuple[object, ...]] = []
+    monkeypatch.setattr(syslog, "openlog", lambda *args: opened.append(args))
+    monkeypatch.setattr(syslog, "syslog", lambda priority, text: sent.append((priority, text)))
+    log = Logger(namespace="imapd.session", observer=observer_for(LogSettings(syslog=True)))
+    log.info("one\ntwo")
+    log.error("bad")
+    assert opened == [("imapd", syslog.LOG_PID, syslog.LOG_MAIL)]
+    assert sent == [(syslog.LOG_INFO, "[imapd.session] one"), (syslog.LOG_INFO, "[imapd.session] two"),
+                    (syslog.LOG_ERR, "[imapd.session] bad")]
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--log-file", "x.log", "--syslog"], "exclude each other"),
+    (["--log-rotate-size", "-1"], "--log-rotate-size must be >= 0"),
+    (["--log-rotate-keep", "0"], "--log-rotate-keep >= 1"),
+])
+def test_log_options_are_checked(argv: list[str], error: str) -> None:
+    from twisted.python import usage
+
+    from imapd.cli_serve import ServeOptions
+
+    with pytest.raises(usage.UsageError, match=error):
+        ServeOptions().parseOptions(argv)
+
+
+def test_log_options_make_settings(tmp_path: Path) -> None:
+    from imapd.cli_serve import ServeOptions, log_settings
+
+    options = ServeOptions()
+    options.parseOptions(["--log-file", str(tmp_path / "a.log"), "--log-rotate-size", "0",
+                          "--log-level", "warn"])
+    assert log_settings(options) == LogSettings(level="warn", file=tmp_path / "a.log",
+                                                rotate_size=0, rotate_keep=5)
