@@ -21,7 +21,7 @@ from imapd.importer.progress import Progress, human_bytes
 from imapd.importer.source import SourceFolder, SourceMessage
 from imapd.mail import names
 from imapd.mail.errors import MailError, OverQuota, StorageFull, TargetMissing, Unavailable
-from imapd.mail.records import AppendItem
+from imapd.mail.records import AppendItem, MessageRecord
 from imapd.mail.service import MailService
 from imapd.message import analyze
 
@@ -83,6 +83,11 @@ def load(message: SourceMessage) -> tuple[bytes, bytes, Fingerprint]:
     info = analyze(data)
     return data, info.to_bytes(), fingerprint(info.envelope_data.message_id, len(data),
                                               message.internal_date)
+
+
+def _fingerprints(records: Sequence[MessageRecord]) -> list[Fingerprint]:
+    """The fingerprints of stored messages (JSON parsing: off the reactor)."""
+    return [fingerprint_of_meta(r.meta, r.size, r.internal_date) for r in records]
 
 
 class Importer:
@@ -177,8 +182,8 @@ class Importer:
         found: Counter[Fingerprint] = Counter()
         for first in range(0, len(uids), META_CHUNK):
             chunk = uids[first:first + META_CHUNK]
-            for record in await backend.fetch_records(entry.ref, chunk, with_meta=True):
-                found[fingerprint_of_meta(record.meta, record.size, record.internal_date)] += 1
+            records = await backend.fetch_records(entry.ref, chunk, with_meta=True)
+            found.update(await self._in_thread(_fingerprints, records))
         return found
 
     async def _flush(self, name: str, pending: list[tuple[SourceMessage, AppendItem]]) -> None:
