@@ -292,3 +292,42 @@ def test_summary_is_frozen_and_reported_once(users: UserDatabase, recorder: Reco
     (summary,) = recorder.summaries()
     with pytest.raises(dataclasses.FrozenInstanceError):
         summary.reason = "x"  # type: ignore[misc]
+
+
+def test_imap_bytes_are_counted_as_carried_under_compress(users: UserDatabase,
+                                                         recorder: Recorder) -> None:
+    """Under COMPRESS=DEFLATE (RFC 4978) the counts are the compressed
+    octets on the connection, not the protocol text: a counter in the
+    response writer or after the inflater would get both wrong."""
+    import zlib
+
+    conv, received = conversation(users)
+    sent = [b"a LOGIN alice wonderland\r\n", b"c COMPRESS DEFLATE\r\n"]
+    received += [conv.exchange(sent[0]), conv.exchange(sent[1])]
+    stream = zlib.compressobj(9, zlib.DEFLATED, -15)
+    noops = b"".join(b"n%d NOOP\r\n" % i for i in range(200))
+    squeezed = stream.compress(noops) + stream.flush(zlib.Z_SYNC_FLUSH)
+    sent.append(squeezed)
+    conv.send(squeezed)
+    for _ in range(50):  # the slices and the DEFLATE flush run on the clock
+        conv.clock.advance(0.01)
+    received.append(conv.read())
+    assert zlib.decompressobj(-15).decompress(received[-1]).count(b"OK NOOP") == 200
+    conv.disconnect()
+    (summary,) = recorder.summaries()
+    assert summary.bytes_in == sum(map(len, sent)) < len(noops)
+    assert summary.bytes_out == sum(map(len, received))
+
+
+def test_tls_is_noted_and_a_broken_handshake_is_the_reason(
+        tmp_path: Path, users: UserDatabase, recorder: Recorder) -> None:
+    from OpenSSL import SSL
+    from twisted.python.failure import Failure
+
+    made = pop3_factory(tmp_path, users, tls="tls-context")
+    connection, transport = pop3_connect(made)
+    connection.dataReceived(b"STLS\r\n")
+    assert transport.tls_started_with == "tls-context"
+    connection.connectionLost(Failure(SSL.Error("handshake failed")))  # type: ignore[no-untyped-call]
+    (summary,) = recorder.summaries()
+    assert (summary.secure, summary.reason) == (True, "tls failure")
