@@ -15,6 +15,7 @@ on as is; the caller asks for bounded batches.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import imaplib
 import re
@@ -242,20 +243,24 @@ class Source:
         if insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        if not url.tls and not starttls and not (plain_ok and url.loopback):
+            raise SourceError(f"{url}: refusing to send the password in clear: use imaps://, "
+                              "--starttls, or --plain-ok-on-loopback for a loopback address")
+        imap: imaplib.IMAP4 | None = None
         try:
             if url.tls:
-                self.imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    url.host, url.port, ssl_context=context, timeout=timeout)
+                imap = imaplib.IMAP4_SSL(url.host, url.port, ssl_context=context, timeout=timeout)
             else:
-                if not starttls and not (plain_ok and url.loopback):
-                    raise SourceError(f"{url}: refusing to send the password in clear: use imaps://, "
-                                      "--starttls, or --plain-ok-on-loopback for a loopback address")
-                self.imap = imaplib.IMAP4(url.host, url.port, timeout=timeout)
+                imap = imaplib.IMAP4(url.host, url.port, timeout=timeout)
                 if starttls:
-                    self.imap.starttls(context)
-            self.imap.login(url.user, password)
+                    imap.starttls(context)
+            imap.login(url.user, password)
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as error:
+            if imap is not None:  # refused: do not leave the connection to the garbage collector
+                with contextlib.suppress(OSError):
+                    imap.shutdown()
             raise SourceError(f"{url}: {_text(error)}") from None
+        self.imap = imap
 
     def folders(self) -> list[Folder]:
         """Every mailbox (LIST "" "*"), in the server's order."""
