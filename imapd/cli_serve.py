@@ -389,11 +389,19 @@ def run_serve(options: ServeOptions) -> int:
     from imapd import app
     from imapd.net import privileges
 
+    listeners = options.listeners()
+    endpoints = [*listeners.imap, *listeners.imaps, *listeners.lmtp, *listeners.pop3,
+                 *listeners.pop3s, *([listeners.metrics] if listeners.metrics else [])]
+    local = privileges.local_only(endpoints)
+    allow_root = bool(options["allow-root"]) or privileges.allow_root_from_environment()
     try:  # whom to become after binding; root without --user is refused
-        identity = privileges.plan(options["user"], options["group"], bool(
-            options["allow-root"]) or privileges.allow_root_from_environment())
+        identity = privileges.plan(options["user"], options["group"], allow_root,
+                                   local_only=local)
     except privileges.PrivilegeError as error:
         print(error, file=sys.stderr)
         return 2
-    return app.serve(options.config(), options.listeners(), log_settings(options),
+    if identity is None and os.geteuid() == 0 and not allow_root and not options["user"]:
+        print("imapd: warning: running as root, which only a server on loopback may do; "
+              "for a service give --user NAME", file=sys.stderr)
+    return app.serve(options.config(), listeners, log_settings(options),
                      workers=options["workers"], serve_args=options.argv, identity=identity)

@@ -11,7 +11,11 @@ switches before the service's ``startService``, where the ports are bound.
 Root without ``--user`` is refused unless the operator says so
 (``--allow-root`` or ``IMAPD_ALLOW_ROOT=1``, for containers that have no
 other user): a mail server parsing untrusted input as root turns any bug
-into a full compromise.
+into a full compromise. One exception, so that the README's quick start
+works for whoever runs it (often root, in a fresh container): a server
+whose every listener is loopback or a UNIX socket runs as root with a
+warning. Nobody on the network can reach it, and it needs no privileged
+port; a public listener brings the refusal back.
 
 A server not started as root must own its data directory: files created by
 another account (a root-run ``imapd user add``, a restored backup) would
@@ -55,15 +59,16 @@ def allow_root_from_environment() -> bool:
 
 
 def plan(user: str | None, group: str | None, allow_root: bool,
-         euid: int | None = None) -> Identity | None:
+         euid: int | None = None, local_only: bool = False) -> Identity | None:
     """Whom to become after binding (None: stay as we are). Raises
     ``PrivilegeError`` for an unknown user or group, for ``--user`` without
-    root, and for root without ``--user`` or ``allow_root``."""
+    root, and for root without ``--user`` or ``allow_root`` unless
+    ``local_only`` (every listener loopback or UNIX: see the module)."""
     euid = os.geteuid() if euid is None else euid
     if group is not None and user is None:
         raise PrivilegeError("imapd: --group needs --user")
     if user is None:
-        if euid == 0 and not allow_root:
+        if euid == 0 and not allow_root and not local_only:
             raise PrivilegeError(
                 "imapd: refusing to run as root: give --user NAME (ports are bound first, "
                 f"then root is given up) or --allow-root (or {ALLOW_ROOT_ENV}=1)")
@@ -212,3 +217,54 @@ def run_as(listening: Any, data_dir: Path, identity: Identity | None, reactor: A
     listening.setServiceParent(top)
     DropAfterBinding(data_dir, identity, reactor).setServiceParent(top)  # type: ignore[no-untyped-call]
     return top
+
+
+_LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def local_only(endpoints: list[str]) -> bool:
+    """Every endpoint (Twisted server strings, an optional ``haproxy:``
+    prefix) is a UNIX socket or TCP/SSL bound to a loopback interface; a
+    TCP endpoint without ``interface=`` listens on every address."""
+    import ipaddress
+
+    for endpoint in endpoints:
+        fields = _split_endpoint(endpoint)
+        if fields and fields[0].lower() == "haproxy":
+            fields = fields[1:]
+        if not fields:
+            return False
+        kind = fields[0].lower()
+        if kind == "unix":
+            continue
+        if kind not in ("tcp", "ssl", "tcp6"):
+            return False
+        interface = next((f.split("=", 1)[1] for f in fields if f.startswith("interface=")), None)
+        if interface is None:
+            return False
+        if interface.lower() in _LOOPBACK_NAMES:
+            continue
+        try:
+            if not ipaddress.ip_address(interface).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def _split_endpoint(endpoint: str) -> list[str]:
+    """``endpoint`` split on the colons not escaped with a backslash
+    (Twisted's endpoint string syntax: ``interface=\\:\\:1``)."""
+    fields, current, escaped = [], "", False
+    for char in endpoint:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            fields.append(current)
+            current = ""
+        else:
+            current += char
+    fields.append(current)
+    return fields

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import pytest
 
+from imapd.net import privileges
 from tests.support.pinned_skips import Pin
 from tests.support.postfix import ensure_unix_user
 from tests.support.server import (
@@ -128,13 +129,42 @@ def test_root_without_user_is_refused(base: Path) -> None:
         pytest.skip(NOT_ROOT)
     env = subprocess_env()
     del env["IMAPD_ALLOW_ROOT"]
-    done = subprocess.run(imapd_command("serve", "--data", str(base / "d"), "--imap",
-                                        "tcp:0:interface=127.0.0.1"),
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert (done.returncode, done.stderr) == (2, (
-        "imapd: refusing to run as root: give --user NAME (ports are bound first, then root is "
-        "given up) or --allow-root (or IMAPD_ALLOW_ROOT=1)\n"))
-    assert not (base / "d").exists()  # refused before anything was made
+    # A public listener (every interface), or a loopback one beside a public one.
+    for endpoints in (["--imap", "tcp:0"], ["--imap", "tcp:0:interface=127.0.0.1",
+                                            "--pop3", "tcp:0:interface=0.0.0.0"]):
+        done = subprocess.run(imapd_command("serve", "--data", str(base / "d"), *endpoints),
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert (done.returncode, done.stderr) == (2, (
+            "imapd: refusing to run as root: give --user NAME (ports are bound first, then root "
+            "is given up) or --allow-root (or IMAPD_ALLOW_ROOT=1)\n"))
+        assert not (base / "d").exists()  # refused before anything was made
+
+
+def test_root_on_loopback_only_runs_with_a_warning(base: Path) -> None:
+    """The README's quick start, run by root: every listener on loopback (or
+    a UNIX socket), so nobody on the network reaches it: it serves, and says
+    once that a service wants --user."""
+    if os.geteuid() != 0:
+        pytest.skip(NOT_ROOT)
+    env = subprocess_env()
+    del env["IMAPD_ALLOW_ROOT"]
+    process = subprocess.Popen(
+        imapd_command("serve", "--data", str(base / "d"), "--imap", "tcp:0:interface=127.0.0.1",
+                      "--lmtp", f"unix:{base / 'lmtp.sock'}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "listening on IMAP" in line:
+                break
+        assert any("listening on IMAP 127.0.0.1:" in line for line in lines), lines
+        assert lines[0] == ("imapd: warning: running as root, which only a server on loopback "
+                            "may do; for a service give --user NAME\n")
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def as_user(uid: int, gid: int, *args: str) -> list[str]:
@@ -182,3 +212,17 @@ def test_user_needs_root_and_a_real_account(account: pwd.struct_passwd, base: Pa
     assert (as_other.returncode, as_other.stderr) == (
         2, f"imapd: --user {ACCOUNT} needs root to switch to it (running as nobody, uid "
            f"{pwd.getpwnam('nobody').pw_uid})\n")
+
+
+@pytest.mark.parametrize("endpoints, local", [
+    (["tcp:1143:interface=127.0.0.1"], True),
+    (["tcp:0:interface=127.0.0.2", "unix:/run/imapd/lmtp:mode=660"], True),
+    ([r"tcp6:0:interface=\:\:1", "haproxy:tcp:1:interface=localhost"], True),
+    (["tcp:143"], False),
+    (["ssl:993:interface=0.0.0.0"], False),
+    (["tcp:1143:interface=127.0.0.1", "tcp:110:interface=192.0.2.1"], False),
+    (["tcp:1:interface=mail.example.org"], False),
+    (["systemd:domain=INET:index=0"], False),
+])
+def test_local_only(endpoints: list[str], local: bool) -> None:
+    assert privileges.local_only(endpoints) is local
