@@ -25,6 +25,7 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
 from imapd.accounts.penalty import LoginGuard
+from imapd.core import telemetry
 from imapd.core.errors import ImapError
 from imapd.imap import capabilities
 from imapd.imap.commands import catalogue
@@ -201,6 +202,8 @@ class ImapServerProtocol(LineConnection):
         else:
             reply = Tagged(error.tag, status, error.reason, code)
         self.send(reply)
+        # A line that could not even be framed is a command too, for the metrics.
+        telemetry.sink().command_finished("imap", "INVALID", status.value, 0.0)
         return self.server.dispatcher.count_reply(self.session, status)
 
     # --- running one command -------------------------------------------------------

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from imapd.accounts.authenticator import Authenticator
 from imapd.accounts.penalty import LoginGuard
 from imapd.accounts.store import UserStore
+from imapd.core import telemetry
 from imapd.core.config import Config
 from imapd.imap.wire.framer import (
     CommandFrame, FrameError, FrameEvent, Framer, NeedContinuation,
@@ -236,6 +237,7 @@ class Pop3Connection(LineConnection):
     def answer_frame_error(self, error: FrameError) -> bool:
         """An overlong line: ``-ERR``, counted as a bad command."""
         self.send(r.err(error.reason))
+        telemetry.sink().command_finished("pop3", "UNKNOWN", "-ERR", 0.0)
         return self.session.count_bad().too_many_bad
 
     def run_frame(self, frame: CommandFrame) -> Coroutine[Any, Any, None]:

@@ -103,12 +103,14 @@ class Bad(Exception):
 
 
 class Refused(Exception):
-    """A valid command that fails: ``-ERR [code] reason``, not counted."""
+    """A valid command that fails: ``-ERR [code] reason``, not counted;
+    ``close``: the session ends all the same (QUIT, RFC 1939 §6)."""
 
-    def __init__(self, text: str, code: str | None = None) -> None:
+    def __init__(self, text: str, code: str | None = None, close: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.code = code
+        self.close = close
 
 
 Handler = Callable[["Pop3Session", Command], Awaitable[bool]]
@@ -180,7 +182,7 @@ class Pop3Session:
             return self.count_bad(), ERR
         except Refused as refused:
             self.link.send(r.err(refused.text, refused.code))
-            return Outcome(), ERR
+            return Outcome(close=refused.close), ERR
         except (Unavailable, StorageFull) as error:
             log.info("{label}: store unavailable: {why}", label=self.link.label, why=error.text)
             self.link.send(r.err("Mail store temporarily unavailable", r.SYS_TEMP))

@@ -155,8 +155,7 @@ async def quit_(session: Pop3Session, command: Command) -> bool:
         await session.update()
     except MailError as error:  # store unavailable or full: nothing is lost, retry later
         log.info("{label}: update failed: {why}", label=session.link.label, why=error.text)
-        session.link.send(r.err("Some deleted messages were not removed", r.SYS_TEMP))
-        return True
+        raise Refused("Some deleted messages were not removed", r.SYS_TEMP, close=True) from None
     session.link.send(r.ok("Logging out"))
     return True
 

@@ -331,3 +331,35 @@ def test_tls_is_noted_and_a_broken_handshake_is_the_reason(
     connection.connectionLost(Failure(SSL.Error("handshake failed")))  # type: ignore[no-untyped-call]
     (summary,) = recorder.summaries()
     assert (summary.secure, summary.reason) == (True, "tls failure")
+
+
+def test_lines_that_cannot_be_framed_are_reported_too(
+        tmp_path: Path, users: UserDatabase, recorder: Recorder) -> None:
+    conv, _ = conversation(users, limits=Limits(max_line=100))
+    reply = conv.exchange(b"a " + b"x" * 200 + b"\r\nb NOOP\r\n")
+    assert b"BAD" in reply and b"b OK" in reply
+    made = pop3_factory(tmp_path, users)
+    connection, transport = pop3_connect(made)
+    connection.dataReceived(b"X" * 5000 + b"\r\nNOOP\r\n")  # past the POP3 line limit
+    assert [c[:3] for c in recorder.of("command")] == [
+        ("imap", "INVALID", "BAD"), ("imap", "NOOP", "OK"), ("pop3", "UNKNOWN", "-ERR"),
+        ("pop3", "NOOP", "-ERR")]  # NOOP before login: not valid in this state
+
+
+def test_pop3_quit_whose_update_fails_is_err(tmp_path: Path, users: UserDatabase,
+                                            recorder: Recorder,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from imapd.mail.errors import Unavailable
+
+    made = pop3_factory(tmp_path, users)
+    connection, transport = pop3_connect(made)
+    connection.dataReceived(b"USER alice\r\nPASS wonderland\r\n")
+
+    async def down() -> None:
+        raise Unavailable("store down")
+
+    monkeypatch.setattr(connection.session, "update", down)
+    connection.dataReceived(b"QUIT\r\n")
+    assert take(transport).endswith(b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n")
+    assert transport.disconnecting
+    assert recorder.of("command")[-1][:3] == ("pop3", "QUIT", "-ERR")
