@@ -27,14 +27,13 @@ from twisted.python import usage
 from imapd.cli_backup import BackupOptions, RestoreOptions, run_backup, run_restore
 from imapd.cli_doctor import DoctorOptions, run_doctor
 from imapd.cli_status import StatusOptions, run_status
+from imapd.cli_config import ConfigOptions, run_config
 from imapd.cli_migrate import MigrateOptions, run_migrate
 from imapd.cli_import import ImportOptions, run_import_mail
-from imapd.cli_config import ConfigOptions, run_config
 from imapd.cli_quota import parse_limit, run_quota
-from imapd.config_file import CONFIG_HELP, ConfigFileError
+from imapd.config_file import ConfigFileError
 from imapd.cli_serve import (  # ServeOptions, resolve_data_dir: re-exported for the plugin
-    DATA_ENV, DEFAULT_DATA_DIR, QUOTA_TEMPFAIL_HELP, STORE_HELP, BaseOptions, ServeOptions,
-    resolve_data_dir, resolve_store, run_serve,
+    QUOTA_TEMPFAIL_HELP, BaseOptions, ServeOptions, StoreOptions, resolve_data_dir, run_serve,
 )
 from imapd.app import ensure_data_dir
 from imapd.core.config import Config, LmtpConfig
@@ -44,19 +43,7 @@ from imapd.accounts.users import UserDatabase, UserDatabaseError, hasher_from_sp
 
 # --- user management -----------------------------------------------------------
 
-class _DataOptions(BaseOptions):
-    optParameters: list[list[Any]] = [
-        ["config", None, None, CONFIG_HELP],
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-        ["store", None, None, STORE_HELP],
-    ]
-
-    def postOptions(self) -> None:
-        self["store"] = resolve_store(self["store"])
-
-    def config(self) -> Config:
-        return Config(data_dir=resolve_data_dir(self["data"]), store=self["store"])
-
+class _DataOptions(StoreOptions):
     def database(self) -> UserStore:
         from imapd.app import open_user_store
 
@@ -98,7 +85,7 @@ class UserDelOptions(_NamedUserOptions):
     (``imapd.cli_user``)."""
 
     synopsis = "NAME [--keep-mail NEWNAME] [--data DIR] [--store URL]"
-    optParameters: list[list[Any]] = _DataOptions.optParameters + [
+    optParameters: list[list[Any]] = [
         ["keep-mail", None, None, "keep the mail under this new owner name (no user has it)"],
     ]
 
@@ -132,7 +119,7 @@ class UserQuotaOptions(_NamedUserOptions):
     (``none``: unlimited); a limit not given is kept."""
 
     synopsis = "NAME [--storage SIZE|none] [--messages N|none] [--data DIR] [--store URL]"
-    optParameters: list[list[Any]] = _DataOptions.optParameters + [
+    optParameters: list[list[Any]] = [
         ["storage", None, None, "storage limit in bytes, or with K, M, G, T (x1024), or none"],
         ["messages", None, None, "message count limit, or none"],
     ]
@@ -307,10 +294,10 @@ COMMANDS: dict[str, Command] = {
            "Create, upgrade or inspect the store's schema"),
     "deliver": (DeliverOptions, run_deliver,
                 "Deliver one message from stdin (MTA mailbox_command)"),
+    "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
     "config": (ConfigOptions, run_config, "Check the configuration file, print the settings"),
     "backup": (BackupOptions, run_backup, "Copy the store, users and TLS files while the server runs"),
     "restore": (RestoreOptions, run_restore, "Put a backup back into a stopped data directory"),
-    "migrate": (MigrateOptions, run_migrate, "Copy an account from another IMAP server (imaps://USER@HOST)"),
     "doctor": (DoctorOptions, run_doctor, "Check the store's invariants; --repair fixes what is safe"),
     "status": (StatusOptions, run_status, "Show the running server's sessions and users"),
     "import": (ImportOptions, run_import_mail, "Import a Maildir or mbox into an account (resumable)"),

@@ -25,12 +25,11 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from twisted.python import usage
 
 from imapd import __version__
-from imapd.cli_serve import DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, resolve_data_dir, resolve_store
+from imapd.cli_serve import StoreOptions, resolve_data_dir
 from imapd.net.admin import sockets_of
 from imapd.storage.sqlite import backup as engine
 from imapd.storage.sqlite.schema import DB_FILENAME, SCHEMA_VERSION
@@ -48,20 +47,11 @@ class BackupError(Exception):
     """One line for the operator; exit status 1."""
 
 
-class _Options(BaseOptions):
-    optParameters: list[list[Any]] = [
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-        ["store", None, None, STORE_HELP],
-    ]
-
+class _Options(StoreOptions):
     def parseArgs(self, *args: str) -> None:
         if len(args) != 1:
             raise usage.UsageError("give exactly one backup directory DIR")
         self["dir"] = Path(args[0])
-
-    def postOptions(self) -> None:
-        self["store"] = resolve_store(self["store"])
-
 
 class BackupOptions(_Options):
     """``imapd backup DIR``: copy the data directory's store, users and TLS

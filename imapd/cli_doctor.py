@@ -13,23 +13,16 @@ import sqlite3
 import sys
 from typing import Any
 
-from imapd.cli_serve import DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, resolve_data_dir, resolve_store
+from imapd.cli_serve import StoreOptions, resolve_data_dir
 from imapd.storage.sqlite import doctor
 from imapd.storage.sqlite.schema import BUSY_TIMEOUT_SECONDS, DB_FILENAME, SCHEMA_VERSION
 
 
-class DoctorOptions(BaseOptions):
+class DoctorOptions(StoreOptions):
     """``imapd doctor [--repair] [--data D]``."""
 
     synopsis = "[--repair] [--data D] [--store URL]"
     optFlags = [["repair", None, "fix what is safe to fix (takes the store's write lock)"]]
-    optParameters: list[list[Any]] = [
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-        ["store", None, None, STORE_HELP],
-    ]
-
-    def postOptions(self) -> None:
-        self["store"] = resolve_store(self["store"])
 
 
 def run_doctor(options: DoctorOptions) -> int:

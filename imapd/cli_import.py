@@ -20,21 +20,16 @@ from typing import Any
 
 from twisted.python import usage
 
-from imapd.cli_serve import (
-    DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, resolve_data_dir, resolve_store,
-)
-from imapd.core.config import Config
+from imapd.cli_serve import BaseOptions, StoreOptions
 
 
-class _SourceOptions(BaseOptions):
+class _SourceOptions(StoreOptions):
     synopsis = "PATH --user NAME [--folder F] [--batch N] [--data DIR] [--store URL]"
     optParameters: list[list[Any]] = [
         ["user", "u", None, "the account to import into (it must exist)"],
         ["folder", "f", None, "put the source's top folder here and its folders below it "
                               "(default: INBOX, and the folders at the top level)"],
         ["batch", None, 100, "messages per transaction (a re-run redoes at most one batch)", int],
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-        ["store", None, None, STORE_HELP],
     ]
 
     def parseArgs(self, *args: str) -> None:
@@ -47,10 +42,7 @@ class _SourceOptions(BaseOptions):
             raise usage.UsageError("give the account to import into: --user NAME")
         if self["batch"] < 1:
             raise usage.UsageError("--batch must be at least 1")
-        self["store"] = resolve_store(self["store"])
-
-    def config(self) -> Config:
-        return Config(data_dir=resolve_data_dir(self["data"]), store=self["store"])
+        super().postOptions()
 
 
 class MaildirImportOptions(_SourceOptions):

@@ -153,6 +153,33 @@ class BaseOptions(usage.Options):
         return ordered + ["--"] + operands if operands else ordered
 
 
+class DataOptions(BaseOptions):
+    """Options of a command that works on a data directory: ``--config``
+    (its data and store settings apply: docs/configuration.md) and
+    ``--data``. Twisted's usage merges a subclass's own optParameters with
+    these."""
+
+    optParameters: list[list[Any]] = [
+        ["config", None, None, CONFIG_HELP],
+        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
+    ]
+
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self["data"])
+
+
+class StoreOptions(DataOptions):
+    """``DataOptions`` and ``--store`` (checked for shape)."""
+
+    optParameters: list[list[Any]] = [["store", None, None, STORE_HELP]]
+
+    def postOptions(self) -> None:
+        self["store"] = resolve_store(self["store"])
+
+    def config(self) -> Config:
+        return Config(data_dir=self.data_dir(), store=self["store"])
+
+
 class ServeOptions(BaseOptions):
     """Options of ``imapd serve`` and ``twistd imapd``."""
 

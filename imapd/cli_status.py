@@ -9,16 +9,13 @@ import sys
 import time
 from typing import Any
 
-from imapd.cli_serve import DATA_ENV, DEFAULT_DATA_DIR, BaseOptions, resolve_data_dir
+from imapd.cli_serve import DataOptions, resolve_data_dir
 
 
-class StatusOptions(BaseOptions):
+class StatusOptions(DataOptions):
     """``imapd status [--data D]``."""
 
     synopsis = "[--data D]"
-    optParameters: list[list[Any]] = [
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-    ]
 
 
 def _age(since: Any, now: float) -> str:
