@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import imaplib
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -248,3 +250,46 @@ def test_migrate_into_postgresql_while_a_frontend_serves_it(dovecot: Dovecot, tm
         for folder, target in TARGETS.items():
             assert contents(front.host, front.port, "alice", "alice-pw", target) == \
                 contents(dovecot.host, dovecot.port, dovecot.user, dovecot.password, folder), folder
+
+
+def test_killed_mid_run_and_resumed_copies_each_message_once(dovecot: Dovecot, tmp_path: Path) -> None:
+    """SIGKILL while batches are being stored, then the same command: every
+    source message is there exactly once (each batch is atomic; the re-run
+    skips what was committed by fingerprint)."""
+    bulk = 1200
+    client = imaplib.IMAP4(dovecot.host, dovecot.port)
+    client.login(dovecot.user, dovecot.password)
+    assert client.create("Bulk")[0] == "OK"
+    for n in range(bulk):
+        message = b"Message-ID: <bulk-%d@example.org>\r\nSubject: %d\r\n\r\n%s\r\n" % (n, n, b"x" * (n % 500))
+        assert client.append("Bulk", None, None, message)[0] == "OK"
+    client.logout()
+    secret = tmp_path / "source-password"
+    secret.write_text(dovecot.password + "\n")
+    with running_server(tmp_path, {"alice": "alice-pw"}) as server:
+        argv = imapd_command("migrate", "--from", f"imap://{dovecot.user}@{dovecot.host}:{dovecot.port}",
+                             "--plain-ok-on-loopback", "--password-file", str(secret), "--user", "alice",
+                             "--data", str(server.data_dir), "--folder-map", "Archive=")
+        first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env())
+        watcher = imaplib.IMAP4(server.host, server.port)
+        watcher.login("alice", "alice-pw")
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and first.poll() is None:
+                typ, data = watcher.status("Bulk", "(MESSAGES)")
+                if typ == "OK" and int(data[0].split()[-1].rstrip(b")")) >= 100:
+                    break
+                time.sleep(0.01)
+            first.kill()
+        finally:
+            first.wait(30)
+            watcher.logout()
+        assert first.returncode == -signal.SIGKILL, "the first run ended before it could be interrupted"
+        stored = contents(server.host, server.port, "alice", "alice-pw", "Bulk")
+        assert 100 <= len(stored) < bulk
+        status, out, err = migrate(server, dovecot, tmp_path, "--folder-map", "Archive=")
+        assert status == 0, out + err
+        row = re.search(rf"Bulk +Bulk +{bulk} +{bulk} +(\d+) +ok", out)
+        assert row and int(row.group(1)) == bulk - len(stored), out
+        assert contents(server.host, server.port, "alice", "alice-pw", "Bulk") == \
+            contents(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "Bulk")
