@@ -225,6 +225,8 @@ class MailSource(Protocol):
 
     def folders(self) -> list[Folder]: ...
 
+    def subscribed(self) -> set[str]: ...
+
     def count(self, folder: Folder) -> int: ...
 
     def examine(self, folder: Folder) -> int: ...
@@ -264,7 +266,14 @@ class Source:
 
     def folders(self) -> list[Folder]:
         """Every mailbox (LIST "" "*"), in the server's order."""
-        typ, data = self._call(self.imap.list, '""', '"*"')
+        return self._listed(self.imap.list)
+
+    def subscribed(self) -> set[str]:
+        """The names in the subscription list (LSUB "" "*", RFC 3501 §6.3.9)."""
+        return {folder.name for folder in self._listed(self.imap.lsub)}
+
+    def _listed(self, command: Any) -> list[Folder]:
+        typ, data = self._call(command, '""', '"*"')
         found: list[Folder] = []
         for part in data:
             if part is None:

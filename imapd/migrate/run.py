@@ -50,7 +50,8 @@ async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: 
                   stream: TextIO, bar: bool | None = None) -> list[FolderResult]:
     """Copy every selectable source folder (LIST order), each into its
     target (``copy.target_of``); a folder that fails is noted and the
-    others go on. The progress bar (``imapd.importer.progress``: on a
+    others go on. A target is subscribed when its source folder is
+    (RFC 3501 §6.3.6; existing subscriptions are kept). The progress bar (``imapd.importer.progress``: on a
     terminal only, unless ``bar``) counts the source's messages."""
     local_uses = {use: info.name for info in await mail.list_mailboxes(plan.user, "", "*")
                   for use in info.special_uses}
@@ -61,6 +62,7 @@ async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: 
             target = target_of(folder, plan.folder_map, local_uses)
             work.append((folder, target))
             total += await in_thread(source.count, folder) if target is not None else 0
+    subscribed = await in_thread(source.subscribed)
     progress = Progress(total, stream, bar)
     copier = FolderCopy(mail, plan.user, source, in_thread, progress.advance)
     results: list[FolderResult] = []
@@ -69,16 +71,18 @@ async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: 
             result = FolderResult(folder.name, target)
             results.append(result)
             if target is not None:
-                await _copy_folder(copier, folder, target, local_uses, result)
+                await _copy_folder(copier, folder, target, local_uses, result, folder.name in subscribed)
     finally:
         progress.close()
     return results
 
 
 async def _copy_folder(copier: FolderCopy, folder: Folder, target: str, local_uses: dict[str, str],
-                       result: FolderResult) -> None:
+                       result: FolderResult, subscribe: bool) -> None:
     try:
         await copier.ensure_target(target, folder, local_uses)
+        if subscribe:  # clients that show subscribed folders only see it as before
+            await copier.mail.subscribe(copier.user, target)
         await copier.run(folder, target, result)
     except Exception as error:  # noqa: BLE001 - reported in the table, the rest goes on
         result.errors.append(f"{type(error).__name__}: {error}")

@@ -84,6 +84,7 @@ def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
                 assert client.create(name(folder))[0] == "OK"
             for body, flags, date in messages:
                 assert client.append(name(folder), flags, date, body)[0] == "OK"
+        assert client.subscribe(name("Lists.python"))[0] == "OK"
         client.logout()
         yield server
 
@@ -108,10 +109,11 @@ def contents(host: str, port: int, user: str, password: str, folder: str) -> lis
     return sorted(out)
 
 
-def folder_names(host: str, port: int, user: str, password: str) -> set[str]:
+def folder_names(host: str, port: int, user: str, password: str, subscribed: bool = False) -> set[str]:
     client = imaplib.IMAP4(host, port)
     client.login(user, password)
-    names = {decode_mutf7(line.rsplit(b' "/" ', 1)[-1].strip(b'"')) for line in client.list()[1]
+    listed = client.lsub()[1] if subscribed else client.list()[1]
+    names = {decode_mutf7(line.rsplit(b' "/" ', 1)[-1].strip(b'"')) for line in listed
              if isinstance(line, bytes)}
     client.logout()
     return names
@@ -148,6 +150,7 @@ def test_migrate_from_dovecot_copies_everything_once(dovecot: Dovecot, tmp_path:
         assert f"{sum(map(len, SEED.values())) - 1} messages copied" in out, out
         local = folder_names(server.host, server.port, "alice", "alice-pw")
         assert set(TARGETS.values()) <= local, local
+        assert "Lists/python" in folder_names(server.host, server.port, "alice", "alice-pw", subscribed=True)
         for folder, target in TARGETS.items():
             source_side = contents(dovecot.host, dovecot.port, dovecot.user, dovecot.password, folder)
             assert len(source_side) == len(SEED[folder])

@@ -41,6 +41,9 @@ class FakeSource:
     def folders(self) -> list[Folder]:
         return list(self.content)
 
+    def subscribed(self) -> set[str]:
+        return {"Lists.py/thon", "Spam", "Gone"}
+
     def count(self, folder: Folder) -> int:
         return len(self.content[folder])
 
@@ -97,6 +100,7 @@ def test_copies_each_message_once_and_a_rerun_copies_nothing() -> None:
     assert out.getvalue() == ""  # not a terminal: no progress line
     assert local(mail, "INBOX") == sorted(src.content[src.folders()[0]])
     assert run(mail.list_mailboxes(U, "", "Spam"))[0].special_use == "\\Junk"
+    assert run(mail.subscriptions(U)) == ["Lists/py_thon", "Sent", "Spam"]  # Sent: a default, subscribed
     assert report(results, io.StringIO()) == 0
     again = run(migrate(mail, src, Plan(U, {}), direct, io.StringIO()))
     assert sum(r.copied for r in again) == 0 and all(r.ok for r in again)
