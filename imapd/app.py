@@ -260,7 +260,7 @@ def build_service(
     from imapd.net.admin import AdminListener
     from imapd.net.logs import SessionLog
     from imapd.net.ops import OperatedService, metrics_site
-    from imapd.net.service import Listener, imap_listeners
+    from imapd.net.service import imap_listeners
     from imapd.net.tls import ServerTLS, ensure_certificate, install_reload_on_hangup
 
     check_store(config)  # before anything is made in the data directory
@@ -286,17 +286,7 @@ def build_service(
 
     bound = imap_listeners(factory, listeners.imap, listeners.imaps)
     servers: list[Any] = [factory]
-    if listeners.lmtp:
-        lmtp = lmtp_factory(config, mail, users, reactor)
-        bound += [Listener("LMTP", d, lmtp) for d in listeners.lmtp]
-        servers.append(lmtp)
-    if listeners.pop3 or listeners.pop3s:
-        from imapd.net.pop3_connection import Pop3Factory
-
-        pop3 = Pop3Factory(config, users, mail, clock=reactor, tls=tls, guard=factory.login_guard)
-        bound += [Listener("POP3", d, pop3) for d in listeners.pop3]
-        bound += [Listener("POP3S", d, pop3, tls=tls) for d in listeners.pop3s]
-        servers.append(pop3)
+    bound += wing_listeners(config, listeners, factory, servers, reactor)
     admin = AdminListener(config.data_dir, servers, own=inherited is not None)
     # Telemetry (imapd.core.telemetry), installed while serving: the
     # per-session log line (imapd.net.logs), the metrics when asked for.
@@ -305,6 +295,29 @@ def build_service(
     return OperatedService(
         bound, reactor, servers=servers, backlog=config.limits.listen_backlog, close=close,
         inherited=inherited, admin=admin, metrics=http, telemetry=sinks)
+
+
+def wing_listeners(config: Config, listeners: Listeners, imap: Any, servers: list[Any],
+                   reactor: Any) -> list[Any]:
+    """The LMTP and POP3 listeners asked for, on the IMAP factory's mail
+    service, user store, certificate and login guard (penalties shared
+    across protocols); each wing's factory is appended to ``servers``."""
+    from imapd.net.service import Listener
+
+    bound: list[Any] = []
+    if listeners.lmtp:
+        lmtp = lmtp_factory(config, imap.mail, imap.users, reactor)
+        bound += [Listener("LMTP", d, lmtp) for d in listeners.lmtp]
+        servers.append(lmtp)
+    if listeners.pop3 or listeners.pop3s:
+        from imapd.net.pop3_connection import Pop3Factory
+
+        pop3 = Pop3Factory(config, imap.users, imap.mail, clock=reactor, tls=imap.tls,
+                           guard=imap.login_guard)
+        bound += [Listener("POP3", d, pop3) for d in listeners.pop3]
+        bound += [Listener("POP3S", d, pop3, tls=imap.tls) for d in listeners.pop3s]
+        servers.append(pop3)
+    return bound
 
 
 def lmtp_factory(config: Config, mail: MailService, users: UserStore, reactor: Any) -> Any:
