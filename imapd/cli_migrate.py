@@ -17,13 +17,12 @@ from typing import Any
 
 from twisted.python import usage
 
-from imapd.cli_serve import DATA_ENV, DEFAULT_DATA_DIR, STORE_HELP, BaseOptions, resolve_data_dir, resolve_store
-from imapd.core.config import Config
+from imapd.cli_serve import StoreOptions
 
 PASSWORD_ENV = "IMAPD_MIGRATE_PASSWORD"
 
 
-class MigrateOptions(BaseOptions):
+class MigrateOptions(StoreOptions):
     synopsis = "imapd migrate --from imaps://USER@HOST[:PORT] --user NAME [options]"
     optFlags = [
         ["starttls", None, "imap:// URL: upgrade with STARTTLS before logging in (RFC 3501 §6.2.1)"],
@@ -35,8 +34,6 @@ class MigrateOptions(BaseOptions):
         ["user", "u", None, "the local account to copy into (it must exist)"],
         ["password-file", None, None, f"read the source password from this file's first line "
          f"(else ${PASSWORD_ENV}, else a prompt)"],
-        ["data", "d", None, f"data directory (default ${DATA_ENV} or ./{DEFAULT_DATA_DIR})"],
-        ["store", None, None, STORE_HELP],
     ]
 
     def __init__(self) -> None:
@@ -60,10 +57,7 @@ class MigrateOptions(BaseOptions):
             raise usage.UsageError(str(error)) from None
         if self["starttls"] and self["url"].tls:
             raise usage.UsageError("--starttls is for imap:// URLs (imaps:// is TLS already)")
-        self["store"] = resolve_store(self["store"])
-
-    def config(self) -> Config:
-        return Config(data_dir=resolve_data_dir(self["data"]), store=self["store"])
+        super().postOptions()  # --store
 
 
 def read_password(options: MigrateOptions) -> str:

@@ -60,3 +60,11 @@ def test_option_errors() -> None:
     with pytest.raises(usage.UsageError, match="give --from"):
         MigrateOptions().parseOptions(["--user", "a"])
     assert options("--folder-map", "A=B/", "--folder-map", "C=")["map"] == {"A": "B", "C": ""}
+
+
+def test_data_and_store_from_the_config_file(tmp_path: Path) -> None:
+    """Like every command on a data directory (imapd.cli_serve.StoreOptions)."""
+    config = tmp_path / "imapd.toml"
+    config.write_text(f'data = "{tmp_path / "from-file"}"\nstore = "sqlite"\n')
+    assert options("--config", str(config)).config().data_dir == tmp_path / "from-file"
+    assert options("--config", str(config), "--data", "/elsewhere").config().data_dir == Path("/elsewhere")
