@@ -80,12 +80,15 @@ class SourceURL:
 class Folder:
     """One LIST entry: ``name`` decoded (RFC 3501 §5.1.3 modified UTF-7),
     ``raw`` as the server spells it (for EXAMINE), its hierarchy delimiter
-    (None: flat) and name attributes (RFC 3501 §7.2.2, RFC 6154 §2)."""
+    (None: flat) and name attributes (RFC 3501 §7.2.2, RFC 6154 §2);
+    ``prefix``: the server's personal namespace prefix (RFC 2342, Courier's
+    and cPanel's ``INBOX.``), which the local name leaves out."""
 
     name: str
     raw: bytes
     delimiter: str | None
     attributes: tuple[str, ...]
+    prefix: str = ""
 
     @property
     def selectable(self) -> bool:
@@ -263,6 +266,8 @@ class Source:
                     imap.shutdown()
             raise SourceError(f"{url}: {_text(error)}") from None
         self.imap = imap
+        self.prefix = ""
+        self.prefix = self.personal_prefix()
 
     def folders(self) -> list[Folder]:
         """Every mailbox (LIST "" "*"), in the server's order."""
@@ -271,6 +276,19 @@ class Source:
     def subscribed(self) -> set[str]:
         """The names in the subscription list (LSUB "" "*", RFC 3501 §6.3.9)."""
         return {folder.name for folder in self._listed(self.imap.lsub)}
+
+    def personal_prefix(self) -> str:
+        """The first personal namespace's prefix (RFC 2342 §5), "" when
+        the server has no NAMESPACE command or no prefix."""
+        try:  # asked even when not advertised: imaplib keeps the capabilities of before the login
+            typ, data = self._call(self.imap.namespace)
+        except SourceError:
+            return ""
+        values = parse_values(*_joined(data[:1]))
+        personal = values[0] if values and isinstance(values[0], list) and values[0] else None
+        if not personal or not isinstance(personal[0], list) or not isinstance(personal[0][0], bytes):
+            return ""
+        return decode_name(personal[0][0])
 
     def _listed(self, command: Any) -> list[Folder]:
         typ, data = self._call(command, '""', '"*"')
@@ -286,7 +304,7 @@ class Source:
                 continue
             found.append(Folder(
                 decode_name(raw), raw, delimiter.decode("ascii") if delimiter else None,
-                tuple(bytes(a).decode("ascii", "replace") for a in attributes)))
+                tuple(bytes(a).decode("ascii", "replace") for a in attributes), self.prefix))
         return found
 
     def count(self, folder: Folder) -> int:

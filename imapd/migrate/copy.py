@@ -68,12 +68,16 @@ def parse_folder_map(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def local_name(folder: Folder) -> str:
-    """The source name with its delimiter translated to ``/``."""
+    """The source name without the personal namespace prefix, its
+    delimiter translated to ``/``."""
     if folder.name.upper() == "INBOX":
         return "INBOX"
+    name = folder.name
+    if folder.prefix and name.startswith(folder.prefix) and len(name) > len(folder.prefix):
+        name = name[len(folder.prefix):]
     if folder.delimiter in (None, "", "/"):
-        return folder.name
-    parts = folder.name.split(folder.delimiter)
+        return name
+    parts = name.split(folder.delimiter)
     return "/".join(part.replace("/", "_") for part in parts)
 
 

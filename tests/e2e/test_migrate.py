@@ -296,3 +296,24 @@ def test_killed_mid_run_and_resumed_copies_each_message_once(dovecot: Dovecot, t
         assert row and int(row.group(1)) == bulk - len(stored), out
         assert contents(server.host, server.port, "alice", "alice-pw", "Bulk") == \
             contents(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "Bulk")
+
+
+def test_the_personal_namespace_prefix_is_left_out(tmp_path: Path) -> None:
+    """A source whose folders all sit under ``INBOX.`` (RFC 2342 personal
+    namespace prefix: Courier, cPanel) gives top-level folders here."""
+    require_tool(None if unavailable() else "dovecot", MISSING)
+    message = b"From: p@example.org\r\nMessage-ID: <p@example.org>\r\n\r\nprefixed\r\n"
+    with running_dovecot(prefix="INBOX.") as source, running_server(tmp_path, {"alice": "alice-pw"}) as server:
+        client = imaplib.IMAP4(source.host, source.port)
+        client.login(source.user, source.password)
+        for folder in ("INBOX.Lists.python", "INBOX.Sent Messages"):
+            assert client.create(name(folder))[0] == "OK"
+            assert client.append(name(folder), "(\\Seen)", '"01-Feb-2020 10:00:00 +0000"', message)[0] == "OK"
+        client.logout()
+        status, out, err = migrate(server, source, tmp_path)
+        assert status == 0, out + err
+        assert re.search(r"INBOX\.Lists\.python +Lists/python +1 +1 +1 +ok", out), out
+        assert re.search(r"INBOX\.Sent Messages +Sent +1 +1 +1 +ok", out), out
+        assert "INBOX/Lists" not in folder_names(server.host, server.port, "alice", "alice-pw")
+        assert contents(server.host, server.port, "alice", "alice-pw", "Lists/python") == \
+            contents(source.host, source.port, source.user, source.password, "INBOX.Lists.python")

@@ -148,6 +148,10 @@ def test_targets() -> None:
     assert target_of(folder("[Gmail].Starred.x", "\\Flagged"), fmap, uses) == "Gmail/Starred/x"
     with pytest.raises(ValueError):
         parse_folder_map(["nothing"])
+    courier = Folder("INBOX.Lists.py", b"", ".", (), "INBOX.")  # RFC 2342 personal prefix
+    assert target_of(courier, {}, uses) == "Lists/py"
+    assert target_of(Folder("INBOX", b"INBOX", ".", (), "INBOX."), {}, uses) == "INBOX"
+    assert target_of(courier, {"INBOX.Lists": "L"}, uses) == "L/py"
 
 
 def test_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

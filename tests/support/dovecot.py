@@ -53,6 +53,7 @@ mail_location = maildir:~/Maildir
 namespace inbox {{
   inbox = yes
   separator = .
+  prefix = {prefix}
   mailbox "Sent Messages" {{
     special_use = \\Sent
   }}
@@ -99,10 +100,11 @@ def unavailable() -> str | None:
 
 @contextlib.contextmanager
 def running_dovecot(user: str = "olduser", password: str = "old-pass-1", *,
-                    tls: bool = False) -> Iterator[Dovecot]:
+                    tls: bool = False, prefix: str = "") -> Iterator[Dovecot]:
     """Start Dovecot with one account; stop it and remove everything on exit.
     ``tls``: also STARTTLS on the IMAP port and implicit TLS on another one,
-    with a new self-signed certificate."""
+    with a new self-signed certificate. ``prefix``: the personal namespace's
+    (RFC 2342), e.g. ``INBOX.`` as Courier and cPanel's Dovecot have it."""
     root = Path(tempfile.mkdtemp(prefix="imapd-test-dovecot-"))
     process: subprocess.Popen[bytes] | None = None
     try:
@@ -117,7 +119,8 @@ def running_dovecot(user: str = "olduser", password: str = "old-pass-1", *,
             certificate, key = root / "tls" / "cert.pem", root / "tls" / "key.pem"
             generate_self_signed(certificate, key, "localhost")
             imaps_port, ssl = free_port(), f"yes\nssl_cert = <{certificate}\nssl_key = <{key}"
-        (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, ssl=ssl, imaps_port=imaps_port or 0))
+        (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, ssl=ssl, imaps_port=imaps_port or 0,
+                                                            prefix=prefix))
         (root / "server.log").touch()
         process = subprocess.Popen(["dovecot", "-F", "-c", str(root / "dovecot.conf")],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
