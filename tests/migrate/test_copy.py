@@ -188,3 +188,30 @@ def test_migrate_account_prints_the_table_or_says_why_the_source_failed(
     assert run(migrate_account(mail, lambda: src, Plan(U, {}), direct, io.StringIO())) == \
         "source: socket error: EOF"
     assert src.logged_out and capsys.readouterr().out == ""
+
+
+def test_a_gmail_like_account() -> None:
+    """Labels are folders, every message is in [Gmail]/All Mail (\\All) once
+    more: copied as the server shows them (All Mail a plain folder: imapd has
+    no \\All), or without All Mail when mapped away; Sent Mail, Spam, Trash
+    land in the account's own special-use mailboxes."""
+    labelled, archived, sent = message(1), message(2), message(3)
+    gmail = FakeSource({
+        ("INBOX", "/", ()): [((), labelled)],
+        ("Work", "/", ()): [((), labelled)],
+        ("[Gmail]", "/", ("\\Noselect",)): [],
+        ("[Gmail]/All Mail", "/", ("\\All",)): [((), labelled), ((), archived), (("\\Seen",), sent)],
+        ("[Gmail]/Sent Mail", "/", ("\\Sent",)): [(("\\Seen",), sent)],
+        ("[Gmail]/Spam", "/", ("\\Junk",)): [],
+        ("[Gmail]/Starred", "/", ("\\Flagged",)): [],
+    })
+    mail = MailService(MemoryBackend(), default_mailboxes=[("Sent", "\\Sent"), ("Junk", "\\Junk")])
+    results = run(migrate(mail, gmail, Plan(U, {}), direct, io.StringIO()))
+    assert [(r.source, r.target, r.copied) for r in results] == [
+        ("INBOX", "INBOX", 1), ("Work", "Work", 1), ("[Gmail]/All Mail", "[Gmail]/All Mail", 3),
+        ("[Gmail]/Sent Mail", "Sent", 1), ("[Gmail]/Spam", "Junk", 0), ("[Gmail]/Starred", "[Gmail]/Starred", 0)]
+    assert run(mail.list_mailboxes(U, "", "[Gmail]/All Mail"))[0].special_use is None
+    other = MailService(MemoryBackend(), default_mailboxes=[("Sent", "\\Sent")])
+    results = run(migrate(other, gmail, Plan(U, parse_folder_map(["[Gmail]/All Mail="])), direct, io.StringIO()))
+    assert sum(r.copied for r in results) == 3 and report(results, io.StringIO()) == 0
+    assert "[Gmail]/All Mail" not in {info.name for info in run(other.list_mailboxes(U, "", "*"))}
