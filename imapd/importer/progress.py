@@ -24,7 +24,8 @@ class Progress:
     bytes imported; a tqdm bar on ``stream`` when ``stream`` is a TTY (or
     when ``bar`` says so)."""
 
-    def __init__(self, total: int, stream: TextIO, bar: bool | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO, bar: bool | None = None,
+                 label: str = "import") -> None:
         self.stream = stream
         self.size = 0
         self._bar: Any = None
@@ -32,7 +33,7 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, unit="msg", file=stream, dynamic_ncols=True,
-                             smoothing=0.1, desc="import")
+                             smoothing=0.1, desc=label)
 
     @property
     def drawing(self) -> bool:

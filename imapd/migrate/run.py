@@ -63,7 +63,7 @@ async def migrate(mail: MailService, source: MailSource, plan: Plan, in_thread: 
             work.append((folder, target))
             total += await in_thread(source.count, folder) if target is not None else 0
     subscribed = await in_thread(source.subscribed)
-    progress = Progress(total, stream, bar)
+    progress = Progress(total, stream, bar, label="migrate")
     copier = FolderCopy(mail, plan.user, source, in_thread, progress.advance)
     results: list[FolderResult] = []
     try:
