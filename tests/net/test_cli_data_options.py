@@ -13,7 +13,7 @@ from imapd.cli import ImapdOptions
 COMMANDS = [
     ["backup", "DIR"], ["restore", "DIR"], ["doctor"], ["status"],
     ["import", "maildir", "PATH", "--user", "alice"], ["user", "list"], ["db", "version"],
-    ["deliver"],
+    ["deliver"], ["migrate", "--from", "imaps://u@mail.example.org", "--user", "alice"],
 ]
 
 
