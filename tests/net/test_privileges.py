@@ -13,8 +13,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -22,17 +20,16 @@ from typing import Iterator
 import pytest
 
 from imapd.net import privileges
+from tests.support.launcher import imapd_launcher
 from tests.support.pinned_skips import Pin
 from tests.support.postfix import ensure_unix_user
 from tests.support.server import (
-    REPO_ROOT, RunningServer, add_user, imapd_command, running_server, subprocess_env,
+    RunningServer, add_user, imapd_command, running_server, subprocess_env,
 )
 from tests.support.waiting import wait_until
 
 NOT_ROOT = "switching users needs root (the suite runs as root in CI)"
-NO_PYTHON = "no python the unprivileged account can execute"
-PINNED_SKIPS = (Pin.exact(NOT_ROOT, "only root can bind below 1024 and change user", in_ci=False),
-                Pin.exact(NO_PYTHON, "the venv's interpreter is under a private home", in_ci=False))
+PINNED_SKIPS = (Pin.exact(NOT_ROOT, "only root can bind below 1024 and change user", in_ci=False),)
 ACCOUNT = "imapd-test"
 MESSAGE = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -167,39 +164,37 @@ def test_root_on_loopback_only_runs_with_a_warning(base: Path) -> None:
         process.wait(30)
 
 
-def as_user(uid: int, gid: int, *args: str) -> list[str]:
-    """``imapd ARGS`` run by ``uid`` (``setpriv``), with an interpreter that
-    account can execute: the venv's may live under root's 0700 home (pyenv),
-    then the system's python of the same version with the venv's packages."""
-    prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-    python = os.path.realpath(sys.executable)
-    reachable = all(os.stat(p).st_mode & 0o001 for p in Path(python).parents)
-    if reachable:
-        return [*prefix, sys.executable, "-m", "imapd", *args]
-    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    if not os.path.exists(system):
-        pytest.skip(NO_PYTHON)
-    packages = sysconfig.get_paths()["purelib"]
-    code = f"import sys; sys.path[1:1] = [{str(REPO_ROOT)!r}, {packages!r}]; import runpy; " \
-           "runpy.run_module('imapd', run_name='__main__')"
-    return [*prefix, system, "-c", code, *args]
+@pytest.fixture(scope="module")
+def launcher() -> Iterator[Path]:
+    """An imapd command unprivileged accounts can run (the checkout may be
+    out of their reach: ``tests.support.launcher``)."""
+    if os.geteuid() != 0:
+        pytest.skip(NOT_ROOT)
+    with imapd_launcher("nobody") as command:
+        yield command
+
+
+def as_user(launcher: Path, uid: int, gid: int, *args: str) -> list[str]:
+    """``imapd ARGS`` run by ``uid`` (``setpriv``)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", str(launcher), *args]
 
 
 def test_a_data_dir_owned_by_someone_else_is_refused(
-    account: pwd.struct_passwd, base: Path
+    account: pwd.struct_passwd, base: Path, launcher: Path
 ) -> None:
     data = base / "d"
     add_user(data, "alice", "wonderland")  # as root: root owns it
-    done = subprocess.run(as_user(account.pw_uid, account.pw_gid, "serve", "--data", str(data),
-                                  "--imap", "tcp:0:interface=127.0.0.1"),
-                          capture_output=True, text=True, env=subprocess_env(), cwd=REPO_ROOT,
+    done = subprocess.run(as_user(launcher, account.pw_uid, account.pw_gid, "serve", "--data",
+                                  str(data), "--imap", "tcp:0:interface=127.0.0.1"),
+                          capture_output=True, text=True, env=subprocess_env(), cwd=base,
                           timeout=60)
     assert (done.returncode, done.stderr) == (2, (
         f"imapd: data directory {data} is owned by root, not by {ACCOUNT} who runs the server "
         f"(chown -R {ACCOUNT} {data}, or start as root with --user {ACCOUNT})\n"))
 
 
-def test_user_needs_root_and_a_real_account(account: pwd.struct_passwd, base: Path) -> None:
+def test_user_needs_root_and_a_real_account(account: pwd.struct_passwd, base: Path,
+                                            launcher: Path) -> None:
     missing = subprocess.run(
         imapd_command("serve", "--data", str(base / "d"), "--user", "no-such-imapd-user"),
         capture_output=True, text=True, env=subprocess_env(), timeout=60)
@@ -207,8 +202,9 @@ def test_user_needs_root_and_a_real_account(account: pwd.struct_passwd, base: Pa
         2, "imapd: --user no-such-imapd-user: no such user\n")
     nobody = pwd.getpwnam("nobody")
     as_other = subprocess.run(
-        as_user(nobody.pw_uid, nobody.pw_gid, "serve", "--data", str(base / "d"), "--user", ACCOUNT),
-        capture_output=True, text=True, env=subprocess_env(), cwd=REPO_ROOT, timeout=60)
+        as_user(launcher, nobody.pw_uid, nobody.pw_gid, "serve", "--data", str(base / "d"),
+                "--user", ACCOUNT),
+        capture_output=True, text=True, env=subprocess_env(), cwd=base, timeout=60)
     assert (as_other.returncode, as_other.stderr) == (
         2, f"imapd: --user {ACCOUNT} needs root to switch to it (running as nobody, uid "
            f"{pwd.getpwnam('nobody').pw_uid})\n")
