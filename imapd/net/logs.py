@@ -36,7 +36,7 @@ from twisted.logger import (
     FilteringLogObserver, LogLevel, LogLevelFilterPredicate, Logger,
     formatEvent, globalLogBeginner, textFileLogObserver,
 )
-from imapd.core.telemetry import SessionSummary
+from imapd.core.telemetry import NullTelemetry, SessionSummary
 
 session_log = Logger(namespace="imapd.session")
 
@@ -73,34 +73,15 @@ def session_line(summary: SessionSummary) -> str:
             f"secs={summary.seconds:.3f} tls={'yes' if summary.secure else 'no'}")
 
 
-class SessionLog:
+class SessionLog(NullTelemetry):
     """A ``Telemetry`` sink (``imapd.core.telemetry``) that logs one line
     per closed session; every other event is the metrics' business."""
-
-    def connection_opened(self, protocol: str, peer: str) -> None:
-        pass
 
     def connection_closed(self, summary: SessionSummary) -> None:
         try:
             session_log.info("{line}", line=session_line(summary))
         except Exception:  # a sink never raises into a connection's close
             pass
-
-    def logged_in(self, protocol: str, mechanism: str, success: bool) -> None:
-        pass
-
-    def command_finished(self, protocol: str, command: str, result: str,
-                         seconds: float) -> None:
-        pass
-
-    def idle_changed(self, delta: int) -> None:
-        pass
-
-    def delivered(self, via: str, outcome: str) -> None:
-        pass
-
-    def committed(self, engine: str, seconds: float, changes: int) -> None:
-        pass
 
 
 # --- destinations -------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import imaplib
 import poplib
-import re
 import ssl
 from pathlib import Path
 from typing import Iterator
@@ -15,39 +14,24 @@ from typing import Iterator
 import pytest
 
 from tests.support.raw import RawClient
+from tests.support.pop3_server import POP3_LINE, POP3S_LINE, append, imap_login, pop3_server, port
 from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
-from tests.support.waiting import wait_until
 
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "c4rol", "dave": "d4ve"}
-POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
-POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    args = ["--pop3", LOOPBACK_ENDPOINT, "--pop3s", "ssl:0:interface=127.0.0.1"]
-    with running_server(tmp_path_factory.mktemp("e2e-pop3"), USERS, args) as s:
+    with pop3_server(tmp_path_factory.mktemp("e2e-pop3"), USERS) as s:
         yield s
 
 
-def port(server: RunningServer, pattern: re.Pattern[str]) -> int:
-    return int(wait_until(lambda: pattern.search(server.log()), "the listener").group(2))
-
-
 def imap(server: RunningServer, user: str) -> imaplib.IMAP4:
-    client = imaplib.IMAP4(server.host, server.port)
-    client.login(user, USERS[user])
-    return client
+    return imap_login(server, user, USERS[user])
 
 
 def put(server: RunningServer, user: str, messages: list[bytes]) -> None:
-    client = imap(server, user)
-    try:
-        for message in messages:
-            typ, data = client.append("INBOX", None, None, message)
-            assert typ == "OK", data
-    finally:
-        client.logout()
+    append(server, user, USERS[user], messages)
 
 
 def pop(server: RunningServer, user: str) -> poplib.POP3:

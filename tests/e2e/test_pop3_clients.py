@@ -26,8 +26,8 @@ from tests.support.pop3_clients import (
     Fetchmail, Getmail, as_getmail_stores,
 )
 from tests.support.raw import RawClient
+from tests.support.pop3_server import POP3_LINE, POP3S_LINE, append, imap_login, pop3_server, port
 from tests.support.server import LOOPBACK_ENDPOINT, RunningServer, running_server
-from tests.support.waiting import wait_until
 
 PINNED_SKIPS = (
     Pin.exact(FETCHMAIL_MISSING, "fetchmail is a Debian package .ci/run installs", in_ci=False),
@@ -37,8 +37,6 @@ PINNED_SKIPS = (
 )
 USERS = {"fetch": "fetch-pw", "getm": "getm-pw", "keeper": "keeper-pw", "tls": "tls-pw", "mig": "mig-pw",
          "tls-stls": "stls-pw", "tls-pop3s": "pop3s-pw"}
-POP3_LINE = re.compile(r"listening on POP3 (\[[^\]]+\]|[^\s:]+):(\d+)")
-POP3S_LINE = re.compile(r"listening on POP3S (\[[^\]]+\]|[^\s:]+):(\d+)")
 
 # What clients stumble on: lines starting with a dot (byte-stuffed on the
 # wire, RFC 1939 §3), a lone "." line, 8-bit bytes, a long line, a message
@@ -53,29 +51,16 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    args = ["--pop3", LOOPBACK_ENDPOINT, "--pop3s", "ssl:0:interface=127.0.0.1"]
-    with running_server(tmp_path_factory.mktemp("e2e-pop3-clients"), USERS, args) as s:
+    with pop3_server(tmp_path_factory.mktemp("e2e-pop3-clients"), USERS) as s:
         yield s
 
 
-def port(server: RunningServer, pattern: re.Pattern[str]) -> int:
-    return int(wait_until(lambda: pattern.search(server.log()), "the POP3 listener").group(2))
-
-
 def imap(server: RunningServer, user: str) -> imaplib.IMAP4:
-    client = imaplib.IMAP4(server.host, server.port)
-    client.login(user, USERS[user])
-    return client
+    return imap_login(server, user, USERS[user])
 
 
 def put(server: RunningServer, user: str, messages: list[bytes]) -> None:
-    client = imap(server, user)
-    try:
-        for message in messages:
-            typ, data = client.append("INBOX", None, None, message)
-            assert typ == "OK", data
-    finally:
-        client.logout()
+    append(server, user, USERS[user], messages)
 
 
 def inbox(server: RunningServer, user: str) -> list[tuple[bytes, bytes]]:
