@@ -352,6 +352,21 @@ class MailBackend(Protocol):
         the mailbox."""
         ...
 
+    async def text_candidates(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> frozenset[int] | None:
+        """A full-text index's push-down for SEARCH's string keys (RFC 3501
+        §6.4.4). ``scope``: "TEXT", "BODY" or "HEADER" (SUBJECT, FROM, TO,
+        CC, BCC and HEADER field); ``folded``: the search string already
+        folded with ``imapd.message.casemap.fold`` (RFC 5051). Returns UIDs
+        of the mailbox's messages that MAY match: every message whose
+        decoded text in that scope (``imapd.message.searchtext``) contains
+        ``folded`` must be in it, others may be; the caller confirms each
+        candidate exactly. Optional: an engine without an index (or with a
+        needle too short for it) answers None and the caller evaluates every
+        message. Never changes anything."""
+        ...
+
     # --- quota (RFC 9208) ---------------------------------------------------
 
     async def quota(self, user: str) -> QuotaInfo:

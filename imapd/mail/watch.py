@@ -348,6 +348,15 @@ class MailboxWatch:
     async def fetch_flags(self, uids: Sequence[int] | None = None) -> list[FlagState]:
         return await self._backend.fetch_flags(self._live(), uids)
 
+    async def text_candidates(self, scope: str, folded: str) -> frozenset[int] | None:
+        """``MailBackend.text_candidates`` on this mailbox; None from a
+        backend object without the (optional) method."""
+        method = getattr(self._backend, "text_candidates", None)
+        if method is None:
+            return None
+        result: frozenset[int] | None = await method(self._live(), scope, folded)
+        return result
+
     async def read_message(
         self, uid: int, offset: int = 0, length: int | None = None
     ) -> bytes | None:

@@ -182,6 +182,14 @@ class YieldingBackend:
         await self._turn()
         return result
 
+    async def text_candidates(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> frozenset[int] | None:
+        await self._turn()
+        result = await self.inner.text_candidates(ref, scope, folded)
+        await self._turn()
+        return result
+
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         await self._turn()
         result = await self.inner.changes_since(ref, modseq, uidnext)

@@ -14,6 +14,9 @@ gone from the store and match nothing). Their store records decide every
 cheap key first (``search_eval``); only messages still undecided get their
 analysis (the store's ``meta``) loaded, and only those still undecided after
 that get their bytes read — one message at a time, so memory stays bounded.
+Before all that, a store with a full-text index (``MailBackend.
+text_candidates``) names the messages a string key can match at all; the
+others are not even read, and the candidates are still decided exactly.
 
 Extensions: ``RETURN (...)`` answers with ESEARCH and SAVE keeps the result
 as ``$`` (RFC 4731, RFC 5182; see ``esearch``); ``$`` in the criteria is the
@@ -30,7 +33,7 @@ from typing import Sequence
 from imapd.imap.commands import condstore, esearch
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.select import selected_view
-from imapd.imap.commands.search_eval import Candidate, Evaluator, uses_modseq
+from imapd.imap.commands.search_eval import Candidate, Evaluator, index_narrowing, uses_modseq
 from imapd.core.errors import ImapError
 from imapd.message import MessageInfo, analyze, casemap
 from imapd.message.infocache import decode_info
@@ -93,15 +96,19 @@ async def _matching(
 ) -> list[Candidate]:
     """The messages matching the criteria, ascending (see module doc)."""
     uids = list(view.uids)
-    records = await view.watch.fetch_records(uids) if uids else []
-    by_uid = {record.uid: record for record in records}
     evaluator = Evaluator(len(uids), uids[-1] if uids else 0, saved)
+    # The store's full-text index rules out most messages for string keys:
+    # only its candidates' records are read and evaluated.
+    possible = await index_narrowing(cmd.criteria, evaluator, view.watch.text_candidates)
+    wanted = uids if possible is None else [uid for uid in uids if uid in possible]
+    records = await view.watch.fetch_records(wanted) if wanted else []
+    by_uid = {record.uid: record for record in records}
     matched: list[Candidate] = []
     undecided: list[Candidate] = []
     for seq, uid in enumerate(uids, start=1):
         record = by_uid.get(uid)
         if record is None:
-            continue  # expunged by another session; not yet announced
+            continue  # ruled out by the index, or expunged by another session
         candidate = Candidate(seq, record, view.is_recent(uid))
         verdict = evaluator.evaluate(cmd.criteria, candidate)
         if verdict is None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from imapd.mail.records import MessageRecord
 from imapd.message import MessageInfo, searchable_text
@@ -191,6 +192,40 @@ class Evaluator:
             return None
         needle = self.needle(key.value)
         return any(needle in value for value in values)
+
+
+# ``MailBackend.text_candidates``: (scope, folded needle) -> UIDs or None.
+TextLookup = Callable[[str, str], Awaitable["frozenset[int] | None"]]
+
+
+async def index_narrowing(
+    key: SearchKey, evaluator: Evaluator, lookup: TextLookup
+) -> frozenset[int] | None:
+    """UIDs outside which ``key`` cannot match, from the store's full-text
+    index, or None when the index cannot narrow it. A string key can only
+    match its candidates; AND matches only where each narrowed part can, OR
+    only where either side can (so both must be narrowed); NOT and every
+    other key do not narrow. The result is a superset of the matches: the
+    evaluator still decides each message, so the answer is the same as
+    without an index (RFC 3501 §6.4.4)."""
+    if isinstance(key, SearchText):
+        return await lookup(key.scope.value, evaluator.needle(key.value))
+    if isinstance(key, SearchHeader):
+        return await lookup("HEADER", evaluator.needle(key.value))
+    if isinstance(key, SearchAnd):
+        found: frozenset[int] | None = None
+        for sub in key.keys:
+            part = await index_narrowing(sub, evaluator, lookup)
+            if part is not None:
+                found = part if found is None else found & part
+        return found
+    if isinstance(key, SearchOr):
+        left = await index_narrowing(key.left, evaluator, lookup)
+        if left is None:
+            return None
+        right = await index_narrowing(key.right, evaluator, lookup)
+        return None if right is None else left | right
+    return None
 
 
 def subkeys(key: SearchKey) -> tuple[SearchKey, ...]:

@@ -473,6 +473,13 @@ class MemoryBackend:
         self.data.ring(destination.id, modseq)
         return CopyResult(destination.uidvalidity, tuple(pairs), claimed)
 
+    async def text_candidates(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> frozenset[int] | None:
+        """No index here: the caller evaluates every message."""
+        self._mailbox(ref)
+        return None
+
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         """See ``Changes``; a vanished mailbox is ``Changes(exists=False)``."""
         self._check_open()

@@ -245,6 +245,12 @@ class PostgresBackend:
         self._check_open()
         return await self.runner.read(lambda conn: reads.open_message(conn, ref, uid))
 
+    async def text_candidates(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> frozenset[int] | None:
+        """No index yet (schema v1): the caller evaluates every message."""
+        return None
+
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         self._check_open()
         return await self.runner.read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))

@@ -50,7 +50,7 @@ from imapd.mail.records import (
 )
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
-from imapd.storage.sqlite import accounts, quota, reads, tree
+from imapd.storage.sqlite import accounts, fts, quota, reads, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
@@ -342,6 +342,18 @@ class SqliteBackend:
         if not stream:
             return body
         return await self._read_large(lambda conn: reads.spool_body(conn, ref, uid, self.spool_dir))
+
+    async def text_candidates(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> frozenset[int] | None:
+        if not fts.usable(scope, folded):
+            return None
+
+        def read(conn: sqlite3.Connection) -> frozenset[int] | None:
+            reads.check(conn, ref)
+            return fts.candidates(conn, ref.id, scope, folded)
+
+        return await self._read_large(read)
 
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         return self._read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))

@@ -20,6 +20,7 @@ from imapd.mail.records import (
 )
 from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
 from imapd.storage.rows import MailboxRow
+from imapd.storage.sqlite import fts
 from imapd.storage.sqlite.mailboxes import count_bodies, release_bodies
 
 MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
@@ -141,6 +142,8 @@ def _insert_body(conn: sqlite3.Connection, item: AppendItem) -> int:
         with conn.blobopen("bodies", "data", body_id) as blob, memoryview(item.message) as view:
             for start in range(0, size, BLOB_PIECE):
                 blob.write(view[start:start + BLOB_PIECE])
+    # SEARCH's index, in the same transaction as the body (schema v4).
+    fts.index_body(conn, body_id, item.message, item.meta)
     return body_id
 
 

@@ -24,6 +24,7 @@ def _make_v1(directory: Path) -> None:
     conn.execute("INSERT INTO mailboxes(user_id, name, selectable, uidvalidity, uidnext) "
                  "VALUES(1, 'INBOX', 1, 7, 3)")
     conn.execute("INSERT INTO messages VALUES(1, 2, 1, 0, 0, 42, 0, '', 2)")
+    conn.execute("INSERT INTO bodies VALUES(1, 1, x'', x'00')")
     conn.execute("PRAGMA user_version=1")
     conn.close()
 
@@ -32,7 +33,7 @@ def test_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     _make_v1(tmp_path)
     conn = schema.connect(tmp_path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
         assert conn.execute("SELECT uidnext FROM mailboxes WHERE name='INBOX'").fetchone() == (3,)
         assert conn.execute("SELECT size FROM messages").fetchall() == [(42,)]
         assert conn.execute("SELECT * FROM quotas").fetchall() == []  # no limits yet
@@ -40,6 +41,11 @@ def test_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         assert conn.execute("SELECT * FROM usage").fetchall() == [(1, 42, 1)]
         conn.execute("INSERT INTO messages VALUES(1, 3, 1, 0, 0, 8, 0, '', 3)")
         assert conn.execute("SELECT * FROM usage").fetchall() == [(1, 50, 2)]
+        # Version 4: the bodies stored before the full-text index wait for
+        # ``imapd doctor --reindex`` (searches treat them as candidates).
+        assert conn.execute("SELECT body_id FROM body_unindexed").fetchall() == [(1,)]
+        conn.execute("DELETE FROM bodies WHERE id=1")
+        assert conn.execute("SELECT body_id FROM body_unindexed").fetchall() == []
     finally:
         conn.close()
     again = schema.connect(tmp_path)  # opening a current store again changes nothing

@@ -1,0 +1,163 @@
+"""The full-text index behind SEARCH's string keys (schema version 4).
+
+SEARCH TEXT/BODY/SUBJECT/FROM/... match substrings of decoded text under
+``i;unicode-casemap`` (RFC 3501 §6.4.4, RFC 5051). Scanning every message
+costs seconds at 100,000 messages, so each body gets one row in the FTS5
+table ``body_fts`` (rowid = ``bodies.id``; copies share it) holding the
+text the evaluator compares, already folded with ``casemap.fold``:
+
+* ``text``: what SEARCH TEXT searches (``searchable_text(..., "TEXT")``).
+  BODY's text is a substring of it (the same chunks after the header; the
+  fold maps code point by code point and never reorders across the line
+  break that joins them), so BODY uses this column too;
+* ``hdr``: every top-level header field's folded value, plus for
+  FROM/TO/CC/BCC the addresses written plainly (``folded_header_texts``),
+  one per line: SUBJECT, FROM, TO, CC, BCC and HEADER look here.
+
+The tokenizer is ``trigram`` with ``case_sensitive 1``: the text is already
+folded (trigram's own folding covers ASCII only), and the needle is folded
+the same way by the caller. A phrase of trigrams matches where the needle is
+a substring, so the index only ever answers a *superset* of the matches —
+the caller confirms each candidate with the exact evaluator. Needles under
+three characters have no trigram: no answer (None), the caller scans.
+
+Bodies without a row (stored before version 4, or too large to index at
+APPEND time) are listed in ``body_unindexed`` and are always candidates;
+``imapd doctor --reindex`` indexes them. A trigger drops both rows when a
+body is deleted (expunge, mailbox or account removal, doctor repairs).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+from imapd.message import analyze
+from imapd.message.headers import split_fields
+from imapd.message.infocache import decode_info
+from imapd.message.model import MessageInfo
+from imapd.message.searchtext import ADDRESS_FIELDS, folded_header_texts, searchable_text
+
+# Bodies above this size are not indexed at APPEND (their decoding would hold
+# the store's one write lock too long); they stay candidates of every search.
+INDEX_MAX_BYTES = 4 * 1024 * 1024
+# The scopes a caller may ask about (``MailBackend.text_candidates``).
+SCOPES = frozenset({"TEXT", "BODY", "HEADER"})
+# FTS5 trigram needs at least three characters to look anything up.
+MIN_NEEDLE = 3
+
+MIGRATION = """
+CREATE VIRTUAL TABLE body_fts USING fts5(text, hdr, tokenize='trigram case_sensitive 1');
+CREATE TABLE body_unindexed(body_id INTEGER PRIMARY KEY);
+INSERT INTO body_unindexed(body_id) SELECT id FROM bodies;
+CREATE TRIGGER bodies_fts_gone AFTER DELETE ON bodies BEGIN
+    DELETE FROM body_fts WHERE rowid = OLD.id;
+    DELETE FROM body_unindexed WHERE body_id = OLD.id;
+END
+"""
+
+
+def _info(raw: bytes, meta: bytes) -> MessageInfo:
+    try:
+        return decode_info(meta)
+    except ValueError:
+        return analyze(raw)  # missing or foreign analysis
+
+
+def index_texts(raw: bytes, meta: bytes) -> tuple[str, str]:
+    """The folded (RFC 5051) ``text`` and ``hdr`` columns of one message."""
+    info = _info(raw, meta)
+    text = searchable_text(raw, info, "TEXT")
+    block = bytes(raw[info.root.header_start:info.root.body_start])
+    names: dict[str, None] = {}
+    for field in split_fields(block)[0]:
+        if field.name:
+            name = field.name.decode("utf-8", "replace")
+            names[name.upper() if name.upper() in ADDRESS_FIELDS else name.lower()] = None
+    values = [value for name in names for value in folded_header_texts(raw, info, name)]
+    return text, "\n".join(values)
+
+
+def index_body(conn: sqlite3.Connection, body_id: int, raw: object, meta: bytes) -> None:
+    """Index one new body in the caller's transaction; a body that is too
+    large (or not in memory: a spooled literal) is recorded as unindexed."""
+    if not isinstance(raw, bytes) or len(raw) > INDEX_MAX_BYTES:
+        conn.execute("INSERT OR IGNORE INTO body_unindexed(body_id) VALUES(?)", (body_id,))
+        return
+    text, hdr = index_texts(raw, meta)
+    conn.execute("INSERT INTO body_fts(rowid, text, hdr) VALUES(?, ?, ?)", (body_id, text, hdr))
+
+
+def _phrase(needle: str) -> str:
+    """An FTS5 string (a phrase of trigrams): quotes doubled inside."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
+def usable(scope: str, folded: str) -> bool:
+    """Can the index narrow this search at all?"""
+    return scope in SCOPES and len(folded) >= MIN_NEEDLE and "\0" not in folded
+
+
+def candidates(
+    conn: sqlite3.Connection, mailbox_id: int, scope: str, folded: str
+) -> frozenset[int] | None:
+    """UIDs of the mailbox whose ``scope`` text may contain ``folded``: every
+    message that does, plus perhaps some that do not; None when the index
+    cannot tell (see the module docstring)."""
+    if not usable(scope, folded):
+        return None
+    column = "hdr" if scope == "HEADER" else "text"
+    rows = conn.execute(
+        "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
+        f"(SELECT rowid FROM body_fts WHERE {column} MATCH ?)",
+        (mailbox_id, _phrase(folded)),
+    ).fetchall()
+    found = {int(uid) for (uid,) in rows}
+    if conn.execute("SELECT EXISTS(SELECT 1 FROM body_unindexed)").fetchone()[0]:
+        found.update(int(uid) for (uid,) in conn.execute(
+            "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
+            "(SELECT body_id FROM body_unindexed)", (mailbox_id,)))
+    return frozenset(found)
+
+
+Progress = Callable[[int, int], None]  # (bodies done, bodies to do)
+REINDEX_BATCH = 200
+
+
+def reindex(conn: sqlite3.Connection, progress: Progress | None = None) -> int:
+    """Index every body listed as unindexed (``imapd doctor --reindex``), a
+    batch per write transaction so that delivery goes on meanwhile; returns
+    how many were indexed. Bodies above ``INDEX_MAX_BYTES`` are indexed
+    too: this runs offline, not under an APPEND."""
+    (total,) = conn.execute("SELECT count(*) FROM body_unindexed").fetchone()
+    done = 0
+    after = -1
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [int(b) for (b,) in conn.execute(
+                "SELECT body_id FROM body_unindexed WHERE body_id > ? ORDER BY body_id LIMIT ?",
+                (after, REINDEX_BATCH))]
+            for body_id in ids:
+                _reindex_one(conn, body_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if not ids:
+            return done
+        after = ids[-1]
+        done += len(ids)
+        if progress is not None:
+            progress(done, max(total, done))
+
+
+def _reindex_one(conn: sqlite3.Connection, body_id: int) -> None:
+    row = conn.execute("SELECT meta, data FROM bodies WHERE id=?", (body_id,)).fetchone()
+    conn.execute("DELETE FROM body_unindexed WHERE body_id=?", (body_id,))
+    if row is None:
+        return
+    text, hdr = index_texts(bytes(row[1]), bytes(row[0]))
+    conn.execute("DELETE FROM body_fts WHERE rowid=?", (body_id,))
+    conn.execute("INSERT INTO body_fts(rowid, text, hdr) VALUES(?, ?, ?)", (body_id, text, hdr))
