@@ -4,6 +4,10 @@ is checked and what a repair does). Exit status 0 when the store is (or was
 made) sound, 1 when problems remain, 2 when the store cannot be opened.
 PostgreSQL stores: the same checks in that schema's terms
 (``imapd.storage.postgres.doctor``).
+
+``--reindex`` first builds SEARCH's full-text index for the messages stored
+before it existed (``imapd.storage.sqlite.fts``; a batch per transaction, so
+a running server goes on delivering), with its progress on stderr.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from imapd.storage.sqlite.schema import BUSY_TIMEOUT_SECONDS, DB_FILENAME, SCHEM
 class DoctorOptions(StoreOptions):
     """``imapd doctor [--repair] [--data D]``."""
 
-    synopsis = "[--repair] [--data D] [--store URL]"
-    optFlags = [["repair", None, "fix what is safe to fix (takes the store's write lock)"]]
+    synopsis = "[--repair] [--reindex] [--data D] [--store URL]"
+    optFlags = [["repair", None, "fix what is safe to fix (takes the store's write lock)"],
+                ["reindex", None, "index for SEARCH the messages stored before the index"]]
 
 
 def run_doctor(options: DoctorOptions) -> int:
@@ -31,6 +36,9 @@ def run_doctor(options: DoctorOptions) -> int:
 
     store = store_of(Config(store=options["store"]))
     if store.is_postgres:
+        if options["reindex"]:
+            print("imapd doctor: --reindex: this PostgreSQL store has no full-text index "
+                  "(SEARCH scans)", file=sys.stderr)
         return _run_postgres(store, bool(options["repair"]))
     path = resolve_data_dir(options["data"]) / DB_FILENAME
     if not path.is_file():
@@ -44,11 +52,30 @@ def run_doctor(options: DoctorOptions) -> int:
                 print(f"imapd doctor: {path} has schema version {version}, this imapd checks "
                       f"{SCHEMA_VERSION} (run 'imapd db migrate' first)", file=sys.stderr)
                 return 2
+            if options["reindex"]:
+                _reindex(conn)
             report = doctor.examine(conn, bool(options["repair"]))
     except sqlite3.Error as error:
         print(f"imapd doctor: {path}: {error}", file=sys.stderr)
         return 2
     return _print(report, str(path), bool(options["repair"]))
+
+
+def _reindex(conn: sqlite3.Connection) -> None:
+    """``--reindex``: the progress as "done/total" on stderr (rewritten in
+    place on a terminal), then the count."""
+    from imapd.storage.sqlite import fts
+
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        end = "\r" if tty else "\n"
+        print(f"imapd doctor: reindexing {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    count = fts.reindex(conn, show)
+    if tty and count:
+        print(file=sys.stderr)
+    print(f"imapd doctor: reindexed {count} message bodies for SEARCH")
 
 
 def _run_postgres(store: Any, repair: bool) -> int:
