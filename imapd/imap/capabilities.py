@@ -37,6 +37,8 @@ QRESYNC = "QRESYNC"
 ESEARCH = "ESEARCH"
 SEARCHRES = "SEARCHRES"
 I18NLEVEL_1 = "I18NLEVEL=1"
+SORT = "SORT"
+SORT_DISPLAY = "SORT=DISPLAY"
 LIST_EXTENDED = "LIST-EXTENDED"
 LIST_STATUS = "LIST-STATUS"
 SPECIAL_USE = "SPECIAL-USE"
@@ -68,6 +70,8 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (ESEARCH, (c.Search,)),     # RFC 4731
     (SEARCHRES, (c.Search,)),   # RFC 5182
     (I18NLEVEL_1, (c.Search,)),  # RFC 5255 §4.3: SEARCH strings under i;unicode-casemap (RFC 5051)
+    (SORT, (c.Sort,)),          # RFC 5256 §3
+    (SORT_DISPLAY, (c.Sort,)),  # RFC 5957: DISPLAYFROM, DISPLAYTO
     (LIST_EXTENDED, (c.List,)),  # RFC 5258
     (LIST_STATUS, (c.List, c.Status)),  # RFC 5819
     (SPECIAL_USE, (c.List,)),   # RFC 6154 §2

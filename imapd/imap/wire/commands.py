@@ -15,6 +15,8 @@ from typing import Union
 
 from imapd.core.model import Secret, SequenceSet
 from imapd.core.spool import MessageData
+# SORT (RFC 5256) lives in its own module; re-exported for ``c.Sort`` etc.
+from imapd.imap.wire.sort_command import Sort as Sort, SortCriterion as SortCriterion, SortKey as SortKey
 
 
 # --- any state (§6.1) -------------------------------------------------------
@@ -569,6 +571,7 @@ Command = Union[
     Move, UidExpunge,
     Idle, Enable, Namespace, Id, Unselect, Compress,
     GetQuota, GetQuotaRoot, SetQuota,
+    Sort,
 ]
 
 

@@ -217,9 +217,15 @@ def _write_session_extension(
 
 
 def _write_selected(out: _Out, cmd: c.Command) -> None:
-    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy, c.Move)) and cmd.uid:
+    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy, c.Move, c.Sort)) and cmd.uid:
         out.add(b"UID ")
-    if isinstance(cmd, c.Search):
+    if isinstance(cmd, c.Sort):  # RFC 5256 §4: the charset is not optional
+        criteria = " ".join(("REVERSE " if k.reverse else "") + k.key.value for k in cmd.program)
+        out.add(b"SORT (" + criteria.encode("ascii") + b") ")
+        out.astring(cmd.charset.encode("ascii"))
+        out.add(b" ")
+        _write_search_keys(out, cmd.criteria.keys, cmd.charset)
+    elif isinstance(cmd, c.Search):
         out.add(b"SEARCH ")
         if cmd.return_options is not None:
             out.add(b"RETURN (" + " ".join(cmd.return_options).encode("ascii") + b") ")

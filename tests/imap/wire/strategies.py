@@ -93,6 +93,15 @@ searches = _tagged(
     st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
     return_options,
 )
+# RFC 5256 / RFC 5957 SORT: distinct keys, each maybe reversed, and the
+# charset SORT requires.
+sorts = _tagged(
+    c.Sort, st.booleans(),
+    st.lists(st.sampled_from(c.SortKey), min_size=1, max_size=4, unique=True).flatmap(
+        lambda keys: st.tuples(*(st.builds(c.SortCriterion, st.just(k), st.booleans()) for k in keys))),
+    st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1"]),
+    st.lists(search_keys, min_size=1, max_size=3).map(lambda keys: c.SearchAnd(tuple(keys))),
+)
 
 # --- FETCH ----------------------------------------------------------------------
 
@@ -184,6 +193,7 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
     _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)), multiappends,
     searches,
+    sorts,
     fetches,
     _tagged(
         c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples,
