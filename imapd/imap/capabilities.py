@@ -37,6 +37,8 @@ QRESYNC = "QRESYNC"
 ESEARCH = "ESEARCH"
 SEARCHRES = "SEARCHRES"
 I18NLEVEL_1 = "I18NLEVEL=1"
+SORT = "SORT"
+SORT_DISPLAY = "SORT=DISPLAY"
 LIST_EXTENDED = "LIST-EXTENDED"
 LIST_STATUS = "LIST-STATUS"
 SPECIAL_USE = "SPECIAL-USE"
@@ -47,7 +49,6 @@ QUOTA = "QUOTA"
 QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
 QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
-BINARY = "BINARY"
 # The row's text with the default limit; ``advertised`` puts in the server's.
 _APPENDLIMIT_DEFAULT = f"{APPENDLIMIT}={Limits().max_literal}"
 
@@ -69,6 +70,8 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (ESEARCH, (c.Search,)),     # RFC 4731
     (SEARCHRES, (c.Search,)),   # RFC 5182
     (I18NLEVEL_1, (c.Search,)),  # RFC 5255 §4.3: SEARCH strings under i;unicode-casemap (RFC 5051)
+    (SORT, (c.Sort,)),          # RFC 5256 §3
+    (SORT_DISPLAY, (c.Sort,)),  # RFC 5957: DISPLAYFROM, DISPLAYTO
     (LIST_EXTENDED, (c.List,)),  # RFC 5258
     (LIST_STATUS, (c.List, c.Status)),  # RFC 5819
     (SPECIAL_USE, (c.List,)),   # RFC 6154 §2
@@ -80,7 +83,6 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QUOTA, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)),
     (QUOTA_RES_STORAGE, (c.GetQuota,)),  # RFC 9208 §5.1
     (QUOTA_RES_MESSAGE, (c.GetQuota,)),  # RFC 9208 §5.2
-    (BINARY, (c.Fetch, c.Append)),  # RFC 3516: FETCH BINARY[], APPEND literal8
 )
 
 

@@ -14,6 +14,7 @@ from imapd.imap.commands import (
     anystate, append, auth, copy, fetch, mailbox, search, select, starttls, store,
 )
 from imapd.imap.commands import move, uidplus
+from imapd.imap.commands import sort
 from imapd.imap.commands import compress, idle, quota, session_ext
 from imapd.imap.commands.context import AnySpec, CommandSpec
 
@@ -29,6 +30,7 @@ ALL_SPECS: tuple[AnySpec, ...] = (
     *fetch.SPECS,      # FETCH, UID FETCH
     *store.SPECS,      # STORE, UID STORE
     *search.SPECS,     # SEARCH, UID SEARCH
+    *sort.SPECS,       # SORT, UID SORT (RFC 5256, RFC 5957)
     *copy.SPECS,       # COPY, UID COPY
     *move.SPECS,       # MOVE, UID MOVE (RFC 6851)
     *uidplus.SPECS,    # UID EXPUNGE (RFC 4315)

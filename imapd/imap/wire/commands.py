@@ -15,6 +15,8 @@ from typing import Union
 
 from imapd.core.model import Secret, SequenceSet
 from imapd.core.spool import MessageData
+# SORT (RFC 5256) lives in its own module; re-exported for ``c.Sort`` etc.
+from imapd.imap.wire.sort_command import Sort as Sort, SortCriterion as SortCriterion, SortKey as SortKey
 
 
 # --- any state (§6.1) -------------------------------------------------------
@@ -370,8 +372,6 @@ class FetchKind(enum.Enum):
     UID = "UID"
     BODY_SECTION = "BODY[]"        # BODY[section]<partial> and BODY.PEEK[...]
     MODSEQ = "MODSEQ"              # RFC 7162 §3.1.4.2
-    BINARY_SECTION = "BINARY[]"    # RFC 3516 §4.2 BINARY[part]<partial>, BINARY.PEEK
-    BINARY_SIZE = "BINARY.SIZE[]"  # RFC 3516 §4.3 BINARY.SIZE[part]
 
 
 class SectionText(enum.Enum):
@@ -407,7 +407,7 @@ class Partial:
 @dataclass(frozen=True, slots=True)
 class FetchAttribute:
     kind: FetchKind
-    section: Section | None = None  # only for BODY_SECTION, BINARY_SECTION, BINARY_SIZE
+    section: Section | None = None  # only for BODY_SECTION
     peek: bool = False              # BODY.PEEK[...]
     partial: Partial | None = None
 
@@ -571,6 +571,7 @@ Command = Union[
     Move, UidExpunge,
     Idle, Enable, Namespace, Id, Unselect, Compress,
     GetQuota, GetQuotaRoot, SetQuota,
+    Sort,
 ]
 
 

@@ -217,9 +217,15 @@ def _write_session_extension(
 
 
 def _write_selected(out: _Out, cmd: c.Command) -> None:
-    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy, c.Move)) and cmd.uid:
+    if isinstance(cmd, (c.Search, c.Fetch, c.Store, c.Copy, c.Move, c.Sort)) and cmd.uid:
         out.add(b"UID ")
-    if isinstance(cmd, c.Search):
+    if isinstance(cmd, c.Sort):  # RFC 5256 §4: the charset is not optional
+        criteria = " ".join(("REVERSE " if k.reverse else "") + k.key.value for k in cmd.program)
+        out.add(b"SORT (" + criteria.encode("ascii") + b") ")
+        out.astring(cmd.charset.encode("ascii"))
+        out.add(b" ")
+        _write_search_keys(out, cmd.criteria.keys, cmd.charset)
+    elif isinstance(cmd, c.Search):
         out.add(b"SEARCH ")
         if cmd.return_options is not None:
             out.add(b"RETURN (" + " ".join(cmd.return_options).encode("ascii") + b") ")
@@ -343,20 +349,17 @@ def _flag(flag: str) -> bytes:
 
 
 def encode_fetch_attribute(attribute: c.FetchAttribute) -> bytes:
-    """One ``fetch-att`` (RFC 3501 §6.4.5, RFC 3516 §6 BINARY)."""
-    section = attribute.section or c.Section()
-    if attribute.kind is c.FetchKind.BINARY_SIZE:
-        return f"BINARY.SIZE[{'.'.join(str(n) for n in section.part)}]".encode("ascii")
-    if attribute.kind not in (c.FetchKind.BODY_SECTION, c.FetchKind.BINARY_SECTION):
+    """One ``fetch-att`` (RFC 3501 §6.4.5)."""
+    if attribute.kind is not c.FetchKind.BODY_SECTION:
         return str(attribute.kind.value).encode("ascii")
+    section = attribute.section or c.Section()
     spec = [str(n) for n in section.part]
     if section.text is not None:
         spec.append(section.text.value)
     text = ".".join(spec)
     if section.fields:
         text += " (" + " ".join(_header_name(f) for f in section.fields) + ")"
-    name = "BINARY" if attribute.kind is c.FetchKind.BINARY_SECTION else "BODY"
-    name += ".PEEK" if attribute.peek else ""
+    name = "BODY.PEEK" if attribute.peek else "BODY"
     partial = ""
     if attribute.partial is not None:
         partial = f"<{attribute.partial.origin}.{attribute.partial.count}>"

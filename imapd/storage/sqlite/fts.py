@@ -2,28 +2,32 @@
 
 SEARCH TEXT/BODY/SUBJECT/FROM/... match substrings of decoded text under
 ``i;unicode-casemap`` (RFC 3501 §6.4.4, RFC 5051). Scanning every message
-costs seconds at 100,000 messages, so each body gets one row in the FTS5
-table ``body_fts`` (rowid = ``bodies.id``; copies share it) holding the
-text the evaluator compares, already folded with ``casemap.fold``:
+costs seconds at 100,000 messages, so each body gets a row in two FTS5
+tables (rowid = ``bodies.id``; copies share it; two tables because FTS5
+without positions cannot filter by column) holding the text the evaluator
+compares, already folded with ``casemap.fold``:
 
-* ``text``: what SEARCH TEXT searches (``searchable_text(..., "TEXT")``).
+* ``body_fts.text``: what SEARCH TEXT searches (``searchable_text(..., "TEXT")``).
   BODY's text is a substring of it (the same chunks after the header; the
   fold maps code point by code point and never reorders across the line
   break that joins them), so BODY uses this column too;
-* ``hdr``: every top-level header field's folded value, plus for
+* ``head_fts.hdr``: every top-level header field's folded value, plus for
   FROM/TO/CC/BCC the addresses written plainly (``folded_header_texts``),
   one per line: SUBJECT, FROM, TO, CC, BCC and HEADER look here.
 
 The tokenizer is ``trigram`` with ``case_sensitive 1``: the text is already
 folded (trigram's own folding covers ASCII only), and the needle is folded
-the same way by the caller. A phrase of trigrams matches where the needle is
-a substring, so the index only ever answers a *superset* of the matches —
+the same way by the caller. ``detail=none`` keeps no positions (the index
+is less than half the size: 3.8 KB instead of 9.4 KB per 2.5 KB message of
+the bench corpus, docs/benchmarks.md § Search), so a lookup asks for rows holding every trigram of the needle (up
+to ``MAX_TRIGRAMS`` of them) rather than for them in a row: a *superset*
+of the messages containing the needle, which is all the index promises —
 the caller confirms each candidate with the exact evaluator. Needles under
 three characters have no trigram: no answer (None), the caller scans.
 
 Bodies without a row (stored before version 4, or too large to index at
 APPEND time) are listed in ``body_unindexed`` and are always candidates;
-``imapd doctor --reindex`` indexes them. A trigger drops both rows when a
+``imapd doctor --reindex`` indexes them. A trigger drops its rows when a
 body is deleted (expunge, mailbox or account removal, doctor repairs).
 """
 
@@ -47,11 +51,15 @@ SCOPES = frozenset({"TEXT", "BODY", "HEADER"})
 MIN_NEEDLE = 3
 
 MIGRATION = """
-CREATE VIRTUAL TABLE body_fts USING fts5(text, hdr, tokenize='trigram case_sensitive 1');
+CREATE VIRTUAL TABLE body_fts USING fts5(
+    text, tokenize='trigram case_sensitive 1', detail=none);
+CREATE VIRTUAL TABLE head_fts USING fts5(
+    hdr, tokenize='trigram case_sensitive 1', detail=none);
 CREATE TABLE body_unindexed(body_id INTEGER PRIMARY KEY);
 INSERT INTO body_unindexed(body_id) SELECT id FROM bodies;
 CREATE TRIGGER bodies_fts_gone AFTER DELETE ON bodies BEGIN
     DELETE FROM body_fts WHERE rowid = OLD.id;
+    DELETE FROM head_fts WHERE rowid = OLD.id;
     DELETE FROM body_unindexed WHERE body_id = OLD.id;
 END
 """
@@ -84,13 +92,26 @@ def index_body(conn: sqlite3.Connection, body_id: int, raw: object, meta: bytes)
     if not isinstance(raw, bytes) or len(raw) > INDEX_MAX_BYTES:
         conn.execute("INSERT OR IGNORE INTO body_unindexed(body_id) VALUES(?)", (body_id,))
         return
-    text, hdr = index_texts(raw, meta)
-    conn.execute("INSERT INTO body_fts(rowid, text, hdr) VALUES(?, ?, ?)", (body_id, text, hdr))
+    _insert(conn, body_id, *index_texts(raw, meta))
 
 
-def _phrase(needle: str) -> str:
-    """An FTS5 string (a phrase of trigrams): quotes doubled inside."""
-    return '"' + needle.replace('"', '""') + '"'
+def _insert(conn: sqlite3.Connection, body_id: int, text: str, hdr: str) -> None:
+    conn.execute("INSERT INTO body_fts(rowid, text) VALUES(?, ?)", (body_id, text))
+    conn.execute("INSERT INTO head_fts(rowid, hdr) VALUES(?, ?)", (body_id, hdr))
+
+
+# Trigrams of a long needle looked up (spread over it): enough to be rare.
+MAX_TRIGRAMS = 16
+
+
+def _query(needle: str) -> str:
+    """FTS5 query: every (distinct) trigram of the needle, each an FTS5
+    string (quotes doubled), ANDed."""
+    grams = list(dict.fromkeys(needle[i:i + 3] for i in range(len(needle) - 2)))
+    if len(grams) > MAX_TRIGRAMS:
+        step = (len(grams) - 1) / (MAX_TRIGRAMS - 1)
+        grams = [grams[round(i * step)] for i in range(MAX_TRIGRAMS)]
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
 
 
 def usable(scope: str, folded: str) -> bool:
@@ -106,11 +127,11 @@ def candidates(
     cannot tell (see the module docstring)."""
     if not usable(scope, folded):
         return None
-    column = "hdr" if scope == "HEADER" else "text"
+    table = "head_fts" if scope == "HEADER" else "body_fts"
     rows = conn.execute(
         "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
-        f"(SELECT rowid FROM body_fts WHERE {column} MATCH ?)",
-        (mailbox_id, _phrase(folded)),
+        f"(SELECT rowid FROM {table} WHERE {table} MATCH ?)",
+        (mailbox_id, _query(folded)),
     ).fetchall()
     found = {int(uid) for (uid,) in rows}
     if conn.execute("SELECT EXISTS(SELECT 1 FROM body_unindexed)").fetchone()[0]:
@@ -158,6 +179,6 @@ def _reindex_one(conn: sqlite3.Connection, body_id: int) -> None:
     conn.execute("DELETE FROM body_unindexed WHERE body_id=?", (body_id,))
     if row is None:
         return
-    text, hdr = index_texts(bytes(row[1]), bytes(row[0]))
     conn.execute("DELETE FROM body_fts WHERE rowid=?", (body_id,))
-    conn.execute("INSERT INTO body_fts(rowid, text, hdr) VALUES(?, ?, ?)", (body_id, text, hdr))
+    conn.execute("DELETE FROM head_fts WHERE rowid=?", (body_id,))
+    _insert(conn, body_id, *index_texts(bytes(row[1]), bytes(row[0])))

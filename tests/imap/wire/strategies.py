@@ -93,11 +93,19 @@ searches = _tagged(
     st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
     return_options,
 )
+# RFC 5256 / RFC 5957 SORT: distinct keys, each maybe reversed, and the
+# charset SORT requires.
+sorts = _tagged(
+    c.Sort, st.booleans(),
+    st.lists(st.sampled_from(c.SortKey), min_size=1, max_size=4, unique=True).flatmap(
+        lambda keys: st.tuples(*(st.builds(c.SortCriterion, st.just(k), st.booleans()) for k in keys))),
+    st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1"]),
+    st.lists(search_keys, min_size=1, max_size=3).map(lambda keys: c.SearchAnd(tuple(keys))),
+)
 
 # --- FETCH ----------------------------------------------------------------------
 
-_SECTIONED = (c.FetchKind.BODY_SECTION, c.FetchKind.BINARY_SECTION, c.FetchKind.BINARY_SIZE)
-simple_fetch = st.sampled_from([k for k in c.FetchKind if k not in _SECTIONED]).map(c.FetchAttribute)
+simple_fetch = st.sampled_from([k for k in c.FetchKind if k is not c.FetchKind.BODY_SECTION]).map(c.FetchAttribute)
 parts = st.lists(st.integers(1, MAX32), max_size=3).map(tuple)
 
 
@@ -117,13 +125,6 @@ section_fetch = st.builds(
     lambda s, peek, partial: c.FetchAttribute(c.FetchKind.BODY_SECTION, s, peek, partial),
     sections(), st.booleans(), partials,
 )
-# RFC 3516: BINARY[.PEEK][part]<partial> and BINARY.SIZE[part].
-binary_fetch = st.builds(
-    lambda part, peek, partial, size: (
-        c.FetchAttribute(c.FetchKind.BINARY_SIZE, c.Section(part)) if size
-        else c.FetchAttribute(c.FetchKind.BINARY_SECTION, c.Section(part), peek, partial)),
-    parts, st.booleans(), partials, st.booleans(),
-)
 modseqs = st.integers(1, 2**63 - 1)
 
 
@@ -134,7 +135,7 @@ def _fetch_commands(draw: st.DrawFn) -> c.Fetch:
     uid = draw(st.booleans())
     changedsince = draw(st.none() | st.integers(0, 2**63 - 1))
     vanished = uid and changedsince is not None and draw(st.booleans())
-    attributes = tuple(draw(st.lists(simple_fetch | section_fetch | binary_fetch, min_size=1, max_size=4)))
+    attributes = tuple(draw(st.lists(simple_fetch | section_fetch, min_size=1, max_size=4)))
     return c.Fetch(draw(tags), uid, draw(seqsets), attributes, changedsince, vanished)
 
 
@@ -192,6 +193,7 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
     _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)), multiappends,
     searches,
+    sorts,
     fetches,
     _tagged(
         c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples,

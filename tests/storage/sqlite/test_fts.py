@@ -146,8 +146,8 @@ def test_rare_word_is_narrowed_to_its_message_and_copies(tmp_path: Path) -> None
         run(backend.close())
     conn = sqlite3.connect(tmp_path / DB_FILENAME)
     try:
-        rows = conn.execute("SELECT rowid FROM body_fts WHERE text MATCH ?",
-                            ('"QUOKKA"',)).fetchall()
+        rows = conn.execute("SELECT rowid FROM body_fts WHERE body_fts MATCH ?",
+                            (fts._query("QUOKKA"),)).fetchall()
         assert rows == []  # the body went, and its index row with it
         assert conn.execute("SELECT count(*) FROM body_fts").fetchone()[0] == 2
     finally:

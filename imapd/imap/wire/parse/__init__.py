@@ -22,6 +22,7 @@ from imapd.imap.wire.parse.quota import QUOTA_COMMANDS
 from imapd.imap.wire.parse.mailbox_ext import list_command, parse_append, parse_create
 from imapd.imap.wire.parse.fetch import parse_fetch_items
 from imapd.imap.wire.parse.search import parse_search_program
+from imapd.imap.wire.parse.sort import parse_sort
 from imapd.imap.wire.parse.condstore import (
     parse_fetch_modifiers, parse_move, parse_search_return, parse_select_params,
     parse_store_modifiers, parse_uid_expunge,
@@ -268,6 +269,7 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
 # Commands that take the UID prefix (§6.4.8); called with uid=False without it.
 _UID_COMMANDS: dict[str, Callable[[Reader, str, bool], c.Command]] = {
     "SEARCH": _search,
+    "SORT": parse_sort,             # RFC 5256, RFC 5957
     "FETCH": _fetch,
     "STORE": _store,
     "COPY": _copy,

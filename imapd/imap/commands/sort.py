@@ -1,0 +1,128 @@
+"""SORT and UID SORT (RFC 5256 §3; DISPLAYFROM/DISPLAYTO, RFC 5957).
+
+``SORT (criteria) charset search-keys`` answers with one ``* SORT`` listing
+the matching messages' sequence numbers (UIDs for UID SORT) in sorted
+order; an empty ``* SORT`` when none match. The search part is SEARCH's
+(``search``): same keys, same charsets (``NO [BADCHARSET (UTF-8
+US-ASCII)]`` for others, RFC 5256 §3 "as in SEARCH"), same ``$`` and MODSEQ
+handling (RFC 7162 §3.1.5: ``* SORT 2 5 (MODSEQ 917)``). The key semantics
+are ``imapd.message.sortkeys``'s.
+
+Cost, for a mailbox of any size: the search decides from the store records
+first, as SEARCH does. ARRIVAL and SIZE come from the records too; the other
+keys need the message's stored analysis (its envelope: Date, Subject, the
+address fields), read in batches and decoded one message at a time, with
+``ctx.pace`` between messages so a SORT over 100,000 messages leaves other
+connections their turns. Only the keys are kept, never the analyses.
+
+``sort_candidates`` is the reusable part (ESORT and CONTEXT=SORT build on
+it): matching messages in mailbox order in, the same messages sorted out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from imapd.core.errors import ImapError
+from imapd.imap.commands import condstore
+from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.imap.commands.search import SUPPORTED_CHARSETS, _matching
+from imapd.imap.commands.search_eval import Candidate, uses_modseq
+from imapd.imap.commands.select import selected_view
+from imapd.imap.session.view import SelectedView
+from imapd.imap.wire.commands import Search
+from imapd.imap.wire.responses import Generic
+from imapd.imap.wire.sort_command import Sort, SortCriterion
+from imapd.imap.wire.values import Atom, PList, Value
+from imapd.message import MessageInfo, analyze
+from imapd.message.sortkeys import KeyValue, key_values, needs_info, order
+
+# Records (with their analyses) read from the store at once.
+BATCH_SIZE = 256
+# Messages keyed from their records alone between two yield points.
+PACE_EVERY = 256
+
+
+def _decoded(meta: bytes) -> MessageInfo | None:
+    """The stored analysis, decoded without going through the shared memo:
+    a SORT reads every message once, and would only push out the entries
+    FETCH keeps reusing."""
+    try:
+        return MessageInfo.from_bytes(meta)
+    except ValueError:
+        return None  # missing or foreign analysis: recomputed from the bytes
+
+
+async def _keys_from_analyses(
+    ctx: CommandContext, view: SelectedView, candidates: Sequence[Candidate],
+    program: Sequence[SortCriterion],
+) -> dict[int, tuple[KeyValue, ...]]:
+    """Each candidate's keys (by UID), from its stored analysis."""
+    keys: dict[int, tuple[KeyValue, ...]] = {}
+    for start in range(0, len(candidates), BATCH_SIZE):
+        batch = candidates[start:start + BATCH_SIZE]
+        records = await view.watch.fetch_records([c.record.uid for c in batch], with_meta=True)
+        for record in records:
+            info = _decoded(record.meta)
+            if info is None:
+                raw = await view.watch.read_message(record.uid)
+                if raw is None:
+                    continue  # expunged meanwhile: sorts with no header fields
+                info = analyze(raw)
+            keys[record.uid] = key_values(program, record, info)
+            await ctx.pace()  # others' turn between two messages (issue 13)
+    return keys
+
+
+async def sort_candidates(
+    ctx: CommandContext, view: SelectedView, candidates: Sequence[Candidate],
+    program: Sequence[SortCriterion],
+) -> list[Candidate]:
+    """``candidates`` (in mailbox order) sorted by ``program`` (RFC 5256 §3;
+    ties in mailbox order). Reads analyses only when a key needs them."""
+    if needs_info(program):
+        keys = await _keys_from_analyses(ctx, view, candidates, program)
+
+        def lookup(candidate: Candidate) -> tuple[KeyValue, ...]:
+            found = keys.get(candidate.record.uid)
+            return found if found is not None else key_values(program, candidate.record, None)
+    else:
+        keys = {}
+        for index, candidate in enumerate(candidates, start=1):
+            keys[candidate.record.uid] = key_values(program, candidate.record, None)
+            if index % PACE_EVERY == 0:
+                await ctx.pace()
+
+        def lookup(candidate: Candidate) -> tuple[KeyValue, ...]:
+            return keys[candidate.record.uid]
+    return order(candidates, lookup, program)
+
+
+async def handle_sort(cmd: Sort, ctx: CommandContext) -> Completion:
+    """SORT / UID SORT (RFC 5256 §3); see the module docstring."""
+    view = selected_view(ctx)
+    if cmd.charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {cmd.charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+    with_modseq = uses_modseq(cmd.criteria)
+    if with_modseq:
+        condstore.enable_condstore(ctx)
+    if cmd.uid:
+        view.uid_mode = True  # later unsolicited FETCH carries UID (as SEARCH)
+    search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)
+    matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
+    ordered = await sort_candidates(ctx, view, matched, cmd.program)
+    values: list[Value] = [c.record.uid if cmd.uid else c.seq for c in ordered]
+    if with_modseq and ordered:
+        values.append(PList((Atom("MODSEQ"), max(c.record.modseq for c in ordered))))
+    ctx.send(Generic("SORT", tuple(values)))
+    return Completion("UID SORT completed" if cmd.uid else "SORT completed")
+
+
+# Like SEARCH, SORT must not be interrupted by EXPUNGE responses (RFC 3501
+# §7.4.1): the numbers it returns are the client's current ones.
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Sort, handle_sort, SELECTED, may_send_expunge=False),
+)
