@@ -49,6 +49,7 @@ QUOTA = "QUOTA"
 QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
 QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
+BINARY = "BINARY"
 # The row's text with the default limit; ``advertised`` puts in the server's.
 _APPENDLIMIT_DEFAULT = f"{APPENDLIMIT}={Limits().max_literal}"
 
@@ -83,6 +84,7 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QUOTA, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)),
     (QUOTA_RES_STORAGE, (c.GetQuota,)),  # RFC 9208 §5.1
     (QUOTA_RES_MESSAGE, (c.GetQuota,)),  # RFC 9208 §5.2
+    (BINARY, (c.Fetch, c.Append)),  # RFC 3516: FETCH BINARY[], APPEND literal8
 )
 
 

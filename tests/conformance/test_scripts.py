@@ -42,13 +42,9 @@ SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 
 #: imaptest scripts skipped on purpose: script -> (capabilities the runner reports missing, why).
 EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
-    "append-binary": ("BINARY", "BINARY (RFC 3516) not offered"),
     "catenate": ("CATENATE", "CATENATE (RFC 4469) not offered"),
     "catenate-multiappend": ("CATENATE", "CATENATE (RFC 4469) not offered"),
     "esort": ("ESORT", "ESORT (RFC 5267) not offered"),
-    "fetch-binary-mime": ("BINARY", "BINARY (RFC 3516) not offered"),
-    "fetch-binary-mime-base64": ("BINARY", "BINARY (RFC 3516) not offered"),
-    "fetch-binary-mime-qp": ("BINARY", "BINARY (RFC 3516) not offered"),
     "notify": ("NOTIFY", "NOTIFY (RFC 5465) not offered"),
     "search-context-update": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
     "search-context-update2": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),

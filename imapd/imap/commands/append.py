@@ -15,6 +15,11 @@ MULTIAPPEND (RFC 3502): an APPEND with several messages is one ``deliver``
 of all of them: all messages or none (RFC 3502 §3: when one message cannot
 be appended, none is), under consecutive UIDs, reported as a uid-set
 (``[APPENDUID 38505 3955:3957]``).
+
+BINARY (RFC 3516 §4.3): a message sent as ``literal8`` may hold NUL
+octets; the parts that do are stored re-encoded as base64 (in a worker
+thread), so BODY[] never sends a NUL while BINARY[] gives the client's
+octets back.
 """
 
 from __future__ import annotations
@@ -30,7 +35,28 @@ from imapd.imap.wire.responses import ResponseCode
 from imapd.imap.wire.values import Atom, Value
 from imapd.core import telemetry
 from imapd.mail.errors import MailError, StorageFull, Unavailable
+from imapd.core.spool import MessageData
 from imapd.mail.records import AppendItem
+from imapd.message.transfer import encode_nul_parts
+
+
+def _without_nul(message: MessageData) -> MessageData:
+    """The message with its NUL-holding parts base64-encoded (RFC 3516 §4.3);
+    blocking (reads a spooled message): run in a worker thread."""
+    if message.find(b"\x00") < 0:  # a spooled one is searched in its file, not loaded
+        return message
+    # Holding NUL (so sent as literal8): re-encoded in memory, bounded by APPENDLIMIT.
+    converted = encode_nul_parts(bytes(message))
+    return message if converted is None else converted
+
+
+async def _stored_form(ctx: CommandContext, item: AppendItem) -> AppendItem:
+    """``item`` as it will be stored: only a message that may hold a NUL
+    (spooled ones are checked in the thread) costs a thread hop."""
+    if isinstance(item.message, bytes) and b"\x00" not in item.message:
+        return item
+    message = await ctx.runtime.in_thread(_without_nul, item.message)
+    return AppendItem(message, item.flags, item.internal_date)
 
 
 async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
@@ -47,6 +73,7 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
         items = [AppendItem(m.message, m.flags, m.internal_date) for m in cmd.messages]
     else:
         items = [AppendItem(cmd.message, cmd.flags, cmd.internal_date)]
+    items = [await _stored_form(ctx, item) for item in items]
     try:
         result = await mail.deliver(user, cmd.mailbox, items)
     except MailError as error:

@@ -234,7 +234,7 @@ async def handle_fetch(cmd: Fetch, ctx: CommandContext) -> Completion:
             if record is None:
                 continue  # expunged by another session; not yet announced
             state = new_flags.get(uid) or FlagState(uid, record.flags, record.modseq)
-            source = MessageSource(view.watch, record)
+            source = MessageSource(view.watch, record, ctx.runtime)
             items = await _fetch_items(source, view, attributes, state)
             if uid in new_flags:
                 items += _seen_change_items(view, state, names, view.condstore)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime
 from typing import Iterator
 
+from imapd.core.runtime import Runtime
+from imapd.imap.commands.fetch_binary import binary_size_value, binary_value, name_of
 from imapd.mail.watch import MailboxWatch
 from imapd.mail.records import MessageBody, MessageRecord
 from imapd.message import (
@@ -40,6 +42,8 @@ _ATOM_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset('(){%*"\\
 # .PEEK, RFC822 and RFC822.TEXT. RFC822.HEADER is BODY.PEEK[HEADER].
 _SETS_SEEN_KINDS = frozenset({FetchKind.RFC822, FetchKind.RFC822_TEXT})
 # Items answered from the message analysis (or sections that need it).
+_BINARY_KINDS = frozenset({FetchKind.BINARY_SECTION, FetchKind.BINARY_SIZE})
+_SECTIONED_KINDS = frozenset({FetchKind.BODY_SECTION, *_BINARY_KINDS})
 _INFO_KINDS = frozenset({
     FetchKind.ENVELOPE, FetchKind.BODY, FetchKind.BODYSTRUCTURE,
     FetchKind.RFC822_HEADER, FetchKind.RFC822_TEXT,
@@ -81,6 +85,8 @@ def item_name(attribute: FetchAttribute) -> str:
     """The name of the item in the FETCH response (RFC 3501 §7.4.2): a body
     section loses ``.PEEK`` and a partial keeps only its origin
     (``BODY[]<0>``, RFC 3501 §6.4.5)."""
+    if attribute.kind in _BINARY_KINDS:
+        return name_of(attribute)
     if attribute.kind is not FetchKind.BODY_SECTION:
         return str(attribute.kind.value)
     name = "BODY[" + section_text(attribute.section or Section()) + "]"
@@ -91,15 +97,15 @@ def item_name(attribute: FetchAttribute) -> str:
 
 def sets_seen(attribute: FetchAttribute) -> bool:
     """Does fetching this item set ``\\Seen`` (RFC 3501 §6.4.5)?"""
-    if attribute.kind is FetchKind.BODY_SECTION:
-        return not attribute.peek
+    if attribute.kind in (FetchKind.BODY_SECTION, FetchKind.BINARY_SECTION):
+        return not attribute.peek  # RFC 3516 §4.2: BINARY sets it, BINARY.PEEK not
     return attribute.kind in _SETS_SEEN_KINDS
 
 
 def needs_info(attribute: FetchAttribute) -> bool:
     """Does the item need the message analysis (the store's ``meta``)?
     ``BODY[]`` and its partials are plain byte ranges and do not."""
-    if attribute.kind is FetchKind.BODY_SECTION:
+    if attribute.kind in _SECTIONED_KINDS:
         section = attribute.section or Section()
         return bool(section.part) or section.text is not None
     return attribute.kind in _INFO_KINDS
@@ -125,9 +131,12 @@ class MessageSource:
     (from ``meta``, or computed from the bytes when ``meta`` is missing or
     unreadable) and byte ranges of it (read, or streamed when large)."""
 
-    def __init__(self, watch: MailboxWatch, record: MessageRecord) -> None:
+    def __init__(
+        self, watch: MailboxWatch, record: MessageRecord, runtime: Runtime | None = None,
+    ) -> None:
         self.watch = watch
         self.record = record
+        self.runtime = runtime  # for work off the reactor thread (BINARY decoding)
         self._info: MessageInfo | None = None
 
     async def info(self) -> MessageInfo:
@@ -189,6 +198,10 @@ async def item_value(source: MessageSource, attribute: FetchAttribute) -> Value:
     record = source.record
     if kind is FetchKind.BODY_SECTION:
         return await section_value(source, attribute)
+    if kind is FetchKind.BINARY_SECTION:
+        return await binary_value(source, attribute)
+    if kind is FetchKind.BINARY_SIZE:
+        return await binary_size_value(source, attribute)
     if kind is FetchKind.INTERNALDATE:
         return IString(format_internal_date(record.internal_date).encode("ascii"))
     if kind is FetchKind.RFC822_SIZE:

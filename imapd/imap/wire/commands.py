@@ -372,6 +372,8 @@ class FetchKind(enum.Enum):
     UID = "UID"
     BODY_SECTION = "BODY[]"        # BODY[section]<partial> and BODY.PEEK[...]
     MODSEQ = "MODSEQ"              # RFC 7162 §3.1.4.2
+    BINARY_SECTION = "BINARY[]"    # RFC 3516 §4.2 BINARY[part]<partial>, BINARY.PEEK
+    BINARY_SIZE = "BINARY.SIZE[]"  # RFC 3516 §4.3 BINARY.SIZE[part]
 
 
 class SectionText(enum.Enum):
@@ -407,7 +409,7 @@ class Partial:
 @dataclass(frozen=True, slots=True)
 class FetchAttribute:
     kind: FetchKind
-    section: Section | None = None  # only for BODY_SECTION
+    section: Section | None = None  # only for BODY_SECTION, BINARY_SECTION, BINARY_SIZE
     peek: bool = False              # BODY.PEEK[...]
     partial: Partial | None = None
 

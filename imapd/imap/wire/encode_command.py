@@ -349,17 +349,20 @@ def _flag(flag: str) -> bytes:
 
 
 def encode_fetch_attribute(attribute: c.FetchAttribute) -> bytes:
-    """One ``fetch-att`` (RFC 3501 §6.4.5)."""
-    if attribute.kind is not c.FetchKind.BODY_SECTION:
-        return str(attribute.kind.value).encode("ascii")
+    """One ``fetch-att`` (RFC 3501 §6.4.5, RFC 3516 §6 BINARY)."""
     section = attribute.section or c.Section()
+    if attribute.kind is c.FetchKind.BINARY_SIZE:
+        return f"BINARY.SIZE[{'.'.join(str(n) for n in section.part)}]".encode("ascii")
+    if attribute.kind not in (c.FetchKind.BODY_SECTION, c.FetchKind.BINARY_SECTION):
+        return str(attribute.kind.value).encode("ascii")
     spec = [str(n) for n in section.part]
     if section.text is not None:
         spec.append(section.text.value)
     text = ".".join(spec)
     if section.fields:
         text += " (" + " ".join(_header_name(f) for f in section.fields) + ")"
-    name = "BODY.PEEK" if attribute.peek else "BODY"
+    name = "BINARY" if attribute.kind is c.FetchKind.BINARY_SECTION else "BODY"
+    name += ".PEEK" if attribute.peek else ""
     partial = ""
     if attribute.partial is not None:
         partial = f"<{attribute.partial.origin}.{attribute.partial.count}>"

@@ -81,11 +81,16 @@ def test_append_with_date_time_and_keywords(server: MailServer, client: Client) 
 
 
 def test_append_keeps_8bit_nul_and_bare_lf_bytes_exactly(server: MailServer, client: Client) -> None:
+    """A literal8 body holding NUL is stored base64-encoded (RFC 3516 §4.3:
+    BODY[] may never send a NUL in a plain literal); BINARY[1] gives the
+    octets back exactly."""
     raw = b"Subject: caf\xc3\xa9\r\n\r\nline\nnul\x00byte\r\n\xff\xfe"
     out = client.exchange(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(raw), raw))
     assert out == appended("a", server, "INBOX", 1)
     [(record, data)] = server.read_messages("INBOX")
-    assert (data, record.size) == (raw, len(raw))
+    stored = (b"Subject: caf\xc3\xa9\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              b"bGluZQpudWwAYnl0ZQ0K//4=\r\n")
+    assert (data, record.size) == (stored, len(stored))
     # NUL is not allowed in a plain literal (RFC 3501 §9 CHAR8), only in
     # literal8 (RFC 3516); 8-bit and bare LF are.
     out = client.exchange(b"b APPEND INBOX {%d+}\r\n%s\r\n" % (len(raw), raw))
@@ -93,7 +98,11 @@ def test_append_keeps_8bit_nul_and_bare_lf_bytes_exactly(server: MailServer, cli
     raw8 = raw.replace(b"\x00", b"")
     out = client.exchange(b"c APPEND INBOX {%d+}\r\n%s\r\n" % (len(raw8), raw8))
     assert out == appended("c", server, "INBOX", 2)
-    assert [d for _, d in server.read_messages("INBOX")] == [raw, raw8]
+    assert [d for _, d in server.read_messages("INBOX")] == [stored, raw8]
+    client.ok("s SELECT INBOX")
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert client.command("f FETCH 1 BINARY.PEEK[1]") == (
+        b"* 1 FETCH (BINARY[1] ~{%d}\r\n%s)\r\nf OK FETCH completed\r\n" % (len(body), body))
 
 
 def test_append_to_missing_mailbox_is_trycreate(server: MailServer, client: Client) -> None:

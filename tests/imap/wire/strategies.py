@@ -105,7 +105,8 @@ sorts = _tagged(
 
 # --- FETCH ----------------------------------------------------------------------
 
-simple_fetch = st.sampled_from([k for k in c.FetchKind if k is not c.FetchKind.BODY_SECTION]).map(c.FetchAttribute)
+_SECTIONED = (c.FetchKind.BODY_SECTION, c.FetchKind.BINARY_SECTION, c.FetchKind.BINARY_SIZE)
+simple_fetch = st.sampled_from([k for k in c.FetchKind if k not in _SECTIONED]).map(c.FetchAttribute)
 parts = st.lists(st.integers(1, MAX32), max_size=3).map(tuple)
 
 
@@ -125,6 +126,13 @@ section_fetch = st.builds(
     lambda s, peek, partial: c.FetchAttribute(c.FetchKind.BODY_SECTION, s, peek, partial),
     sections(), st.booleans(), partials,
 )
+# RFC 3516: BINARY[.PEEK][part]<partial> and BINARY.SIZE[part].
+binary_fetch = st.builds(
+    lambda part, peek, partial, size: (
+        c.FetchAttribute(c.FetchKind.BINARY_SIZE, c.Section(part)) if size
+        else c.FetchAttribute(c.FetchKind.BINARY_SECTION, c.Section(part), peek, partial)),
+    parts, st.booleans(), partials, st.booleans(),
+)
 modseqs = st.integers(1, 2**63 - 1)
 
 
@@ -135,7 +143,7 @@ def _fetch_commands(draw: st.DrawFn) -> c.Fetch:
     uid = draw(st.booleans())
     changedsince = draw(st.none() | st.integers(0, 2**63 - 1))
     vanished = uid and changedsince is not None and draw(st.booleans())
-    attributes = tuple(draw(st.lists(simple_fetch | section_fetch, min_size=1, max_size=4)))
+    attributes = tuple(draw(st.lists(simple_fetch | section_fetch | binary_fetch, min_size=1, max_size=4)))
     return c.Fetch(draw(tags), uid, draw(seqsets), attributes, changedsince, vanished)
 
 

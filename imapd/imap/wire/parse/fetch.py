@@ -13,6 +13,12 @@
     section-part = nz-number *("." nz-number)
     section-text = section-msgtext / "MIME"
     header-list = "(" header-fld-name *(SP header-fld-name) ")"
+
+BINARY (RFC 3516 §6) adds, with part numbers only in the brackets:
+
+    fetch-att   =/ "BINARY" [".PEEK"] section-binary [partial] /
+                   "BINARY.SIZE" section-binary
+    section-binary = "[" [section-part] "]"
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ MACROS: dict[str, tuple[FetchAttribute, ...]] = {
     "FULL": (_FLAGS, _INTERNALDATE, _SIZE, _ENVELOPE, _BODY),
 }
 
+_SECTIONED = (FetchKind.BODY_SECTION, FetchKind.BINARY_SECTION, FetchKind.BINARY_SIZE)
 _SIMPLE: dict[str, FetchKind] = {
-    kind.value: kind for kind in FetchKind if kind is not FetchKind.BODY_SECTION
+    kind.value: kind for kind in FetchKind if kind not in _SECTIONED
 }
 # The attribute name runs up to "[", SP, ")" or the end of the line.
 _ATTRIBUTE_NAME = re.compile(rb"[A-Za-z0-9.]+")
@@ -83,9 +90,11 @@ def parse_fetch_attribute(reader: Reader) -> FetchAttribute:
         raise ParseError("Missing FETCH attribute" if reader.at_eol() else "Invalid FETCH attribute")
     name = found.group().decode("ascii").upper()
     reader.pos = found.end()
+    if reader.peek() == 0x5B and name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        return _parse_binary(reader, name)
     if reader.peek() == 0x5B:  # "["
         if name not in ("BODY", "BODY.PEEK"):
-            raise ParseError(f"Unknown FETCH attribute {name}[")
+            raise ParseError(f"Unknown FETCH attribute {name[:40]}[")
         section = parse_section(reader)
         partial = parse_partial(reader)
         return FetchAttribute(FetchKind.BODY_SECTION, section, name == "BODY.PEEK", partial)
@@ -95,6 +104,23 @@ def parse_fetch_attribute(reader: Reader) -> FetchAttribute:
             raise ParseError(f"FETCH macro {name} cannot be used in a list")
         raise ParseError(f"Unknown FETCH attribute {name[:40]}")
     return FetchAttribute(kind)
+
+
+def _parse_binary(reader: Reader, name: str) -> FetchAttribute:
+    """``BINARY[.PEEK]`` or ``BINARY.SIZE`` ``section-binary`` (RFC 3516 §6):
+    part numbers only; a partial only after BINARY[.PEEK]."""
+    reader.expect(b"[", "Expected '[' to start a section")
+    found = _SECTION_SPEC.match(reader.data, reader.pos)
+    spec = found.group().decode("ascii").upper() if found else ""
+    reader.pos += len(spec)
+    part, text = _split_section_spec(spec)
+    if text is not None:
+        raise ParseError(f"{name} takes part numbers only")
+    reader.expect(b"]", "Invalid section: expected ']'")
+    if name == "BINARY.SIZE":
+        return FetchAttribute(FetchKind.BINARY_SIZE, Section(part))
+    partial = parse_partial(reader)
+    return FetchAttribute(FetchKind.BINARY_SECTION, Section(part), name == "BINARY.PEEK", partial)
 
 
 def parse_section(reader: Reader) -> Section:
