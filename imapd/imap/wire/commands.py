@@ -15,6 +15,8 @@ from typing import Union
 
 from imapd.core.model import Secret, SequenceSet
 from imapd.core.spool import MessageData
+from imapd.imap.wire.thread_command import Thread as Thread
+from imapd.imap.wire.thread_command import ThreadAlgorithm as ThreadAlgorithm
 # SORT (RFC 5256) lives in its own module; re-exported for ``c.Sort`` etc.
 from imapd.imap.wire.sort_command import Sort as Sort, SortCriterion as SortCriterion, SortKey as SortKey
 
@@ -574,6 +576,7 @@ Command = Union[
     Idle, Enable, Namespace, Id, Unselect, Compress,
     GetQuota, GetQuotaRoot, SetQuota,
     Sort,
+    Thread,
 ]
 
 

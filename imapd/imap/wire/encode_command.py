@@ -116,6 +116,12 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
         _write_append(out, cmd)
     elif isinstance(cmd, (c.Idle, c.Namespace, c.Unselect, c.Enable, c.Id, c.Compress)):
         _write_session_extension(out, cmd)
+    elif isinstance(cmd, c.Thread):  # RFC 5256 §4: the charset is not optional
+        out.add(b"UID THREAD " if cmd.uid else b"THREAD ")
+        out.add(cmd.algorithm.value.encode("ascii") + b" ")
+        out.astring(cmd.charset.encode("ascii"))
+        out.add(b" ")
+        _write_search_keys(out, cmd.criteria.keys, cmd.charset)
     elif isinstance(cmd, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)):
         _write_quota(out, cmd)
     else:

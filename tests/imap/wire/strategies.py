@@ -93,6 +93,12 @@ searches = _tagged(
     st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
     return_options,
 )
+# RFC 5256 THREAD: an algorithm and the charset THREAD requires.
+threads = _tagged(
+    c.Thread, st.booleans(), st.sampled_from(c.ThreadAlgorithm),
+    st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1"]),
+    st.lists(search_keys, min_size=1, max_size=3).map(lambda keys: c.SearchAnd(tuple(keys))),
+)
 # RFC 5256 / RFC 5957 SORT: distinct keys, each maybe reversed, and the
 # charset SORT requires.
 sorts = _tagged(
@@ -201,6 +207,7 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
     _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)), multiappends,
     searches,
+    threads,
     sorts,
     fetches,
     _tagged(

@@ -28,6 +28,7 @@ COMMAND_TYPES = {
     c.Move, c.UidExpunge,
     c.Idle, c.Enable, c.Namespace, c.Id, c.Unselect, c.Compress,
     c.GetQuota, c.GetQuotaRoot, c.SetQuota,
+    c.Thread,
     c.Sort,
 }
 

@@ -22,6 +22,7 @@ from imapd.imap.wire.parse.quota import QUOTA_COMMANDS
 from imapd.imap.wire.parse.mailbox_ext import list_command, parse_append, parse_create
 from imapd.imap.wire.parse.fetch import parse_fetch_items
 from imapd.imap.wire.parse.search import parse_search_program
+from imapd.imap.wire.parse.thread import parse_thread
 from imapd.imap.wire.parse.sort import parse_sort
 from imapd.imap.wire.parse.condstore import (
     parse_fetch_modifiers, parse_move, parse_search_return, parse_select_params,
@@ -275,6 +276,7 @@ _UID_COMMANDS: dict[str, Callable[[Reader, str, bool], c.Command]] = {
     "COPY": _copy,
     "MOVE": parse_move,             # RFC 6851
     "EXPUNGE": parse_uid_expunge,   # RFC 4315: UID EXPUNGE only
+    "THREAD": parse_thread,         # RFC 5256
 }
 
 __all__ = ["parse_command", "normalize_mailbox", "STATUS_ITEMS"]

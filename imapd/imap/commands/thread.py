@@ -1,0 +1,169 @@
+"""THREAD and UID THREAD (RFC 5256 §3; response §4).
+
+The messages are those SEARCH would find with the same criteria (the search
+runs as in ``search``, paced the same way). For each match the handler reads
+what threading needs: Subject and Date from the stored analysis (``meta``,
+the envelope), and for REFERENCES also Message-ID, In-Reply-To and
+References from the header block, read on its own (``read_message`` up to
+the body's offset, at most ``MAX_HEADER_BYTES``), one message at a time with
+``ctx.pace`` between two, so memory stays bounded by a batch of records.
+The algorithms themselves (``imapd.message.threading``) are pure and
+iterative; on a large mailbox they run in a worker thread
+(``runtime.in_thread``) so other connections are not held up meanwhile.
+
+The answer is one ``* THREAD`` response (empty when nothing matched), with
+sequence numbers, or UIDs for UID THREAD (RFC 5256 §3).
+
+The sent date is the Date header in UTC, else the internal date (RFC 5256
+§2.2, as SORT's DATE); base subjects (RFC 5256 §2.1) compare under
+i;unicode-casemap, the collation I18NLEVEL=1 makes the default (RFC 5255
+§4.3).
+"""
+
+from __future__ import annotations
+
+import calendar
+import email.utils
+from typing import Sequence
+
+from imapd.core.errors import ImapError
+from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
+from imapd.imap.commands.search import BATCH_SIZE, SUPPORTED_CHARSETS, _matching
+from imapd.imap.commands.search_eval import Candidate
+from imapd.imap.commands.select import selected_view
+from imapd.imap.session.view import SelectedView
+from imapd.imap.wire.commands import Search
+from imapd.imap.wire.responses import Generic
+from imapd.imap.wire.thread_command import Thread, ThreadAlgorithm
+from imapd.imap.wire.values import Atom
+from imapd.mail.records import MessageRecord
+from imapd.message import MessageInfo, analyze, casemap
+from imapd.message.basesubject import base_subject
+from imapd.message.headers import decode_8bit, first_values
+from imapd.message.infocache import decode_info
+from imapd.message.threading import (
+    ThreadMessage, format_threads, ordered_subject, parent_ids, parse_msg_ids, references,
+)
+
+#: Header bytes read per message for REFERENCES; a longer header is cut
+#: (a References field that long is not worth more).
+MAX_HEADER_BYTES = 256 * 1024
+#: Above this many messages the algorithm runs in a worker thread.
+THREAD_IN_WORKER_ABOVE = 2_000
+_ID_HEADERS = (b"message-id", b"references", b"in-reply-to")
+
+
+def sent_timestamp(date_header: bytes | None, record: MessageRecord) -> float:
+    """Seconds since the epoch (UTC) of the Date header, else the internal
+    date (RFC 5256 §2.2). A date without a zone is taken as UTC."""
+    if date_header is not None:
+        try:
+            parsed = email.utils.parsedate_tz(decode_8bit(date_header))
+            if parsed is not None:
+                return float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
+        except (ValueError, TypeError, OverflowError, IndexError):
+            pass
+    return record.internal_date.timestamp()
+
+
+def _info(meta: bytes) -> MessageInfo | None:
+    try:
+        return decode_info(meta)
+    except ValueError:
+        return None  # no stored analysis: computed from the bytes
+
+
+async def _header_block(view: SelectedView, uid: int, info: MessageInfo) -> bytes | None:
+    length = min(info.root.body_start, MAX_HEADER_BYTES)
+    return await view.watch.read_message(uid, 0, length)
+
+
+async def _describe(
+    view: SelectedView, candidate: Candidate, record: MessageRecord, number: int,
+    with_ids: bool,
+) -> ThreadMessage | None:
+    """What threading needs of one message; None if it is gone meanwhile."""
+    info = _info(record.meta)
+    block: bytes | None = None
+    if info is None:
+        raw = await view.watch.read_message(record.uid)
+        if raw is None:
+            return None
+        info = analyze(raw)
+        block = raw[:min(info.root.body_start, MAX_HEADER_BYTES)]
+    envelope = info.envelope_data
+    base = base_subject(envelope.subject)
+    message = ThreadMessage(
+        number=number, order=candidate.seq,
+        sent=sent_timestamp(envelope.date, record),
+        subject=casemap.fold(base.text), is_reply=base.is_reply_or_forward,
+    )
+    if not with_ids:
+        return message
+    if block is None:
+        block = await _header_block(view, record.uid, info)
+        if block is None:
+            return None
+    fields = first_values(block, _ID_HEADERS)
+    own = parse_msg_ids(fields.get(b"message-id"))
+    return ThreadMessage(
+        message.number, message.order, message.sent, message.subject, message.is_reply,
+        own[0] if own else None,
+        parent_ids(fields.get(b"references"), fields.get(b"in-reply-to")),
+    )
+
+
+async def _describe_all(
+    ctx: CommandContext, view: SelectedView, matched: Sequence[Candidate], cmd: Thread,
+) -> list[ThreadMessage]:
+    """The matches as ``ThreadMessage``, in sequence order, paced."""
+    with_ids = cmd.algorithm is ThreadAlgorithm.REFERENCES
+    described: list[ThreadMessage] = []
+    for start in range(0, len(matched), BATCH_SIZE):
+        batch = matched[start:start + BATCH_SIZE]
+        records = await view.watch.fetch_records([c.record.uid for c in batch], with_meta=True)
+        by_uid = {record.uid: record for record in records}
+        for candidate in batch:
+            record = by_uid.get(candidate.record.uid)
+            if record is None:
+                continue  # expunged meanwhile
+            number = record.uid if cmd.uid else candidate.seq
+            message = await _describe(view, candidate, record, number, with_ids)
+            if message is not None:
+                described.append(message)
+            await ctx.pace()  # others' turn between two messages (issue 13)
+    return described
+
+
+def _thread_text(algorithm: ThreadAlgorithm, messages: list[ThreadMessage]) -> bytes:
+    if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
+        return format_threads(ordered_subject(messages))
+    return format_threads(references(messages))
+
+
+async def handle_thread(cmd: Thread, ctx: CommandContext) -> Completion:
+    """THREAD / UID THREAD (RFC 5256 §3); see the module docstring."""
+    view = selected_view(ctx)
+    if cmd.charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {cmd.charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+    if cmd.uid:
+        view.uid_mode = True  # later unsolicited FETCH carries UID (as SEARCH)
+    search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)
+    matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
+    messages = await _describe_all(ctx, view, matched, cmd)
+    if len(messages) > THREAD_IN_WORKER_ABOVE:
+        text = await ctx.runtime.in_thread(_thread_text, cmd.algorithm, messages)
+    else:
+        text = _thread_text(cmd.algorithm, messages)
+    ctx.send(Generic("THREAD", (Atom(text.decode("ascii")),) if text else ()))
+    return Completion("UID THREAD completed" if cmd.uid else "THREAD completed")
+
+
+# Like SEARCH, THREAD must not be interrupted by EXPUNGE responses
+# (RFC 3501 §7.4.1): the numbers refer to the client's view.
+SPECS: tuple[AnySpec, ...] = (
+    CommandSpec(Thread, handle_thread, SELECTED, may_send_expunge=False),
+)
