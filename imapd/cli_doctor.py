@@ -36,10 +36,7 @@ def run_doctor(options: DoctorOptions) -> int:
 
     store = store_of(Config(store=options["store"]))
     if store.is_postgres:
-        if options["reindex"]:
-            print("imapd doctor: --reindex: this PostgreSQL store has no full-text index "
-                  "(SEARCH scans)", file=sys.stderr)
-        return _run_postgres(store, bool(options["repair"]))
+        return _run_postgres(store, bool(options["repair"]), bool(options["reindex"]))
     path = resolve_data_dir(options["data"]) / DB_FILENAME
     if not path.is_file():
         print(f"imapd doctor: no store at {path}", file=sys.stderr)
@@ -61,24 +58,35 @@ def run_doctor(options: DoctorOptions) -> int:
     return _print(report, str(path), bool(options["repair"]))
 
 
-def _reindex(conn: sqlite3.Connection) -> None:
+def _reindex(conn: Any) -> None:
     """``--reindex``: the progress as "done/total" on stderr (rewritten in
-    place on a terminal), then the count."""
-    from imapd.storage.sqlite import fts
-
+    place on a terminal), then the count. ``conn``: SQLite or PostgreSQL."""
     tty = sys.stderr.isatty()
 
     def show(done: int, total: int) -> None:
         end = "\r" if tty else "\n"
         print(f"imapd doctor: reindexing {done}/{total}", end=end, file=sys.stderr, flush=True)
 
-    count = fts.reindex(conn, show)
+    if isinstance(conn, sqlite3.Connection):
+        from imapd.storage.sqlite import fts
+
+        count = fts.reindex(conn, show)
+    else:
+        from imapd.storage.postgres import fts as pg_fts
+
+        count = pg_fts.reindex(conn, _pg_body, show)
     if tty and count:
         print(file=sys.stderr)
     print(f"imapd doctor: reindexed {count} message bodies for SEARCH")
 
 
-def _run_postgres(store: Any, repair: bool) -> int:
+def _pg_body(conn: Any, body_id: int) -> bytes:
+    rows = conn.execute("SELECT data FROM body_chunks WHERE body_id=%s ORDER BY seq",
+                        (body_id,)).fetchall()
+    return b"".join(bytes(row[0]) for row in rows)
+
+
+def _run_postgres(store: Any, repair: bool, reindex: bool) -> int:
     import psycopg
 
     from imapd.app import store_failure
@@ -87,6 +95,8 @@ def _run_postgres(store: Any, repair: bool) -> int:
     try:
         with psycopg.connect(store.dsn, autocommit=True, connect_timeout=10) as conn:
             schema.check(conn)
+            if reindex:
+                _reindex(conn)
             report = pg_doctor.examine(conn, repair)
     except (psycopg.Error, schema.SchemaMismatch) as error:
         print(store_failure(store, error), file=sys.stderr)

@@ -38,7 +38,7 @@ from imapd.mail.records import (
     MessageBody, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres import messages as msgs
-from imapd.storage.postgres import accounts, quota, reads, schema, tree
+from imapd.storage.postgres import accounts, fts, quota, reads, schema, tree
 from imapd.storage.postgres.feed import Listener, PgFeed, Siblings
 from imapd.storage.postgres.runner import Conn, Rings, Runner, mail_error
 from imapd.storage.hops import Hop, MakeWaiter
@@ -248,8 +248,15 @@ class PostgresBackend:
     async def text_candidates(
         self, ref: MailboxRef, scope: str, folded: str
     ) -> frozenset[int] | None:
-        """No index yet (schema v1): the caller evaluates every message."""
-        return None
+        self._check_open()
+        if not fts.usable(scope, folded):
+            return None
+
+        def read(conn: Conn) -> frozenset[int] | None:
+            reads.check(conn, ref)
+            return fts.candidates(conn, ref.id, scope, folded)
+
+        return await self.runner.read(read)
 
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         self._check_open()

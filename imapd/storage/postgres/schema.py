@@ -23,6 +23,9 @@ Tables (per-mailbox numbers are BIGINT; UIDs stay below 2**32):
   ``body_chunks``: the bytes in ``CHUNK`` pieces of bytea, so a large
   message is written and read a piece at a time (docs/storage.md gives
   the measurements behind this choice).
+* ``body_text`` and ``body_unindexed`` (version 2): SEARCH's full-text
+  index, ``pg_trgm`` GIN indexes over the folded text
+  (``imapd.storage.postgres.fts``).
 
 Names are ``COLLATE "C"``: byte order, as SQLite sorts them, whatever the
 database's default collation is.
@@ -32,7 +35,9 @@ from __future__ import annotations
 
 import psycopg
 
-SCHEMA_VERSION = 1
+from imapd.storage.postgres import fts
+
+SCHEMA_VERSION = 2
 NOTIFY_CHANNEL = "imapd"
 
 _DDL_V1 = """
@@ -117,8 +122,8 @@ CREATE TABLE quotas(
 )
 """
 
-# version -> DDL that upgrades version-1 to it (none yet: 1 is the first).
-_MIGRATIONS: dict[int, str] = {}
+# version -> DDL that upgrades the version below it; ``init`` runs them too.
+_MIGRATIONS: dict[int, str] = {2: fts.MIGRATION}
 
 
 class SchemaMismatch(Exception):
@@ -167,6 +172,10 @@ def init(dsn: str) -> None:
             for statement in _DDL_V1.split(";"):
                 if statement.strip():
                     conn.execute(statement.encode())
+            for version in range(2, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement.encode())
             conn.execute("INSERT INTO settings(key, value) VALUES('schema_version', %s)",
                          (SCHEMA_VERSION,))
 

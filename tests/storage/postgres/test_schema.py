@@ -57,7 +57,7 @@ def test_open_refuses_a_database_without_the_schema(empty_dsn: str) -> None:
 
 def test_open_refuses_an_unknown_version(postgres_dsn: str) -> None:
     _set_version(postgres_dsn, schema.SCHEMA_VERSION + 1)
-    with pytest.raises(SchemaMismatch, match="version 2.*upgrade imapd"):
+    with pytest.raises(SchemaMismatch, match=f"version {schema.SCHEMA_VERSION + 1}.*upgrade imapd"):
         open_pg(postgres_dsn)
     with pytest.raises(SchemaMismatch, match="newer than this imapd"):
         schema.migrate(postgres_dsn)
@@ -80,14 +80,15 @@ def test_migrate_steps_up_one_version_at_a_time(
 ) -> None:
     postgres_dsn = own_dsn
     assert schema.migrate(postgres_dsn) == schema.SCHEMA_VERSION  # current: nothing to do
-    # A pretend version 2 that adds a column: migrate applies it and
+    # A pretend next version that adds a column: migrate applies it and
     # records the version, in one transaction; open then accepts it.
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema._MIGRATIONS, 2, "ALTER TABLE mailboxes ADD COLUMN note TEXT")
+    pretend = schema.SCHEMA_VERSION + 1
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", pretend)
+    monkeypatch.setitem(schema._MIGRATIONS, pretend, "ALTER TABLE mailboxes ADD COLUMN note TEXT")
     with pytest.raises(SchemaMismatch, match="imapd db migrate"):
         open_pg(postgres_dsn)
-    assert schema.migrate(postgres_dsn) == 2
-    assert schema.current_version(postgres_dsn) == 2
+    assert schema.migrate(postgres_dsn) == pretend
+    assert schema.current_version(postgres_dsn) == pretend
     with psycopg.connect(postgres_dsn) as conn:
         conn.execute("SELECT note FROM mailboxes")
     close(open_pg(postgres_dsn))
