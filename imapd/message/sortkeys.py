@@ -156,8 +156,13 @@ def order(
 
     One stable sort per criterion, the last criterion first: each pass
     keeps the order of the previous passes among equal keys, and Python's
-    ``reverse=True`` is stable too, so REVERSE never reverses ties."""
-    computed = [(keys(item), item) for item in items]
+    ``reverse=True`` is stable too, so REVERSE never reverses ties. Each
+    pass sorts positions by one column of keys (a C-level lookup per
+    comparison key, no Python function call). Pure: safe on a worker
+    thread."""
+    computed = [keys(item) for item in items]
+    positions = list(range(len(computed)))
     for index in range(len(program) - 1, -1, -1):
-        computed.sort(key=lambda pair: pair[0][index], reverse=program[index].reverse)
-    return [item for _, item in computed]
+        column = [values[index] for values in computed]
+        positions.sort(key=column.__getitem__, reverse=program[index].reverse)
+    return [items[position] for position in positions]

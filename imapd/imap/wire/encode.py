@@ -244,7 +244,8 @@ def _write_untagged(out: _Writer, response: r.Response) -> None:
         out.raw(b" ".join(b"%s %d" % (_atom(name), _number(n)) for name, n in response.items))
         out.raw(b")")
     elif isinstance(response, r.SearchResponse):
-        out.raw(b"".join([b"SEARCH"] + [b" %d" % _number(n) for n in response.numbers]))
+        keyword = _atom(response.keyword)
+        out.raw(b"".join([keyword] + [b" %d" % _number(n) for n in response.numbers]))
         if response.modseq is not None:
             out.raw(b" (MODSEQ %d)" % _number(response.modseq))
     elif isinstance(response, r.FlagsResponse):

@@ -91,10 +91,13 @@ class StatusResponse:
 
 @dataclass(frozen=True, slots=True)
 class SearchResponse:
-    """``* SEARCH 2 3 6`` (§7.2.5). ``modseq`` is the CONDSTORE trailer."""
+    """``* SEARCH 2 3 6`` (§7.2.5). ``modseq`` is the CONDSTORE trailer.
+    ``keyword`` "SORT" makes it RFC 5256's ``* SORT 2 84 882`` (sort-data
+    has the same shape, and the same trailer: RFC 7162 §3.1.5)."""
 
     numbers: tuple[int, ...]
     modseq: int | None = None
+    keyword: str = "SEARCH"
 
 
 @dataclass(frozen=True, slots=True)

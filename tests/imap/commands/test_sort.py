@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from imapd.imap.commands import sort as sort_command
 from imapd.net import pipeline
 from tests.imap.commands.harness import Client, MailServer, message
 from tests.imap.commands.test_pacing import one_turn
@@ -229,3 +230,28 @@ def test_a_sort_over_many_messages_takes_several_turns(big: MailServer) -> None:
     expected = " ".join(str(n) for n in range(COUNT, 0, -1))
     assert out == f"* SORT {expected}\r\nq OK SORT completed\r\n".encode()
     assert turns >= COUNT // pipeline.TURN_COMMANDS
+
+
+def test_a_large_result_is_put_in_order_on_a_worker_thread(
+    mailbox: Client, server: MailServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above ``THREAD_ABOVE`` messages the final ordering (one long call)
+    goes to ``runtime.in_thread``, not the reactor; the answer is the same."""
+    monkeypatch.setattr(sort_command, "THREAD_ABOVE", 3)
+    threaded: list[str] = []
+    in_thread = server.runtime.in_thread
+
+    def spy(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(fn.__name__)
+        return in_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(server.runtime, "in_thread", spy)
+    mailbox.transcript("""
+        C: a SORT (SUBJECT REVERSE DATE) UTF-8 ALL
+        S: * SORT 5 4 3 1 2
+        S: a OK SORT completed
+        C: b SORT (REVERSE SIZE) UTF-8 1:3
+        S: * SORT 2 1 3
+        S: b OK SORT completed
+    """)
+    assert threaded == ["order"]

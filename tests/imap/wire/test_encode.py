@@ -109,6 +109,7 @@ RFC_EXAMPLES: list[tuple[r.Response, bytes]] = [
     (r.SearchResponse((2, 84, 882)), b"* SEARCH 2 84 882"),
     (r.SearchResponse(()), b"* SEARCH"),
     (r.SearchResponse((43,)), b"* SEARCH 43"),
+    (r.SearchResponse((2, 84, 882), keyword="SORT"), b"* SORT 2 84 882"),  # RFC 5256 §4
     (r.FetchResponse(2, (("FLAGS", atoms("\\Deleted", "\\Seen")),)), b"* 2 FETCH (FLAGS (\\Deleted \\Seen))"),
     (r.FetchResponse(4, (("FLAGS", atoms("\\Deleted", "\\Flagged", "\\Seen")),)),
      b"* 4 FETCH (FLAGS (\\Deleted \\Flagged \\Seen))"),
@@ -247,6 +248,7 @@ def test_value_representation(value: Value, expected: bytes) -> None:
         (r.StatusResponse("Sent Items", (("UIDVALIDITY", 1), ("UNSEEN", 0))), b'* STATUS "Sent Items" (UIDVALIDITY 1 UNSEEN 0)\r\n'),
         (r.SearchResponse((1, 5), modseq=917162500), b"* SEARCH 1 5 (MODSEQ 917162500)\r\n"),
         (r.SearchResponse((), modseq=7), b"* SEARCH (MODSEQ 7)\r\n"),
+        (r.SearchResponse((4, 1), modseq=9, keyword="SORT"), b"* SORT 4 1 (MODSEQ 9)\r\n"),
         (r.FlagsResponse(()), b"* FLAGS ()\r\n"),
         (r.Generic("ENABLED", ()), b"* ENABLED\r\n"),
         (r.Generic("VANISHED", (Atom("1:3"),), None), b"* VANISHED 1:3\r\n"),
