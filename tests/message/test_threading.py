@@ -121,6 +121,13 @@ def test_subject_merge_reply_goes_under_original() -> None:
     assert refs_text(messages) == b"(1 2)"
 
 
+def test_subject_table_prefers_the_original_over_an_earlier_reply() -> None:
+    """Step 5.C: a reply in the table is replaced by a non-reply, so the
+    earlier reply goes under the later original, not beside it."""
+    messages = [msg(1, "a", subject="FOO", reply=True), msg(2, "b", subject="FOO")]
+    assert refs_text(messages) == b"(2 1)"
+
+
 def test_subject_merge_two_originals_get_a_dummy() -> None:
     messages = [msg(1, "a", subject="FOO"), msg(2, "b", subject="FOO")]
     assert refs_text(messages) == b"((1)(2))"
