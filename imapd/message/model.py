@@ -146,6 +146,26 @@ class MessageInfo:
             raise ValueError(f"corrupt message info: {exc!r}") from exc
 
 
+def envelope_from_bytes(data: bytes) -> EnvelopeData | None:
+    """Only the message's own envelope from a :meth:`MessageInfo.to_bytes`
+    blob (None when it has none): SORT and THREAD read nothing else, and
+    skipping the parts halves the cost of :meth:`MessageInfo.from_bytes`.
+    ValueError as ``from_bytes``."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"message info is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
+        raise ValueError("unsupported message info version")
+    try:
+        root = doc["root"]
+        if not isinstance(root, list) or len(root) != 18:
+            raise ValueError("bad part")
+        return _load_envelope(root[17])
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"corrupt message info: {exc!r}") from exc
+
+
 # --- serialization helpers ----------------------------------------------------
 # Parts are positional lists to keep the blob small; bytes are stored as
 # Latin-1 strings (a lossless byte <-> code point mapping).

@@ -35,7 +35,7 @@ from imapd.message.addresses import MISSING_DOMAIN, Address
 from imapd.message.basesubject import base_subject
 from imapd.message.casemap import fold
 from imapd.message.headers import decode_8bit, decode_words
-from imapd.message.model import AddressList, MessageInfo
+from imapd.message.model import AddressList, EnvelopeData
 
 
 
@@ -115,14 +115,14 @@ class StoredFacts(Protocol):
     def size(self) -> int: ...
 
 
-def key_value(key: SortKey, record: StoredFacts, info: MessageInfo | None) -> KeyValue:
-    """One sort key of one message; ``info`` is needed unless the key is in
-    ``RECORD_KEYS`` (None then counts as every header field missing)."""
+def key_value(key: SortKey, record: StoredFacts, env: EnvelopeData | None) -> KeyValue:
+    """One sort key of one message; its envelope (``MessageInfo.
+    envelope_data`` or ``model.envelope_from_bytes``) is needed unless the
+    key is in ``RECORD_KEYS`` (None counts as every header field missing)."""
     if key is SortKey.ARRIVAL:
         return record.internal_date.timestamp()
     if key is SortKey.SIZE:
         return record.size
-    env = info.envelope_data if info is not None else None
     if key is SortKey.DATE:
         return sent_instant(env.date if env else None, record.internal_date)
     if env is None:
@@ -141,10 +141,10 @@ def key_value(key: SortKey, record: StoredFacts, info: MessageInfo | None) -> Ke
 
 
 def key_values(
-    program: Sequence[SortCriterion], record: StoredFacts, info: MessageInfo | None,
+    program: Sequence[SortCriterion], record: StoredFacts, env: EnvelopeData | None,
 ) -> tuple[KeyValue, ...]:
     """The message's value for each criterion of ``program``, in order."""
-    return tuple(key_value(criterion.key, record, info) for criterion in program)
+    return tuple(key_value(criterion.key, record, env) for criterion in program)
 
 
 def order(

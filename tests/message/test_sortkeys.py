@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from imapd.imap.wire.sort_command import SortCriterion, SortKey
 from imapd.message import MessageInfo, analyze
+from imapd.message.model import EnvelopeData, envelope_from_bytes
 from imapd.message.sortkeys import (
     display_key, key_value, key_values, mailbox_key, needs_info, order, sent_instant, subject_key,
 )
@@ -45,8 +46,8 @@ def test_sent_date(header: bytes | None, expected: datetime.datetime) -> None:
     assert sent_instant(header, INTERNAL) == expected.timestamp()
 
 
-def _env(raw: bytes) -> tuple[Facts, MessageInfo]:
-    return Facts(INTERNAL, len(raw)), analyze(raw)
+def _env(raw: bytes) -> tuple[Facts, EnvelopeData]:
+    return Facts(INTERNAL, len(raw)), analyze(raw).envelope_data
 
 
 def test_keys_of_one_message() -> None:
@@ -126,3 +127,22 @@ def test_reverse_keeps_ties_in_mailbox_order() -> None:
     items = [(1, ("B",)), (2, ("A",)), (3, ("B",)), (4, ("A",))]
     reverse = [SortCriterion(SortKey.SUBJECT, True)]
     assert [s for s, _ in order(items, lambda i: i[1], reverse)] == [1, 3, 2, 4]
+
+
+@pytest.mark.parametrize("raw", [
+    b"Date: Tue, 8 Feb 1994 01:00:00 +0900\r\nFrom: A <a@b.c>, g: x@y;\r\nTo: d@e\r\n"
+    b"Subject: =?utf-8?q?caf=C3=A9?=\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n",
+    b"Content-Type: multipart/mixed; boundary=b\r\nSubject: parts\r\n\r\n--b\r\n"
+    b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n--b--\r\n",
+    b"no header at all",
+])
+def test_envelope_from_bytes_reads_only_the_envelope(raw: bytes) -> None:
+    info = analyze(raw)
+    assert envelope_from_bytes(info.to_bytes()) == info.envelope_data
+    assert MessageInfo.from_bytes(info.to_bytes()).envelope_data == info.envelope_data
+
+
+@pytest.mark.parametrize("blob", [b"", b"{", b"[]", b'{"v": 99}', b'{"v": 1}', b'{"v": 1, "root": [1]}'])
+def test_envelope_from_bytes_refuses_foreign_blobs(blob: bytes) -> None:
+    with pytest.raises(ValueError):
+        envelope_from_bytes(blob)

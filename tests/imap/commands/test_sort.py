@@ -14,8 +14,10 @@ from typing import Any, Iterator
 import pytest
 
 from imapd.imap.commands import sort as sort_command
+from imapd.mail.records import AppendItem
+from imapd.message import analyze
 from imapd.net import pipeline
-from tests.imap.commands.harness import Client, MailServer, message
+from tests.imap.commands.harness import Client, MailServer, message, run
 from tests.imap.commands.test_pacing import one_turn
 
 UTC = datetime.timezone.utc
@@ -255,3 +257,25 @@ def test_a_large_result_is_put_in_order_on_a_worker_thread(
         S: b OK SORT completed
     """)
     assert threaded == ["order"]
+
+
+def test_messages_without_a_usable_stored_analysis_are_analysed_again(
+    server: MailServer, client: Client,
+) -> None:
+    """A missing or foreign analysis (``meta``) is recomputed from the
+    message's bytes, so its header fields still count."""
+    items = [
+        AppendItem(b"Subject: b\r\nFrom: zed@x\r\n\r\n1\r\n", (), None, b""),
+        AppendItem(b"Subject: a\r\nFrom: amy@x\r\n\r\n2\r\n", (), None, b'{"v": 99}'),
+        AppendItem(b"Subject: c\r\n\r\n3\r\n", (), None, analyze(b"Subject: c\r\n\r\n3\r\n").to_bytes()),
+    ]
+    run(server.mail.deliver("alice", "INBOX", items))
+    client.ok("s SELECT INBOX")
+    client.transcript("""
+        C: a SORT (SUBJECT) UTF-8 ALL
+        S: * SORT 2 1 3
+        S: a OK SORT completed
+        C: b SORT (REVERSE FROM) UTF-8 ALL
+        S: * SORT 1 2 3
+        S: b OK SORT completed
+    """)
