@@ -52,6 +52,7 @@ QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
 QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
 BINARY = "BINARY"
+CATENATE = "CATENATE"
 # The row's text with the default limit; ``advertised`` puts in the server's.
 _APPENDLIMIT_DEFAULT = f"{APPENDLIMIT}={Limits().max_literal}"
 
@@ -89,6 +90,7 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QUOTA_RES_STORAGE, (c.GetQuota,)),  # RFC 9208 §5.1
     (QUOTA_RES_MESSAGE, (c.GetQuota,)),  # RFC 9208 §5.2
     (BINARY, (c.Fetch, c.Append)),  # RFC 3516: FETCH BINARY[], APPEND literal8
+    (CATENATE, (c.Append,)),    # RFC 4469: same-user relative URLs, no URLAUTH
 )
 
 

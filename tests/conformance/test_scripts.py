@@ -42,8 +42,6 @@ SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 
 #: imaptest scripts skipped on purpose: script -> (capabilities the runner reports missing, why).
 EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
-    "catenate": ("CATENATE", "CATENATE (RFC 4469) not offered"),
-    "catenate-multiappend": ("CATENATE", "CATENATE (RFC 4469) not offered"),
     "esort": ("ESORT", "ESORT (RFC 5267) not offered"),
     "notify": ("NOTIFY", "NOTIFY (RFC 5465) not offered"),
     "search-context-update": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),

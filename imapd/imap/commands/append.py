@@ -16,6 +16,9 @@ of all of them: all messages or none (RFC 3502 §3: when one message cannot
 be appended, none is), under consecutive UIDs, reported as a uid-set
 (``[APPENDUID 38505 3955:3957]``).
 
+CATENATE (RFC 4469): a message given as ``CATENATE (...)`` is put together
+first (``imapd.imap.commands.catenate``), then delivered like the others.
+
 BINARY (RFC 3516 §4.3): a message sent as ``literal8`` may hold NUL
 octets; the parts that do are stored re-encoded as base64 (in a worker
 thread), so BODY[] never sends a NUL while BINARY[] gives the client's
@@ -25,6 +28,7 @@ octets back.
 from __future__ import annotations
 
 from imapd.imap.commands import catalogue
+from imapd.imap.commands.catenate import catenated
 from imapd.imap.commands.context import (
     AUTHENTICATED, AnySpec, CommandContext, CommandSpec, Completion,
 )
@@ -69,10 +73,14 @@ async def handle_append(cmd: c.Append, ctx: CommandContext) -> Completion:
     in one atomic delivery, and APPENDUID names their UIDs as a set."""
     mail = mail_of(ctx)
     user = user_of(ctx)
-    if cmd.more:
-        items = [AppendItem(m.message, m.flags, m.internal_date) for m in cmd.messages]
-    else:
-        items = [AppendItem(cmd.message, cmd.flags, cmd.internal_date)]
+    if any(m.catenate is not None for m in cmd.messages):
+        # RFC 4469 §5: a missing target is TRYCREATE before any URL is read.
+        await mail.target_entry(user, cmd.mailbox)
+    items = [
+        AppendItem(await catenated(ctx, mail, user, m.catenate), m.flags, m.internal_date)
+        if m.catenate is not None else AppendItem(m.message, m.flags, m.internal_date)
+        for m in cmd.messages
+    ]
     items = [await _stored_form(ctx, item) for item in items]
     try:
         result = await mail.deliver(user, cmd.mailbox, items)

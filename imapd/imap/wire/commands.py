@@ -15,6 +15,7 @@ from typing import Union
 
 from imapd.core.model import Secret, SequenceSet
 from imapd.core.spool import MessageData
+from imapd.imap.wire.catenate_command import CatenatePart
 from imapd.imap.wire.thread_command import Thread as Thread
 from imapd.imap.wire.thread_command import ThreadAlgorithm as ThreadAlgorithm
 # SORT (RFC 5256) lives in its own module; re-exported for ``c.Sort`` etc.
@@ -203,6 +204,7 @@ class AppendMessage:
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None  # timezone-aware
     message: MessageData
+    catenate: tuple[CatenatePart, ...] | None = None  # RFC 4469: the parts, ``message`` unused
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +218,13 @@ class Append:
     internal_date: datetime.datetime | None  # timezone-aware
     message: MessageData  # bytes, or a SpooledLiteral when large (imapd.core.spool)
     more: tuple[AppendMessage, ...] = ()
+    catenate: tuple[CatenatePart, ...] | None = None  # the first message's (RFC 4469)
 
     @property
     def messages(self) -> tuple[AppendMessage, ...]:
         """Every message, in the client's order."""
-        return (AppendMessage(self.flags, self.internal_date, self.message), *self.more)
+        first = AppendMessage(self.flags, self.internal_date, self.message, self.catenate)
+        return (first, *self.more)
 
 
 # --- selected (§6.4) ---------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Callable, Collection
 from imapd.core.model import canonical_flag
 from imapd.imap.wire import commands as c
 from imapd.imap.wire.lexer import ParseError, Reader
+from imapd.imap.wire.parse.catenate import at_catenate, parse_catenate
 
 _SELECTION = frozenset(c.LIST_SELECTION_OPTIONS)
 _RETURN = frozenset(c.LIST_RETURN_OPTIONS)
@@ -189,6 +190,8 @@ def _append_message(reader: Reader) -> c.AppendMessage:
     if reader.peek() == 0x22:  # '"'
         internal_date = reader.date_time()
         reader.sp("message literal")
+    if at_catenate(reader):  # RFC 4469 §5
+        return c.AppendMessage(flags, internal_date, b"", parse_catenate(reader))
     if reader.peek() not in (0x7B, 0x7E):
         raise ParseError("Invalid APPEND: the message must be a literal")
     # A large message stays in its spool file (``imapd.core.spool``).
@@ -207,7 +210,8 @@ def parse_append(reader: Reader, tag: str) -> c.Command:
     while reader.peek() == 0x20:
         reader.sp("next message")
         more.append(_append_message(reader))
-    return c.Append(tag, mailbox, first.flags, first.internal_date, first.message, tuple(more))
+    return c.Append(tag, mailbox, first.flags, first.internal_date, first.message, tuple(more),
+                    first.catenate)
 
 
 __all__ = ["list_command", "parse_create", "parse_append", "SPECIAL_USE_ATTRIBUTES", "canonical_special_use"]
