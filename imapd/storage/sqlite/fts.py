@@ -18,8 +18,8 @@ compares, already folded with ``casemap.fold``:
 The tokenizer is ``trigram`` with ``case_sensitive 1``: the text is already
 folded (trigram's own folding covers ASCII only), and the needle is folded
 the same way by the caller. ``detail=none`` keeps no positions (the index
-is less than half the size: 3.8 KB instead of 9.4 KB per 2.5 KB message of
-the bench corpus, docs/benchmarks.md § Search), so a lookup asks for rows holding every trigram of the needle (up
+is less than half the size: 4.3 KB instead of 9.4 KB per ~2.5 KB message
+of the bench corpus, docs/benchmarks.md § Search), so a lookup asks for rows holding every trigram of the needle (up
 to ``MAX_TRIGRAMS`` of them) rather than for them in a row: a *superset*
 of the messages containing the needle, which is all the index promises —
 the caller confirms each candidate with the exact evaluator. Needles under
