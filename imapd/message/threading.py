@@ -31,6 +31,13 @@ from typing import Iterable, Sequence
 
 #: Steps one loop check may take before the link is refused (see module doc).
 LOOP_CHECK_BUDGET = 100_000
+#: A msg-id longer than a header line may be (RFC 5322 §2.1.1: 998 octets;
+#: an id cannot be folded) is not a valid id.
+MAX_ID_LENGTH = 998
+#: Octets of References ids kept per message, the last (nearest) ones: what
+#: a mailbox of messages with huge References holds in memory stays bounded
+#: (RFC 5322 §3.6.4 already has writers trim long References).
+MAX_REFERENCE_OCTETS = 4096
 
 _NONE = -1
 
@@ -81,6 +88,8 @@ def _clean_id(inner: bytes) -> bytes | None:
     while previous != inner and b"(" in inner:  # nested comments, innermost first
         previous, inner = inner, _COMMENT.sub(b"", inner)
     inner = _SPACE.sub(b"", inner)
+    if len(inner) > MAX_ID_LENGTH:
+        return None
     left, at, right = inner.rpartition(b"@")
     if not at or not left or not right or b"(" in inner or b")" in inner:
         return None
@@ -101,11 +110,17 @@ def parse_msg_ids(value: bytes | None) -> list[bytes]:
 
 def parent_ids(references: bytes | None, in_reply_to: bytes | None) -> tuple[bytes, ...]:
     """The References ids, or the first In-Reply-To id when References has
-    none (RFC 5256 §3 REFERENCES step 1)."""
+    none (RFC 5256 §3 REFERENCES step 1); of a References longer than
+    ``MAX_REFERENCE_OCTETS``, its last ids up to that size."""
     refs = parse_msg_ids(references)
-    if refs:
-        return tuple(refs)
-    return tuple(parse_msg_ids(in_reply_to)[:1])
+    if not refs:
+        return tuple(parse_msg_ids(in_reply_to)[:1])
+    kept = 0
+    first = len(refs)
+    while first > 0 and kept + len(refs[first - 1]) <= MAX_REFERENCE_OCTETS:
+        first -= 1
+        kept += len(refs[first])
+    return tuple(refs[first:])
 
 
 # --- ORDEREDSUBJECT (RFC 5256 §3) -------------------------------------------

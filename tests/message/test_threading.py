@@ -11,7 +11,7 @@ import time
 from hypothesis import given, settings, strategies as st
 
 from imapd.message.threading import (
-    ThreadMessage, ThreadNode, format_threads, ordered_subject, parent_ids, parse_msg_ids,
+    MAX_REFERENCE_OCTETS, ThreadMessage, ThreadNode, format_threads, ordered_subject, parent_ids, parse_msg_ids,
     references,
 )
 
@@ -61,6 +61,19 @@ def test_msg_id_parsing() -> None:
     assert parent_ids(b"<x@y> <z@y>", b"<q@y>") == (b"x@y", b"z@y")
     assert parent_ids(b"garbage", b"Fred's message <q@y> <r@y>") == (b"q@y",)
     assert parent_ids(None, None) == ()
+
+
+def test_overlong_ids_and_references_are_bounded() -> None:
+    """An id longer than a header line is invalid (RFC 5322 §2.1.1); of a
+    huge References only the last ids, up to MAX_REFERENCE_OCTETS, stay."""
+    long_id = b"x" * 990 + b"@example"
+    assert parse_msg_ids(b"<" + long_id + b">") == [long_id]
+    assert parse_msg_ids(b"<x" + long_id + b">") == []
+    many = b" ".join(b"<%d@example>" % n for n in range(10_000))
+    kept = parent_ids(many, None)
+    assert kept[-1] == b"9999@example"
+    assert sum(map(len, kept)) <= MAX_REFERENCE_OCTETS < sum(map(len, kept)) + 20
+    assert kept == tuple(b"%d@example" % n for n in range(10_000 - len(kept), 10_000))
 
 
 # --- REFERENCES, step by step --------------------------------------------------
