@@ -2,10 +2,10 @@
 
 The messages are those SEARCH would find with the same criteria (the search
 runs as in ``search``, paced the same way). For each match the handler reads
-what threading needs: Subject and Date from the stored analysis (``meta``,
-the envelope), and for REFERENCES also Message-ID, In-Reply-To and
-References from the header block, read on its own (``read_message`` up to
-the body's offset, at most ``MAX_HEADER_BYTES``), one message at a time with
+what threading needs: Subject and Date from the stored analysis's envelope
+(``meta``), and for REFERENCES also Message-ID, In-Reply-To and References
+from the header block, read on its own (a first ``HEADER_PROBE_BYTES``, more
+only for a longer header, never over ``MAX_HEADER_BYTES``), one message at a time with
 ``ctx.pace`` between two, so memory stays bounded by a batch of records.
 The algorithms themselves (``imapd.message.threading``) are pure and
 iterative; on a large mailbox they run in a worker thread
@@ -37,10 +37,10 @@ from imapd.imap.wire.responses import Generic
 from imapd.imap.wire.thread_command import Thread, ThreadAlgorithm
 from imapd.imap.wire.values import Atom
 from imapd.mail.records import MessageRecord
-from imapd.message import MessageInfo, analyze, casemap
+from imapd.message import analyze, casemap
 from imapd.message.basesubject import base_subject
-from imapd.message.headers import decode_8bit, first_values
-from imapd.message.infocache import decode_info
+from imapd.message.headers import decode_8bit, find_header_end, first_values
+from imapd.message.model import EnvelopeData, envelope_from_bytes
 from imapd.message.threading import (
     ThreadMessage, format_threads, ordered_subject, parent_ids, parse_msg_ids, references,
 )
@@ -48,6 +48,8 @@ from imapd.message.threading import (
 #: Header bytes read per message for REFERENCES; a longer header is cut
 #: (a References field that long is not worth more).
 MAX_HEADER_BYTES = 256 * 1024
+#: First read of a header; most headers end well within it.
+HEADER_PROBE_BYTES = 16 * 1024
 #: Above this many messages the algorithm runs in a worker thread.
 THREAD_IN_WORKER_ABOVE = 2_000
 _ID_HEADERS = (b"message-id", b"references", b"in-reply-to")
@@ -66,16 +68,31 @@ def sent_timestamp(date_header: bytes | None, record: MessageRecord) -> float:
     return record.internal_date.timestamp()
 
 
-def _info(meta: bytes) -> MessageInfo | None:
+def _envelope(meta: bytes) -> EnvelopeData | None:
+    """The stored analysis's envelope only (``envelope_from_bytes``: not
+    the shared analysis cache, which one THREAD over every message would
+    only empty of what FETCH reuses); None when it must be recomputed."""
     try:
-        return decode_info(meta)
+        return envelope_from_bytes(meta) or EnvelopeData()
     except ValueError:
-        return None  # no stored analysis: computed from the bytes
+        return None  # missing or foreign analysis: computed from the bytes
 
 
-async def _header_block(view: SelectedView, uid: int, info: MessageInfo) -> bytes | None:
-    length = min(info.root.body_start, MAX_HEADER_BYTES)
-    return await view.watch.read_message(uid, 0, length)
+async def _header_block(view: SelectedView, record: MessageRecord) -> bytes | None:
+    """The header (RFC 5322 §2.1: up to the first empty line), reading a
+    first ``HEADER_PROBE_BYTES`` and, only when the header is longer, up to
+    ``MAX_HEADER_BYTES``; None if the message is gone."""
+    length = min(record.size, HEADER_PROBE_BYTES)
+    block = await view.watch.read_message(record.uid, 0, length)
+    if block is None:
+        return None
+    end = find_header_end(block, 0, len(block))
+    if end == len(block) and record.size > length:
+        block = await view.watch.read_message(record.uid, 0, min(record.size, MAX_HEADER_BYTES))
+        if block is None:
+            return None
+        end = find_header_end(block, 0, len(block))
+    return block[:end]
 
 
 async def _describe(
@@ -83,15 +100,15 @@ async def _describe(
     with_ids: bool,
 ) -> ThreadMessage | None:
     """What threading needs of one message; None if it is gone meanwhile."""
-    info = _info(record.meta)
+    envelope = _envelope(record.meta)
     block: bytes | None = None
-    if info is None:
+    if envelope is None:
         raw = await view.watch.read_message(record.uid)
         if raw is None:
             return None
         info = analyze(raw)
+        envelope = info.envelope_data
         block = raw[:min(info.root.body_start, MAX_HEADER_BYTES)]
-    envelope = info.envelope_data
     base = base_subject(envelope.subject)
     message = ThreadMessage(
         number=number, order=candidate.seq,
@@ -101,7 +118,7 @@ async def _describe(
     if not with_ids:
         return message
     if block is None:
-        block = await _header_block(view, record.uid, info)
+        block = await _header_block(view, record)
         if block is None:
             return None
     fields = first_values(block, _ID_HEADERS)

@@ -8,7 +8,8 @@ import datetime
 
 import pytest
 
-from tests.imap.commands.harness import Client, MailServer
+from imapd.mail.records import AppendItem
+from tests.imap.commands.harness import Client, MailServer, run
 
 UTC = datetime.timezone.utc
 
@@ -101,3 +102,23 @@ def test_thread_charset_and_syntax(mailbox: Client) -> None:
 def test_thread_needs_a_selected_mailbox(client: Client) -> None:
     lines = client.lines("a THREAD REFERENCES UTF-8 ALL")
     assert lines[-1].startswith(b"a BAD ")
+
+
+def test_long_header_and_missing_analysis(server: MailServer, client: Client) -> None:
+    """A header longer than the first read (References after 40 KB of other
+    fields) is read on; a message stored without its analysis (``meta``
+    empty) is analysed from its bytes. Both still thread under 1."""
+    padding = "".join(f"X-Padding-{n}: {'p' * 70}\n" for n in range(500))
+    server.append("INBOX", mail("Message-ID: <root@x>\nSubject: a\n"))
+    server.append("INBOX", mail(f"Message-ID: <long@x>\n{padding}References: <root@x>\nSubject: b\n"))
+    item = AppendItem(mail("Message-ID: <bare@x>\nIn-Reply-To: <long@x>\nSubject: c\n"), (), None, b"")
+    run(server.mail.deliver("alice", "INBOX", [item]))
+    client.ok("s SELECT INBOX")
+    client.transcript("""
+        C: a THREAD REFERENCES UTF-8 ALL
+        S: * THREAD (1 2 3)
+        S: a OK THREAD completed
+        C: b THREAD ORDEREDSUBJECT UTF-8 ALL
+        S: * THREAD (1)(2)(3)
+        S: b OK THREAD completed
+    """)
