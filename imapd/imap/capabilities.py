@@ -51,6 +51,7 @@ QUOTA = "QUOTA"
 QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
 QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
+CONTEXT_SEARCH = "CONTEXT=SEARCH"
 BINARY = "BINARY"
 CATENATE = "CATENATE"
 # The row's text with the default limit; ``advertised`` puts in the server's.
@@ -73,6 +74,7 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (QRESYNC, (c.Enable, c.Fetch)),  # RFC 7162 §3.2
     (ESEARCH, (c.Search,)),     # RFC 4731
     (SEARCHRES, (c.Search,)),   # RFC 5182
+    (CONTEXT_SEARCH, (c.Search, c.CancelUpdate)),  # RFC 5267 §4 (with PARTIAL, §4.4)
     (I18NLEVEL_1, (c.Search,)),  # RFC 5255 §4.3: SEARCH strings under i;unicode-casemap (RFC 5051)
     (SORT, (c.Sort,)),          # RFC 5256 §3
     (SORT_DISPLAY, (c.Sort,)),  # RFC 5957: DISPLAYFROM, DISPLAYTO

@@ -44,10 +44,6 @@ SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
     "esort": ("ESORT", "ESORT (RFC 5267) not offered"),
     "notify": ("NOTIFY", "NOTIFY (RFC 5465) not offered"),
-    "search-context-update": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
-    "search-context-update2": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
-    "search-context-update3": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
-    "search-partial": ("CONTEXT=SEARCH", "CONTEXT=SEARCH (RFC 5267) not offered"),
     "sort-partial": ("CONTEXT=SORT", "CONTEXT=SORT (RFC 5267) not offered"),
     "urlauth": ("URLAUTH", "URLAUTH (RFC 4467) not offered"),
     "urlauth-binary": ("URLAUTH URLAUTH=BINARY", "URLAUTH (RFC 4467), URLAUTH=BINARY (RFC 5524) not offered"),

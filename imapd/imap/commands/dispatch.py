@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from imapd.imap.commands import catalogue
+from imapd.imap.commands import catalogue, searchcontext
 from imapd.imap.commands.announce import announcement
 from imapd.imap.commands.context import (
     SELECTED, AnySpec, CommandContext, Completion, ConnectionClosed,
@@ -237,7 +237,12 @@ class Dispatcher:
         view = ctx.session.selected
         if view is None:
             return
-        responses = view.drain(allow_expunge=spec.may_send_expunge)
+        if not isinstance(view, SelectedView):
+            responses = view.drain(allow_expunge=spec.may_send_expunge)
+        else:  # with the live searches' updates around (RFC 5267 §4.3)
+            responses = await searchcontext.before_drain(ctx, view, spec.may_send_expunge)
+            responses += view.drain(allow_expunge=spec.may_send_expunge)
+            responses += await searchcontext.after_drain(ctx, view)
         if isinstance(view, SelectedView) and view.flag_list.take_noted():
             for response in announcement(view):
                 ctx.sender(response)

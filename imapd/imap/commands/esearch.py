@@ -15,6 +15,11 @@
 * SAVE (RFC 5182 §2.1, §2.4) keeps the result as ``$`` for later commands:
   only the MIN and/or MAX messages when they were asked for without ALL or
   COUNT, else every match. SAVE alone sends no ESEARCH at all.
+* ``PARTIAL m:n`` (RFC 5267 §4.4) returns the m-th to n-th results (1-based,
+  in result order): ``PARTIAL (m:n set)``, ``PARTIAL (m:n NIL)`` when none
+  of them exists. UPDATE and CONTEXT (§4.2) add no result data themselves:
+  ``RETURN (UPDATE)`` answers ``* ESEARCH (TAG "t")`` and the live context
+  (``searchcontext``) sends ADDTO/REMOVEFROM later.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ MIN = "MIN"
 MAX = "MAX"
 COUNT = "COUNT"
 SAVE = "SAVE"
+PARTIAL = "PARTIAL"
+UPDATE = "UPDATE"
 
 
 def effective_options(options: tuple[str, ...]) -> frozenset[str]:
@@ -59,12 +66,38 @@ def saved_uids(options: frozenset[str], uids: Sequence[int]) -> tuple[int, ...]:
     return tuple(uids[i] for i in reported(options, uids))
 
 
+def partial_value(partial: tuple[int, int], numbers: Sequence[int]) -> PList:
+    """``(m:n set)`` or ``(m:n NIL)`` (RFC 5267 §4.4): the results at
+    positions m to n of ``numbers`` (in result order, 1-based). The set is
+    written in that order, runs compressed (a sorted result need not be
+    ascending)."""
+    low, high = partial
+    chosen = numbers[low - 1:high]
+    text = ordered_set_text(chosen) if chosen else None
+    return PList((Atom(f"{low}:{high}"), None if text is None else Atom(text)))
+
+
+def ordered_set_text(numbers: Sequence[int]) -> str:
+    """Numbers in the given order, ascending runs compressed: ``3:4,2,1``."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in numbers[1:]:
+        if number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}:{previous}")
+        start = previous = number
+    parts.append(str(start) if start == previous else f"{start}:{previous}")
+    return ",".join(parts)
+
+
 def esearch_response(
     tag: str,
     uid: bool,
     options: frozenset[str],
     numbers: Sequence[int],
     modseqs: Sequence[int] | None,
+    partial: tuple[int, int] | None = None,
 ) -> Generic | None:
     """The ``* ESEARCH`` response, or None when SAVE is the only option.
     ``numbers`` ascending (UIDs for UID SEARCH); ``modseqs`` the matching
@@ -82,6 +115,8 @@ def esearch_response(
         values += [Atom(COUNT), len(numbers)]
     if numbers and ALL in options:
         values += [Atom(ALL), Atom(uid_set_text(numbers))]
+    if partial is not None:
+        values += [Atom(PARTIAL), partial_value(partial, numbers)]
     if numbers and modseqs is not None:
         values += [Atom("MODSEQ"), max(modseqs[i] for i in reported(options, numbers))]
     return Generic("ESEARCH", tuple(values))

@@ -30,7 +30,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from imapd.imap.commands import catalogue
-from imapd.imap.commands.announce import send_updates
+from imapd.imap.commands import searchcontext
 from typing import Awaitable
 
 from imapd.imap.commands.context import (
@@ -80,7 +80,7 @@ class _Pusher:
             while self.view.watch.rang and not self.stopped:
                 await self.view.catch_up()
                 if not self.stopped:  # else the dispatcher drains after DONE
-                    send_updates(self.ctx, allow_expunge=True)
+                    await searchcontext.send_updates(self.ctx, self.view)
         except Exception:
             # Never let a failed push end the session; the dispatcher
             # catches up again after DONE.
@@ -123,7 +123,7 @@ async def handle_idle(cmd: c.Idle, ctx: CommandContext) -> Completion:
     if isinstance(view, SelectedView):
         if view.watch.rang:
             await view.catch_up()
-        send_updates(ctx, allow_expunge=True)
+        await searchcontext.send_updates(ctx, view)
         pusher = _Pusher(ctx, view)
     answer = ctx.read_continuation(Continuation(catalogue.CONTINUE_IDLE))
     if pusher is not None:

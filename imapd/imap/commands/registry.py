@@ -15,7 +15,7 @@ from imapd.imap.commands import (
 )
 from imapd.imap.commands import move, uidplus
 from imapd.imap.commands import sort
-from imapd.imap.commands import compress, idle, quota, session_ext
+from imapd.imap.commands import compress, idle, quota, searchcontext, session_ext
 from imapd.imap.commands import thread
 from imapd.imap.commands.context import AnySpec, CommandSpec
 
@@ -39,6 +39,7 @@ ALL_SPECS: tuple[AnySpec, ...] = (
     *session_ext.SPECS,  # ENABLE NAMESPACE ID UNSELECT (RFC 5161, 2342, 2971, 3691)
     *compress.SPECS,   # COMPRESS (RFC 4978)
     *quota.SPECS,      # GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
+    *searchcontext.SPECS,  # CANCELUPDATE (RFC 5267)
     *thread.SPECS,     # THREAD, UID THREAD (RFC 5256)
 )
 

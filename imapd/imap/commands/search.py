@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from imapd.imap.commands import condstore, esearch
+from imapd.imap.session import contexts as search_contexts
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.select import selected_view
 from imapd.imap.commands.search_eval import Candidate, Evaluator, index_narrowing, uses_modseq
@@ -144,13 +145,17 @@ async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
     modseqs = [c.record.modseq for c in matched] if with_modseq else None
     if options is None:
         ctx.send(SearchResponse(tuple(numbers), max(modseqs) if modseqs else None))
-    else:
-        if esearch.SAVE in options:
-            view.saved_uids = esearch.saved_uids(options, [c.record.uid for c in matched])
-        response = esearch.esearch_response(cmd.tag, cmd.uid, options, numbers, modseqs)
-        if response is not None:
-            ctx.send(response)
-    return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed")
+        return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed")
+    if esearch.SAVE in options:
+        view.saved_uids = esearch.saved_uids(options, [c.record.uid for c in matched])
+    response = esearch.esearch_response(
+        cmd.tag, cmd.uid, options, numbers, modseqs, cmd.partial)
+    if response is not None:
+        ctx.send(response)
+    code = None
+    if esearch.UPDATE in options:  # a live context (RFC 5267 §4.2)
+        code = search_contexts.start(view, cmd, saved, [c.record.uid for c in matched])
+    return Completion("UID SEARCH completed" if cmd.uid else "SEARCH completed", code)
 
 
 # SEARCH must not be interrupted by EXPUNGE responses (RFC 3501 §7.4.1).

@@ -47,6 +47,7 @@ from imapd.mail.records import FlagState, MailboxSnapshot
 from imapd.mail.service import MailService
 from imapd.mail.watch import MailboxWatch
 from imapd.core.model import RECENT, SequenceSet
+from imapd.imap.session.contexts import SearchContexts
 from imapd.imap.session.flaglist import FlagList
 from imapd.imap.wire.responses import Exists, Expunge, FetchResponse, Generic, Recent, Response
 from imapd.imap.wire.values import Atom, PList, Value
@@ -120,6 +121,8 @@ class SelectedView:
         # SEARCHRES ``$`` (RFC 5182 §2.1): the UIDs of the last SEARCH ... SAVE,
         # ascending; empty at selection.
         self.saved_uids: tuple[int, ...] = ()
+        # Live searches (RFC 5267 §4): they end with the selection.
+        self.contexts = SearchContexts()
         self._told_modseq = snapshot.highestmodseq
         # Set by a SELECT/EXAMINE with QRESYNC: its reply ends with the state
         # its responses described; the dispatcher does not catch up after it.
@@ -323,6 +326,7 @@ class SelectedView:
 
     def _receive(self, events: Sequence[ChangeEvent]) -> None:
         for event in events:
+            self.contexts.note(event)
             if isinstance(event, MessagesExpunged):
                 self._queue_expunged(event.uids)
             elif isinstance(event, FlagsChanged):

@@ -348,6 +348,10 @@ SearchKey = Union[
 
 # RFC 4731 ESEARCH and RFC 5182 SEARCHRES result options.
 SEARCH_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+# RFC 5267 §4: UPDATE keeps the search live, CONTEXT is a hint; PARTIAL
+# (§4.4) takes a range (``Search.partial``).
+CONTEXT_RETURN_OPTIONS = ("UPDATE", "CONTEXT")
+PARTIAL = "PARTIAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,13 +360,23 @@ class Search:
     §3.1). ``charset`` upper-cased or None; ``criteria`` is the top-level AND
     of the keys. ``return_options`` is None for a plain SEARCH, else the
     upper-cased result options (``SEARCH_RETURN_OPTIONS``) without
-    duplicates, in the client's order; ``()`` for ``RETURN ()``."""
+    duplicates, in the client's order; ``()`` for ``RETURN ()``. With
+    ``PARTIAL m:n`` among them, ``partial`` is (low, high) (RFC 5267 §4.4)."""
 
     tag: str
     uid: bool
     charset: str | None
     criteria: SearchAnd
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """``CANCELUPDATE "tag" ...`` (RFC 5267 §4.3)."""
+
+    tag: str
+    search_tags: tuple[str, ...]
 
 
 class FetchKind(enum.Enum):
@@ -579,6 +593,7 @@ Command = Union[
     Move, UidExpunge,
     Idle, Enable, Namespace, Id, Unselect, Compress,
     GetQuota, GetQuotaRoot, SetQuota,
+    CancelUpdate,
     Sort,
     Thread,
 ]

@@ -122,6 +122,11 @@ def _write_command(out: _Out, cmd: c.Command) -> None:
         out.astring(cmd.charset.encode("ascii"))
         out.add(b" ")
         _write_search_keys(out, cmd.criteria.keys, cmd.charset)
+    elif isinstance(cmd, c.CancelUpdate):  # RFC 5267 §4.3
+        out.add(b"CANCELUPDATE")
+        for search_tag in cmd.search_tags:
+            out.add(b" ")
+            out.string(search_tag.encode("utf-8"))
     elif isinstance(cmd, (c.GetQuota, c.GetQuotaRoot, c.SetQuota)):
         _write_quota(out, cmd)
     else:
@@ -234,7 +239,12 @@ def _write_selected(out: _Out, cmd: c.Command) -> None:
     elif isinstance(cmd, c.Search):
         out.add(b"SEARCH ")
         if cmd.return_options is not None:
-            out.add(b"RETURN (" + " ".join(cmd.return_options).encode("ascii") + b") ")
+            options = [
+                f"PARTIAL {cmd.partial[0]}:{cmd.partial[1]}"
+                if option == c.PARTIAL and cmd.partial is not None else option
+                for option in cmd.return_options
+            ]
+            out.add(b"RETURN (" + " ".join(options).encode("ascii") + b") ")
         if cmd.charset is not None:
             out.add(b"CHARSET ")
             out.astring(cmd.charset.encode("ascii"))

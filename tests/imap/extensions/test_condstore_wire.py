@@ -95,7 +95,7 @@ ERRORS: list[tuple[bytes, str]] = [
     (b'a SEARCH MODSEQ "/other/x" all 1\r\n', 'Invalid entry name for MODSEQ: expected "/flags/<flag>"'),
     (b'a SEARCH MODSEQ "/flags/\\\\seen" both 1\r\n',
      "Invalid entry type for MODSEQ: expected priv, shared or all"),
-    (b"a SEARCH RETURN (PARTIAL 1:10) ALL\r\n", "Unsupported SEARCH RETURN option PARTIAL"),
+    (b"a SEARCH RETURN (RELEVANCY) ALL\r\n", "Unsupported SEARCH RETURN option RELEVANCY"),
     (b"a MOVE 1\r\n", "Missing mailbox name"),
     (b"a UID EXPUNGE\r\n", "Missing UID set"),
 ]

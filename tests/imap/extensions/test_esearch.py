@@ -178,11 +178,11 @@ def test_saved_result_after_expunge_failure_and_reselect(server: MailServer, mai
 
 
 def test_unknown_return_option_is_bad(mailbox: Client) -> None:
-    """Options of extensions not offered (CONTEXT=SEARCH's UPDATE, PARTIAL)
-    are syntax errors, not silently ignored."""
+    """Options of extensions not offered (RFC 6203's RELEVANCY) are syntax
+    errors, not silently ignored."""
     mailbox.transcript("""
-        C: a SEARCH RETURN (UPDATE) ALL
-        S: a BAD Unsupported SEARCH RETURN option UPDATE
+        C: a SEARCH RETURN (RELEVANCY) ALL
+        S: a BAD Unsupported SEARCH RETURN option RELEVANCY
         C: b SEARCH RETURN (MIN ALL
         S: b BAD Invalid RETURN options: expected space or ')'
     """)

@@ -93,6 +93,14 @@ searches = _tagged(
     st.lists(search_keys, min_size=1, max_size=4).map(lambda keys: c.SearchAnd(tuple(keys))),
     return_options,
 )
+# RFC 5267: UPDATE, CONTEXT and ``PARTIAL low:high`` among the options.
+context_searches = st.builds(
+    lambda tag, uid, keys, options, low, span: c.Search(
+        tag, uid, None, c.SearchAnd(tuple(keys)), tuple(options) + (c.PARTIAL,), (low, low + span)),
+    tags, st.booleans(), st.lists(search_keys, min_size=1, max_size=2),
+    st.lists(st.sampled_from(c.SEARCH_RETURN_OPTIONS + c.CONTEXT_RETURN_OPTIONS), unique=True, max_size=3),
+    st.integers(1, 2**32 - 2), st.integers(0, 5),
+)
 # RFC 5256 THREAD: an algorithm and the charset THREAD requires.
 threads = _tagged(
     c.Thread, st.booleans(), st.sampled_from(c.ThreadAlgorithm),
@@ -206,7 +214,8 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     _tagged(c.List, any_text, any_text), _tagged(c.Lsub, any_text, any_text), extended_lists,
     _tagged(c.Status, mailboxes, st.lists(st.sampled_from(sorted(STATUS_ITEMS)), min_size=1, max_size=5).map(tuple)),
     _tagged(c.Append, mailboxes, flag_tuples, st.none() | date_times, st.binary(max_size=200)), multiappends,
-    searches,
+    searches, context_searches,
+    _tagged(c.CancelUpdate, st.lists(tags, min_size=1, max_size=3).map(tuple)),  # RFC 5267
     threads,
     sorts,
     fetches,

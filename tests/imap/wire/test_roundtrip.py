@@ -30,6 +30,7 @@ COMMAND_TYPES = {
     c.GetQuota, c.GetQuotaRoot, c.SetQuota,
     c.Thread,
     c.Sort,
+    c.CancelUpdate,
 }
 
 

@@ -22,10 +22,11 @@ from imapd.imap.wire.parse.quota import QUOTA_COMMANDS
 from imapd.imap.wire.parse.mailbox_ext import list_command, parse_append, parse_create
 from imapd.imap.wire.parse.fetch import parse_fetch_items
 from imapd.imap.wire.parse.search import parse_search_program
+from imapd.imap.wire.parse.context import CONTEXT_COMMANDS, parse_search_return
 from imapd.imap.wire.parse.thread import parse_thread
 from imapd.imap.wire.parse.sort import parse_sort
 from imapd.imap.wire.parse.condstore import (
-    parse_fetch_modifiers, parse_move, parse_search_return, parse_select_params,
+    parse_fetch_modifiers, parse_move, parse_select_params,
     parse_store_modifiers, parse_uid_expunge,
 )
 
@@ -187,11 +188,11 @@ def _status(reader: Reader, tag: str) -> c.Command:
 
 def _search(reader: Reader, tag: str, uid: bool) -> c.Command:
     """``"SEARCH" [search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key)``
-    (§6.4.4, RFC 4731 §3.1 RETURN options)."""
+    (§6.4.4, RFC 4731 §3.1, RFC 5267 §4 RETURN options)."""
     reader.sp("search criteria")
-    return_options = parse_search_return(reader)
+    return_options, partial = parse_search_return(reader)
     charset, criteria = parse_search_program(reader)
-    return c.Search(tag, uid, charset, criteria, return_options)
+    return c.Search(tag, uid, charset, criteria, return_options, partial)
 
 
 def _fetch(reader: Reader, tag: str, uid: bool) -> c.Command:
@@ -265,6 +266,7 @@ _COMMANDS: dict[str, Callable[[Reader, str], c.Command]] = {
     "EXPUNGE": _no_arguments(c.Expunge),
     **EXTENSION_COMMANDS,  # IDLE ENABLE NAMESPACE ID UNSELECT COMPRESS (parse_ext)
     **QUOTA_COMMANDS,  # GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
+    **CONTEXT_COMMANDS,  # CANCELUPDATE (RFC 5267)
 }
 
 # Commands that take the UID prefix (§6.4.8); called with uid=False without it.

@@ -150,30 +150,6 @@ def parse_store_modifiers(reader: Reader) -> int | None:
     return value
 
 
-# --- SEARCH RETURN (ESEARCH, SEARCHRES) -------------------------------------------
-
-def parse_search_return(reader: Reader) -> tuple[str, ...] | None:
-    """``[ "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")" SP ]``
-    at the start of the search program (RFC 4731 §3.1), where
-    ``search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT"`` and RFC 5182's
-    ``"SAVE"``. Upper-cased, duplicates dropped; None without RETURN."""
-    if not reader.peek_is(b"RETURN "):
-        return None
-    reader.pos += len(b"RETURN")
-    reader.sp("search return options")
-    reader.expect(b"(", "Invalid RETURN options: expected '('")
-    options: list[str] = []
-    while not reader.skip(b")"):
-        if options:
-            reader.expect(b" ", "Invalid RETURN options: expected space or ')'")
-        option = reader.keyword()
-        if option not in c.SEARCH_RETURN_OPTIONS:
-            raise ParseError(f"Unsupported SEARCH RETURN option {option[:40]}")
-        options.append(option)
-    reader.sp("search criteria")
-    return tuple(dict.fromkeys(options))
-
-
 # --- MOVE, UID EXPUNGE ----------------------------------------------------------------
 
 def parse_move(reader: Reader, tag: str, uid: bool) -> c.Command:
