@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from imapd.imap.session.view import uid_set_text
 from imapd.imap.wire.responses import Generic
 from imapd.imap.wire.values import Atom, IString, PList, Value
 
@@ -100,8 +99,10 @@ def esearch_response(
     partial: tuple[int, int] | None = None,
 ) -> Generic | None:
     """The ``* ESEARCH`` response, or None when SAVE is the only option.
-    ``numbers`` ascending (UIDs for UID SEARCH); ``modseqs`` the matching
-    messages' MODSEQs in the same order, when the criteria used MODSEQ."""
+    ``numbers`` in result order (UIDs for UID SEARCH): ascending for SEARCH,
+    sort order for ESORT (RFC 5267 §3.2: MIN and MAX are then the first and
+    last sorted, ALL keeps the order); ``modseqs`` the matching messages'
+    MODSEQs in the same order, when the criteria used MODSEQ."""
     if options == {SAVE}:
         return None
     values: list[Value] = [PList((Atom("TAG"), IString(tag.encode("utf-8"))))]
@@ -114,7 +115,7 @@ def esearch_response(
     if COUNT in options:
         values += [Atom(COUNT), len(numbers)]
     if numbers and ALL in options:
-        values += [Atom(ALL), Atom(uid_set_text(numbers))]
+        values += [Atom(ALL), Atom(ordered_set_text(numbers))]
     if partial is not None:
         values += [Atom(PARTIAL), partial_value(partial, numbers)]
     if numbers and modseqs is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from imapd.core.errors import ImapError
-from imapd.imap.commands import condstore
+from imapd.imap.commands import condstore, esearch
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.search import SUPPORTED_CHARSETS, _matching
 from imapd.imap.commands.search_eval import Candidate, uses_modseq
@@ -123,6 +123,14 @@ async def handle_sort(cmd: Sort, ctx: CommandContext) -> Completion:
     matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
     ordered = await sort_candidates(ctx, view, matched, cmd.program)
     numbers = tuple(c.record.uid if cmd.uid else c.seq for c in ordered)
+    if cmd.return_options is not None:  # ESORT (RFC 5267 §3.2)
+        options = esearch.effective_options(cmd.return_options)
+        modseqs = [c.record.modseq for c in ordered] if with_modseq else None
+        response = esearch.esearch_response(
+            cmd.tag, cmd.uid, options, numbers, modseqs, cmd.partial)
+        if response is not None:
+            ctx.send(response)
+        return Completion("UID SORT completed" if cmd.uid else "SORT completed")
     modseq = max(c.record.modseq for c in ordered) if with_modseq and ordered else None
     ctx.send(SearchResponse(numbers, modseq, keyword="SORT"))
     return Completion("UID SORT completed" if cmd.uid else "SORT completed")

@@ -232,7 +232,15 @@ def _write_selected(out: _Out, cmd: c.Command) -> None:
         out.add(b"UID ")
     if isinstance(cmd, c.Sort):  # RFC 5256 §4: the charset is not optional
         criteria = " ".join(("REVERSE " if k.reverse else "") + k.key.value for k in cmd.program)
-        out.add(b"SORT (" + criteria.encode("ascii") + b") ")
+        out.add(b"SORT ")
+        if cmd.return_options is not None:  # RFC 5267 §3.2 ESORT
+            options = [
+                f"PARTIAL {cmd.partial[0]}:{cmd.partial[1]}"
+                if option == c.PARTIAL and cmd.partial is not None else option
+                for option in cmd.return_options
+            ]
+            out.add(b"RETURN (" + " ".join(options).encode("ascii") + b") ")
+        out.add(b"(" + criteria.encode("ascii") + b") ")
         out.astring(cmd.charset.encode("ascii"))
         out.add(b" ")
         _write_search_keys(out, cmd.criteria.keys, cmd.charset)

@@ -41,10 +41,19 @@ class Sort:
     """``[UID] SORT (criteria) charset search-keys`` (RFC 5256 §3). The
     charset is mandatory in SORT (``search-criteria = charset 1*(SP
     search-key)``, §4) and upper-cased; ``criteria`` is the top-level AND of
-    the search keys, as in ``Search``."""
+    the search keys, as in ``Search``. ``return_options``: None for a plain
+    SORT, else the ESORT result options (RFC 5267 §3.2, ``SORT_RETURN_OPTIONS``
+    and ``PARTIAL`` with its range in ``partial``), answered with ESEARCH."""
 
     tag: str
     uid: bool
     program: tuple[SortCriterion, ...]
     charset: str
     criteria: SearchAnd
+    return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
+
+
+# ESORT (RFC 5267 §3.2): what ``SORT RETURN (...)`` may ask for; MIN and MAX
+# name the first and last message in sort order, ALL lists them in it.
+SORT_RETURN_OPTIONS = ("MIN", "MAX", "COUNT", "ALL", "PARTIAL")

@@ -116,6 +116,14 @@ sorts = _tagged(
     st.sampled_from(["UTF-8", "US-ASCII", "ISO-8859-1"]),
     st.lists(search_keys, min_size=1, max_size=3).map(lambda keys: c.SearchAnd(tuple(keys))),
 )
+# ESORT (RFC 5267 §3.2): SORT RETURN (...) with PARTIAL low:high among the options.
+esorts = st.builds(
+    lambda sort, options, low, span: c.Sort(
+        sort.tag, sort.uid, sort.program, sort.charset, sort.criteria,
+        tuple(options) + (c.PARTIAL,), (low, low + span)),
+    sorts, st.lists(st.sampled_from(("MIN", "MAX", "COUNT", "ALL")), unique=True, max_size=4),
+    st.integers(1, 2**32 - 2), st.integers(0, 5),
+)
 
 # --- FETCH ----------------------------------------------------------------------
 
@@ -217,7 +225,7 @@ commands: st.SearchStrategy[c.Command] = st.one_of(
     searches, context_searches,
     _tagged(c.CancelUpdate, st.lists(tags, min_size=1, max_size=3).map(tuple)),  # RFC 5267
     threads,
-    sorts,
+    sorts, esorts,
     fetches,
     _tagged(
         c.Store, st.booleans(), seqsets, st.sampled_from(c.StoreMode), st.booleans(), flag_tuples,

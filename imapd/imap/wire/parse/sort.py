@@ -1,6 +1,10 @@
 """SORT and UID SORT arguments (RFC 5256 §4; RFC 5957 §4 display keys)::
 
-    sort            = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
+    sort            = ["UID" SP] "SORT" [SP sort-return-opts] SP sort-criteria
+                      SP search-criteria
+    sort-return-opts = "RETURN" SP "(" [sort-return-opt *(SP sort-return-opt)] ")"
+    sort-return-opt = "MIN" / "MAX" / "COUNT" / "ALL" / "PARTIAL" SP partial-range
+                      (RFC 5267 §3.2, §4.4; ESORT)
     sort-criteria   = "(" sort-criterion *(SP sort-criterion) ")"
     sort-criterion  = ["REVERSE" SP] sort-key
     sort-key        = "ARRIVAL" / "CC" / "DATE" / "FROM" / "SIZE" /
@@ -13,8 +17,9 @@ Unlike SEARCH, the charset is not optional and has no ``CHARSET`` keyword.
 from __future__ import annotations
 
 from imapd.imap.wire.lexer import ParseError, Reader
+from imapd.imap.wire.parse.context import parse_search_return
 from imapd.imap.wire.parse.search import SearchParser
-from imapd.imap.wire.sort_command import Sort, SortCriterion, SortKey
+from imapd.imap.wire.sort_command import SORT_RETURN_OPTIONS, Sort, SortCriterion, SortKey
 
 # A key listed more than this many times is pointless; the bound keeps a
 # client from making every comparison arbitrarily long.
@@ -37,6 +42,10 @@ def _criterion(reader: Reader) -> SortCriterion:
 def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
     """The arguments after ``SORT`` (see the module docstring)."""
     reader.sp("sort criteria")
+    options, partial = parse_search_return(reader)
+    for option in options or ():
+        if option not in SORT_RETURN_OPTIONS:  # SAVE, UPDATE, CONTEXT: not for SORT here
+            raise ParseError(f"Unsupported SORT RETURN option {option[:40]}")
     reader.expect(b"(", "Invalid sort criteria: expected '('")
     program = [_criterion(reader)]
     while not reader.skip(b")"):
@@ -51,4 +60,4 @@ def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
     charset = raw.decode("ascii").upper()
     reader.sp("search criteria")
     criteria = SearchParser(reader, charset).criteria()
-    return Sort(tag, uid, tuple(program), charset, criteria)
+    return Sort(tag, uid, tuple(program), charset, criteria, options, partial)
