@@ -86,13 +86,25 @@ def index_texts(raw: bytes, meta: bytes) -> tuple[str, str]:
     return text, "\n".join(values)
 
 
-def index_body(conn: sqlite3.Connection, body_id: int, raw: object, meta: bytes) -> None:
-    """Index one new body in the caller's transaction; a body that is too
-    large (or not in memory: a spooled literal) is recorded as unindexed."""
+Texts = tuple[str, str]
+
+
+def texts_for(raw: object, meta: bytes) -> Texts | None:
+    """``index_texts`` of a body, or None for one that is too large (or not
+    in memory: a spooled literal) and stays unindexed. CPU-bound (decoding):
+    the backend runs it before the write is queued, not under the lock."""
     if not isinstance(raw, bytes) or len(raw) > INDEX_MAX_BYTES:
+        return None
+    return index_texts(raw, meta)
+
+
+def index_body(conn: sqlite3.Connection, body_id: int, texts: Texts | None) -> None:
+    """Index one new body in the caller's transaction (``texts`` from
+    ``texts_for``; None records it as unindexed)."""
+    if texts is None:
         conn.execute("INSERT OR IGNORE INTO body_unindexed(body_id) VALUES(?)", (body_id,))
         return
-    _insert(conn, body_id, *index_texts(raw, meta))
+    _insert(conn, body_id, *texts)
 
 
 def _insert(conn: sqlite3.Connection, body_id: int, text: str, hdr: str) -> None:

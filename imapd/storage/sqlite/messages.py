@@ -106,14 +106,17 @@ def bump_modseq(conn: sqlite3.Connection, mailbox_id: int) -> int:
     return int(modseq)
 
 
-def append(conn: sqlite3.Connection, row: MailboxRow, items: Sequence[AppendItem]) -> AppendResult:
-    """Insert the messages; flags and dates are validated before any write."""
+def append(conn: sqlite3.Connection, row: MailboxRow, items: Sequence[AppendItem],
+           texts: Sequence[fts.Texts | None]) -> AppendResult:
+    """Insert the messages, with SEARCH's index ``texts`` (``fts.texts_for``,
+    one per item, computed before the write); flags and dates are validated
+    before any write."""
     prepared = [(split_flags(item.flags), date_columns(item.internal_date)) for item in items]
     first, modseq = _allocate(conn, row, len(items))
     uids: list[int] = []
     for offset, (item, ((bits, keywords), (seconds, minutes))) in enumerate(zip(items, prepared)):
         keywords = map_keywords(conn, row.id, keywords, define=True)
-        body_id = _insert_body(conn, item)
+        body_id = _insert_body(conn, item, texts[offset])
         uid = first + offset
         conn.execute(
             "INSERT INTO messages(mailbox_id, uid, body_id, internal_date, tz_minutes, size, "
@@ -125,7 +128,7 @@ def append(conn: sqlite3.Connection, row: MailboxRow, items: Sequence[AppendItem
     return AppendResult(row.uidvalidity, tuple(uids))
 
 
-def _insert_body(conn: sqlite3.Connection, item: AppendItem) -> int:
+def _insert_body(conn: sqlite3.Connection, item: AppendItem, texts: fts.Texts | None) -> int:
     """Insert the message's bytes and analysis; the new body's id."""
     size = len(item.message)
     if size <= BLOB_PIECES_ABOVE:
@@ -143,7 +146,7 @@ def _insert_body(conn: sqlite3.Connection, item: AppendItem) -> int:
             for start in range(0, size, BLOB_PIECE):
                 blob.write(view[start:start + BLOB_PIECE])
     # SEARCH's index, in the same transaction as the body (schema v4).
-    fts.index_body(conn, body_id, item.message, item.meta)
+    fts.index_body(conn, body_id, texts)
     return body_id
 
 

@@ -104,9 +104,10 @@ class InlineWriter:
         self._ring_all = ring_all
         self.space = space
 
-    async def run(self, op: WriteOp[T], optional: bool = False) -> T:
-        """``optional`` is for the threaded writer; here every op waits the
-        connection's busy timeout."""
+    async def run(self, op: WriteOp[T], optional: bool = False,
+                  prepare: Callable[[], None] | None = None) -> T:
+        """``optional`` and ``prepare`` are for the threaded writer; here
+        every op waits the connection's busy timeout."""
         return self.run_sync(op)
 
     def run_sync(self, op: WriteOp[T]) -> T:
@@ -179,6 +180,9 @@ class _Job(Generic[T]):
     rings: Rings = field(default_factory=list)
     full: bool = False  # not done because the disk was full: may be retried
     optional: bool = False  # may give up on the lock early (see the module docstring)
+    # Called on the writer thread before BEGIN (outside the lock): waits for
+    # work the op needs that other threads are doing. Must not raise.
+    prepare: Callable[[], None] | None = None
     queued_at: float = field(default_factory=time.monotonic)
     delivered: bool = False  # its waiter was resolved (on the reactor thread)
 
@@ -226,12 +230,13 @@ class ThreadedWriter:
         self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    def run(self, op: WriteOp[T], optional: bool = False) -> Awaitable[T]:
+    def run(self, op: WriteOp[T], optional: bool = False,
+            prepare: Callable[[], None] | None = None) -> Awaitable[T]:
         waiter: Waiter[T] = self._make_waiter()
         if self._closed:
             waiter.errback(Unavailable("mail store is closed"))
             return waiter
-        self._queue.put(_Job(op, waiter, optional=optional))
+        self._queue.put(_Job(op, waiter, optional=optional, prepare=prepare))
         return waiter
 
     def _next(self, timeout: float | None) -> Any:
@@ -353,6 +358,9 @@ class ThreadedWriter:
             job.full = False
         if self.space is not None:
             self.space.start_batch()
+        for job in batch:  # outside the lock: e.g. SEARCH index texts being decoded
+            if job.prepare is not None:
+                job.prepare()
         try:
             if not self._begin(conn, batch):
                 return None  # every op of the batch gave up on the lock
