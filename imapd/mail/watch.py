@@ -357,6 +357,22 @@ class MailboxWatch:
         result: frozenset[int] | None = await method(self._live(), scope, folded)
         return result
 
+    async def text_matches(
+        self, scope: str, folded: str
+    ) -> tuple[frozenset[int], frozenset[int]] | None:
+        """``(sure, maybe)`` for a string key (RFC 3501 §6.4.4): UIDs that
+        certainly match, UIDs the caller must still confirm; the others do
+        not match. From the backend's optional ``text_matches`` (an index
+        that can confirm some matches itself), else ``text_candidates``
+        with nothing sure; None when the index cannot tell."""
+        method = getattr(self._backend, "text_matches", None)
+        if method is None:
+            found = await self.text_candidates(scope, folded)
+            return None if found is None else (frozenset(), found)
+        result: tuple[frozenset[int], frozenset[int]] | None = await method(
+            self._live(), scope, folded)
+        return result
+
     async def read_message(
         self, uid: int, offset: int = 0, length: int | None = None
     ) -> bytes | None:

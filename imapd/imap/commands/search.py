@@ -16,7 +16,8 @@ analysis (the store's ``meta``) loaded, and only those still undecided after
 that get their bytes read — one message at a time, so memory stays bounded.
 Before all that, a store with a full-text index (``MailBackend.
 text_candidates``) names the messages a string key can match at all; the
-others are not even read, and the candidates are still decided exactly.
+others are not even read, and the candidates are still decided exactly
+(those the index confirmed itself, ``text_matches``, are not read either).
 
 Extensions: ``RETURN (...)`` answers with ESEARCH and SAVE keeps the result
 as ``$`` (RFC 4731, RFC 5182; see ``esearch``); ``$`` in the criteria is the
@@ -100,7 +101,7 @@ async def _matching(
     evaluator = Evaluator(len(uids), uids[-1] if uids else 0, saved)
     # The store's full-text index rules out most messages for string keys:
     # only its candidates' records are read and evaluated.
-    possible = await index_narrowing(cmd.criteria, evaluator, view.watch.text_candidates)
+    possible = await index_narrowing(cmd.criteria, evaluator, view.watch.text_matches)
     wanted = uids if possible is None else [uid for uid in uids if uid in possible]
     records = await view.watch.fetch_records(wanted) if wanted else []
     by_uid = {record.uid: record for record in records}

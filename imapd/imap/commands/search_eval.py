@@ -115,6 +115,9 @@ class Evaluator:
         self.largest_uid = largest_uid
         self.saved = saved
         self._needles: dict[str, str] = {}
+        # id(string key) -> (sure, maybe) from the store's index
+        # (``index_narrowing``): decides the key without reading the message.
+        self._indexed: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
 
     def needle(self, value: str) -> str:
         """A search string folded (RFC 5051), once per command."""
@@ -122,6 +125,21 @@ class Evaluator:
         if folded is None:
             folded = self._needles[value] = fold(value)
         return folded
+
+    def learn(self, key: SearchKey, sure: frozenset[int], maybe: frozenset[int]) -> None:
+        """The index's answer for one string key of this command's criteria:
+        ``sure`` match, ``maybe`` are undecided, every other message does not
+        match (``MailboxWatch.text_matches``)."""
+        self._indexed[id(key)] = (sure, maybe)
+
+    def _from_index(self, key: SearchKey, uid: int) -> Truth:
+        known = self._indexed.get(id(key))
+        if known is None:
+            return None
+        sure, maybe = known
+        if uid in sure:
+            return True
+        return None if uid in maybe else False
 
     def evaluate(self, key: SearchKey, message: Candidate) -> Truth:
         """True/False, or None when the key needs data not yet loaded."""
@@ -170,6 +188,10 @@ class Evaluator:
             return record.modseq >= key.modseq
         if isinstance(key, SearchDate):
             return self._date(key, message)
+        if isinstance(key, (SearchHeader, SearchText)):
+            known = self._from_index(key, record.uid)
+            if known is not None:
+                return known
         if isinstance(key, SearchHeader):
             return self._header(key, message)
         if isinstance(key, SearchText):
@@ -194,8 +216,8 @@ class Evaluator:
         return any(needle in value for value in values)
 
 
-# ``MailBackend.text_candidates``: (scope, folded needle) -> UIDs or None.
-TextLookup = Callable[[str, str], Awaitable["frozenset[int] | None"]]
+# ``MailboxWatch.text_matches``: (scope, folded needle) -> (sure, maybe) or None.
+TextLookup = Callable[[str, str], Awaitable["tuple[frozenset[int], frozenset[int]] | None"]]
 
 
 async def index_narrowing(
@@ -207,11 +229,15 @@ async def index_narrowing(
     only where either side can (so both must be narrowed); NOT and every
     other key do not narrow. The result is a superset of the matches: the
     evaluator still decides each message, so the answer is the same as
-    without an index (RFC 3501 §6.4.4)."""
-    if isinstance(key, SearchText):
-        return await lookup(key.scope.value, evaluator.needle(key.value))
-    if isinstance(key, SearchHeader):
-        return await lookup("HEADER", evaluator.needle(key.value))
+    without an index (RFC 3501 §6.4.4); what the index decided exactly
+    (``Evaluator.learn``) it takes from there instead of the bytes."""
+    if isinstance(key, (SearchText, SearchHeader)):
+        scope = key.scope.value if isinstance(key, SearchText) else "HEADER"
+        answer = await lookup(scope, evaluator.needle(key.value))
+        if answer is None:
+            return None
+        evaluator.learn(key, *answer)  # sure matches need no reading
+        return answer[0] | answer[1]
     if isinstance(key, SearchAnd):
         found: frozenset[int] | None = None
         for sub in key.keys:

@@ -258,6 +258,21 @@ class PostgresBackend:
 
         return await self.runner.read(read)
 
+    async def text_matches(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> tuple[frozenset[int], frozenset[int]] | None:
+        """``(sure, maybe)`` (``fts.matches``; optional, ``MailboxWatch.
+        text_matches``): TEXT matches confirmed by LIKE, never read."""
+        self._check_open()
+        if not fts.usable(scope, folded):
+            return None
+
+        def read(conn: Conn) -> tuple[frozenset[int], frozenset[int]] | None:
+            reads.check(conn, ref)
+            return fts.matches(conn, ref.id, scope, folded)
+
+        return await self.runner.read(read)
+
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         self._check_open()
         return await self.runner.read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))

@@ -101,6 +101,29 @@ def candidates(conn: Conn, mailbox_id: int, scope: str, folded: str) -> frozense
     return frozenset(int(uid) for (uid,) in rows)
 
 
+def matches(conn: Conn, mailbox_id: int, scope: str,
+            folded: str) -> tuple[frozenset[int], frozenset[int]] | None:
+    """``(sure, maybe)`` as ``imapd.storage.sqlite.fts.matches``: ``LIKE``
+    on ``text`` is already SEARCH TEXT's exact test (the column is the
+    evaluator's folded text, RFC 3501 §6.4.4 / RFC 5051), so TEXT's hits are
+    sure; BODY and the header keys, unindexed bodies, and a needle holding
+    U+FFFD (which may stand for a NUL in the stored text, ``_storable``)
+    stay ``maybe``."""
+    if not usable(scope, folded):
+        return None
+    if scope != "TEXT" or "\ufffd" in folded:
+        found = candidates(conn, mailbox_id, scope, folded)
+        return None if found is None else (frozenset(), found)
+    rows = conn.execute(
+        "SELECT m.uid, false FROM messages m JOIN body_text t ON t.body_id = m.body_id "
+        "WHERE m.mailbox_id = %s AND t.text LIKE %s "
+        "UNION ALL SELECT m.uid, true FROM messages m JOIN body_unindexed u "
+        "ON u.body_id = m.body_id WHERE m.mailbox_id = %s",
+        (mailbox_id, _like(folded), mailbox_id)).fetchall()
+    sure = frozenset(int(uid) for uid, unindexed in rows if not unindexed)
+    return sure, frozenset(int(uid) for uid, unindexed in rows if unindexed)
+
+
 Progress = Callable[[int, int], None]
 REINDEX_BATCH = 200
 

@@ -359,6 +359,20 @@ class SqliteBackend:
 
         return await self._read_large(read)
 
+    async def text_matches(
+        self, ref: MailboxRef, scope: str, folded: str
+    ) -> tuple[frozenset[int], frozenset[int]] | None:
+        """``(sure, maybe)`` (``fts.matches``; optional, ``MailboxWatch.
+        text_matches``): TEXT matches confirmed in SQL, never read."""
+        if not fts.usable(scope, folded):
+            return None
+
+        def read(conn: sqlite3.Connection) -> tuple[frozenset[int], frozenset[int]] | None:
+            reads.check(conn, ref)
+            return fts.matches(conn, ref.id, scope, folded)
+
+        return await self._read_large(read)
+
     async def changes_since(self, ref: MailboxRef, modseq: int, uidnext: int) -> Changes:
         return self._read(lambda conn: reads.changes_since(conn, ref, modseq, uidnext))
 

@@ -22,7 +22,8 @@ is less than half the size: 4.3 KB instead of 9.4 KB per ~2.5 KB message
 of the bench corpus, docs/benchmarks.md § Search), so a lookup asks for rows holding every trigram of the needle (up
 to ``MAX_TRIGRAMS`` of them) rather than for them in a row: a *superset*
 of the messages containing the needle, which is all the index promises —
-the caller confirms each candidate with the exact evaluator. Needles under
+the caller confirms each candidate with the exact evaluator (``matches``
+confirms TEXT's in SQL instead, from the stored column). Needles under
 three characters have no trigram: no answer (None), the caller scans.
 
 Bodies without a row (stored before version 4, or too large to index at
@@ -145,12 +146,41 @@ def candidates(
         f"(SELECT rowid FROM {table} WHERE {table} MATCH ?)",
         (mailbox_id, _query(folded)),
     ).fetchall()
-    found = {int(uid) for (uid,) in rows}
-    if conn.execute("SELECT EXISTS(SELECT 1 FROM body_unindexed)").fetchone()[0]:
-        found.update(int(uid) for (uid,) in conn.execute(
-            "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
-            "(SELECT body_id FROM body_unindexed)", (mailbox_id,)))
-    return frozenset(found)
+    return frozenset(int(uid) for (uid,) in rows) | _unindexed(conn, mailbox_id)
+
+
+def matches(
+    conn: sqlite3.Connection, mailbox_id: int, scope: str, folded: str
+) -> tuple[frozenset[int], frozenset[int]] | None:
+    """``(sure, maybe)``: UIDs whose ``scope`` text certainly contains
+    ``folded``, and UIDs still to be confirmed by the caller; the others do
+    not match. None when the index cannot tell. Only TEXT is decided here:
+    ``body_fts.text`` IS the text SEARCH TEXT compares (``index_texts``), so
+    ``instr`` on it is the evaluator's own substring test (RFC 3501 §6.4.4
+    under RFC 5051: both sides already folded) and a message matched this
+    way is never read. BODY's text is only part of that column and the
+    header keys compare field by field, so those candidates stay ``maybe``;
+    unindexed bodies are always ``maybe``."""
+    if not usable(scope, folded):
+        return None
+    if scope != "TEXT":
+        found = candidates(conn, mailbox_id, scope, folded)
+        return None if found is None else (frozenset(), found)
+    rows = conn.execute(
+        "SELECT m.uid FROM messages m JOIN body_fts f ON f.rowid = m.body_id "
+        "WHERE m.mailbox_id=? AND body_fts MATCH ? AND instr(f.text, ?) > 0",
+        (mailbox_id, _query(folded), folded),
+    ).fetchall()
+    sure = frozenset(int(uid) for (uid,) in rows)
+    return sure, _unindexed(conn, mailbox_id)
+
+
+def _unindexed(conn: sqlite3.Connection, mailbox_id: int) -> frozenset[int]:
+    if not conn.execute("SELECT EXISTS(SELECT 1 FROM body_unindexed)").fetchone()[0]:
+        return frozenset()
+    return frozenset(int(uid) for (uid,) in conn.execute(
+        "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
+        "(SELECT body_id FROM body_unindexed)", (mailbox_id,)))
 
 
 Progress = Callable[[int, int], None]  # (bodies done, bodies to do)

@@ -2,7 +2,8 @@
 every message answers (RFC 3501 §6.4.4 under ``i;unicode-casemap``,
 RFC 5051): random criteria mixing string keys with AND / OR / NOT and flag
 keys, run on an SQLite mailbox with the index, then with the index switched
-off (``text_candidates`` answering None, as an engine without one does)."""
+off (``text_candidates`` and ``text_matches`` answering None, as an engine
+without one does)."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def test_indexed_search_equals_unindexed_search(mailbox: Client, criteria: str) 
     with mock.patch("imapd.imap.commands.search.index_narrowing", counting):
         indexed = mailbox.ok(f"a UID SEARCH {criteria}")
     assert looked_up  # the hook was asked
-    with mock.patch.object(SqliteBackend, "text_candidates", _no_index):
+    with mock.patch.object(SqliteBackend, "text_candidates", _no_index), \
+            mock.patch.object(SqliteBackend, "text_matches", _no_index):
         scanned = mailbox.ok(f"b UID SEARCH {criteria}")
     assert indexed[0].startswith(b"* SEARCH")
     assert indexed[0] == scanned[0], criteria
@@ -114,3 +116,22 @@ def test_rare_word_reads_only_its_candidates(mailbox: Client) -> None:
     with mock.patch.object(SqliteBackend, "fetch_records", counting):
         mailbox.ok('r SEARCH BODY "quokka"')
     assert calls and max(calls) < 40  # never the whole mailbox
+
+
+def test_text_matches_confirmed_by_the_index_are_not_read(mailbox: Client) -> None:
+    """SEARCH TEXT's candidates are confirmed in SQL (the index holds the
+    very text TEXT compares): no message is read, the answer is the scan's."""
+    reads: list[int] = []
+    real = SqliteBackend.read_message
+
+    async def counting(self: SqliteBackend, ref: object, uid: int, *args: object) -> object:
+        reads.append(uid)
+        return await real(self, ref, uid, *args)  # type: ignore[arg-type]
+
+    with mock.patch.object(SqliteBackend, "read_message", counting):
+        indexed = mailbox.ok('t UID SEARCH TEXT "quokka"')
+    assert reads == []
+    with mock.patch.object(SqliteBackend, "text_candidates", _no_index), \
+            mock.patch.object(SqliteBackend, "text_matches", _no_index):
+        scanned = mailbox.ok('u UID SEARCH TEXT "quokka"')
+    assert indexed[0] == scanned[0] and len(indexed[0]) > len(b"* SEARCH")

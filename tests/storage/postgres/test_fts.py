@@ -36,6 +36,11 @@ def test_index_follows_the_bodies_and_reindex_fills_it(postgres_dsn: str) -> Non
         assert run(lambda: backend.text_candidates(ref, "HEADER", fold("0%_d"))) == {uids[1]}
         assert run(lambda: backend.text_candidates(ref, "HEADER", fold("0%%d"))) == frozenset()
         assert run(lambda: backend.text_candidates(ref, "BODY", fold("qu"))) is None
+        # TEXT's LIKE hits are sure matches; BODY's and headers' stay maybe.
+        assert run(lambda: backend.text_matches(ref, "TEXT", fold("QUOKKA"))) == (
+            {uids[1]}, frozenset())
+        assert run(lambda: backend.text_matches(ref, "BODY", fold("QUOKKA"))) == (
+            frozenset(), {uids[1]})
         assert _count(postgres_dsn, "body_text") == 2
         run(lambda: backend.store_flags(ref, [uids[0]], FlagOp.ADD, ["\\Deleted"]))
         run(lambda: backend.expunge(ref))
@@ -48,6 +53,8 @@ def test_index_follows_the_bodies_and_reindex_fills_it(postgres_dsn: str) -> Non
     backend = open_pg(postgres_dsn)
     try:
         assert run(lambda: backend.text_candidates(ref, "TEXT", fold("nothing"))) == {uids[1]}
+        assert run(lambda: backend.text_matches(ref, "TEXT", fold("nothing"))) == (
+            frozenset(), {uids[1]})  # unindexed: to be confirmed
     finally:
         close(backend)
     done = run_cli("doctor", "--reindex", "--store", store_url(postgres_dsn))

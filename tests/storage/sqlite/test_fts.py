@@ -3,7 +3,8 @@
 The property: for any mailbox and any search string, the index's candidates
 include every message the exact evaluation (``imapd.message.searchtext``
 under ``i;unicode-casemap``, RFC 5051) matches, so a SEARCH that confirms
-only the candidates answers exactly what scanning every message answers.
+only the candidates answers exactly what scanning every message answers;
+``text_matches`` calls sure only exact matches (all of TEXT's).
 Then the lifecycle: rows appear with the APPEND, copies share them, expunge
 removes them, mail stored before v4 is a candidate until reindexed.
 """
@@ -109,6 +110,14 @@ def test_candidates_include_every_exact_match(raws: list[bytes], needles: list[s
                     assert found is not None
                     # Indexed SEARCH (candidates confirmed) == unindexed SEARCH.
                     assert {uid for uid in found if uid in exact} == exact, (scope, field, needle)
+                    # What ``text_matches`` calls sure matches, and nothing
+                    # else outside ``maybe``; TEXT is decided in SQL outright.
+                    answer = run(backend.text_matches(entry.ref, scope, fold(needle)))
+                    assert answer is not None
+                    sure, maybe = answer
+                    assert sure <= exact and exact <= sure | maybe, (scope, field, needle)
+                    if scope == "TEXT":
+                        assert (sure, maybe) == (exact, frozenset()), needle
         finally:
             run(backend.close())
 
