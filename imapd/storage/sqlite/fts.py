@@ -166,9 +166,11 @@ def matches(
     if scope != "TEXT":
         found = candidates(conn, mailbox_id, scope, folded)
         return None if found is None else (frozenset(), found)
+    # The MATCH in a subquery: run once, not once per message of the mailbox
+    # (a join lets the planner probe the FTS table per row: 1 s at 2,000).
     rows = conn.execute(
-        "SELECT m.uid FROM messages m JOIN body_fts f ON f.rowid = m.body_id "
-        "WHERE m.mailbox_id=? AND body_fts MATCH ? AND instr(f.text, ?) > 0",
+        "SELECT uid FROM messages WHERE mailbox_id=? AND body_id IN "
+        "(SELECT rowid FROM body_fts WHERE body_fts MATCH ? AND instr(text, ?) > 0)",
         (mailbox_id, _query(folded), folded),
     ).fetchall()
     sure = frozenset(int(uid) for (uid,) in rows)
