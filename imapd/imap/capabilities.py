@@ -53,6 +53,7 @@ QUOTA_RES_STORAGE = "QUOTA=RES-STORAGE"
 QUOTA_RES_MESSAGE = "QUOTA=RES-MESSAGE"
 APPENDLIMIT = "APPENDLIMIT"
 CONTEXT_SEARCH = "CONTEXT=SEARCH"
+CONTEXT_SORT = "CONTEXT=SORT"
 BINARY = "BINARY"
 CATENATE = "CATENATE"
 # The row's text with the default limit; ``advertised`` puts in the server's.
@@ -80,6 +81,7 @@ EXTENSIONS: tuple[tuple[str, tuple[type, ...]], ...] = (
     (SORT, (c.Sort,)),          # RFC 5256 §3
     (SORT_DISPLAY, (c.Sort,)),  # RFC 5957: DISPLAYFROM, DISPLAYTO
     (ESORT, (c.Sort,)),         # RFC 5267 §3: SORT RETURN (MIN MAX COUNT ALL PARTIAL)
+    (CONTEXT_SORT, (c.Sort, c.CancelUpdate)),  # RFC 5267 §4: SORT RETURN (UPDATE), positions
     (THREAD_ORDEREDSUBJECT, (c.Thread,)),  # RFC 5256 §3
     (THREAD_REFERENCES, (c.Thread,)),  # RFC 5256 §3
     (LIST_EXTENDED, (c.List,)),  # RFC 5258

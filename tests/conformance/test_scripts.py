@@ -43,7 +43,6 @@ SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 #: imaptest scripts skipped on purpose: script -> (capabilities the runner reports missing, why).
 EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
     "notify": ("NOTIFY", "NOTIFY (RFC 5465) not offered"),
-    "sort-partial": ("CONTEXT=SORT", "CONTEXT=SORT (RFC 5267) not offered"),
     "urlauth": ("URLAUTH", "URLAUTH (RFC 4467) not offered"),
     "urlauth-binary": ("URLAUTH URLAUTH=BINARY", "URLAUTH (RFC 4467), URLAUTH=BINARY (RFC 5524) not offered"),
     "urlauth2": ("URLAUTH", "URLAUTH (RFC 4467) not offered"),

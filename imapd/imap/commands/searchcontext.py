@@ -29,7 +29,7 @@ from typing import Sequence
 
 from imapd.core.errors import ImapError
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.imap.commands import announce, search
+from imapd.imap.commands import announce, search, sort
 from imapd.imap.commands.search_eval import Candidate, Evaluator
 from imapd.imap.commands.select import selected_view
 from imapd.imap.session.contexts import SearchContext
@@ -88,6 +88,58 @@ def _numbers(context: SearchContext, pairs: Sequence[tuple[int, int]]) -> list[i
     return sorted(uid if context.uid else seq for seq, uid in pairs)
 
 
+def sorted_response(context: SearchContext, item: str, placed: Sequence[tuple[int, int]]) -> Generic:
+    """``* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (p1 n1 p2 n2 ...)`` for
+    a sorted context (RFC 5267 §4.3, ``context-position SP sequence-set``
+    repeated): one message per pair, to be applied left to right; an ADDTO
+    position is where the message stands once added, a REMOVEFROM position
+    where it stood before it left (1 = first in sort order)."""
+    values: list[Value] = [PList((Atom("TAG"), IString(context.tag.encode("utf-8"))))]
+    if context.uid:
+        values.append(Atom("UID"))
+    items: list[Value] = []
+    for position, number in placed:
+        items += [position, number]
+    values += [Atom(item), PList(tuple(items))]
+    return Generic("ESEARCH", tuple(values))
+
+
+def _leave(context: SearchContext, pairs: Sequence[tuple[int, int]]) -> Response | None:
+    """Take the (seq, UID) pairs out of the result; REMOVEFROM for them."""
+    context.result.difference_update(uid for _, uid in pairs)
+    if not pairs:
+        return None
+    if context.sorted is None:
+        return update_response(context, REMOVEFROM, _numbers(context, pairs))
+    placed = [(context.sorted.remove(uid), uid if context.uid else seq) for seq, uid in pairs]
+    return sorted_response(context, REMOVEFROM, placed)
+
+
+async def _join(
+    ctx: CommandContext, view: SelectedView, context: SearchContext,
+    pairs: Sequence[tuple[int, int]],
+) -> Response | None:
+    """Put the (seq, UID) pairs in the result; ADDTO for them (a sorted
+    context reads their keys, which never change, once)."""
+    context.result.update(uid for _, uid in pairs)
+    if not pairs:
+        return None
+    if context.sorted is None:
+        return update_response(context, ADDTO, _numbers(context, pairs))
+    seqs = dict((uid, seq) for seq, uid in pairs)
+    records = await view.watch.fetch_records(list(seqs))
+    candidates = [Candidate(seqs[r.uid], r, view.is_recent(r.uid)) for r in records]
+    keys = await sort.candidate_keys(ctx, view, candidates, context.sorted.program)
+    placed = []
+    for seq, uid in pairs:
+        found = keys.get(uid)
+        if found is None:  # expunged meanwhile: never added, its EXPUNGE follows
+            context.result.discard(uid)
+            continue
+        placed.append((context.sorted.insert(uid, found), uid if context.uid else seq))
+    return sorted_response(context, ADDTO, placed) if placed else None
+
+
 async def _reevaluate(
     ctx: CommandContext, view: SelectedView, pairs: list[tuple[int, int]],
 ) -> list[Response]:
@@ -98,12 +150,9 @@ async def _reevaluate(
         now = await _matching(ctx, view, context, pairs)
         joined = [(seq, uid) for seq, uid in pairs if uid in now and uid not in context.result]
         left = [(seq, uid) for seq, uid in pairs if uid not in now and uid in context.result]
-        context.result.update(uid for _, uid in joined)
-        context.result.difference_update(uid for _, uid in left)
-        if joined:
-            responses.append(update_response(context, ADDTO, _numbers(context, joined)))
-        if left:
-            responses.append(update_response(context, REMOVEFROM, _numbers(context, left)))
+        for response in (await _join(ctx, view, context, joined), _leave(context, left)):
+            if response is not None:
+                responses.append(response)
     return responses
 
 
@@ -119,10 +168,14 @@ async def before_drain(ctx: CommandContext, view: SelectedView, allow_expunge: b
         known = [(seq, uid) for seq, uid in gone if seq is not None]
         for context in contexts.live.values():
             left = [(seq, uid) for seq, uid in known if uid in context.result]
+            response = _leave(context, left)
             # Never announced ones leave silently.
             context.result.difference_update(contexts.expunged)
-            if left:
-                responses.append(update_response(context, REMOVEFROM, _numbers(context, left)))
+            if context.sorted is not None:
+                for uid in contexts.expunged:
+                    context.sorted.remove(uid)
+            if response is not None:
+                responses.append(response)
         contexts.expunged.clear()
     pending = contexts.expunged
     changed = sorted(contexts.changed)

@@ -30,6 +30,8 @@ from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Co
 from imapd.imap.commands.search import SUPPORTED_CHARSETS, _matching
 from imapd.imap.commands.search_eval import Candidate, uses_modseq
 from imapd.imap.commands.select import selected_view
+from imapd.imap.session import contexts
+from imapd.imap.session.contexts import SortedResult
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire.commands import Search
 from imapd.imap.wire.responses import SearchResponse
@@ -80,27 +82,40 @@ async def _keys_from_analyses(
     return keys
 
 
+async def candidate_keys(
+    ctx: CommandContext, view: SelectedView, candidates: Sequence[Candidate],
+    program: Sequence[SortCriterion],
+) -> dict[int, tuple[KeyValue, ...]]:
+    """Each candidate's sort keys, by UID (RFC 5256 §3). Reads analyses
+    only when a key needs them; a message expunged meanwhile sorts with no
+    header fields."""
+    keys: dict[int, tuple[KeyValue, ...]] = {}
+    if needs_info(program):
+        keys = await _keys_from_analyses(ctx, view, candidates, program)
+    for index, candidate in enumerate(candidates, start=1):
+        if candidate.record.uid not in keys:
+            keys[candidate.record.uid] = key_values(program, candidate.record, None)
+        if index % PACE_EVERY == 0:
+            await ctx.pace()
+    return keys
+
+
 async def sort_candidates(
     ctx: CommandContext, view: SelectedView, candidates: Sequence[Candidate],
     program: Sequence[SortCriterion],
 ) -> list[Candidate]:
     """``candidates`` (in mailbox order) sorted by ``program`` (RFC 5256 §3;
-    ties in mailbox order). Reads analyses only when a key needs them."""
-    if needs_info(program):
-        keys = await _keys_from_analyses(ctx, view, candidates, program)
+    ties in mailbox order)."""
+    keys = await candidate_keys(ctx, view, candidates, program)
+    return await _ordered(ctx, candidates, keys, program)
 
-        def lookup(candidate: Candidate) -> tuple[KeyValue, ...]:
-            found = keys.get(candidate.record.uid)
-            return found if found is not None else key_values(program, candidate.record, None)
-    else:
-        keys = {}
-        for index, candidate in enumerate(candidates, start=1):
-            keys[candidate.record.uid] = key_values(program, candidate.record, None)
-            if index % PACE_EVERY == 0:
-                await ctx.pace()
 
-        def lookup(candidate: Candidate) -> tuple[KeyValue, ...]:
-            return keys[candidate.record.uid]
+async def _ordered(
+    ctx: CommandContext, candidates: Sequence[Candidate],
+    keys: dict[int, tuple[KeyValue, ...]], program: Sequence[SortCriterion],
+) -> list[Candidate]:
+    def lookup(candidate: Candidate) -> tuple[KeyValue, ...]:
+        return keys[candidate.record.uid]
     if len(candidates) > THREAD_ABOVE:
         return await ctx.runtime.in_thread(order, candidates, lookup, program)
     return order(candidates, lookup, program)
@@ -120,8 +135,10 @@ async def handle_sort(cmd: Sort, ctx: CommandContext) -> Completion:
     if cmd.uid:
         view.uid_mode = True  # later unsolicited FETCH carries UID (as SEARCH)
     search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)
-    matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
-    ordered = await sort_candidates(ctx, view, matched, cmd.program)
+    saved = frozenset(view.saved_uids)
+    matched = await _matching(ctx, view, search, saved)
+    keys = await candidate_keys(ctx, view, matched, cmd.program)
+    ordered = await _ordered(ctx, matched, keys, cmd.program)
     numbers = tuple(c.record.uid if cmd.uid else c.seq for c in ordered)
     if cmd.return_options is not None:  # ESORT (RFC 5267 §3.2)
         options = esearch.effective_options(cmd.return_options)
@@ -130,7 +147,13 @@ async def handle_sort(cmd: Sort, ctx: CommandContext) -> Completion:
             cmd.tag, cmd.uid, options, numbers, modseqs, cmd.partial)
         if response is not None:
             ctx.send(response)
-        return Completion("UID SORT completed" if cmd.uid else "SORT completed")
+        code = None
+        if esearch.UPDATE in options:  # a live sorted context (RFC 5267 §4)
+            result = SortedResult.of(
+                cmd.program, [(c.record.uid, keys[c.record.uid]) for c in ordered])
+            code = contexts.start(
+                view, search, saved, [c.record.uid for c in matched], result)
+        return Completion("UID SORT completed" if cmd.uid else "SORT completed", code)
     modseq = max(c.record.modseq for c in ordered) if with_modseq and ordered else None
     ctx.send(SearchResponse(numbers, modseq, keyword="SORT"))
     return Completion("UID SORT completed" if cmd.uid else "SORT completed")

@@ -15,6 +15,7 @@ drain evaluates only the changed messages, once per context.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -22,11 +23,13 @@ from imapd.mail.events import (
     ChangeEvent, FlagsChanged, MailboxDeleted, MessagesAdded, MessagesExpunged,
 )
 from imapd.imap.wire.commands import Search
+from imapd.imap.wire.sort_command import SortCriterion
 from imapd.imap.wire.responses import ResponseCode
 from imapd.imap.wire.values import IString
 
 if TYPE_CHECKING:
     from imapd.imap.session.view import SelectedView
+    from imapd.message.sortkeys import KeyValue
 
 # Live contexts per selection; each costs a re-evaluation of every changed
 # message at each drain and a set of its matching UIDs.
@@ -34,14 +37,75 @@ MAX_CONTEXTS = 16
 NOUPDATE = "NOUPDATE"
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class SortPlace:
+    """A message's place in a sorted result (RFC 5256 §3): its keys
+    criterion by criterion, REVERSE ones descending, then mailbox order
+    (UID order: the same order as sequence numbers)."""
+
+    keys: tuple[KeyValue, ...]
+    uid: int
+    program: tuple[SortCriterion, ...]
+
+    def __lt__(self, other: SortPlace) -> bool:
+        for mine, theirs, criterion in zip(self.keys, other.keys, self.program):
+            if mine != theirs:
+                return (mine > theirs) if criterion.reverse else (mine < theirs)  # type: ignore[operator]
+        return self.uid < other.uid
+
+
+@dataclass(eq=False)
+class SortedResult:
+    """A sorted context's result in sort order (RFC 5267 §4.3). A message's
+    sort keys never change (they come from its envelope, size and arrival),
+    so each place is computed once and kept; joins and leaves are bisected
+    in, O(log n) comparisons each."""
+
+    program: tuple[SortCriterion, ...]
+    places: list[SortPlace] = field(default_factory=list)
+    by_uid: dict[int, SortPlace] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, program: tuple[SortCriterion, ...], ordered: Sequence[tuple[int, tuple[KeyValue, ...]]],
+    ) -> SortedResult:
+        """The result of a SORT: (UID, keys) already in sort order (no
+        comparisons, so a large first result costs one pass)."""
+        result = cls(program)
+        for uid, keys in ordered:
+            place = SortPlace(keys, uid, program)
+            result.places.append(place)
+            result.by_uid[uid] = place
+        return result
+
+    def insert(self, uid: int, keys: tuple[KeyValue, ...]) -> int:
+        """Add ``uid``; its 1-based position in the result afterwards."""
+        place = SortPlace(keys, uid, self.program)
+        index = bisect.bisect_left(self.places, place)
+        self.places.insert(index, place)
+        self.by_uid[uid] = place
+        return index + 1
+
+    def remove(self, uid: int) -> int:
+        """Take ``uid`` out; the 1-based position it had (0: not there)."""
+        place = self.by_uid.pop(uid, None)
+        if place is None:
+            return 0
+        index = bisect.bisect_left(self.places, place)
+        del self.places[index]
+        return index + 1
+
+
 @dataclass(eq=False)
 class SearchContext:
     """One live search: its command (criteria, UID or not), the ``$`` it
-    saw (RFC 5182), and the UIDs in its result as the client knows it."""
+    saw (RFC 5182), and the UIDs in its result as the client knows it.
+    A SORT context (CONTEXT=SORT) also keeps the result in sort order."""
 
     command: Search
     saved: frozenset[int]
     result: set[int]
+    sorted: SortedResult | None = None
 
     @property
     def tag(self) -> str:
@@ -97,13 +161,14 @@ class SearchContexts:
 
 def start(
     view: SelectedView, command: Search, saved: frozenset[int], uids: Sequence[int],
+    ordered: SortedResult | None = None,
 ) -> ResponseCode | None:
     """Keep ``command``'s result live (RFC 5267 §4.2); the tagged OK's code:
     None, or ``NOUPDATE "tag"`` when the selection has its fill of contexts
     (the result stands, no updates follow). A tag already live is
-    replaced."""
+    replaced. ``ordered``: the result in sort order, for a SORT."""
     contexts = view.contexts
     if command.tag not in contexts.live and len(contexts.live) >= MAX_CONTEXTS:
         return ResponseCode(NOUPDATE, (IString(command.tag.encode("utf-8")),))
-    contexts.live[command.tag] = SearchContext(command, saved, set(uids))
+    contexts.live[command.tag] = SearchContext(command, saved, set(uids), ordered)
     return None

@@ -41,10 +41,11 @@ def test_esort_in_sort_order(five: Client) -> None:
     """)
 
 
-@pytest.mark.parametrize("options", ["SAVE", "UPDATE", "CONTEXT", "PARTIAL 1:*", "MIN"])
+@pytest.mark.parametrize("options", ["SAVE", "UPDATES", "PARTIAL 1:*", "MIN"])
 def test_unsupported_sort_return_options_are_bad(five: Client, options: str) -> None:
-    """SAVE and the live options (CONTEXT=SORT) are not offered for SORT;
-    a RETURN list must be followed by the sort criteria."""
+    """SAVE is not offered for SORT (UPDATE and CONTEXT are, CONTEXT=SORT:
+    test_context_sort.py); a RETURN list must be followed by the sort
+    criteria."""
     suffix = "" if options == "MIN" else " (ARRIVAL)"
     out = five.command(f"a SORT RETURN ({options}){suffix} UTF-8 ALL")
     assert out.startswith(b"a BAD "), out

@@ -16,6 +16,7 @@ Unlike SEARCH, the charset is not optional and has no ``CHARSET`` keyword.
 
 from __future__ import annotations
 
+from imapd.imap.wire.commands import CONTEXT_RETURN_OPTIONS
 from imapd.imap.wire.lexer import ParseError, Reader
 from imapd.imap.wire.parse.context import parse_search_return
 from imapd.imap.wire.parse.search import SearchParser
@@ -44,7 +45,8 @@ def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
     reader.sp("sort criteria")
     options, partial = parse_search_return(reader)
     for option in options or ():
-        if option not in SORT_RETURN_OPTIONS:  # SAVE, UPDATE, CONTEXT: not for SORT here
+        # CONTEXT=SORT (RFC 5267 §4) adds UPDATE and CONTEXT; SAVE is not for SORT here.
+        if option not in SORT_RETURN_OPTIONS and option not in CONTEXT_RETURN_OPTIONS:
             raise ParseError(f"Unsupported SORT RETURN option {option[:40]}")
     reader.expect(b"(", "Invalid sort criteria: expected '('")
     program = [_criterion(reader)]
