@@ -34,7 +34,7 @@ from imapd.mail.flags import FlagOp
 from imapd.mail.service import MailService
 from imapd.mail.watch import MailboxWatch
 from imapd.pop3 import replies as r
-from imapd.pop3.commands import Command, SyntaxProblem, parse_command, parse_number
+from imapd.pop3.commands import Command, SyntaxProblem, parse_command
 from imapd.pop3.maildrop import Entry, Maildrop
 
 log = Logger(namespace="imapd.pop3")

@@ -18,7 +18,11 @@ from imapd.core.spool import MessageData
 from imapd.imap.wire.catenate_command import CatenatePart
 from imapd.imap.wire.thread_command import Thread as Thread
 from imapd.imap.wire.thread_command import ThreadAlgorithm as ThreadAlgorithm
-# SORT (RFC 5256) lives in its own module; re-exported for ``c.Sort`` etc.
+# SORT (RFC 5256) and QUOTA (RFC 9208) live in their own modules; re-exported
+# for ``c.Sort``, ``c.GetQuota`` etc.
+from imapd.imap.wire.quota_command import (
+    GetQuota as GetQuota, GetQuotaRoot as GetQuotaRoot, SetQuota as SetQuota,
+)
 from imapd.imap.wire.sort_command import Sort as Sort, SortCriterion as SortCriterion, SortKey as SortKey
 
 
@@ -553,35 +557,6 @@ class UidExpunge:
 
     tag: str
     seqset: SequenceSet
-
-
-# --- QUOTA (RFC 9208) -----------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class GetQuota:
-    """``GETQUOTA quota-root-name`` (RFC 9208 §4.2); the root as sent."""
-
-    tag: str
-    root: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetQuotaRoot:
-    """``GETQUOTAROOT mailbox`` (RFC 9208 §4.3)."""
-
-    tag: str
-    mailbox: str
-
-
-@dataclass(frozen=True, slots=True)
-class SetQuota:
-    """``SETQUOTA quota-root-name (resource limit ...)`` (RFC 9208 §4.1.4);
-    resource names upper-cased, in the order given (an empty list removes
-    every limit)."""
-
-    tag: str
-    root: str
-    limits: tuple[tuple[str, int], ...]
 
 
 Command = Union[
