@@ -95,6 +95,11 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
                                 skip=2),
     "idle": WrongAnswer(rb"(\S+) OK IDLE(.*)", rb"\1 NO IDLE\2", "1 ok idle"),
     "compress": WrongAnswer(rb"(\S+) OK (DEFLATE active)", rb"\1 NO \2", "ok compress deflate"),
+    # RFC 5256 §3: REVERSE applied to the first key only, not to SUBJECT as well
+    "sort": WrongAnswer(rb"\* SORT 3 2 4 1", rb"* SORT 3 2 1 4", "* sort 3 2 4 1"),
+    # RFC 5256 §3 REFERENCES step 1B: the reference loop broken the other way round
+    "thread": WrongAnswer(rb"\* THREAD \(1 \(2\)\(3\)\)\(5 4\)(.*)", rb"* THREAD (1 (2)(3))(4 5)\1",
+                          "* thread (1 (2)(3))(5 4)((6)(7))(8 9)"),
 }
 
 
@@ -118,6 +123,11 @@ MORE_WRONG_ANSWERS: dict[str, tuple[WrongAnswer, ...]] = {
     # RFC 5051 §2: a server folding ß to "ss" (full case folding) answers the
     # first empty SEARCH (body "STRASSE") with message 1
     "search-i18n": (WrongAnswer(rb"\* SEARCH", rb"* SEARCH 1", "* search"),),
+    # RFC 5256 §3: an empty SORT result carries no numbers
+    "sort": (WrongAnswer(rb"\* SORT", rb"* SORT 1", "* sort"),),
+    # RFC 5256 §3 ORDEREDSUBJECT: ties in date broken by full subject instead of sequence order
+    "thread": (WrongAnswer(rb"\* THREAD \(1 \(2\)\(3\)\)\(4 5\)\(6 7\)\(8 9\)", rb"* THREAD (1 (2)(3))(4 5)(6 7)(9 8)",
+                           "* thread (1 (2)(3))(4 5)(6 7)(8 9)"),),
     "esearch": (WrongAnswer(rb'\* ESEARCH \(TAG "([^"]*)"\) UID (.*)', rb'* ESEARCH (TAG "\1") \2',
                             "* esearch (tag $tag) uid min $uid1 max $uid4"),),
 }
