@@ -97,6 +97,11 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
     "compress": WrongAnswer(rb"(\S+) OK (DEFLATE active)", rb"\1 NO \2", "ok compress deflate"),
     # RFC 5256 §3: REVERSE applied to the first key only, not to SUBJECT as well
     "sort": WrongAnswer(rb"\* SORT 3 2 4 1", rb"* SORT 3 2 1 4", "* sort 3 2 4 1"),
+    # RFC 3516 §4.3: BINARY.SIZE of a base64 part given as its encoded size
+    "binary": WrongAnswer(rb"(.*)BINARY\.SIZE\[1\] 13(.*)", rb"\1BINARY.SIZE[1] 26\2",
+                          "* 1 fetch (binary.size[1] 13 binary.size[2] 3)"),
+    # RFC 4469 §5: an unresolvable URL without the BADURL code
+    "catenate": WrongAnswer(rb"(\S+) NO \[BADURL(.*)", rb"\1 NO [CANNOT\2", "no [badurl"),
     # RFC 5256 §3 REFERENCES step 1B: the reference loop broken the other way round
     "thread": WrongAnswer(rb"\* THREAD \(1 \(2\)\(3\)\)\(5 4\)(.*)", rb"* THREAD (1 (2)(3))(4 5)\1",
                           "* thread (1 (2)(3))(5 4)((6)(7))(8 9)"),
