@@ -31,7 +31,8 @@ MAX_UID = 2**32 - 1          # nz-number, RFC 3501 §9
 BLOB_PIECES_ABOVE = 256 * 1024
 BLOB_PIECE = 1024 * 1024
 MAX_KEYWORDS_PER_MAILBOX = 1000
-_IN_LIST_LIMIT = 500         # larger UID lists are read as a range and filtered
+_IN_LIST_LIMIT = 500         # larger UID lists are read as a range and filtered,
+_SPARSE = 8                  # unless the range holds 8 times more UIDs than wanted
 
 
 def uid_filtered(
@@ -44,11 +45,18 @@ def uid_filtered(
     wanted = sorted(set(uids))
     if not wanted:
         return []
-    if len(wanted) <= _IN_LIST_LIMIT:
-        marks = ",".join("?" * len(wanted))
-        return conn.execute(
-            f"{prefix} AND uid IN ({marks}) ORDER BY uid", (mailbox_id, *wanted)
-        ).fetchall()
+    span = wanted[-1] - wanted[0] + 1
+    if len(wanted) <= _IN_LIST_LIMIT or span > _SPARSE * len(wanted):
+        # Few UIDs, or many spread thin (a rare word's matches): look each
+        # up by key, a list at a time, rather than read the whole range.
+        found: list[Any] = []
+        for start in range(0, len(wanted), _IN_LIST_LIMIT):
+            chunk = wanted[start:start + _IN_LIST_LIMIT]
+            marks = ",".join("?" * len(chunk))
+            found += conn.execute(
+                f"{prefix} AND uid IN ({marks}) ORDER BY uid", (mailbox_id, *chunk)
+            ).fetchall()
+        return found
     rows = conn.execute(
         f"{prefix} AND uid BETWEEN ? AND ? ORDER BY uid", (mailbox_id, wanted[0], wanted[-1])
     ).fetchall()
