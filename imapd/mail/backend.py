@@ -364,7 +364,14 @@ class MailBackend(Protocol):
         ``folded`` must be in it, others may be; the caller confirms each
         candidate exactly. Optional: an engine without an index (or with a
         needle too short for it) answers None and the caller evaluates every
-        message. Never changes anything."""
+        message. Never changes anything.
+
+        An engine whose index can also confirm matches may offer
+        ``text_matches(ref, scope, folded) -> (sure, maybe) | None``: UIDs
+        that certainly match and UIDs still to confirm (the SQLite and
+        PostgreSQL engines for TEXT, whose indexed column is exactly the
+        text SEARCH TEXT compares). It is optional and looked up at run
+        time (``MailboxWatch.text_matches``), so it is not a member here."""
         ...
 
     # --- quota (RFC 9208) ---------------------------------------------------
