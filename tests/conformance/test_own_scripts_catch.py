@@ -97,6 +97,9 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
     "compress": WrongAnswer(rb"(\S+) OK (DEFLATE active)", rb"\1 NO \2", "ok compress deflate"),
     # RFC 5256 §3: REVERSE applied to the first key only, not to SUBJECT as well
     "sort": WrongAnswer(rb"\* SORT 3 2 4 1", rb"* SORT 3 2 1 4", "* sort 3 2 4 1"),
+    # RFC 5267 §3.2: ESORT's MIN as the lowest number instead of the first in sort order
+    "esort-context": WrongAnswer(rb'\* ESEARCH \(TAG "([^"]*)"\) MIN 3', rb'* ESEARCH (TAG "\1") MIN 1',
+                                 "* esearch (tag $tag) min 3"),
     # RFC 3516 §4.3: BINARY.SIZE of a base64 part given as its encoded size
     "binary": WrongAnswer(rb"(.*)BINARY\.SIZE\[1\] 13(.*)", rb"\1BINARY.SIZE[1] 26\2",
                           "* 1 fetch (binary.size[1] 13 binary.size[2] 3)"),
@@ -133,6 +136,9 @@ MORE_WRONG_ANSWERS: dict[str, tuple[WrongAnswer, ...]] = {
     # RFC 5256 §3 ORDEREDSUBJECT: ties in date broken by full subject instead of sequence order
     "thread": (WrongAnswer(rb"\* THREAD \(1 \(2\)\(3\)\)\(4 5\)\(6 7\)\(8 9\)", rb"* THREAD (1 (2)(3))(4 5)(6 7)(9 8)",
                            "* thread (1 (2)(3))(4 5)(6 7)(8 9)"),),
+    # RFC 5267 §4.4: PARTIAL in ascending order instead of sort order
+    "esort-context": (WrongAnswer(rb'(.*) PARTIAL \(1:2 3,1\)', rb"\1 PARTIAL (1:2 1,3)",
+                                  "* esearch (tag $tag) partial (1:2 3,1)"),),
     "esearch": (WrongAnswer(rb'\* ESEARCH \(TAG "([^"]*)"\) UID (.*)', rb'* ESEARCH (TAG "\1") \2',
                             "* esearch (tag $tag) uid min $uid1 max $uid4"),),
 }
