@@ -54,6 +54,16 @@ BATCH_SIZE = 256
 PACE_EVERY = 128
 
 
+def check_charset(charset: str) -> None:
+    """NO [BADCHARSET (UTF-8 US-ASCII)] for a charset we do not search in
+    (RFC 3501 §6.4.4, RFC 5256 §3 for SORT and THREAD)."""
+    if charset not in SUPPORTED_CHARSETS:
+        raise ImapError.no(
+            f"Unsupported charset {charset}", "BADCHARSET",
+            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
+        )
+
+
 def _info_from_meta(meta: bytes) -> MessageInfo | None:
     try:
         return decode_info(meta)
@@ -131,11 +141,8 @@ async def handle_search(cmd: Search, ctx: CommandContext) -> Completion:
     options = None if cmd.return_options is None else esearch.effective_options(cmd.return_options)
     if options is not None and esearch.SAVE in options:
         view.saved_uids = ()  # stays empty if this SEARCH fails (RFC 5182 §2.1)
-    if cmd.charset is not None and cmd.charset not in SUPPORTED_CHARSETS:
-        raise ImapError.no(
-            f"Unsupported charset {cmd.charset}", "BADCHARSET",
-            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
-        )
+    if cmd.charset is not None:
+        check_charset(cmd.charset)
     with_modseq = uses_modseq(cmd.criteria)
     if with_modseq:
         condstore.enable_condstore(ctx)

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from imapd.core.errors import ImapError
 from imapd.imap.commands import condstore, esearch
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.imap.commands.search import SUPPORTED_CHARSETS, _matching
+from imapd.imap.commands.search import _matching, check_charset
 from imapd.imap.commands.search_eval import Candidate, uses_modseq
 from imapd.imap.commands.select import selected_view
 from imapd.imap.session import contexts
@@ -124,11 +123,7 @@ async def _ordered(
 async def handle_sort(cmd: Sort, ctx: CommandContext) -> Completion:
     """SORT / UID SORT (RFC 5256 §3); see the module docstring."""
     view = selected_view(ctx)
-    if cmd.charset not in SUPPORTED_CHARSETS:
-        raise ImapError.no(
-            f"Unsupported charset {cmd.charset}", "BADCHARSET",
-            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
-        )
+    check_charset(cmd.charset)
     with_modseq = uses_modseq(cmd.criteria)
     if with_modseq:
         condstore.enable_condstore(ctx)

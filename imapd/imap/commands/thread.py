@@ -26,9 +26,8 @@ import calendar
 import email.utils
 from typing import Sequence
 
-from imapd.core.errors import ImapError
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
-from imapd.imap.commands.search import BATCH_SIZE, SUPPORTED_CHARSETS, _matching
+from imapd.imap.commands.search import BATCH_SIZE, _matching, check_charset
 from imapd.imap.commands.search_eval import Candidate
 from imapd.imap.commands.select import selected_view
 from imapd.imap.session.view import SelectedView
@@ -161,11 +160,7 @@ def _thread_text(algorithm: ThreadAlgorithm, messages: list[ThreadMessage]) -> b
 async def handle_thread(cmd: Thread, ctx: CommandContext) -> Completion:
     """THREAD / UID THREAD (RFC 5256 §3); see the module docstring."""
     view = selected_view(ctx)
-    if cmd.charset not in SUPPORTED_CHARSETS:
-        raise ImapError.no(
-            f"Unsupported charset {cmd.charset}", "BADCHARSET",
-            "(" + " ".join(SUPPORTED_CHARSETS) + ")",
-        )
+    check_charset(cmd.charset)
     if cmd.uid:
         view.uid_mode = True  # later unsolicited FETCH carries UID (as SEARCH)
     search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)

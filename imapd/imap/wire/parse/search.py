@@ -220,9 +220,15 @@ def parse_search_program(reader: Reader) -> tuple[str | None, SearchAnd]:
     if reader.peek_is(b"CHARSET "):
         reader.pos += len(b"CHARSET")
         reader.sp("charset name")
-        raw = reader.astring("charset name")
-        if not raw or any(c < 0x21 or c > 0x7E for c in raw):
-            raise ParseError("Invalid charset name")
-        charset = raw.decode("ascii").upper()
+        charset = parse_charset(reader)
         reader.sp("search criteria after CHARSET")
     return charset, SearchParser(reader, charset).criteria()
+
+
+def parse_charset(reader: Reader) -> str:
+    """A charset name (an astring of printable ASCII), upper-cased: SEARCH's
+    CHARSET argument, and SORT's and THREAD's mandatory one (RFC 5256 §3)."""
+    raw = reader.astring("charset name")
+    if not raw or any(c < 0x21 or c > 0x7E for c in raw):
+        raise ParseError("Invalid charset name")
+    return raw.decode("ascii").upper()

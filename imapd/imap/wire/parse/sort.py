@@ -19,7 +19,7 @@ from __future__ import annotations
 from imapd.imap.wire.commands import CONTEXT_RETURN_OPTIONS
 from imapd.imap.wire.lexer import ParseError, Reader
 from imapd.imap.wire.parse.context import parse_search_return
-from imapd.imap.wire.parse.search import SearchParser
+from imapd.imap.wire.parse.search import SearchParser, parse_charset
 from imapd.imap.wire.sort_command import SORT_RETURN_OPTIONS, Sort, SortCriterion, SortKey
 
 # A key listed more than this many times is pointless; the bound keeps a
@@ -56,10 +56,7 @@ def parse_sort(reader: Reader, tag: str, uid: bool) -> Sort:
         if len(program) > MAX_CRITERIA:
             raise ParseError("Too many sort criteria")
     reader.sp("charset")
-    raw = reader.astring("charset")
-    if not raw or any(c < 0x21 or c > 0x7E for c in raw):
-        raise ParseError("Invalid charset name")
-    charset = raw.decode("ascii").upper()
+    charset = parse_charset(reader)
     reader.sp("search criteria")
     criteria = SearchParser(reader, charset).criteria()
     return Sort(tag, uid, tuple(program), charset, criteria, options, partial)

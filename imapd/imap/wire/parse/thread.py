@@ -12,7 +12,7 @@ the server did not advertise cannot be run.
 from __future__ import annotations
 
 from imapd.imap.wire.lexer import ParseError, Reader
-from imapd.imap.wire.parse.search import SearchParser
+from imapd.imap.wire.parse.search import SearchParser, parse_charset
 from imapd.imap.wire.thread_command import Thread, ThreadAlgorithm
 
 _ALGORITHMS = {algorithm.value: algorithm for algorithm in ThreadAlgorithm}
@@ -26,9 +26,6 @@ def parse_thread(reader: Reader, tag: str, uid: bool) -> Thread:
     if algorithm is None:
         raise ParseError(f"Unknown thread algorithm {name[:40]}")
     reader.sp("charset")
-    raw = reader.astring("charset")
-    if not raw or any(c < 0x21 or c > 0x7E for c in raw):
-        raise ParseError("Invalid charset name")
-    charset = raw.decode("ascii").upper()
+    charset = parse_charset(reader)
     reader.sp("search criteria")
     return Thread(tag, uid, algorithm, charset, SearchParser(reader, charset).criteria())
