@@ -74,7 +74,7 @@ def _slice(chunks: Iterable[bytes], start: int, end: int) -> Iterator[bytes]:
             break
 
 
-def _body_range(body: MessageBody, start: int, end: int) -> Iterator[bytes]:
+def body_range(body: MessageBody, start: int, end: int) -> Iterator[bytes]:
     """The stored octets ``[start, end)`` of ``body``, released when done."""
     try:
         yield from _slice(body.chunks(), start, end)
@@ -85,7 +85,7 @@ def _body_range(body: MessageBody, start: int, end: int) -> Iterator[bytes]:
 def decoded_size(body: MessageBody, start: int, end: int, encoding: bytes) -> int:
     """Octets of the decoded ``[start, end)``: one pass over the store
     (blocking: run it in a worker thread)."""
-    return sum(len(chunk) for chunk in decode_chunks(encoding, _body_range(body, start, end)))
+    return sum(len(chunk) for chunk in decode_chunks(encoding, body_range(body, start, end)))
 
 
 def small_value(data: bytes, partial: Partial | None) -> Value:
@@ -117,7 +117,7 @@ def decoded_stream(
     the client reads them, as ``literal8``."""
     return LiteralStream(
         last - first,
-        lambda: _slice(decode_chunks(encoding, _body_range(body, start, end)), first, last),
+        lambda: _slice(decode_chunks(encoding, body_range(body, start, end)), first, last),
         binary=True,
     )
 

@@ -13,12 +13,11 @@ in chunks, so a 20 MB body never sits in memory as one object (RFC 3501
 from __future__ import annotations
 
 import datetime
-from typing import Iterator
 
 from imapd.core.runtime import Runtime
-from imapd.imap.commands.fetch_binary import binary_size_value, binary_value, name_of
+from imapd.imap.commands.fetch_binary import binary_size_value, binary_value, body_range, name_of
 from imapd.mail.watch import MailboxWatch
-from imapd.mail.records import MessageBody, MessageRecord
+from imapd.mail.records import MessageRecord
 from imapd.message import (
     MessageInfo, analyze, apply_partial, body_structure, envelope, filter_header,
     header_span, partial_span, section_span,
@@ -111,21 +110,6 @@ def needs_info(attribute: FetchAttribute) -> bool:
     return attribute.kind in _INFO_KINDS
 
 
-def _slice_chunks(body: MessageBody, start: int, end: int) -> Iterator[bytes]:
-    """The chunks of ``body`` restricted to ``[start, end)``."""
-    position = 0
-    try:
-        for chunk in body.chunks():
-            chunk_end = position + len(chunk)
-            if chunk_end > start and position < end:
-                yield chunk[max(start - position, 0):min(end - position, len(chunk))]
-            position = chunk_end
-            if position >= end:
-                break
-    finally:
-        body.close()
-
-
 class MessageSource:
     """Lazy access to one message for building FETCH items: its analysis
     (from ``meta``, or computed from the bytes when ``meta`` is missing or
@@ -163,7 +147,7 @@ class MessageSource:
         body = await self.watch.open_message(self.record.uid)
         if body is None:  # expunged meanwhile: nothing left to stream
             return IString(b"")
-        return LiteralStream(size, lambda: _slice_chunks(body, start, end))
+        return LiteralStream(size, lambda: body_range(body, start, end))
 
 
 async def section_value(source: MessageSource, attribute: FetchAttribute) -> Value:

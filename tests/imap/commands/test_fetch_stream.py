@@ -10,9 +10,8 @@ from typing import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imapd.imap.commands.fetch_items import (
-    STREAM_THRESHOLD, MessageSource, _slice_chunks, format_internal_date,
-)
+from imapd.imap.commands.fetch_binary import body_range
+from imapd.imap.commands.fetch_items import STREAM_THRESHOLD, MessageSource, format_internal_date
 from imapd.mail.records import MessageBody
 from imapd.message import analyze
 from imapd.imap.wire.values import Literal, LiteralStream
@@ -45,7 +44,7 @@ def test_slice_chunks_is_the_byte_range(
     body = MessageBody(len(data), chunks, lambda: closed.append(True))
     end = min(len(data), start + length)
     start = min(start, end)
-    assert b"".join(_slice_chunks(body, start, end)) == data[start:end]
+    assert b"".join(body_range(body, start, end)) == data[start:end]
     assert closed == [True]
 
 
