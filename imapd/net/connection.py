@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import enum
 from typing import Any, Callable, Coroutine, Iterator, cast
-from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import ITransport
@@ -47,6 +46,7 @@ from imapd.net.compress import CompressionError, CompressWatch, DeflateTransport
 from imapd.net.output import ProducerConsumer, ResponseWriter
 from imapd.net.pipeline import CommandQueue, QueuedItem, Slices, close_frames
 from imapd.net.runtime import Clock, Timer
+from imapd.net.transport import Transport
 
 log = Logger(namespace="imapd.protocol")
 
@@ -55,23 +55,6 @@ log = Logger(namespace="imapd.protocol")
 # 100k short responses, and one transport write each costs more than
 # encoding them.
 WRITE_BATCH = 64 * 1024
-
-
-class Transport(TypingProtocol):
-    """The transport methods we use (``ITCPTransport`` and ``IProducer``),
-    typed for mypy without the zope plugin."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def loseConnection(self) -> None: ...
-
-    def getPeer(self) -> object: ...
-
-    def pauseProducing(self) -> None: ...
-
-    def resumeProducing(self) -> None: ...
-
-    def startTLS(self, contextFactory: object) -> None: ...
 
 
 class Goodbye(enum.Enum):

@@ -42,7 +42,8 @@ from imapd.imap.wire.responses import (
 )
 from imapd.imap.wire.values import Atom
 from imapd.net import accounting, tls
-from imapd.net.connection import WRITE_BATCH, Goodbye, LineConnection, Transport
+from imapd.net.connection import WRITE_BATCH, Goodbye, LineConnection
+from imapd.net.transport import Transport
 from imapd.net.peer import format_peer, is_local, peer_host, preauth_limits, set_no_delay
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from imapd.lmtp.replies import Reply
 from imapd.lmtp.session import LmtpSession, LmtpSettings
 from imapd.mail.service import MailService
 from imapd.net import accounting
-from imapd.net.connection import Transport
+from imapd.net.transport import Transport
 from imapd.net.peer import format_peer
 from imapd.net.runtime import ReactorRuntime
 
