@@ -33,6 +33,7 @@ BLOB_PIECE = 1024 * 1024
 MAX_KEYWORDS_PER_MAILBOX = 1000
 _IN_LIST_LIMIT = 500         # larger UID lists are read as a range and filtered,
 _SPARSE = 8                  # unless the range holds 8 times more UIDs than wanted
+_IN_BATCH = 500              # UIDs bound in one IN list (SQLite's parameter bound)
 
 
 def uid_filtered(
@@ -50,8 +51,8 @@ def uid_filtered(
         # Few UIDs, or many spread thin (a rare word's matches): look each
         # up by key, a list at a time, rather than read the whole range.
         found: list[Any] = []
-        for start in range(0, len(wanted), _IN_LIST_LIMIT):
-            chunk = wanted[start:start + _IN_LIST_LIMIT]
+        for start in range(0, len(wanted), _IN_BATCH):
+            chunk = wanted[start:start + _IN_BATCH]
             marks = ",".join("?" * len(chunk))
             found += conn.execute(
                 f"{prefix} AND uid IN ({marks}) ORDER BY uid", (mailbox_id, *chunk)
