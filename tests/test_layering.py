@@ -47,9 +47,11 @@ RANKS: dict[str, int] = {
     "imapd.cli_config": 9,       # `imapd config check`
     "imapd.config_file": 9,      # the TOML configuration file (keys from ServeOptions)
     "imapd.__main__": 9,
+    "imapd.testing": 9,          # the client-developer test kit: a whole server in-process (issue 19)
 }
 PURE_LAYERS = ("imapd.imap.wire", "imapd.message")
-MAY_IMPORT_TWISTED_INTERNET = ("imapd.net", "imapd.app", "imapd.cli", "imapd.cli_serve")
+MAY_IMPORT_TWISTED_INTERNET = ("imapd.net", "imapd.app", "imapd.cli", "imapd.cli_serve",
+                               "imapd.testing")  # runs the server on its own reactor thread
 # Beyond the ranks: protocols never reach past the mail core into a storage
 # engine, and storage engines know no protocol.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
