@@ -48,6 +48,10 @@ RANKS: dict[str, int] = {
     "imapd.config_file": 9,      # the TOML configuration file (keys from ServeOptions)
     "imapd.__main__": 9,
     "imapd.testing": 9,          # the client-developer test kit: a whole server in-process (issue 19)
+    # `imapd conformance`: a client-side tool (the imaptest-format runner); it talks
+    # IMAP over a socket to any server and imports none of ours (FORBIDDEN below)
+    "imapd.conformance": 9,
+    "imapd.cli_conformance": 9,
 }
 PURE_LAYERS = ("imapd.imap.wire", "imapd.message")
 MAY_IMPORT_TWISTED_INTERNET = ("imapd.net", "imapd.app", "imapd.cli", "imapd.cli_serve",
@@ -59,6 +63,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "imapd.pop3": ("imapd.storage", "imapd.imap.commands", "imapd.imap.session"),
     "imapd.storage": ("imapd.imap", "imapd.net", "imapd.pop3", "imapd.lmtp", "imapd.admin"),
     "imapd.mail": ("imapd.storage", "imapd.imap", "imapd.net"),
+    # only itself, the standard library and at most the pure wire layer
+    "imapd.conformance": ("imapd.net", "imapd.storage", "imapd.mail", "imapd.app", "imapd.accounts",
+                          "imapd.imap.session", "imapd.imap.commands", "imapd.pop3", "imapd.lmtp",
+                          "imapd.cli", "imapd.testing", "imapd.core"),
 }
 
 
@@ -138,3 +146,18 @@ def test_the_check_catches_violations(tmp_path: Path) -> None:
     assert "imapd.net.imap_connection" in tree_imports
     assert "twisted.internet.reactor" in tree_imports
     assert RANKS[layer_of("imapd.net.imap_connection")] > RANKS[layer_of("imapd.imap.wire.probe")]
+
+
+def test_conformance_runner_is_client_only() -> None:
+    """``imapd conformance`` checks other servers: its runner imports only itself,
+    the standard library and the pure wire layer, never the server or Twisted
+    (the package's ``__init__`` too, which FORBIDDEN's prefix match skips)."""
+    problems = []
+    for path in sorted((PACKAGE / "conformance").rglob("*.py")):
+        for line, target in imports_of(path):
+            ours = target == "imapd" or target.startswith("imapd.")
+            if ours and not target.startswith(("imapd.conformance", "imapd.imap.wire")):
+                problems.append(f"{module_name(path)} line {line}: {target}")
+            if target.startswith("twisted"):
+                problems.append(f"{module_name(path)} line {line}: {target} (no reactor in a client tool)")
+    assert problems == []

@@ -1,23 +1,32 @@
-"""imaptest-format conformance runner (see /work/shared/conformance/README.md and docs/conformance.md).
+"""Tests of the imaptest-format conformance runner, which lives in ``imapd.conformance``.
 
-Run a directory of scripts against any server::
-
-    python -m tests.conformance --host 127.0.0.1 --port 1143 --user U --user2 U2 DIR
-
-From code::
-
-    from tests.conformance import RunnerConfig, run_script_file
-    result = run_script_file(path, RunnerConfig(host=..., port=..., user=...))
-    print(result.format())
+The runner moved into the package (issue 19) so ``imapd conformance`` ships it;
+these names are re-exported so ``from tests.conformance import ...`` keeps
+working. ``python -m tests.conformance`` is kept as an alias of the older
+command line (see ``__main__``); ``imapd conformance HOST PORT`` is the one to use.
 """
 
 from __future__ import annotations
 
-from .executor import RunnerConfig, TestRun, run_script, run_script_file
-from .report import Failure, Outcome, ScriptResult, Totals
-from .script import Script, ScriptError, list_script_files, parse_script, parse_script_file
+from imapd.conformance import (
+    OWN_SCRIPTS_DIR,
+    Failure,
+    Outcome,
+    RunnerConfig,
+    Script,
+    ScriptError,
+    ScriptResult,
+    TestRun,
+    Totals,
+    list_script_files,
+    parse_script,
+    parse_script_file,
+    run_script,
+    run_script_file,
+)
 
 __all__ = [
+    "OWN_SCRIPTS_DIR",
     "Failure",
     "Outcome",
     "RunnerConfig",

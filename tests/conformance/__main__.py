@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .executor import RunnerConfig, default_trace, run_script_file
-from .report import Outcome, Totals
-from .script import list_script_files
+from imapd.conformance.executor import RunnerConfig, default_trace, run_script_file
+from imapd.conformance.report import Outcome, Totals
+from imapd.conformance.script import list_script_files
 
 
 def build_parser() -> argparse.ArgumentParser:

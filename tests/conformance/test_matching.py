@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conformance.directives import add_default_directives
-from tests.conformance.matcher import MATCHED, is_prefix_response, match_args
-from tests.conformance.tokens import Arg, ArgKind, TokenizeError, format_args, tokenize_response, tokenize_script
-from tests.conformance.variables import ExpansionError, Variables, expand_command, expand_for_display, match_text
+from imapd.conformance.directives import add_default_directives
+from imapd.conformance.matcher import MATCHED, is_prefix_response, match_args
+from imapd.conformance.tokens import Arg, ArgKind, TokenizeError, format_args, tokenize_response, tokenize_script
+from imapd.conformance.variables import ExpansionError, Variables, expand_command, expand_for_display, match_text
 from tests.conformance.test_script_parser import texts
 
 # --- tokenizer ----------------------------------------------------------------------------

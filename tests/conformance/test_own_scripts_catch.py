@@ -1,7 +1,7 @@
 """Each own conformance script fails when the server gives one wrong answer (issue 11).
 
 A script that passes against every server proves nothing. Here each script of
-``fixtures/conformance`` runs against the real imapd behind
+``imapd/conformance/scripts`` runs against the real imapd behind
 :class:`~tests.support.line_proxy.LineProxy`, which rewrites one server
 line into an answer a wrong server would give (a missing response code, a
 wrong value, an EXPUNGE where none may come, ...). The script must then fail,
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from imapd.conformance.report import Outcome
 from tests.conformance import RunnerConfig, list_script_files, run_script_file
-from tests.conformance.report import Outcome
 from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
 from tests.conformance.test_scripts import OWN_SCRIPTS_DIR
 from tests.support.line_proxy import LineProxy, Mutation, Mutations

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from imapd.conformance.report import Outcome, Totals
 from tests.conformance import RunnerConfig, ScriptResult, run_script_file
 from tests.conformance.__main__ import main as cli_main
 from tests.conformance.fakeserver import DEFER, DISCONNECT, FakeImapServer, Rule
-from tests.conformance.report import Outcome, Totals
 from tests.support.pinned_skips import Pin
 
 SHIPPED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "imaptest"

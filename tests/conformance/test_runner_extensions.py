@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imapd.conformance.report import Outcome
 from tests.conformance.fakeserver import DEFER, Rule
-from tests.conformance.report import Outcome
 from tests.conformance.test_runner import run_inline
 
 IDLE_SCRIPT = b"""capabilities: IDLE

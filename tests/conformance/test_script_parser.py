@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.mbox import MboxError, parse_from_line, parse_mbox
-from tests.conformance.script import ScriptError, list_script_files, logical_lines, parse_script, parse_script_file
-from tests.conformance.tokens import Arg, ArgKind, atom
+from imapd.conformance.mbox import MboxError, parse_from_line, parse_mbox
+from imapd.conformance.script import ScriptError, list_script_files, logical_lines, parse_script, parse_script_file
+from imapd.conformance.tokens import Arg, ArgKind, atom
 
 SHIPPED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "imaptest"
 

@@ -2,7 +2,7 @@
 
 Two sets, one test id per script file, both in the README's imaptest format:
 
-* **own** — ``fixtures/conformance/`` in this repository: RFC 3501 and every
+* **own** — ``imapd/conformance/scripts/`` (shipped in the package): RFC 3501 and every
   extension imapd advertises. Always run; none may skip.
 * **imaptest** — ``../shared/conformance/imaptest`` (relative to the repo;
   override with ``IMAPD_CONFORMANCE_DIR``), Dovecot's scripts, an additional set.
@@ -31,12 +31,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance import RunnerConfig, list_script_files, run_script_file
-from tests.conformance.report import Outcome
+from imapd.conformance.report import Outcome
+from tests.conformance import OWN_SCRIPTS_DIR, RunnerConfig, list_script_files, run_script_file
 from tests.support.pinned_skips import Pin, in_ci
 from tests.support.server import REPO_ROOT
 
-OWN_SCRIPTS_DIR = REPO_ROOT / "fixtures" / "conformance"
 DEFAULT_SCRIPTS_DIR = REPO_ROOT.parent / "shared" / "conformance" / "imaptest"
 SCRIPTS_DIR = Path(os.environ.get("IMAPD_CONFORMANCE_DIR", DEFAULT_SCRIPTS_DIR))
 
@@ -51,7 +50,7 @@ EXPECTED_SKIPS: dict[str, tuple[str, str]] = {
 #: imaptest scripts that must fail today, with the issue that will make them pass (see module docstring).
 KNOWN_FAILING: dict[str, str] = {}
 
-#: Own scripts (fixtures/conformance) that must fail today: each found a server bug, reported with the issue.
+#: Own scripts (imapd/conformance/scripts) that must fail today: each found a server bug, reported with the issue.
 OWN_KNOWN_FAILING: dict[str, str] = {}
 
 MISSING_REASON = (f"the shared imaptest scripts are missing: expected them at {SCRIPTS_DIR} "
