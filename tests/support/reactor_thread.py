@@ -7,6 +7,10 @@ coroutine function on it and blocks the test thread until it finishes.
 
     result = on_reactor(lambda: backend.append(ref, items))
     hop = reactor_hop()          # threadsafe "run this on the reactor thread"
+
+The thread is the test kit's (``imapd.testing.reactor``), so the suite's
+own tests and the ``imapd.testing`` fixtures share one reactor in one
+process instead of racing to start two.
 """
 
 from __future__ import annotations
@@ -14,70 +18,30 @@ from __future__ import annotations
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from imapd.testing import reactor as kit
 
 T = TypeVar("T")
-
-_started = threading.Lock()
-_thread: threading.Thread | None = None
 
 
 def reactor() -> Any:
     """The global reactor, started in a daemon thread on first use."""
-    global _thread
-    from twisted.internet import reactor as the_reactor
-
-    with _started:
-        if _thread is None:
-            _thread = threading.Thread(
-                target=the_reactor.run, kwargs={"installSignalHandlers": False},
-                name="test-reactor", daemon=True,
-            )
-            _thread.start()
-    return the_reactor
+    return kit.reactor()
 
 
 def reactor_thread() -> threading.Thread:
-    reactor()
-    assert _thread is not None
-    return _thread
+    return kit.reactor_thread()
 
 
 def reactor_hop() -> Callable[[Callable[[], None]], None]:
     """A threadsafe function that runs a callable on the reactor thread."""
-    the_reactor = reactor()
+    the_reactor = kit.reactor()
     return lambda fn: the_reactor.callFromThread(fn)
 
 
 def on_reactor(fn: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
     """Run ``fn()`` (a coroutine function) on the reactor thread; return its
     result or raise its exception in the calling (test) thread."""
-    the_reactor = reactor()
-    done = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def start() -> None:
-        async def wrapper() -> T:
-            return await fn()
-
-        d: Deferred[T] = ensureDeferred(wrapper())
-
-        def ok(value: T) -> None:
-            outcome["value"] = value
-            done.set()
-
-        def failed(failure: Any) -> None:
-            outcome["error"] = failure.value
-            done.set()
-
-        d.addCallbacks(ok, failed)
-
-    the_reactor.callFromThread(start)
-    if not done.wait(timeout):
-        raise TimeoutError(f"coroutine did not finish on the reactor within {timeout} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return kit.call(fn, timeout)
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
