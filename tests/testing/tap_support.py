@@ -1,0 +1,94 @@
+"""A real imapd (memory backend, in-process on the test reactor thread)
+listening through a ``Wiretap``, for the wiretap's and faults' tests.
+
+    with tapped(tmp_path, faults=[close_at("NOOP")]) as server:
+        client = imaplib.IMAP4(*server.address)
+        ...
+        server.transcripts
+
+``actions``: makes the ``StoreActions`` of the inject faults from the
+server's IMAP factory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from imapd import app
+from imapd.core.config import Config, Limits
+from imapd.testing.faults import Fault, FaultPlan
+from imapd.testing.transcript import Transcript
+from imapd.testing.wiretap import Wiretap
+from tests.support.context import make_users
+from tests.support.reactor_thread import on_reactor, reactor
+
+USER, PASSWORD = "alice", "wonderland"
+
+
+@dataclass
+class Tapped:
+    host: str
+    port: int
+    taps: dict[str, Wiretap]
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    @property
+    def transcripts(self) -> list[Transcript]:
+        return self.taps["imap"].transcripts
+
+    def wait_closed(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` IMAP connections have ended on the server."""
+        done = threading.Event()
+
+        def poll() -> None:
+            if sum(1 for t in self.transcripts if t.closed_at is not None) >= count:
+                done.set()
+            else:
+                reactor().callLater(0.01, poll)
+
+        reactor().callFromThread(poll)
+        assert done.wait(timeout), "the server did not see the connection end"
+
+
+@contextlib.contextmanager
+def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False,
+           checks: Any = None, actions: Callable[[Any], Any] | None = None) -> Iterator[Tapped]:
+    data = tmp_path / "data"
+    make_users(data, **{USER: PASSWORD})
+    config = Config(data_dir=data, limits=Limits(failed_login_delay=0.0))
+    loopback = "tcp:0:interface=127.0.0.1"
+    listeners = app.Listeners(imap=(loopback,), pop3=(loopback,) if pop3 else ())
+    plan = FaultPlan(faults)
+
+    async def start() -> tuple[Any, Tapped]:
+        the_reactor = reactor()
+        service = app.build_service(config, listeners, the_reactor, reload_on_hangup=False)
+        service.startService()
+        taps: dict[str, Wiretap] = {}
+        ports = []
+        for name, factory in zip(("imap", "pop3"), service.servers):
+            tap = Wiretap(name, plan, checks, actions(factory) if actions else None, the_reactor)
+            taps[name] = tap
+            ports.append(the_reactor.listenTCP(0, tap.wrap(factory), interface="127.0.0.1"))
+        numbers = {name: p.getHost().port for name, p in zip(taps, ports)}
+        service.tap_ports = ports
+        return service, Tapped("127.0.0.1", numbers["imap"], taps, numbers)
+
+    service, server = on_reactor(start)
+    try:
+        yield server
+    finally:
+        async def stop() -> None:
+            for port in service.tap_ports:
+                await port.stopListening()
+            await service.stopService()
+
+        on_reactor(stop)
