@@ -26,6 +26,7 @@ from twisted.python import usage
 
 from imapd.cli_backup import BackupOptions, RestoreOptions, run_backup, run_restore
 from imapd.cli_doctor import DoctorOptions, run_doctor
+from imapd.cli_conformance import ConformanceOptions, run_conformance
 from imapd.cli_status import StatusOptions, run_status
 from imapd.cli_config import ConfigOptions, run_config
 from imapd.cli_migrate import MigrateOptions, run_migrate
@@ -301,6 +302,7 @@ COMMANDS: dict[str, Command] = {
     "doctor": (DoctorOptions, run_doctor, "Check the store's invariants; --repair fixes what is safe"),
     "status": (StatusOptions, run_status, "Show the running server's sessions and users"),
     "import": (ImportOptions, run_import_mail, "Import a Maildir or mbox into an account (resumable)"),
+    "conformance": (ConformanceOptions, run_conformance, "Run conformance scripts against any IMAP server"),
 }
 
 

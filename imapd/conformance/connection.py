@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import select
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable
@@ -28,6 +29,10 @@ class ConnectionClosed(Exception):
 
 class ResponseTimeout(Exception):
     """No complete response arrived in time."""
+
+
+class TlsError(Exception):
+    """The TLS handshake failed, or STARTTLS was refused or followed by plaintext."""
 
 
 class ViewError(Exception):
@@ -117,10 +122,37 @@ class Connection:
     compressor: zlib._Compress | None = None
     decompressor: zlib._Decompress | None = None
 
+    # implicit TLS (IMAPS, RFC 8314 §3.3) from the first byte when set at connect
+    tls_context: ssl.SSLContext | None = None
+
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        if self.tls_context is not None:
+            self._wrap(self.tls_context)
         self.sock.setblocking(False)
+
+    def start_tls(self, context: ssl.SSLContext) -> None:
+        """After STARTTLS's tagged OK (RFC 3501 §6.2.1): the handshake, then IMAP again.
+
+        Bytes already buffered after the OK came in plaintext where TLS must
+        follow (a man in the middle's injection, RFC 3207 §4.2's lesson): refused.
+        """
+        if self.buffer:
+            raise TlsError("the server sent plaintext after STARTTLS's OK")
+        self._wrap(context)
+        assert self.sock is not None
+        self.sock.setblocking(False)
+
+    def _wrap(self, context: ssl.SSLContext) -> None:
+        assert self.sock is not None
+        self.sock.settimeout(self.timeout)  # a blocking handshake, bounded
+        try:
+            self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            self.close()
+            raise TlsError(f"TLS handshake with {self.host}:{self.port} failed: {exc}") from None
 
     def next_tag(self) -> bytes:
         self.tag_counter += 1
@@ -143,6 +175,8 @@ class Connection:
                 continue
             try:
                 sent = self.sock.send(view)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue  # TLS needs the other direction first: wait and retry the same bytes
             except (BrokenPipeError, ConnectionResetError) as exc:
                 self.closed = True
                 raise ConnectionClosed(f"connection lost while sending: {exc}") from None
@@ -201,15 +235,23 @@ class Connection:
 
     def _receive(self, wait: float) -> None:
         assert self.sock is not None
-        readable, _, _ = select.select([self.sock], [], [], wait)
-        if not readable:
-            return
+        # decrypted TLS bytes already in the SSL object are invisible to select()
+        buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+        if not buffered:
+            readable, _, _ = select.select([self.sock], [], [], wait)
+            if not readable:
+                return
         try:
             chunk = self.sock.recv(65536)
         except (ConnectionResetError, BrokenPipeError):
             chunk = b""
-        except BlockingIOError:
-            return
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # a TLS record not complete yet
+        except ssl.SSLZeroReturnError:
+            chunk = b""  # the server closed TLS cleanly: an end of stream like any other
+        except ssl.SSLError as exc:
+            self.closed = True
+            raise ConnectionClosed(f"TLS error: {exc}") from None
         if not chunk:
             self.closed = True
             return

@@ -12,12 +12,13 @@ errors end the script, because the connection's state is unknown after them.
 
 from __future__ import annotations
 
+import ssl
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from .connection import Connection, ConnectionClosed, Response, ResponseTimeout, ViewError
 from .matcher import MATCHED, is_prefix_response, match_args
@@ -41,6 +42,16 @@ class RunnerConfig:
     mailbox: str = "imaptest"
     timeout: float = 15.0  # seconds per response
     trace: Callable[[str], None] | None = None  # receives every line sent and received
+    # "tls": implicit TLS from the first byte (IMAPS); "starttls": STARTTLS after
+    # the greeting (RFC 3501 §6.2.1), before anything else. imaptest has neither.
+    security: Literal["plain", "tls", "starttls"] = "plain"
+    tls_context: ssl.SSLContext | None = None  # None: the system's CAs, host name checked
+
+    def context(self) -> ssl.SSLContext:
+        """The TLS context connections use (only when ``security`` is not "plain")."""
+        if self.tls_context is None:
+            self.tls_context = ssl.create_default_context()
+        return self.tls_context
 
 
 class _Abort(Exception):
@@ -76,8 +87,9 @@ class TestRun:
         self.config = config
         self.variables = Variables()
         self.mailbox = config.mailbox.encode("utf-8")
+        implicit = config.context() if config.security == "tls" else None
         self.connections = [
-            Connection(index, config.host, config.port, config.timeout, mailbox=self.mailbox)
+            Connection(index, config.host, config.port, config.timeout, mailbox=self.mailbox, tls_context=implicit)
             for index in range(1, script.connections + 1)
         ]
         self.logins: dict[int, str] = {}

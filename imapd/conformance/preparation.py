@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from .connection import Connection, ConnectionClosed, Response, ResponseTimeout, ViewError
+from .connection import Connection, ConnectionClosed, Response, ResponseTimeout, TlsError, ViewError
 from .report import Outcome
 from .tokens import ArgKind, printable
 
@@ -217,7 +217,7 @@ def _connect_all(run: TestRun) -> set[int]:
         try:
             conn.connect()
             greeting = conn.read_response()
-        except (OSError, ConnectionClosed, ResponseTimeout) as exc:
+        except (OSError, ConnectionClosed, ResponseTimeout, TlsError) as exc:
             raise SetupFailed(f"initialization failed: no greeting: {exc}", conn.index, "", []) from None
         run.trace(f"S{conn.index}: {greeting.display()}")
         if greeting.kind != "untagged" or greeting.status not in (b"OK", b"PREAUTH"):
@@ -226,7 +226,20 @@ def _connect_all(run: TestRun) -> set[int]:
             preauth.add(conn.index)
         if conn.index == 1:
             run.greeting_capabilities = _capabilities_from_code(greeting)
+        if run.config.security == "starttls" and greeting.status == b"OK":
+            _start_tls(run, conn)
     return preauth
+
+
+def _start_tls(run: TestRun, conn: Connection) -> None:
+    """STARTTLS, then the handshake; what the greeting advertised is forgotten (RFC 3501 §6.2.1)."""
+    setup_command(run, conn, b"STARTTLS")
+    try:
+        conn.start_tls(run.config.context())
+    except TlsError as exc:
+        raise SetupFailed(f"initialization failed: {exc}", conn.index, "STARTTLS", []) from None
+    if conn.index == 1:
+        run.greeting_capabilities = None
 
 
 def _delete_old_mailboxes(run: TestRun, conn: Connection) -> None:
