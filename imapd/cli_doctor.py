@@ -7,7 +7,8 @@ PostgreSQL stores: the same checks in that schema's terms
 
 ``--reindex`` first builds SEARCH's full-text index for the messages stored
 before it existed (``imapd.storage.sqlite.fts``; a batch per transaction, so
-a running server goes on delivering), with its progress on stderr.
+a running server goes on delivering), with its progress on stderr, then the
+SORT/THREAD facts of those stored before them (``storage.*.sortfacts``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class DoctorOptions(StoreOptions):
 
     synopsis = "[--repair] [--reindex] [--data D] [--store URL]"
     optFlags = [["repair", None, "fix what is safe to fix (takes the store's write lock)"],
-                ["reindex", None, "index for SEARCH the messages stored before the index"]]
+                ["reindex", None, "index for SEARCH and SORT the messages stored before the index"]]
 
 
 def run_doctor(options: DoctorOptions) -> int:
@@ -67,17 +68,24 @@ def _reindex(conn: Any) -> None:
         end = "\r" if tty else "\n"
         print(f"imapd doctor: reindexing {done}/{total}", end=end, file=sys.stderr, flush=True)
 
+    def show_facts(done: int, total: int) -> None:
+        end = "\r" if tty else "\n"
+        print(f"imapd doctor: sort facts {done}/{total}", end=end, file=sys.stderr, flush=True)
+
     if isinstance(conn, sqlite3.Connection):
-        from imapd.storage.sqlite import fts
+        from imapd.storage.sqlite import fts, sortfacts
 
         count = fts.reindex(conn, show)
+        facts = sortfacts.reindex(conn, show_facts)
     else:
-        from imapd.storage.postgres import fts as pg_fts
+        from imapd.storage.postgres import fts as pg_fts, sortfacts as pg_sortfacts
 
         count = pg_fts.reindex(conn, _pg_body, show)
-    if tty and count:
+        facts = pg_sortfacts.reindex(conn, _pg_body, show_facts)
+    if tty and (count or facts):
         print(file=sys.stderr)
     print(f"imapd doctor: reindexed {count} message bodies for SEARCH")
+    print(f"imapd doctor: stored SORT/THREAD facts of {facts} message bodies")
 
 
 def _pg_body(conn: Any, body_id: int) -> bytes:

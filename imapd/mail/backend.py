@@ -291,6 +291,15 @@ class MailBackend(Protocol):
         ``meta`` only when ``with_meta``."""
         ...
 
+    async def sort_facts(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        """SORT and THREAD's facts (RFC 5256; ``imapd.message.sortfacts``)
+        of the existing ``uids``, by UID, as the engine computed them from
+        the message and its ``meta`` when it was stored (``sortfacts.
+        facts_for``); a message without stored facts (stored before the
+        engine kept them, or too large to hold in memory) is left out and
+        the caller computes them. Never changes anything."""
+        ...
+
     async def fetch_flags(
         self, ref: MailboxRef, uids: Sequence[int] | None = None
     ) -> list[FlagState]:

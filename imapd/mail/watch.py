@@ -348,6 +348,17 @@ class MailboxWatch:
     async def fetch_flags(self, uids: Sequence[int] | None = None) -> list[FlagState]:
         return await self._backend.fetch_flags(self._live(), uids)
 
+    async def sort_facts(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """``MailBackend.sort_facts``: SORT/THREAD facts stored at delivery
+        (RFC 5256), by UID; messages without are left out. An engine (or a
+        wrapper) without the method answers nothing, and the caller computes
+        every message's facts itself."""
+        method = getattr(self._backend, "sort_facts", None)
+        if method is None:
+            return {}
+        result: dict[int, bytes] = await method(self._live(), uids)
+        return result
+
     async def text_candidates(self, scope: str, folded: str) -> frozenset[int] | None:
         """``MailBackend.text_candidates`` on this mailbox; None from a
         backend object without the (optional) method."""

@@ -128,6 +128,12 @@ class YieldingBackend:
         await self._turn()
         return result
 
+    async def sort_facts(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        await self._turn()
+        result = await self.inner.sort_facts(ref, uids)
+        await self._turn()
+        return result
+
     async def fetch_flags(
         self, ref: MailboxRef, uids: Sequence[int] | None = None
     ) -> list[FlagState]:

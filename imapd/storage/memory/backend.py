@@ -28,6 +28,7 @@ from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MailboxSnapshot, MailboxStatus,
     MessageBody, MessageRecord, StoreResult,
 )
+from imapd.message.sortfacts import facts_for
 from imapd.storage.memory.data import (
     MAX_KEYWORDS_PER_MAILBOX, MAX_UID, Mailbox, MemoryData, Message, User,
 )
@@ -331,8 +332,9 @@ class MemoryBackend:
         for item, (bits, keywords, date) in zip(items, prepared):
             uid = mailbox.uidnext
             mailbox.uidnext += 1
-            mailbox.messages[uid] = Message(uid, bits, keywords, date, bytes(item.message),
-                                            item.meta, modseq)
+            data = bytes(item.message)
+            mailbox.messages[uid] = Message(uid, bits, keywords, date, data, item.meta, modseq,
+                                            facts_for(data, item.meta))
             uids.append(uid)
         claimed = self._claim(mailbox, mailbox.uidnext) if claim else None
         self.data.ring(mailbox.id, modseq)
@@ -347,6 +349,9 @@ class MemoryBackend:
                           m.meta if with_meta else b"")
             for m in _wanted(mailbox, uids)
         ]
+
+    async def sort_facts(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        return {m.uid: m.facts for m in _wanted(self._mailbox(ref), uids) if m.facts is not None}
 
     async def fetch_flags(
         self, ref: MailboxRef, uids: Sequence[int] | None = None
@@ -460,7 +465,7 @@ class MemoryBackend:
             destination.uidnext += 1
             destination.messages[uid] = Message(uid, message.bits, keywords,
                                                 message.internal_date, message.data,
-                                                message.meta, modseq)
+                                                message.meta, modseq, message.facts)
             pairs.append((message.uid, uid))
         source_modseq = 0
         if move:

@@ -33,6 +33,9 @@ class Message:
     data: bytes
     meta: bytes
     modseq: int
+    # SORT/THREAD's facts (``imapd.message.sortfacts``), computed at APPEND
+    # and shared by copies; None: none (``MailBackend.sort_facts``).
+    facts: bytes | None = None
 
     @property
     def flags(self) -> tuple[str, ...]:

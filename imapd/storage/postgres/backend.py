@@ -38,7 +38,7 @@ from imapd.mail.records import (
     MessageBody, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres import messages as msgs
-from imapd.storage.postgres import accounts, fts, quota, reads, schema, tree
+from imapd.storage.postgres import accounts, fts, quota, reads, schema, sortfacts, tree
 from imapd.storage.postgres.feed import Listener, PgFeed, Siblings
 from imapd.storage.postgres.runner import Conn, Rings, Runner, mail_error
 from imapd.storage.hops import Hop, MakeWaiter
@@ -220,6 +220,15 @@ class PostgresBackend:
         def read(conn: Conn) -> list[MessageRecord]:
             reads.check(conn, ref)
             return msgs.records(conn, ref.id, uids, with_meta)
+
+        return await self.runner.read(read)
+
+    async def sort_facts(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        self._check_open()
+
+        def read(conn: Conn) -> dict[int, bytes]:
+            reads.check(conn, ref)
+            return sortfacts.read(conn, ref.id, uids)
 
         return await self.runner.read(read)
 

@@ -27,7 +27,7 @@ from imapd.mail.records import (
     AppendItem, AppendResult, CopyResult, FlagState, MessageRecord, StoreResult,
 )
 from imapd.storage.postgres.runner import Conn
-from imapd.storage.postgres import fts
+from imapd.storage.postgres import fts, sortfacts
 from imapd.storage.postgres.tree import release_bodies
 from imapd.storage.rows import MailboxRow
 from imapd.storage.rows import date_columns, date_value, decode_flags, plan_store
@@ -145,6 +145,7 @@ def append(conn: Conn, row: MailboxRow, items: Sequence[AppendItem]) -> AppendRe
     else:
         body_ids = [insert_body(conn, item) for item in items]
     fts.index_bodies(conn, body_ids, items)  # SEARCH's index, same transaction
+    sortfacts.store_bodies(conn, body_ids, items)  # SORT/THREAD's facts, too
     values: list[tuple[int, ...] | tuple[Any, ...]] = []
     for offset, (item, ((bits, keywords), (seconds, minutes))) in enumerate(zip(items, prepared)):
         keywords = map_keywords(conn, row.id, keywords, define=True)

@@ -26,6 +26,8 @@ Tables (per-mailbox numbers are BIGINT; UIDs stay below 2**32):
 * ``body_text`` and ``body_unindexed`` (version 2): SEARCH's full-text
   index, ``pg_trgm`` GIN indexes over the folded text
   (``imapd.storage.postgres.fts``).
+* ``sort_facts`` (version 3): SORT and THREAD's facts of each body
+  (``imapd.storage.postgres.sortfacts``).
 
 Names are ``COLLATE "C"``: byte order, as SQLite sorts them, whatever the
 database's default collation is.
@@ -35,9 +37,9 @@ from __future__ import annotations
 
 import psycopg
 
-from imapd.storage.postgres import fts
+from imapd.storage.postgres import fts, sortfacts
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 NOTIFY_CHANNEL = "imapd"
 
 _DDL_V1 = """
@@ -123,7 +125,7 @@ CREATE TABLE quotas(
 """
 
 # version -> DDL that upgrades the version below it; ``init`` runs them too.
-_MIGRATIONS: dict[int, str] = {2: fts.MIGRATION}
+_MIGRATIONS: dict[int, str] = {2: fts.MIGRATION, 3: sortfacts.MIGRATION}
 
 
 class SchemaMismatch(Exception):

@@ -51,7 +51,8 @@ from imapd.mail.records import (
 )
 from imapd.storage.sqlite import mailboxes as boxes
 from imapd.storage.sqlite import messages as msgs
-from imapd.storage.sqlite import accounts, fts, quota, reads, tree
+from imapd.message.sortfacts import facts_for
+from imapd.storage.sqlite import accounts, fts, quota, reads, sortfacts, tree
 from imapd.storage.sqlite.feed import Detector, Poller, Siblings, SqliteFeed
 from imapd.storage.sqlite.reader import ReadThread
 from imapd.storage.sqlite.schema import DB_FILENAME, Connection, connect, read_transaction
@@ -64,6 +65,8 @@ from imapd.storage.sqlite.writer import (
 )
 
 T = TypeVar("T")
+# SEARCH's index texts and SORT/THREAD's facts of the items of one APPEND.
+Prepared = tuple[list[fts.Texts | None], list[bytes | None]]
 
 DEFAULT_LOCK_TIMEOUT = 5.0
 # fetch_flags / fetch_records of more UIDs than this (or of all) go to the
@@ -323,6 +326,15 @@ class SqliteBackend:
             return await self._read_large(read)
         return self._read(read)
 
+    async def sort_facts(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        def read(conn: sqlite3.Connection) -> dict[int, bytes]:
+            reads.check(conn, ref)
+            return sortfacts.read(conn, ref.id, uids)
+
+        if len(uids) > LARGE_READ_UIDS:
+            return await self._read_large(read)
+        return self._read(read)
+
     async def fetch_flags(
         self, ref: MailboxRef, uids: Sequence[int] | None = None
     ) -> list[FlagState]:
@@ -396,7 +408,7 @@ class SqliteBackend:
             except Exception as error:
                 raise mail_error(error) from None
 
-        texts, decoded = self._index_texts(items)
+        prepared, decoded = self._index_texts(items)
 
         def op(conn: sqlite3.Connection) -> tuple[AppendResult, Rings]:
             row = reads.mailbox(conn, ref)
@@ -404,7 +416,8 @@ class SqliteBackend:
                 return AppendResult(row.uidvalidity, ()), []
             quota.check(conn, row.id, sum(len(item.message) for item in items), len(items))
             self.space.claim_append(sum(len(item.message) for item in items))
-            result = msgs.append(conn, row, items, texts())
+            texts, facts = prepared()
+            result = msgs.append(conn, row, items, texts, facts)
             claimed = _claim(conn, row.id, result.uids[-1] + 1) if claim else None
             modseq = row.highestmodseq + 1
             return AppendResult(result.uidvalidity, result.uids, claimed), [(row.id, modseq)]
@@ -412,16 +425,18 @@ class SqliteBackend:
         return await self._write(op, prepare=decoded)
 
     def _index_texts(self, items: Sequence[AppendItem]) -> tuple[
-            Callable[[], list[fts.Texts | None]], Callable[[], None] | None]:
-        """SEARCH's index texts of ``items`` (``fts.texts_for``), and what
+            Callable[[], Prepared], Callable[[], None] | None]:
+        """SEARCH's index texts of ``items`` (``fts.texts_for``) with their
+        SORT/THREAD facts (``sortfacts.facts_for``, schema v5), and what
         the writer waits on before BEGIN: decoding starts now on the
         indexing thread, while the write waits in the writer's queue and
         earlier commits fsync, and is awaited outside the write lock (inline
         mode: computed here). Decoded under the lock, it halved single-
         message APPEND throughput. The write itself is queued at once, so
         group commit and close() keep their order."""
-        def decode() -> list[fts.Texts | None]:
-            return [fts.texts_for(item.message, item.meta) for item in items]
+        def decode() -> Prepared:
+            return ([fts.texts_for(item.message, item.meta) for item in items],
+                    [facts_for(item.message, item.meta) for item in items])
 
         if self._indexer is None or not items:
             done = decode()

@@ -116,16 +116,21 @@ def bump_modseq(conn: sqlite3.Connection, mailbox_id: int) -> int:
 
 
 def append(conn: sqlite3.Connection, row: MailboxRow, items: Sequence[AppendItem],
-           texts: Sequence[fts.Texts | None]) -> AppendResult:
+           texts: Sequence[fts.Texts | None],
+           facts: Sequence[bytes | None] | None = None) -> AppendResult:
     """Insert the messages, with SEARCH's index ``texts`` (``fts.texts_for``,
-    one per item, computed before the write); flags and dates are validated
-    before any write."""
+    one per item, computed before the write) and SORT/THREAD's ``facts``
+    (``message.sortfacts.facts_for``, one per item, or None for none); flags
+    and dates are validated before any write."""
     prepared = [(split_flags(item.flags), date_columns(item.internal_date)) for item in items]
     first, modseq = _allocate(conn, row, len(items))
     uids: list[int] = []
     for offset, (item, ((bits, keywords), (seconds, minutes))) in enumerate(zip(items, prepared)):
         keywords = map_keywords(conn, row.id, keywords, define=True)
         body_id = _insert_body(conn, item, texts[offset])
+        if facts is not None and facts[offset] is not None:
+            conn.execute("INSERT INTO sort_facts(body_id, facts) VALUES(?, ?)",
+                         (body_id, facts[offset]))
         uid = first + offset
         conn.execute(
             "INSERT INTO messages(mailbox_id, uid, body_id, internal_date, tz_minutes, size, "

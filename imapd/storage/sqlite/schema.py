@@ -26,6 +26,8 @@ Tables (all per-mailbox numbers are 64-bit; UIDs stay below 2**32):
   of the account (7 ms at 100,000 messages, inside the one write lock).
 * ``body_fts``, ``body_unindexed`` (version 4): the full-text index of
   SEARCH's string keys (``imapd.storage.sqlite.fts``).
+* ``sort_facts`` (version 5): SORT and THREAD's facts of each body
+  (``imapd.storage.sqlite.sortfacts``).
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from imapd.storage.sqlite import fts
+from imapd.storage.sqlite import fts, sortfacts
 
 DB_FILENAME = "mail.sqlite3"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_SECONDS = 30.0
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 
@@ -142,6 +144,7 @@ CREATE TRIGGER usage_moved AFTER UPDATE OF mailbox_id, size ON messages
 END
 """,
     4: fts.MIGRATION,
+    5: sortfacts.MIGRATION,
 }
 
 

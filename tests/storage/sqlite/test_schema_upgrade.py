@@ -33,7 +33,7 @@ def test_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     _make_v1(tmp_path)
     conn = schema.connect(tmp_path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 5
         assert conn.execute("SELECT uidnext FROM mailboxes WHERE name='INBOX'").fetchone() == (3,)
         assert conn.execute("SELECT size FROM messages").fetchall() == [(42,)]
         assert conn.execute("SELECT * FROM quotas").fetchall() == []  # no limits yet
@@ -44,8 +44,13 @@ def test_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
         # Version 4: the bodies stored before the full-text index wait for
         # ``imapd doctor --reindex`` (searches treat them as candidates).
         assert conn.execute("SELECT body_id FROM body_unindexed").fetchall() == [(1,)]
+        # Version 5: no SORT facts for older bodies (SORT computes them, or
+        # ``doctor --reindex``); a body's facts go with it.
+        assert conn.execute("SELECT * FROM sort_facts").fetchall() == []
+        conn.execute("INSERT INTO sort_facts VALUES(1, x'01')")
         conn.execute("DELETE FROM bodies WHERE id=1")
         assert conn.execute("SELECT body_id FROM body_unindexed").fetchall() == []
+        assert conn.execute("SELECT * FROM sort_facts").fetchall() == []
     finally:
         conn.close()
     again = schema.connect(tmp_path)  # opening a current store again changes nothing
