@@ -56,6 +56,12 @@ CHECKS: dict[str, CheckInfo] = dict([
           "command lines end in CRLF, not a bare LF"),
     _info("recent-flag-set", "RFC 3501 §2.3.2",
           "\\Recent is set by the server only; STORE and APPEND must not name it"),
+    _info("eight-bit-in-quoted-string", "RFC 3501 §4.3, §9",
+          "quoted strings are 7-bit; 8-bit text goes in a literal (or after UTF8=ACCEPT)"),
+    _info("login-disabled", "RFC 3501 §6.2.3",
+          "no LOGIN while the server announces LOGINDISABLED"),
+    _info("qresync-not-enabled", "RFC 7162 §3.2.5, §3.2.6",
+          "SELECT (QRESYNC ...) and FETCH's VANISHED need ENABLE QRESYNC first"),
 ])
 
 

@@ -43,6 +43,7 @@ class _Command:
     verb: str
     line: bytes
     frame: bytearray = field(default_factory=bytearray)
+    lines: list[bytes] = field(default_factory=list)   # without the literals
     dropping: bool = False      # inside a literal too long to keep
     oversized: bool = False     # the frame outgrew MAX_FRAME
 
@@ -168,6 +169,11 @@ class ConnectionChecker:
         problem = rules.state_problem(verb, self._view)
         if problem is not None:
             self._flag("command-in-wrong-state", problem, line.text)
+        if verb == "LOGIN" and "LOGINDISABLED" in self._view.capabilities:
+            self._flag("login-disabled", "LOGIN was sent although the server announced "
+                       "LOGINDISABLED: a client must not send LOGIN then (RFC 3501 §6.2.3); "
+                       "use STARTTLS first, or AUTHENTICATE with an offered mechanism.",
+                       line.text)
         self._view.start_command(tag, verb, line.text[:200])
         if verb == "IDLE":
             self._idle, self._idle_accepted = tag, False
@@ -190,6 +196,8 @@ class ConnectionChecker:
             text = _ANNOUNCEMENT.sub(b"{0}", text)
             command.dropping = True
         self._keep(command, text + b"\r\n")
+        if not command.oversized:
+            command.lines.append(text)
         if line.literal is None:
             self._command = None
             if not command.oversized and not line.truncated:
@@ -245,10 +253,21 @@ class ConnectionChecker:
     def _judge(self, command: _Command, frame: bytes) -> None:
         verb = command.verb
         utf8 = "UTF8=ACCEPT" in self._view.enabled or "UTF8=ONLY" in self._view.enabled
-        for name in rules.mailbox_arguments(verb, frame):
+        names = rules.mailbox_arguments(verb, frame)
+        for name in names:
             problem = rules.mailbox_problem(name, utf8)
             if problem is not None:
                 self._flag("mailbox-name-not-modified-utf7", problem, command.line)
+        if not utf8:
+            # A name is judged once, by the mailbox check, when that is on.
+            judged = "mailbox-name-not-modified-utf7" in self._enabled
+            problem = rules.eight_bit_quoted(command.lines, frozenset(names if judged else ()))
+            if problem is not None:
+                self._flag("eight-bit-in-quoted-string", problem, command.line)
+        if verb in ("SELECT", "EXAMINE", "UID FETCH"):
+            problem = rules.qresync_problem(frame, self._view.enabled)
+            if problem is not None:
+                self._flag("qresync-not-enabled", problem, command.line)
         base = verb.removeprefix("UID ")
         if base in rules.SEQUENCE_VERBS and self._view.exists is not None:
             self._judge_numbers(command, verb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from imapd.core.model import SequenceSet
 from imapd.imap.wire import commands as c
@@ -272,6 +273,47 @@ def sequence_as_uid(verb: str, spelled: str, seqset: SequenceSet,
     return (f"{verb} {spelled}: these are the sequence numbers the last plain SEARCH "
             f"returned, not UIDs (message {sample} has UID {table[sample - 1]}). Use UID "
             f"SEARCH to get UIDs, or send {verb.removeprefix('UID ')} without UID.")
+
+
+# --- quoted strings (RFC 3501 §4.3) and QRESYNC (RFC 7162) -------------------------
+
+_QUOTED = re.compile(rb'"((?:[^"\\\r\n]|\\.)*)"')
+
+
+def eight_bit_quoted(lines: list[bytes], skip: frozenset[bytes]) -> str | None:
+    """``eight-bit-in-quoted-string``: the first quoted string of the
+    command's lines holding an octet >= 0x80 (literal octets are not in
+    ``lines``), unless it is in ``skip`` (a name judged by another check)."""
+    for line in lines:
+        for found in _QUOTED.finditer(line):
+            content = found.group(1)
+            if content in skip or not any(byte >= 0x80 for byte in content):
+                continue
+            shown = content.decode("utf-8", "backslashreplace")
+            size = len(re.sub(rb"\\(.)", rb"\1", content))   # the octets once unescaped
+            return (f'the quoted string "{shown}" contains 8-bit octets, but quoted strings '
+                    f"are 7-bit (RFC 3501 §4.3, §9 QUOTED-CHAR); send 8-bit text as a literal "
+                    f"{{{size}}} (for SEARCH, with its CHARSET), or first ENABLE UTF8=ACCEPT "
+                    "where the server offers it (RFC 6855 §3).")
+    return None
+
+
+def qresync_problem(frame: bytes, enabled: set[str]) -> str | None:
+    """``qresync-not-enabled``: SELECT/EXAMINE (QRESYNC ...) or UID FETCH
+    (... VANISHED) before ENABLE QRESYNC succeeded."""
+    if "QRESYNC" in enabled:
+        return None
+    command = parse_command(frame)
+    if isinstance(command, (c.Select, c.Examine)) and command.qresync is not None:
+        verb = "SELECT" if isinstance(command, c.Select) else "EXAMINE"
+        return (f"{verb} with the QRESYNC parameter, but the client has not enabled QRESYNC "
+                "(no \"* ENABLED QRESYNC\" so far): send ENABLE QRESYNC first, before selecting "
+                "(RFC 7162 §3.2.5: the server must answer BAD).")
+    if isinstance(command, c.Fetch) and command.vanished:
+        return ("UID FETCH with the VANISHED modifier, but the client has not enabled QRESYNC "
+                "(no \"* ENABLED QRESYNC\" so far): send ENABLE QRESYNC first (RFC 7162 "
+                "§3.2.6: the server must answer BAD).")
+    return None
 
 
 # --- \Recent (RFC 3501 §2.3.2) ---------------------------------------------------------

@@ -331,3 +331,49 @@ def test_long_lines_are_bounded_in_the_report() -> None:
 def test_pipelined_fetch_all_after_select_is_fine() -> None:
     assert feed(LOGIN + [b"C: a2 SELECT INBOX", b"C: a3 FETCH 1:* FLAGS", b"S: * 2 EXISTS",
                          b"S: a2 OK", b"S: a3 OK"]) == []
+
+
+# --- 8-bit quoted strings, LOGINDISABLED, QRESYNC ---------------------------------------
+
+def test_eight_bit_in_a_quoted_search_string() -> None:
+    found = feed(SELECTED + ['C: a4 SEARCH CHARSET UTF-8 SUBJECT "café"'.encode()])
+    assert names(found) == ["eight-bit-in-quoted-string"]
+    assert "literal {5}" in found[0].message and found[0].rfc.startswith("RFC 3501 §4.3")
+    assert feed(SELECTED + [b"C: a4 SEARCH CHARSET UTF-8 SUBJECT {5}", b"S: + go",
+                            "C: café".encode()]) == []
+
+
+def test_an_eight_bit_mailbox_name_is_reported_once() -> None:
+    assert names(feed(LOGIN + ['C: a2 CREATE "café"'.encode()])) == [
+        "mailbox-name-not-modified-utf7"]
+    suite = CheckSuite(disabled=["mailbox-name-not-modified-utf7"])
+    assert names(feed(LOGIN + ['C: a2 CREATE "café"'.encode()], suite)) == [
+        "eight-bit-in-quoted-string"]
+
+
+def test_eight_bit_quoted_after_utf8_accept_is_fine() -> None:
+    assert feed(LOGIN + [b"C: a2 ENABLE UTF8=ACCEPT", b"S: * ENABLED UTF8=ACCEPT", b"S: a2 OK",
+                         'C: a3 SELECT "café"'.encode()]) == []
+
+
+def test_login_when_login_is_disabled() -> None:
+    disabled = b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n"
+    found = feed([b"C: a1 LOGIN alice pw"], greeting=disabled)
+    assert names(found) == ["login-disabled"] and "STARTTLS" in found[0].message
+    assert feed([b"C: a1 LOGIN alice pw"]) == []
+
+
+def test_qresync_parameters_need_enable_first() -> None:
+    select = b"C: a3 SELECT INBOX (QRESYNC (67890007 20050715194045000))"
+    assert names(feed(LOGIN + [select])) == ["qresync-not-enabled"]
+    enabled = LOGIN + [b"C: a2 ENABLE QRESYNC", b"S: * ENABLED QRESYNC", b"S: a2 OK"]
+    assert feed(enabled + [select]) == []
+    vanished = b"C: a4 UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)"
+    assert names(feed(SELECTED + [vanished])) == ["qresync-not-enabled"]
+    assert feed(SELECTED + [b"C: a4 UID FETCH 1:* FLAGS (CHANGEDSINCE 5)"]) == []
+
+
+def test_sasl_responses_are_not_commands() -> None:
+    assert feed([b"C: a1 AUTHENTICATE SCRAM-SHA-256", b"S: + ", b"C: biwsbj1hbGljZQ==",
+                 b"S: + cj1mb28=", b"C: Yz1iaXdz", b"S: + dj1h", b"C: ", b"S: a1 OK",
+                 b"C: a2 SELECT INBOX"]) == []
