@@ -30,11 +30,16 @@ The checks (``CHECKS`` lists them with their RFC sections):
   UTF8=ACCEPT is enabled, RFC 6855);
 * ``command-in-wrong-state`` (RFC 3501 §3; also ENABLE after SELECT,
   RFC 5161), ``tag-reused`` while the first command is in progress
-  (§2.2.1), ``line-not-crlf`` (§2.2), ``recent-flag-set`` (§2.3.2).
+  (§2.2.1), ``line-not-crlf`` (§2.2), ``recent-flag-set`` (§2.3.2);
+* ``eight-bit-in-quoted-string`` (RFC 3501 §4.3: e.g. SEARCH text, which
+  belongs in a literal), ``login-disabled`` (§6.2.3),
+  ``qresync-not-enabled`` (RFC 7162 §3.2.5, §3.2.6).
 
 Checks judge only what the client could know from what the server had
 sent on the connection; syntax errors are the server's (BAD) and never
 reported twice. Each check reports at most 5 times per connection.
+Cost: about 20 µs per client command and 10 µs per response line, memory
+bounded per connection (a 256 KiB command frame, 200,000 UIDs).
 POP3 and LMTP connections are not checked.
 """
 

@@ -62,6 +62,7 @@ class ConnectionChecker:
         self._server = ServerStream()
         self._view = ServerView()
         self._literal_left = 0          # octets of a client literal still to come
+        self._server_literal_left = 0   # the same, of a literal in a response
         self._prev_byte = 0x0A          # the client octet before the current piece
         self._command: _Command | None = None
         self._awaiting: Line | None = None      # a sync literal waiting for '+'
@@ -298,11 +299,25 @@ class ConnectionChecker:
     # --- the server stream -------------------------------------------------------------
 
     def _server_bytes(self, data: bytes) -> None:
-        for event in self._server.feed(data):
-            if isinstance(event, Line):
+        """Fed a line (or a literal) at a time: the stream's cost then stays
+        linear in the size of a write holding many lines."""
+        start = 0
+        while start < len(data):
+            if self._server_literal_left:
+                end = min(len(data), start + self._server_literal_left)
+            else:
+                newline = data.find(b"\n", start)
+                end = len(data) if newline < 0 else newline + 1
+            for event in self._server.feed(data[start:end]):
+                if isinstance(event, LiteralData):
+                    self._server_literal_left = max(0, self._server_literal_left - len(event.data))
+                    continue
+                if event.literal is not None:
+                    self._server_literal_left = event.literal
                 self._server_line(self._view.server_line(event))
-            if self._view.blind:
-                return
+                if self._view.blind:
+                    return
+            start = end
 
     def _server_line(self, event: ServerEvent) -> None:
         if event.kind == "continuation":

@@ -220,8 +220,8 @@ def beyond_exists(verb: str, spelled: str, seqset: SequenceSet, view: ServerView
     judged only then: a client may pipeline ``FETCH 1:*`` after SELECT,
     before EXISTS arrives, and ``*`` is resolved by the server."""
     limit = view.limit
-    told = (f'the server has reported {limit} message{"" if limit == 1 else "s"} '
-            f'(last: "{view.exists_note}")')
+    told = (f'the server has reported {limit} message{"" if limit == 1 else "s"}, '
+            f'last in "{view.exists_note}"')
     has_star = any(r.start is None or r.end is None for r in seqset.ranges)
     if has_star and limit == 0 and alone:
         return "sequence-number-beyond-exists", (

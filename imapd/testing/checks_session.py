@@ -79,6 +79,9 @@ class ServerView:
         self.blind = False      # after STARTTLS: the octets are not IMAP text
         self._greeted = False
         self._fetch_seq = 0     # the FETCH response whose continuation lines follow
+        # The pending commands that change the state (LOGIN, SELECT, ...),
+        # apart, so that judging a command costs O(those), not O(pending).
+        self._changing: dict[str, str] = {}
 
     # --- what the client may rely on -------------------------------------------
 
@@ -95,15 +98,20 @@ class ServerView:
         """The state once the commands in progress have succeeded: a client
         may pipeline SELECT after LOGIN (RFC 3501 §5.5)."""
         state = self.state
-        for command in self.pending.values():
-            state = _STATE_AFTER.get(command.verb, state)
+        for verb in self._changing.values():
+            state = _STATE_AFTER[verb]
         return state
 
     def start_command(self, tag: str, verb: str, line: bytes) -> None:
         """The client sent a command (its first line)."""
         if len(self.pending) >= MAX_PENDING:   # never answered: forget the oldest
-            del self.pending[next(iter(self.pending))]
+            oldest = next(iter(self.pending))
+            del self.pending[oldest]
+            self._changing.pop(oldest, None)
         self.pending[tag] = Pending(tag, verb, line)
+        self._changing.pop(tag, None)
+        if verb in _STATE_AFTER:
+            self._changing[tag] = verb
         if verb in ("SELECT", "EXAMINE"):
             # Numbers now refer to the new mailbox, known once it reports EXISTS.
             self.exists = None
@@ -242,6 +250,7 @@ class ServerView:
     def _tagged(self, tag: str, status: str, text: bytes) -> ServerEvent:
         self._codes(text)
         command = self.pending.pop(tag, None)
+        self._changing.pop(tag, None)
         if command is not None and status == "OK":
             self._succeeded(command.verb)
         elif command is not None and status == "NO" and command.verb in ("SELECT", "EXAMINE"):

@@ -377,3 +377,30 @@ def test_sasl_responses_are_not_commands() -> None:
     assert feed([b"C: a1 AUTHENTICATE SCRAM-SHA-256", b"S: + ", b"C: biwsbj1hbGljZQ==",
                  b"S: + cj1mb28=", b"C: Yz1iaXdz", b"S: + dj1h", b"C: ", b"S: a1 OK",
                  b"C: a2 SELECT INBOX"]) == []
+
+
+def test_judging_a_command_does_not_walk_every_pending_command() -> None:
+    """A client may pipeline hundreds of commands; judging the next one
+    must not cost O(pending). Counted in profiler events (deterministic),
+    not seconds: 1,000 unanswered NOOPs, then one FETCH."""
+    import sys
+
+    suite = CheckSuite()
+    checker = suite.connection("imap", 1)
+    checker.server_data(GREETING)
+    for step in SELECTED:
+        data = step[3:] + b"\r\n"
+        (checker.client_data if step.startswith(b"C") else checker.server_data)(data)
+    checker.client_data(b"".join(b"n%d NOOP\r\n" % n for n in range(1000)))
+    events = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal events
+        events += 1
+
+    sys.setprofile(count)
+    try:
+        checker.client_data(b"f1 FETCH 1 FLAGS\r\n")
+    finally:
+        sys.setprofile(None)
+    assert suite.violations == [] and events < 1000, events
