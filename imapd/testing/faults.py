@@ -7,16 +7,21 @@ server's ``FaultPlan`` holds the faults of a test (the
 (``imapd.testing.wiretap``) applies them to the octets on the wire:
 
 ``close_after_bytes(n)``
-    the client receives the server's first n octets, then the connection is
-    closed abruptly (TCP reset, no ``BYE``).
+    the client receives the server's first n octets (as sent on the wire:
+    compressed after COMPRESS), then the connection is closed (FIN, no
+    ``BYE``): the client reads n octets and end of file.
 ``close_at(command)``
-    when the client sends COMMAND, the connection is closed abruptly: the
-    command reaches no server and is never answered. ``after_answer=True``:
-    the server runs it and the client gets its complete response, then the
-    connection is closed.
+    when the client sends COMMAND, the connection is reset (TCP RST, no
+    ``BYE``) once the answers to the commands sent before it have been
+    written: COMMAND reaches no server and is never answered.
+    ``after_answer=True``: the server runs it, the client gets the complete
+    answer, then the connection is closed (FIN, no ``BYE``).
 ``delay(seconds, command=None)``
-    the server's response to COMMAND (every response when None) reaches
-    the client ``seconds`` later, untagged lines and tagged answer alike.
+    the server's answer to COMMAND, from the moment the command is passed
+    on until its tagged line, reaches the client ``seconds`` after the
+    command was passed on (POP3/LMTP: until the next command); with no
+    command, everything the server writes reaches the client ``seconds``
+    late (a slow link). Output stays in order: what follows waits too.
 ``respond(command, status="NO", text=...)``
     the wiretap answers COMMAND itself, ``TAG NO text``, ``TAG BAD text``
     or ``* BYE text`` (then closes); the server never sees the command nor
@@ -28,11 +33,23 @@ server's ``FaultPlan`` holds the faults of a test (the
     server, a new message is appended to the connection's selected mailbox
     (or the message with ``uid``, by default the lowest, is expunged)
     through the store, as another client would do. The server itself then
-    reports ``* n EXISTS`` or ``* n EXPUNGE`` / ``VANISHED`` where the RFC
-    lets it: not during FETCH, STORE or SEARCH (RFC 3501 §7.4.1), so the
-    client sees them with the next command that allows them (NOOP, say).
+    reports ``* n EXISTS`` or ``* n EXPUNGE`` / ``VANISHED`` when the RFC
+    lets it: an EXPUNGE never during FETCH, STORE or SEARCH (RFC 3501
+    §7.4.1), so for ``inject_expunge("FETCH")`` the client sees it with the
+    next command that allows it (NOOP, say). The wiretap waits for the
+    answers to the commands pipelined before COMMAND, so the change lands
+    just before the server runs COMMAND. Nothing happens (a transcript note
+    says so) when no mailbox is selected.
 ``throttle(bytes_per_second)``
-    the server's output is dribbled to the client at that rate.
+    the server's output is dribbled to the client at that rate (in pieces
+    of at most a tenth of a second's worth); the server is paused while
+    the wiretap holds more than 64 KiB for the client, as a slow client
+    would pause it.
+
+Faults that act on commands are not applied once a client asks for
+COMPRESS or STARTTLS (the wiretap then sees compressed or encrypted
+octets); byte-level ones (``close_after_bytes``, ``throttle``, ``delay``
+of everything) still are.
 
 Every constructor takes ``protocol=`` (``"imap"``, ``"pop3"``, ``"lmtp"``)
 and ``connection=`` (only the n-th connection of that protocol, counted
@@ -112,6 +129,11 @@ def _check(protocol: str, connection: int | None, occurrence: int = 1) -> None:
         raise ValueError("occurrence counts from 1")
 
 
+def _imap_only(protocol: str) -> None:
+    if protocol != "imap":
+        raise ValueError("inject faults need an IMAP connection's selected mailbox")
+
+
 def _command(command: str) -> str:
     name = " ".join(command.split()).upper()
     if not name:
@@ -168,6 +190,7 @@ def inject_exists(command: str, message: bytes | None = None, occurrence: int = 
     """Before ``command`` reaches the server, ``message`` (a small default
     one when None) is appended to the connection's selected mailbox."""
     _check(protocol, connection, occurrence)
+    _imap_only(protocol)
     return Fault(INJECT_EXISTS, protocol, connection, _command(command), occurrence,
                  message=message if message is not None else DEFAULT_MESSAGE)
 
@@ -177,6 +200,7 @@ def inject_expunge(command: str, uid: int | None = None, occurrence: int = 1, *,
     """Before ``command`` reaches the server, the message ``uid`` (the
     lowest when None) of the connection's selected mailbox is expunged."""
     _check(protocol, connection, occurrence)
+    _imap_only(protocol)
     return Fault(INJECT_EXPUNGE, protocol, connection, _command(command), occurrence, uid=uid)
 
 

@@ -38,7 +38,10 @@ from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.python.failure import Failure
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
-from imapd.testing.faults import FaultPlan, StoreActions
+from imapd.testing import faults as kinds
+from imapd.testing.faults import Fault, FaultPlan, StoreActions
+from imapd.testing.tap_input import ClientFaults
+from imapd.testing.tap_output import ABORT, LOSE, Outbox
 from imapd.testing.stream import ClientStream, Line, ServerStream
 from imapd.testing.transcript import CLIENT, SERVER, Transcript
 
@@ -86,7 +89,8 @@ class _Decoder:
 
 
 class TapProtocol(ProtocolWrapper):
-    """One tapped connection (see the module doc)."""
+    """One tapped connection (see the module doc): the wrapped protocol's
+    transport, and the real transport's protocol."""
 
     factory: TapFactory
 
@@ -95,9 +99,16 @@ class TapProtocol(ProtocolWrapper):
         self.number = number
         tap = factory.tap
         self.tap = tap
+        self.clock = tap.clock
         self.transcript = Transcript(tap.protocol, number, "?")
         self.checker: Any = None
         self.opened = time.monotonic()
+        self.faults = tap.faults.for_connection(tap.protocol, number)
+        self.client = ClientFaults(self, self.faults)
+        self.outbox: Outbox | None = None
+        self.is_cut = False            # a fault closed it: nothing more passes
+        self._reading_paused = {"server": False, "tap": False}
+        # The record's view of both directions (RFC 4978: inflated).
         self.client_in = _Decoder()
         self.server_out = _Decoder()
         self.server_lines = ServerStream()
@@ -106,6 +117,12 @@ class TapProtocol(ProtocolWrapper):
         # tag -> "COMPRESS" | "STARTTLS" (RFC 4978 §3, RFC 3501 §6.2.1).
         self.switching: dict[str, str] = {}
         self.undecided: bytearray | None = None
+        # delay(): the latency of every response, and one command's window.
+        self.delay_all = max((f.seconds for f in self.faults if f.kind == kinds.DELAY
+                              and f.command is None), default=None)
+        self.delay_until: float | None = None
+        self.delay_tag: str | None = None
+        self.close_tags: set[str] = set()
 
     # --- life cycle ----------------------------------------------------------------
 
@@ -115,25 +132,67 @@ class TapProtocol(ProtocolWrapper):
         self.transcript.peer = f"{host}:{port}" if port != "" else str(host)
         if self.tap.checks is not None:
             self.checker = self.tap.checks.connection(self.tap.protocol, self.number)
+        rate = min((f.count for f in self.faults if f.kind == kinds.THROTTLE), default=None)
+        budget = min((f.count for f in self.faults if f.kind == kinds.CLOSE_AFTER_BYTES), default=None)
+        self.outbox = Outbox(transport, self.clock, self._delivered, rate, budget)
         cast(Any, super()).makeConnection(transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.transcript.closed_at = self.now()
+        if self.outbox is not None:
+            self.outbox.stop()
+        self.client.on_quiet = None
         if self.wrappedProtocol is not None:
             cast(Any, super()).connectionLost(reason)
 
     def now(self) -> float:
         return time.monotonic() - self.opened
 
+    def note(self, text: str) -> None:
+        self.transcript.note(self.now(), text)
+
     # --- client -> server -------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self.is_cut:
+            return
         self._observe_client(data)
+        self.client.received(data)
+
+    def forward(self, data: bytes) -> None:
+        """Client octets on to the server (called by ``ClientFaults``)."""
         wrapped: Any = self.wrappedProtocol
-        if wrapped is not None:
+        if data and wrapped is not None and not self.is_cut:
             wrapped.dataReceived(data)
 
+    def pauseProducing(self) -> None:
+        """The wrapped protocol stops reading (its pipeline is full)."""
+        self._pause_reading("server", True)
+
+    def resumeProducing(self) -> None:
+        self._pause_reading("server", False)
+
+    def hold_reading(self, held: bool) -> None:
+        """A fault keeps the client's octets back: read no more meanwhile."""
+        self._pause_reading("tap", held)
+
+    def _pause_reading(self, who: str, paused: bool) -> None:
+        before = any(self._reading_paused.values())
+        self._reading_paused[who] = paused
+        after = any(self._reading_paused.values())
+        if before != after and self.transport is not None:
+            transport: Any = self.transport
+            if after:
+                transport.pauseProducing()
+            else:
+                transport.resumeProducing()
+
+    # --- the record of the client's octets --------------------------------------------
+
     def _observe_client(self, data: bytes) -> None:
+        """Record and check what the client sent, as the server will read
+        it (inflated after COMPRESS); octets after a COMPRESS or STARTTLS
+        command wait for its answer, which says how to read them."""
         if self.undecided is not None:
             if len(self.undecided) + len(data) <= _UNDECIDED_LIMIT:
                 self.undecided += data
@@ -143,16 +202,16 @@ class TapProtocol(ProtocolWrapper):
         plain = self.client_in.decode(data)
         if plain is None:
             return
-        if self.tap.protocol == "imap" and self.client_in.inflater is None:
-            offset = 0
-            for piece in _pieces(plain):
-                offset += len(piece)
-                self._client_plain(piece)
-                if self.undecided is not None:  # the rest waits for the answer
-                    self._observe_client(plain[offset:])
-                    return
-        else:
+        if self.tap.protocol != "imap" or self.client_in.inflater is not None:
             self._client_plain(plain)
+            return
+        offset = 0
+        for piece in _pieces(plain):
+            offset += len(piece)
+            self._client_plain(piece)
+            if self.undecided is not None:  # the rest waits for the answer
+                self._observe_client(plain[offset:])
+                return
 
     def _client_plain(self, data: bytes) -> None:
         self.transcript.record(CLIENT, self.now(), data)
@@ -168,64 +227,146 @@ class TapProtocol(ProtocolWrapper):
     # --- server -> client -------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if not data:
+        """What the server writes: followed (answers, delays, COMPRESS),
+        then queued in the outbox, which sends it when it may."""
+        if not data or self.outbox is None or self.is_cut:
             return
-        self._observe_server(data)
-        self._real().write(data)
-
-    def _real(self) -> Any:
-        """The real transport (the client's TCP connection)."""
-        return self.transport
+        plain = self.server_out.decode(data)
+        release = self._release_time()
+        close = self._follow_server(plain) if plain is not None else False
+        record = None if plain == data else (plain or b"")
+        self.outbox.put(data, record, release)
+        if close:
+            self.note("fault close_at (after the answer): connection closed")
+            self.is_cut = True
+            self.outbox.put_close(LOSE)
 
     def writeSequence(self, data: list[bytes]) -> None:
         self.write(b"".join(data))
 
-    def _observe_server(self, data: bytes) -> None:
-        plain = self.server_out.decode(data)
-        if plain is None:
-            return
-        if self.tap.protocol != "imap" or self.server_out.inflater is not None:
-            self._server_plain(plain)
-            return
-        offset = 0
-        for piece in _pieces(plain):
-            offset += len(piece)
-            self._server_plain(piece)
-            if self._answered(piece) and offset < len(plain):
-                self._observe_server(plain[offset:])  # the rest is compressed (or TLS)
-                return
+    def loseConnection(self) -> None:
+        """The server closes: after what is still queued has gone."""
+        self.disconnecting = 1
+        if self.outbox is not None:
+            self.outbox.put_close(LOSE)
 
-    def _server_plain(self, data: bytes) -> None:
-        self.transcript.record(SERVER, self.now(), data)
-        if self.checker is not None:
-            self.checker.server_data(data)
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if self.outbox is not None:
+            self.outbox.register(producer, streaming)
 
-    def _answered(self, piece: bytes) -> bool:
-        """A tagged answer to a pending COMPRESS or STARTTLS in ``piece``?
-        True when the stream's encoding changes after it."""
-        for event in self.server_lines.feed(piece):
+    def unregisterProducer(self) -> None:
+        if self.outbox is not None:
+            self.outbox.unregister()
+
+    def _release_time(self) -> float:
+        now: float = self.clock.seconds()
+        release = now + self.delay_all if self.delay_all is not None else now
+        if self.delay_until is not None:
+            release = max(release, self.delay_until)
+        return release
+
+    def _follow_server(self, plain: bytes) -> bool:
+        """Follow the server's lines: tagged answers (pipelined faults,
+        one command's delay, close after an answer), COMPRESS/STARTTLS
+        answers, LMTP's 354. True when the connection is to close after
+        this output."""
+        close = False
+        switch = None
+        for event in self.server_lines.feed(plain):
             if not isinstance(event, Line) or not event.first:
                 continue
-            kind = self.switching.pop(event.tag, None) if self.switching else None
-            if kind is None:
+            if self.tap.protocol == "lmtp":
+                if event.text.startswith(b"354"):
+                    self.client.data_accepted()
                 continue
-            held, self.undecided = bytes(self.undecided or b""), None
-            if event.text.split(b" ", 2)[1:2] != [b"OK"]:
-                self._observe_client(held)
-                return False
-            self._switch(kind)
-            self._observe_client(held)
-            return True
-        return False
+            tag = event.tag
+            if tag in ("*", "+", ""):
+                continue
+            self.client.answered(tag)
+            if tag == self.delay_tag:
+                self.delay_tag = self.delay_until = None
+            if tag in self.close_tags:
+                self.close_tags.discard(tag)
+                close = True
+            kind = self.switching.pop(tag, None) if self.switching else None
+            if kind is not None:
+                switch = (kind, event.text.split(b" ", 2)[1:2] == [b"OK"])
+        if switch is not None:
+            self._switched(*switch)
+        return close
 
-    def _switch(self, kind: str) -> None:
-        if kind == "COMPRESS":
-            self.transcript.note(self.now(), "COMPRESS=DEFLATE active: octets shown inflated")
+    def _switched(self, kind: str, ok: bool) -> None:
+        """The answer to COMPRESS or STARTTLS: octets after it are read
+        accordingly (RFC 4978 §3, RFC 3501 §6.2.1)."""
+        held, self.undecided = bytes(self.undecided or b""), None
+        if ok and kind == "COMPRESS":
+            self.note("COMPRESS=DEFLATE active: octets shown inflated")
             self.client_in.inflater = zlib.decompressobj(-15)
             self.server_out.inflater = zlib.decompressobj(-15)
-        else:
-            self.transcript.note(self.now(), "TLS started: octets not shown")
+        elif ok:
+            self.note("TLS started: octets not shown")
             self.client_in.opaque = self.server_out.opaque = True
+        self._observe_client(held)
+
+    def _delivered(self, wire: bytes, plain: bytes) -> None:
+        """Octets have left for the client: the record and checks get them."""
+        if not plain:
+            return
+        self.transcript.record(SERVER, self.now(), plain)
+        if self.checker is not None:
+            self.checker.server_data(plain)
+
+    # --- what faults do (called by ClientFaults) ----------------------------------
+
+    def answer(self, data: bytes, bye: bool) -> None:
+        """An answer of the wiretap's own, in line after the server's output."""
+        if self.outbox is None:
+            return
+        self.outbox.put(data, None, self._release_time())
+        if bye:
+            self.is_cut = True
+            self.outbox.put_close(LOSE)
+
+    def cut(self, abort: bool) -> None:
+        """Close the client's connection (reset when ``abort``) once what
+        is queued for it has gone; nothing more passes either way."""
+        self.is_cut = True
+        if self.outbox is not None:
+            self.outbox.put_close(ABORT if abort else LOSE)
+
+    def delay_response(self, tag: str, seconds: float) -> None:
+        self.note(f"fault delay: the answer to {tag or 'this command'} is held {seconds:g} s")
+        self.delay_until = self.clock.seconds() + seconds
+        self.delay_tag = tag or None
+
+    def close_after_answer(self, tag: str) -> None:
+        self.close_tags.add(tag)
+
+    def command_forwarded(self) -> None:
+        """POP3/LMTP: a new command ends the previous command's delay."""
+        if self.tap.protocol != "imap":
+            self.delay_until = None
+
+    async def inject(self, faults: list[Fault]) -> None:
+        """Change the store as another client would (inject_exists,
+        inject_expunge) in the connection's selected mailbox."""
+        session = getattr(self.wrappedProtocol, "session", None)
+        selected = getattr(session, "selected", None)
+        actions = self.tap.actions
+        for fault in faults:
+            if actions is None or session is None or session.user is None or selected is None:
+                self.note(f"fault {fault.kind} {fault.command}: no mailbox selected, nothing done")
+                continue
+            user, mailbox = session.user, selected.name
+            try:
+                if fault.kind == kinds.INJECT_EXISTS:
+                    uid = await actions.append_message(user, mailbox, fault.message or kinds.DEFAULT_MESSAGE)
+                    self.note(f"fault inject_exists {fault.command}: UID {uid} appended to {mailbox}")
+                else:
+                    gone = await actions.expunge_message(user, mailbox, fault.uid)
+                    self.note(f"fault inject_expunge {fault.command}: UID {gone} expunged from {mailbox}")
+            except Exception as error:  # the test reads why in the transcript
+                self.note(f"fault {fault.kind} {fault.command} failed: {error!r}")
 
 
 class TapFactory(WrappingFactory):

@@ -20,6 +20,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from imapd import app
 from imapd.core.config import Config, Limits
+from imapd.importer.source import stored_form
+from imapd.mail.flags import FlagOp
+from imapd.mail.records import AppendItem
 from imapd.testing.faults import Fault, FaultPlan
 from imapd.testing.transcript import Transcript
 from imapd.testing.wiretap import Wiretap
@@ -29,12 +32,36 @@ from tests.support.reactor_thread import on_reactor, reactor
 USER, PASSWORD = "alice", "wonderland"
 
 
+class ServiceActions:
+    """``StoreActions`` through the server's MailService, as another client
+    would change the store (the test server has its own)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.mail = factory.mail
+
+    async def append_message(self, user: str, mailbox: str, raw: bytes) -> int:
+        result = await self.mail.deliver(user, mailbox, [AppendItem(stored_form(raw))])
+        return result.uid  # type: ignore[no-any-return]
+
+    async def expunge_message(self, user: str, mailbox: str, uid: int | None) -> int | None:
+        entry = await self.mail.target_entry(user, mailbox)
+        if uid is None:
+            states = await self.mail.backend.fetch_flags(entry.ref)
+            if not states:
+                return None
+            uid = states[0].uid
+        await self.mail.backend.store_flags(entry.ref, [uid], FlagOp.ADD, ["\\Deleted"])
+        gone = await self.mail.backend.expunge(entry.ref, [uid])
+        return gone[0] if gone else None
+
+
 @dataclass
 class Tapped:
     host: str
     port: int
     taps: dict[str, Wiretap]
     ports: dict[str, int] = field(default_factory=dict)
+    tap_factories: dict[str, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -60,7 +87,7 @@ class Tapped:
 
 @contextlib.contextmanager
 def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False,
-           checks: Any = None, actions: Callable[[Any], Any] | None = None) -> Iterator[Tapped]:
+           checks: Any = None, actions: Callable[[Any], Any] | None = ServiceActions) -> Iterator[Tapped]:
     data = tmp_path / "data"
     make_users(data, **{USER: PASSWORD})
     config = Config(data_dir=data, limits=Limits(failed_login_delay=0.0))
@@ -74,13 +101,15 @@ def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False,
         service.startService()
         taps: dict[str, Wiretap] = {}
         ports = []
+        wrapped = {}
         for name, factory in zip(("imap", "pop3"), service.servers):
             tap = Wiretap(name, plan, checks, actions(factory) if actions else None, the_reactor)
             taps[name] = tap
-            ports.append(the_reactor.listenTCP(0, tap.wrap(factory), interface="127.0.0.1"))
+            wrapped[name] = tap.wrap(factory)
+            ports.append(the_reactor.listenTCP(0, wrapped[name], interface="127.0.0.1"))
         numbers = {name: p.getHost().port for name, p in zip(taps, ports)}
         service.tap_ports = ports
-        return service, Tapped("127.0.0.1", numbers["imap"], taps, numbers)
+        return service, Tapped("127.0.0.1", numbers["imap"], taps, numbers, wrapped)
 
     service, server = on_reactor(start)
     try:
