@@ -71,6 +71,7 @@ class ConnectionChecker:
         self._sasl: str | None = None           # tag of the AUTHENTICATE in progress
         self._sasl_turn = False                 # the server asked for a SASL response
         self._stopped = not active     # inactive: a protocol that is not checked
+        self._in_login = False          # the lines being received belong to a LOGIN
 
     # --- entry points ------------------------------------------------------------
 
@@ -97,7 +98,8 @@ class ConnectionChecker:
         count = self._counts.get(check, 0)
         self._counts[check] = count + 1
         if count < MAX_PER_CHECK:
-            self._report(violation(check, message, self.number, line))
+            shown = _redacted(line) if self._in_login else line
+            self._report(violation(check, message, self.number, shown))
 
     # --- the client stream ---------------------------------------------------------
 
@@ -125,6 +127,9 @@ class ConnectionChecker:
             start = end
 
     def _client_line(self, line: Line, bare_lf: bool) -> None:
+        if line.first and not self._sasl_turn and self._idle is None:
+            # LOGIN's lines hold the password: reports never show them.
+            self._in_login = line.verb == "LOGIN"
         if bare_lf:
             self._flag("line-not-crlf", "the line ends in a bare LF; every line a client "
                        "sends must end in CRLF (\\r\\n), also before a literal's octets.",
@@ -132,6 +137,8 @@ class ConnectionChecker:
         if line.literal is not None:
             self._literal_left = line.literal
         if not line.first:
+            if self._awaiting is not None:  # {0}: no octets, but the rest came early
+                self._literal_too_early()
             self._continue_command(line)
         elif self._sasl_turn:
             self._sasl_turn = False     # a SASL response (RFC 3501 §6.2.2), not a command
@@ -175,7 +182,8 @@ class ConnectionChecker:
                        "LOGINDISABLED: a client must not send LOGIN then (RFC 3501 §6.2.3); "
                        "use STARTTLS first, or AUTHENTICATE with an offered mechanism.",
                        line.text)
-        self._view.start_command(tag, verb, line.text[:200])
+        self._view.start_command(tag, verb, _redacted(line.text) if self._in_login
+                                 else line.text[:200])
         if verb == "IDLE":
             self._idle, self._idle_accepted = tag, False
         elif verb == "AUTHENTICATE":
@@ -235,19 +243,23 @@ class ConnectionChecker:
     def _client_literal(self, piece: LiteralData) -> None:
         self._literal_left = max(0, self._literal_left - len(piece.data))
         if self._awaiting is not None:
-            size = self._awaiting.literal
-            self._flag("literal-without-continuation", f"the {size} octets of the literal "
-                       f"announced by {{{size}}} were sent before the server's '+' "
-                       "continuation; after a synchronizing literal's announcement the client "
-                       "must wait for '+' (the server may refuse the command with a tagged NO "
-                       f"instead), or use {{{size}+}} where the server offers LITERAL+.",
-                       self._awaiting.text)
-            self._awaiting = None
+            self._literal_too_early()
         command = self._command
         if command is not None and not command.dropping:
             self._keep(command, piece.data)
         if command is not None and piece.last:
             command.dropping = False
+
+    def _literal_too_early(self) -> None:
+        assert self._awaiting is not None
+        size = self._awaiting.literal
+        self._flag("literal-without-continuation", f"the literal announced by {{{size}}} "
+                   "(and what follows it) was sent before the server's '+' continuation; "
+                   "after a synchronizing literal's announcement the client must wait for "
+                   "'+' (the server may refuse the command with a tagged NO instead), even "
+                   f"for {{0}}, or use {{{size}+}} where the server offers LITERAL+.",
+                   self._awaiting.text)
+        self._awaiting = None
 
     # --- judging a complete command ------------------------------------------------
 
@@ -262,7 +274,8 @@ class ConnectionChecker:
         if not utf8:
             # A name is judged once, by the mailbox check, when that is on.
             judged = "mailbox-name-not-modified-utf7" in self._enabled
-            problem = rules.eight_bit_quoted(command.lines, frozenset(names if judged else ()))
+            problem = rules.eight_bit_quoted(command.lines, frozenset(names if judged else ()),
+                                             hide=verb == "LOGIN")
             if problem is not None:
                 self._flag("eight-bit-in-quoted-string", problem, command.line)
         if verb in ("SELECT", "EXAMINE", "UID FETCH"):
@@ -341,6 +354,14 @@ class ConnectionChecker:
             self._idle = None
         if tag == self._sasl:
             self._sasl, self._sasl_turn = None, False
+
+
+def _redacted(line: bytes) -> bytes:
+    """A line of LOGIN without its arguments (the password)."""
+    words = line.split(b" ", 2)
+    if len(words) >= 2 and words[1].upper() == b"LOGIN":
+        return words[0] + b" LOGIN *** (arguments not shown: they hold the password)"
+    return b"*** (a line of LOGIN, not shown: it may hold the password)"
 
 
 def _show(line: bytes) -> str:

@@ -280,16 +280,17 @@ def sequence_as_uid(verb: str, spelled: str, seqset: SequenceSet,
 _QUOTED = re.compile(rb'"((?:[^"\\\r\n]|\\.)*)"')
 
 
-def eight_bit_quoted(lines: list[bytes], skip: frozenset[bytes]) -> str | None:
+def eight_bit_quoted(lines: list[bytes], skip: frozenset[bytes], hide: bool = False) -> str | None:
     """``eight-bit-in-quoted-string``: the first quoted string of the
     command's lines holding an octet >= 0x80 (literal octets are not in
-    ``lines``), unless it is in ``skip`` (a name judged by another check)."""
+    ``lines``), unless it is in ``skip`` (a name judged by another check).
+    ``hide``: do not quote it (LOGIN: it may be the password)."""
     for line in lines:
         for found in _QUOTED.finditer(line):
             content = found.group(1)
             if content in skip or not any(byte >= 0x80 for byte in content):
                 continue
-            shown = content.decode("utf-8", "backslashreplace")
+            shown = "***" if hide else content.decode("utf-8", "backslashreplace")
             size = len(re.sub(rb"\\(.)", rb"\1", content))   # the octets once unescaped
             return (f'the quoted string "{shown}" contains 8-bit octets, but quoted strings '
                     f"are 7-bit (RFC 3501 §4.3, §9 QUOTED-CHAR); send 8-bit text as a literal "

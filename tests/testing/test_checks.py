@@ -404,3 +404,20 @@ def test_judging_a_command_does_not_walk_every_pending_command() -> None:
     finally:
         sys.setprofile(None)
     assert suite.violations == [] and events < 1000, events
+
+
+def test_reports_never_show_a_login_password() -> None:
+    suite = CheckSuite()
+    feed([("C", 'a1 LOGIN alice "sécret"\n'.encode()), b"C: a1 NOOP",
+          b"C: a2 LOGIN {5}", b"S: + go", ("C", b'alice "s\xc3\xa9cret2"\n')], suite)
+    text = "\n".join(v.describe() for v in suite.violations)
+    assert sorted(names(suite.violations)) == [
+        "eight-bit-in-quoted-string", "eight-bit-in-quoted-string",
+        "line-not-crlf", "line-not-crlf", "tag-reused"]
+    assert "cret" not in text and "a1 LOGIN ***" in text
+
+
+def test_zero_octet_literal_still_waits_for_continuation() -> None:
+    assert names(feed(LOGIN + [("C", b'a2 LIST {0}\r\n "*"\r\n')])) == [
+        "literal-without-continuation"]
+    assert feed(LOGIN + [b"C: a2 LIST {0}", b"S: + go", b'C:  "*"']) == []
