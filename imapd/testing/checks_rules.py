@@ -81,6 +81,21 @@ def _reader_after_verb(frame: bytes) -> Reader:
     return reader
 
 
+# An unquoted argument with 8-bit octets: no astring (a syntax error the
+# server answers BAD), but plainly meant as a name; the check says why.
+_EIGHT_BIT_ATOM = re.compile(rb'[^\x00-\x20()"{]*[\x80-\xff][^\x00-\x20()"{]*')
+
+
+def _name(reader: Reader, what: str) -> bytes:
+    """An astring, or an unquoted run holding 8-bit octets (the lexer's
+    atom stops at the first one)."""
+    found = _EIGHT_BIT_ATOM.match(reader.data, reader.pos)
+    if found is not None and reader.peek() not in (0x22, 0x7B):
+        reader.pos = found.end()
+        return found.group()
+    return reader.astring(what)
+
+
 def mailbox_arguments(verb: str, frame: bytes) -> list[bytes]:
     """The raw mailbox names (and LIST references and patterns) of a
     command, as sent: undecoded. Stops quietly at a syntax error."""
@@ -89,17 +104,17 @@ def mailbox_arguments(verb: str, frame: bytes) -> list[bytes]:
         reader = _reader_after_verb(frame)
         if verb in _ONE_NAME or verb == "RENAME":
             reader.sp()
-            names.append(reader.astring("mailbox name"))
+            names.append(_name(reader, "mailbox name"))
             if verb == "RENAME":
                 reader.sp()
-                names.append(reader.astring("mailbox name"))
+                names.append(_name(reader, "mailbox name"))
         elif verb in ("LIST", "LSUB"):
             _list_names(reader, names)
         elif verb.removeprefix("UID ") in ("COPY", "MOVE"):
             reader.sp()
             reader.seqset()
             reader.sp()
-            names.append(reader.astring("mailbox name"))
+            names.append(_name(reader, "mailbox name"))
     except ParseError:
         pass
     return names

@@ -195,6 +195,8 @@ def test_search_numbers_used_as_uids() -> None:
     ('a2 RENAME Old "Tom &"', "Tom &-"),
     ('a2 LIST "" "Caf\u00e9*"', "Caf&AOk-*"),
     ("a2 STATUS &AOk (MESSAGES)", None),
+    ("a2 SELECT caf\u00e9", "caf&AOk-"),
+    ("a2 RENAME a \u00fcber", "&APw-ber"),
 ])
 def test_mailbox_names_not_in_modified_utf7(command: str, suggestion: str | None) -> None:
     found = feed(LOGIN + [b"C: " + command.encode()])

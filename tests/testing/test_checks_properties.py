@@ -139,3 +139,43 @@ def test_garbage_never_makes_a_check_raise(
     assert suite.internal_errors == []
     for found in suite.violations:
         assert found.check and found.rfc and found.message
+
+
+MISTAKES = [
+    [b"a1 LOGIN alice pw\r\n", b"a2 APPEND INBOX {5}\r\nhello\r\n", b"a3 SELECT caf\xc3\xa9\r\n",
+     b"a4 FETCH 9 FLAGS\n", b"a4 NOOP\r\n", b"DONE\r\n", b"a5 STORE 1 +FLAGS (\\Recent)\r\n"],
+    [b"a1 FETCH 1 FLAGS\r\n", b"a2 LOGIN {5}\r\n", b"alice pw\r\n", b"a3 IDLE\r\n",
+     b"a4 NOOP\r\n", b'a5 SEARCH SUBJECT "\xc3\xa9"\n'],
+]
+SERVER_SIDE = {b"a1": b"* 3 EXISTS\r\na1 OK\r\n", b"a2": b"+ go\r\n", b"a3": b"+ idling\r\n"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(script=st.sampled_from(MISTAKES), cuts=st.lists(st.integers(1, 30), max_size=40))
+def test_where_the_bytes_are_cut_does_not_change_the_verdict(
+        script: list[bytes], cuts: list[int]) -> None:
+    """The same dialogue, client bytes cut anywhere (a CR and its LF, a
+    literal, a tag apart), gives the same violations as whole lines do."""
+    def run(pieces_of: list[list[bytes]]) -> list[tuple[str, bytes]]:
+        suite = CheckSuite()
+        checker = suite.connection("imap", 1)
+        checker.server_data(b"* OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n")
+        for line, pieces in zip(script, pieces_of):
+            for piece in pieces:
+                checker.client_data(piece)
+            checker.server_data(SERVER_SIDE.get(line.split(b" ")[0], b""))
+        assert suite.internal_errors == []
+        return [(v.check, v.line) for v in suite.violations]
+
+    whole = run([[line] for line in script])
+    assert whole
+    cut: list[list[bytes]] = []
+    sizes = iter(cuts)
+    for line in script:
+        pieces, start = [], 0
+        while start < len(line):
+            size = next(sizes, len(line))
+            pieces.append(line[start:start + size])
+            start += size
+        cut.append(pieces)
+    assert run(cut) == whole
