@@ -97,22 +97,32 @@ class _Stream:
         return events
 
     def _take_line(self, view: memoryview, events: list[Event]) -> memoryview:
+        """Take bytes up to the end of a line. A line longer than
+        ``MAX_LINE`` (its octets before LF, less one CR) is passed on as its
+        first ``MAX_LINE`` octets, marked truncated, and the rest of it is
+        dropped: the same events however the bytes were cut."""
         end = bytes(view).find(b"\n")
+        if self._dropping:
+            if end < 0:
+                return view[len(view):]
+            self._dropping = False  # the rest of an over-long line: dropped
+            self._first = True
+            return view[end + 1:]
         if end < 0:
             self._buffer += view
-            if len(self._buffer) > MAX_LINE:
+            if len(self._buffer) > MAX_LINE + 1:  # too long whatever ends it
                 self._emit(bytes(self._buffer[:MAX_LINE]), events, truncated=True)
                 self._buffer.clear()
                 self._dropping = True
             return view[len(view):]
-        self._buffer += view[:end + 1]
-        raw = bytes(self._buffer).rstrip(b"\r\n")
+        self._buffer += view[:end]
+        line = bytes(self._buffer)
         self._buffer.clear()
-        if self._dropping:
-            self._dropping = False  # the rest of an over-long line: dropped
+        if len(line) > MAX_LINE + 1 or (len(line) == MAX_LINE + 1 and not line.endswith(b"\r")):
+            self._emit(line[:MAX_LINE], events, truncated=True)
             self._first = True
         else:
-            self._emit(raw, events, truncated=False)
+            self._emit(line.rstrip(b"\r\n"), events, truncated=False)
         return view[end + 1:]
 
     def _emit(self, raw: bytes, events: list[Event], truncated: bool) -> None:
