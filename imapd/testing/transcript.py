@@ -150,6 +150,7 @@ class _Renderer:
         self.login_arg: int | None = None
         self.hide_literal = False
         self.partial = {CLIENT: b"", SERVER: b""}
+        self.literal = {CLIENT: b"", SERVER: b""}
 
     def feed(self, direction: str, data: bytes) -> list[str]:
         if not self.imap:
@@ -168,6 +169,10 @@ class _Renderer:
     def finish(self) -> list[str]:
         """Unfinished lines (the connection ended in the middle)."""
         out = []
+        for direction, literal in self.literal.items():
+            if literal:
+                out.append(f"{direction}: ***" if direction == CLIENT and self.hide_literal
+                           else self._show(direction, literal))
         for direction, rest in self.partial.items():
             if rest:
                 out.append(self._show(direction, self._pop3_line(rest) if direction == CLIENT else rest))
@@ -178,12 +183,17 @@ class _Renderer:
         return f"{direction}: {shown}"
 
     def _literal(self, direction: str, event: LiteralData) -> list[str]:
+        """A literal is shown once complete (its pieces joined: a secret
+        cut between two TCP segments is still found); the transcript's
+        bound bounds it."""
+        self.literal[direction] += event.data
+        if not event.last:
+            return []
+        data, self.literal[direction] = self.literal[direction], b""
         if direction == CLIENT and self.hide_literal:
-            if event.last:
-                self.hide_literal = False
-            return [f"{direction}: ***"] if event.last else []
-        pieces = event.data.split(b"\n")
-        return [self._show(direction, piece.rstrip(b"\r")) for piece in pieces if piece]
+            self.hide_literal = False
+            return [f"{direction}: ***"]
+        return [self._show(direction, piece.rstrip(b"\r")) for piece in data.split(b"\n") if piece]
 
     def _client_line(self, line: Line) -> bytes:
         if line.first:
