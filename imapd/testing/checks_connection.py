@@ -127,9 +127,10 @@ class ConnectionChecker:
             start = end
 
     def _client_line(self, line: Line, bare_lf: bool) -> None:
-        if line.first and not self._sasl_turn and self._idle is None:
-            # LOGIN's lines hold the password: reports never show them.
-            self._in_login = line.verb == "LOGIN"
+        if line.first:
+            # LOGIN's lines, AUTHENTICATE's and SASL responses hold the
+            # password: reports never show them.
+            self._in_login = self._sasl_turn or line.verb in ("LOGIN", "AUTHENTICATE")
         if bare_lf:
             self._flag("line-not-crlf", "the line ends in a bare LF; every line a client "
                        "sends must end in CRLF (\\r\\n), also before a literal's octets.",
@@ -357,11 +358,13 @@ class ConnectionChecker:
 
 
 def _redacted(line: bytes) -> bytes:
-    """A line of LOGIN without its arguments (the password)."""
+    """A line of LOGIN or AUTHENTICATE without its arguments, or a SASL
+    response: they hold the password."""
     words = line.split(b" ", 2)
-    if len(words) >= 2 and words[1].upper() == b"LOGIN":
-        return words[0] + b" LOGIN *** (arguments not shown: they hold the password)"
-    return b"*** (a line of LOGIN, not shown: it may hold the password)"
+    if len(words) >= 2 and words[1].upper() in (b"LOGIN", b"AUTHENTICATE"):
+        return b"%s %s *** (arguments not shown: they hold the password)" % (
+            words[0], words[1].upper())
+    return b"*** (not shown: a line of LOGIN or AUTHENTICATE may hold the password)"
 
 
 def _show(line: bytes) -> str:

@@ -417,6 +417,12 @@ def test_reports_never_show_a_login_password() -> None:
         "eight-bit-in-quoted-string", "eight-bit-in-quoted-string",
         "line-not-crlf", "line-not-crlf", "tag-reused"]
     assert "cret" not in text and "a1 LOGIN ***" in text
+    plain = "AGFsaWNlAHPDqWNyZXQ="   # base64 of \0alice\0sécret
+    suite = CheckSuite()
+    feed([("C", b"a1 AUTHENTICATE PLAIN %s\n" % plain.encode()), b"S: a1 NO",
+          b"C: a2 AUTHENTICATE PLAIN", b"S: + ", ("C", plain.encode() + b"\n")], suite)
+    assert names(suite.violations) == ["line-not-crlf", "line-not-crlf"]
+    assert plain not in "\n".join(v.describe() for v in suite.violations)
 
 
 def test_zero_octet_literal_still_waits_for_continuation() -> None:
