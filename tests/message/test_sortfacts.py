@@ -118,3 +118,28 @@ def test_spooled_bodies_have_no_facts() -> None:
 def test_damaged_or_foreign_blobs_are_refused(blob: bytes) -> None:
     with pytest.raises(ValueError):
         sortfacts.decode(blob)
+
+
+@given(st.builds(
+    sortfacts.SortFacts,
+    st.none() | st.floats(allow_nan=False), st.none() | st.floats(allow_nan=False),
+    st.text(), st.booleans(), st.text(), st.text(), st.text(), st.text(), st.text(),
+    st.none() | st.binary(), st.lists(st.binary(), max_size=3).map(tuple)),
+    st.lists(st.sampled_from(list(SortKey)), min_size=1, max_size=4),
+    st.integers(0, 10**6))
+def test_keys_read_from_the_blob_are_the_decoded_ones(
+    facts: sortfacts.SortFacts, keys: list[SortKey], size: int,
+) -> None:
+    program = [SortCriterion(key) for key in keys]
+    blob = sortfacts.encode(facts)
+    stored = Stored(INTERNAL, size)
+    assert (sortfacts.blob_key_values(program, stored, blob)
+            == sortfacts.key_values(program, stored, facts))
+
+
+def test_keys_from_a_damaged_blob_are_refused() -> None:
+    blob = sortfacts.encode(sortfacts.SortFacts(subject="abc"))
+    with pytest.raises(ValueError):
+        sortfacts.blob_key_values([SortCriterion(SortKey.SUBJECT)], Stored(INTERNAL, 1), blob[:-1])
+    with pytest.raises(ValueError):
+        sortfacts.blob_key_values([SortCriterion(SortKey.DATE)], Stored(INTERNAL, 1), b"\x02")

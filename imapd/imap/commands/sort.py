@@ -103,12 +103,10 @@ async def _keys_from_facts(
             try:
                 if blob is None:
                     raise ValueError("no stored facts")
-                facts = sortfacts.decode(blob)
+                keys[candidate.record.uid] = sortfacts.blob_key_values(
+                    program, candidate.record, blob)
             except ValueError:
                 missing.append(candidate)  # keyed from its analysis
-            else:
-                keys[candidate.record.uid] = sortfacts.key_values(
-                    program, candidate.record, facts)
             await ctx.pace()  # others' turn between two messages (issue 13)
     return keys, missing
 
