@@ -33,6 +33,7 @@ the listening ports and the store, and removes the data directory it made.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ class MailUser:
         return self.server.folders(user=self.name)
 
     def seed(self, mailbox: str, *sources: MessageSource, flags: Iterable[str] = (),
-             internal_date: Any = None) -> list[int]:
+             internal_date: datetime.datetime | None = None) -> list[int]:
         """``TestServer.seed`` for this user: the new messages' UIDs."""
         return self.server.seed(self.name, mailbox, *sources, flags=flags,
                                 internal_date=internal_date)
@@ -156,7 +157,7 @@ class TestServer:
             config = server_config(self._data_dir, self._options)
             kit.call(lambda: self._start(config))
         except BaseException:
-            self._remove_dir()
+            self.stop()  # whatever did start (a port, the store) is closed again
             raise
         return self
 
@@ -201,7 +202,7 @@ class TestServer:
     def stop(self) -> None:
         """BYE and close every connection, close the ports and the store,
         remove the data directory this server made. Idempotent."""
-        if self._mail is None:
+        if self._mail is None and not self._ports:
             self._remove_dir()
             return
         try:
@@ -316,7 +317,8 @@ class TestServer:
         kit.call(lambda: mail.create_mailbox(who, name))
 
     def seed(self, user: str, mailbox: str, *sources: MessageSource,
-             flags: Iterable[str] = (), internal_date: Any = None) -> list[int]:
+             flags: Iterable[str] = (), internal_date: datetime.datetime | None = None
+             ) -> list[int]:
         """Deliver ``sources`` (``imapd.testing.seeding``) into ``user``'s
         ``mailbox`` through the mail core, as one APPEND of them all
         (MULTIAPPEND, RFC 3502); the mailbox is created if missing. Returns

@@ -199,3 +199,14 @@ def test_200_start_stop_cycles_leak_no_descriptors_or_threads() -> None:
     per_cycle = (time.perf_counter() - started) / 200
     assert _open_fds() <= fds and threading.active_count() <= threads
     assert per_cycle < 0.5, per_cycle  # ~ms in fact; the bound is for a loaded CI box
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="Linux /proc needed")
+def test_a_start_that_fails_half_way_closes_what_it_opened() -> None:
+    with TestServer():
+        pass  # warm
+    fds = _open_fds()
+    broken = TestServer(lmtp=True, options={"lmtp": None})  # IMAP binds, then LMTP fails
+    with pytest.raises(AttributeError):
+        broken.start()
+    assert not broken.running and _open_fds() <= fds
