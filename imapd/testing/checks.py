@@ -36,8 +36,10 @@ The checks (``CHECKS`` lists them with their RFC sections):
   ``qresync-not-enabled`` (RFC 7162 §3.2.5, §3.2.6).
 
 Checks judge only what the client could know from what the server had
-sent on the connection; syntax errors are the server's (BAD) and never
-reported twice. Each check reports at most 5 times per connection.
+sent on the connection. Syntax errors are the server's (it answers BAD): a
+check that cannot read a command says nothing, except that an unquoted
+mailbox name with 8-bit octets is explained by the name check. Each check
+reports at most 5 times per connection.
 Cost: about 20 µs per client command and 10 µs per response line, memory
 bounded per connection (a 256 KiB command frame, 200,000 UIDs).
 POP3 and LMTP connections are not checked.
