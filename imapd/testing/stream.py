@@ -85,37 +85,41 @@ class _Stream:
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        view = memoryview(data)
-        while view:
+        data = bytes(data)
+        pos = 0
+        while pos < len(data):
             if self._literal_left:
-                piece = bytes(view[:self._literal_left])
-                view = view[len(piece):]
+                piece = data[pos:pos + self._literal_left]
+                pos += len(piece)
                 self._literal_left -= len(piece)
                 events.append(LiteralData(piece, last=self._literal_left == 0))
                 continue
-            view = self._take_line(view, events)
+            pos = self._take_line(data, pos, events)
         return events
 
-    def _take_line(self, view: memoryview, events: list[Event]) -> memoryview:
-        """Take bytes up to the end of a line. A line longer than
-        ``MAX_LINE`` (its octets before LF, less one CR) is passed on as its
-        first ``MAX_LINE`` octets, marked truncated, and the rest of it is
-        dropped: the same events however the bytes were cut."""
-        end = bytes(view).find(b"\n")
+    def _take_line(self, data: bytes, pos: int, events: list[Event]) -> int:
+        """Take bytes from ``pos`` up to the end of a line; the position
+        after what was taken. A line longer than ``MAX_LINE`` (its octets
+        before LF, less one CR) is passed on as its first ``MAX_LINE``
+        octets, marked truncated, and the rest of it is dropped: the same
+        events however the bytes were cut. (The search starts at ``pos``:
+        copying the rest of a chunk per line made one big write of many
+        lines quadratic.)"""
+        end = data.find(b"\n", pos)
         if self._dropping:
             if end < 0:
-                return view[len(view):]
+                return len(data)
             self._dropping = False  # the rest of an over-long line: dropped
             self._first = True
-            return view[end + 1:]
+            return end + 1
         if end < 0:
-            self._buffer += view
+            self._buffer += data[pos:]
             if len(self._buffer) > MAX_LINE + 1:  # too long whatever ends it
                 self._emit(bytes(self._buffer[:MAX_LINE]), events, truncated=True)
                 self._buffer.clear()
                 self._dropping = True
-            return view[len(view):]
-        self._buffer += view[:end]
+            return len(data)
+        self._buffer += data[pos:end]
         line = bytes(self._buffer)
         self._buffer.clear()
         if len(line) > MAX_LINE + 1 or (len(line) == MAX_LINE + 1 and not line.endswith(b"\r")):
@@ -123,7 +127,7 @@ class _Stream:
             self._first = True
         else:
             self._emit(line.rstrip(b"\r\n"), events, truncated=False)
-        return view[end + 1:]
+        return end + 1
 
     def _emit(self, raw: bytes, events: list[Event], truncated: bool) -> None:
         match = None if truncated else _LITERAL.search(raw)
