@@ -284,3 +284,47 @@ def blob_key_values(
             except UnicodeDecodeError as error:
                 raise ValueError(f"damaged sort facts: {error}") from None
     return tuple(values)
+
+
+def blob_thread_message(
+    number: int, order: int, internal_date: datetime.datetime, blob: bytes, with_ids: bool,
+) -> ThreadMessage:
+    """``thread_message(..., decode(blob), with_ids)`` reading only what
+    threading needs (no address key is decoded). ValueError as ``decode``."""
+    if not blob or blob[0] != VERSION:
+        raise ValueError("unsupported sort facts version")
+    try:
+        (_v, flags, sort_at, thread_at, subject_length, *others) = _HEAD.unpack_from(blob)
+        count = others[6]
+        start = _HEAD.size + 4 * count
+        subject = blob[start:start + subject_length].decode("utf-8", "surrogatepass")
+    except (struct.error, UnicodeDecodeError) as error:
+        raise ValueError(f"damaged sort facts: {error}") from None
+    if flags & _HAS_THREAD_DATE:
+        sent = thread_at
+    elif flags & _HAS_SORT_DATE and not flags & _NO_THREAD_DATE:
+        sent = sort_at
+    else:
+        sent = internal_date.timestamp()  # RFC 5256 §2.2
+    if not with_ids:
+        return ThreadMessage(number, order, sent, subject, bool(flags & _IS_REPLY))
+    position = start + subject_length + sum(others[:5])
+    id_end = position + others[5]
+    message_id = blob[position:id_end] if flags & _HAS_MESSAGE_ID else None
+    parents: tuple[bytes, ...] = ()
+    if count:
+        try:
+            lengths = struct.unpack_from(f"<{count}I", blob, _HEAD.size)
+        except struct.error as error:
+            raise ValueError(f"damaged sort facts: {error}") from None
+        pieces = []
+        position = id_end
+        for length in lengths:
+            pieces.append(blob[position:position + length])
+            position += length
+        parents = tuple(pieces)
+        id_end = position
+    if id_end != len(blob):
+        raise ValueError("sort facts of the wrong length")
+    return ThreadMessage(number, order, sent, subject, bool(flags & _IS_REPLY),
+                         message_id, parents)

@@ -143,3 +143,25 @@ def test_keys_from_a_damaged_blob_are_refused() -> None:
         sortfacts.blob_key_values([SortCriterion(SortKey.SUBJECT)], Stored(INTERNAL, 1), blob[:-1])
     with pytest.raises(ValueError):
         sortfacts.blob_key_values([SortCriterion(SortKey.DATE)], Stored(INTERNAL, 1), b"\x02")
+
+
+@given(st.builds(
+    sortfacts.SortFacts,
+    st.none() | st.floats(allow_nan=False), st.none() | st.floats(allow_nan=False),
+    st.text(), st.booleans(), st.text(), st.text(), st.text(), st.text(), st.text(),
+    st.none() | st.binary(), st.lists(st.binary(), max_size=3).map(tuple)),
+    st.booleans())
+def test_thread_messages_read_from_the_blob_are_the_decoded_ones(
+    facts: sortfacts.SortFacts, with_ids: bool,
+) -> None:
+    blob = sortfacts.encode(facts)
+    assert (sortfacts.blob_thread_message(3, 2, INTERNAL, blob, with_ids)
+            == sortfacts.thread_message(3, 2, INTERNAL, facts, with_ids))
+
+
+@pytest.mark.parametrize("cut", [1, 5, 60])
+def test_thread_message_from_a_damaged_blob_is_refused(cut: int) -> None:
+    blob = sortfacts.encode(sortfacts.SortFacts(subject="abc", message_id=b"<m@x>",
+                                                parents=(b"<p@x>",)))
+    with pytest.raises(ValueError):
+        sortfacts.blob_thread_message(1, 1, INTERNAL, blob[:-cut], True)

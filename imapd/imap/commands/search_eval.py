@@ -36,6 +36,7 @@ Key semantics (RFC 3501 §6.4.4):
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -52,6 +53,11 @@ from imapd.imap.wire.commands import (
 Truth = bool | None
 
 
+@functools.lru_cache(maxsize=1024)
+def _folded_flags(flags: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(flag.lower() for flag in flags)
+
+
 @dataclass
 class Candidate:
     """One message as the evaluator sees it; ``info`` and ``raw`` are filled
@@ -62,12 +68,15 @@ class Candidate:
     recent: bool
     info: MessageInfo | None = None
     raw: bytes | None = None
-    folded_flags: frozenset[str] = frozenset()
     _texts: dict[TextScope, str] = field(default_factory=dict)
     _headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.folded_flags = frozenset(flag.lower() for flag in self.record.flags)
+    @property
+    def folded_flags(self) -> frozenset[str]:
+        """The flags lower-cased (flag keys compare case-insensitively),
+        shared by every message with the same flags: computed here for each
+        of 100,000 candidates it was a third of a SORT's time (issue 18)."""
+        return _folded_flags(self.record.flags)
 
     def release(self) -> None:
         """Drop the loaded message data once the candidate is decided."""

@@ -143,13 +143,12 @@ def _from_facts(
     blob = stored.get(candidate.record.uid)
     if blob is None:
         return None
+    number = candidate.record.uid if uid_numbers else candidate.seq
     try:
-        facts = sortfacts.decode(blob)
+        return sortfacts.blob_thread_message(
+            number, candidate.seq, candidate.record.internal_date, blob, with_ids)
     except ValueError:
         return None
-    number = candidate.record.uid if uid_numbers else candidate.seq
-    return sortfacts.thread_message(
-        number, candidate.seq, candidate.record.internal_date, facts, with_ids)
 
 
 async def _describe_all(
