@@ -236,11 +236,11 @@ def check_imapd_comes_from_the_installed_wheel(fresh: FreshRun) -> None:
 
 def check_the_client_authors_tests_pass(fresh: FreshRun) -> None:
     """Every test except the deliberately wrong client's passes, and there
-    is one per client library and one for the reconnect."""
+    is one per client library, the reconnect, new mail and the options."""
     expected = {name for name in fresh.outcomes if not name.startswith("test_wrong_client")}
     failing = {name: fresh.outcomes[name] for name in expected if fresh.outcomes[name] != "passed"}
     assert not failing, f"{failing}\n{fresh.output}"
-    for topic in ("imaplib", "imapclient", "aioimaplib", "reconnect"):
+    for topic in ("imaplib", "imapclient", "aioimaplib", "reconnect", "idle", "expunged", "lmtp"):
         assert any(topic in name for name in expected), (topic, sorted(expected))
 
 
