@@ -136,9 +136,9 @@ class ClientFaults:
         count = self.counts[verb] = self.counts.get(verb, 0) + 1
         matching = [f for f in self.faults if f.matches(verb)
                     and (f.kind == kinds.DELAY or f.occurrence == count)]
-        if self.imap and verb in ("COMPRESS", "STARTTLS"):
-            # What follows may be compressed or TLS: the wiretap cannot
-            # follow commands any more (see imapd.testing.wiretap).
+        if self.imap and verb == "COMPRESS":
+            # What follows may be compressed: the wiretap does not follow
+            # commands any more (see imapd.testing.wiretap).
             self.passthrough = True
         acting = [f for f in matching if f.kind in _INJECT or (f.kind in _TERMINAL and not f.after_answer)]
         if not acting:

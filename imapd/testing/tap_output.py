@@ -46,6 +46,7 @@ class _Chunk:
     plain: bytes | None   # what the record and checks see (None: same as wire)
     release: float        # clock time before which it may not leave
     close: str = ""       # a close marker instead of data: LOSE or ABORT
+    call: Callable[[], None] | None = None  # or something to do in turn
 
 
 class _OutputProducer:
@@ -108,6 +109,12 @@ class Outbox:
             self.queue.append(_Chunk(b"", None, 0.0, how))
             self.pump()
 
+    def put_call(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once what is queued has gone (STARTTLS)."""
+        if not self.closed:
+            self.queue.append(_Chunk(b"", None, 0.0, call=action))
+            self.pump()
+
     # --- producers ---------------------------------------------------------------------
 
     def register(self, producer: Any, streaming: bool) -> None:
@@ -144,6 +151,10 @@ class Outbox:
         """Send what may leave now; schedule a timer for the rest."""
         while self.queue and not self.closed and not self.real_paused:
             head = self.queue[0]
+            if head.call is not None:
+                self.queue.popleft()
+                head.call()
+                continue
             if head.close:
                 self._close(head.close)
                 return

@@ -23,9 +23,12 @@ reading IMAP; the transcript notes where compression began. Faults that
 act on commands (``close_at``, ``respond``, ``inject_*``, ``delay`` of one
 command) are not applied once a connection compresses; byte-level ones
 (``close_after_bytes``, ``throttle``, ``delay`` of everything) still are.
-STARTTLS (RFC 3501 §6.2.1): after the server's OK to STARTTLS the octets
-the wiretap sees are TLS records; it records a note and stops decoding
-(the test server does not offer STARTTLS; this only keeps it safe).
+STARTTLS (RFC 3501 §6.2.1): Twisted puts TLS *below* the protocol the
+listener made, so the wiretap goes on seeing (and recording, checking,
+disturbing) the plain conversation; its ``startTLS`` waits until what is
+queued for the client (the server's OK, perhaps delayed or throttled) has
+left in plain text, then starts TLS. The test server does not offer
+STARTTLS; this keeps a server that does working through the wiretap.
 """
 
 from __future__ import annotations
@@ -45,8 +48,7 @@ from imapd.testing.tap_output import ABORT, LOSE, Outbox
 from imapd.testing.stream import ClientStream, Line, ServerStream
 from imapd.testing.transcript import CLIENT, SERVER, Transcript
 
-# Octets of client input kept aside while a COMPRESS or STARTTLS answer is
-# awaited (a conforming client sends nothing meanwhile).
+# Octets of client input kept aside while a COMPRESS answer is awaited (a conforming client sends nothing meanwhile).
 _UNDECIDED_LIMIT = 64 * 1024
 # Inflated octets produced per decompress call (bounds a "bomb").
 _INFLATE_PIECE = 64 * 1024
@@ -64,7 +66,7 @@ def _pieces(data: bytes) -> Iterator[bytes]:
 
 class _Decoder:
     """One direction as the record sees it: plain, then (after COMPRESS)
-    inflated, or opaque (after STARTTLS)."""
+    inflated; opaque if the compressed stream turns out broken."""
 
     def __init__(self) -> None:
         self.inflater: Any = None
@@ -113,8 +115,8 @@ class TapProtocol(ProtocolWrapper):
         self.server_out = _Decoder()
         self.server_lines = ServerStream()
         self.client_lines = ClientStream()
-        # IMAP commands whose answer changes the stream's encoding:
-        # tag -> "COMPRESS" | "STARTTLS" (RFC 4978 §3, RFC 3501 §6.2.1).
+        # COMPRESS commands not yet answered, by tag (RFC 4978 §3: the
+        # client's octets after one are compressed if the answer is OK).
         self.switching: dict[str, str] = {}
         self.undecided: bytearray | None = None
         # delay(): the latency of every response, and one command's window.
@@ -191,8 +193,8 @@ class TapProtocol(ProtocolWrapper):
 
     def _observe_client(self, data: bytes) -> None:
         """Record and check what the client sent, as the server will read
-        it (inflated after COMPRESS); octets after a COMPRESS or STARTTLS
-        command wait for its answer, which says how to read them."""
+        it (inflated after COMPRESS); octets after a COMPRESS command wait
+        for its answer, which says how to read them."""
         if self.undecided is not None:
             if len(self.undecided) + len(data) <= _UNDECIDED_LIMIT:
                 self.undecided += data
@@ -220,7 +222,7 @@ class TapProtocol(ProtocolWrapper):
         if self.tap.protocol != "imap" or self.client_in.inflater is not None:
             return
         for event in self.client_lines.feed(data):
-            if isinstance(event, Line) and event.verb in ("COMPRESS", "STARTTLS"):
+            if isinstance(event, Line) and event.verb == "COMPRESS":
                 self.switching[event.tag] = event.verb
                 self.undecided = bytearray()
 
@@ -240,6 +242,10 @@ class TapProtocol(ProtocolWrapper):
             self.note("fault close_at (after the answer): connection closed")
             self.is_cut = True
             self.outbox.put_close(LOSE)
+
+    def _real(self) -> Any:
+        """The real transport (the client's TCP connection)."""
+        return self.transport
 
     def writeSequence(self, data: list[bytes]) -> None:
         self.write(b"".join(data))
@@ -267,7 +273,7 @@ class TapProtocol(ProtocolWrapper):
 
     def _follow_server(self, plain: bytes) -> bool:
         """Follow the server's lines: tagged answers (pipelined faults,
-        one command's delay, close after an answer), COMPRESS/STARTTLS
+        one command's delay, close after an answer), COMPRESS
         answers, LMTP's 354. True when the connection is to close after
         this output."""
         close = False
@@ -296,17 +302,26 @@ class TapProtocol(ProtocolWrapper):
         return close
 
     def _switched(self, kind: str, ok: bool) -> None:
-        """The answer to COMPRESS or STARTTLS: octets after it are read
-        accordingly (RFC 4978 §3, RFC 3501 §6.2.1)."""
+        """The answer to COMPRESS: octets after it are read accordingly
+        (RFC 4978 §3)."""
         held, self.undecided = bytes(self.undecided or b""), None
-        if ok and kind == "COMPRESS":
+        if ok:
             self.note("COMPRESS=DEFLATE active: octets shown inflated")
             self.client_in.inflater = zlib.decompressobj(-15)
             self.server_out.inflater = zlib.decompressobj(-15)
-        elif ok:
-            self.note("TLS started: octets not shown")
-            self.client_in.opaque = self.server_out.opaque = True
         self._observe_client(held)
+
+    def startTLS(self, context: Any, *args: Any) -> None:
+        """STARTTLS (RFC 3501 §6.2.1): TLS starts once the octets queued
+        before it (the OK) have left in plain text."""
+        def start() -> None:
+            self.note("STARTTLS: TLS started (octets shown decrypted)")
+            self._real().startTLS(context, *args)
+
+        if self.outbox is None:
+            start()
+        else:
+            self.outbox.put_call(start)
 
     def _delivered(self, wire: bytes, plain: bytes) -> None:
         """Octets have left for the client: the record and checks get them."""
