@@ -86,13 +86,16 @@ class Tapped:
 
 
 @contextlib.contextmanager
-def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False,
+def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False, lmtp: bool = False,
            checks: Any = None, actions: Callable[[Any], Any] | None = ServiceActions) -> Iterator[Tapped]:
     data = tmp_path / "data"
     make_users(data, **{USER: PASSWORD})
     config = Config(data_dir=data, limits=Limits(failed_login_delay=0.0))
     loopback = "tcp:0:interface=127.0.0.1"
-    listeners = app.Listeners(imap=(loopback,), pop3=(loopback,) if pop3 else ())
+    listeners = app.Listeners(imap=(loopback,), pop3=(loopback,) if pop3 else (),
+                              lmtp=(loopback,) if lmtp else ())
+    # build_service's order of service.servers: IMAP, then LMTP, then POP3.
+    names = ["imap"] + (["lmtp"] if lmtp else []) + (["pop3"] if pop3 else [])
     plan = FaultPlan(faults)
 
     async def start() -> tuple[Any, Tapped]:
@@ -102,7 +105,7 @@ def tapped(tmp_path: Path, faults: Iterable[Fault] = (), *, pop3: bool = False,
         taps: dict[str, Wiretap] = {}
         ports = []
         wrapped = {}
-        for name, factory in zip(("imap", "pop3"), service.servers):
+        for name, factory in zip(names, service.servers):
             tap = Wiretap(name, plan, checks, actions(factory) if actions else None, the_reactor)
             taps[name] = tap
             wrapped[name] = tap.wrap(factory)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import smtplib
 import threading
 import time
 from pathlib import Path
@@ -340,3 +341,26 @@ def test_fault_constructors_refuse_what_cannot_apply() -> None:
     assert plan.for_connection("imap", 1) == [] and len(plan.for_connection("imap", 2)) == 1
     plan.clear()
     assert plan.faults == []
+
+
+# --- LMTP (RFC 2033; the command is the first word) -------------------------------
+
+def test_lmtp_respond_and_message_lines_are_not_commands(tmp_path: Path) -> None:
+    """A message line that begins with a command's name (after 354) is
+    data, not a command (RFC 5321 §4.1.1.4); the faulty RCPT gets 451."""
+    plan = [faults.respond("RCPT", "NO", "try later", occurrence=2, protocol="lmtp"),
+            faults.close_at("QUIT", protocol="lmtp")]
+    body = b"Subject: lmtp\r\n\r\nRCPT TO:<x@example.org>\r\nQUIT\r\n"
+    with tapped(tmp_path, plan, lmtp=True) as server:
+        client = smtplib.LMTP(server.host, server.ports["lmtp"], timeout=10)
+        client.ehlo("test")
+        assert client.sendmail("a@example.org", [USER], body) == {}
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.sendmail("a@example.org", [USER], body)
+        assert refused.value.recipients == {USER: (451, b"4.3.0 try later")}
+        client.rset()
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.quit()
+        lmtp = server.taps["lmtp"].transcripts[0].text()
+        assert "S: 451 4.3.0 try later" in lmtp and "C: RCPT TO:<x@example.org>" in lmtp
+        assert messages(server) == 1
