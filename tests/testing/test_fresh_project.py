@@ -12,7 +12,9 @@ and a block that stops working fails this test. The project is:
   client's reconnect routine must recover;
 * a deliberately wrong client (a synchronizing literal sent without waiting
   for ``+``) whose test must FAIL, naming RFC 3501 §7.5, with the session's
-  transcript attached and the password replaced by ``***``.
+  transcript attached and the password replaced by ``***``;
+* a script that runs ``imapd conformance`` against the kit's ``TestServer``
+  (the shipped conformance scripts must be in the wheel and pass).
 
 imapd is built into a wheel from a copy of the working tree (not the
 checkout itself: setuptools would write build/ and egg-info into the shared
@@ -46,6 +48,8 @@ CLIENT_LIBRARIES = ("imapclient", "aioimaplib")
 # The password of the wrong client's test: it must appear nowhere in pytest's
 # output (the transcript shows *** instead).
 SECRET = "wonderland"
+# The doc's script that runs `imapd conformance` against the kit's TestServer.
+CONFORMANCE_SCRIPT = "conformance_check.py"
 
 _MARKED = re.compile(r"^<!-- (?P<kind>file|output): (?P<name>[\w./-]+) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```$",
                      re.MULTILINE | re.DOTALL)
@@ -141,6 +145,7 @@ class FreshRun:
     output: str                       # pytest's stdout + stderr (-rA)
     junit: str                        # the JUnit XML as written
     imapd_location: str               # imapd.__file__ as the fresh Python imports it
+    conformance: subprocess.CompletedProcess[str]   # conformance_check.py, run as the doc says
     seconds: dict[str, float]         # step -> wall seconds
 
 
@@ -209,8 +214,12 @@ def build_and_run(base: Path) -> FreshRun:
     assert junit_path.exists(), f"pytest wrote no report (exit {ran.returncode}):\n{output}"
     junit = junit_path.read_text(encoding="utf-8")
     outcomes, messages = _outcomes(junit)
+
+    started = time.monotonic()
+    conformance = _run([str(python), CONFORMANCE_SCRIPT], project, 300, env)
+    seconds["conformance"] = time.monotonic() - started
     print(f"fresh project: {seconds}; outcomes {outcomes}")
-    return FreshRun(python, project, outcomes, messages, output, junit, where.stdout.strip(), seconds)
+    return FreshRun(python, project, outcomes, messages, output, junit, where.stdout.strip(), conformance, seconds)
 
 
 def test_every_code_block_of_the_doc_is_run_or_compared() -> None:
@@ -272,6 +281,16 @@ def check_the_transcript_is_attached_with_the_password_redacted(fresh: FreshRun)
     assert SECRET not in fresh.junit, "the password is in the JUnit report"
 
 
+def check_imapd_conformance_runs_from_the_wheel(fresh: FreshRun) -> None:
+    """The shipped scripts are in the wheel (package data) and pass against
+    the kit's server: `imapd conformance` works after a plain pip install."""
+    run = fresh.conformance
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report
+    summary = re.search(r"^(\d+) scripts: (\d+) passed, 0 failed", report, re.MULTILINE)
+    assert summary and int(summary[2]) >= 30, report
+
+
 def test_a_client_authors_project_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     """The issue's "Done when", as one test: one build and one run (about
     20-30 s) serve every check, and pytest-xdist cannot split the checks
@@ -282,3 +301,4 @@ def test_a_client_authors_project_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     check_the_wrong_client_fails_with_the_rfc_section(fresh)
     check_the_output_the_doc_shows_is_what_pytest_prints(fresh)
     check_the_transcript_is_attached_with_the_password_redacted(fresh)
+    check_imapd_conformance_runs_from_the_wheel(fresh)
