@@ -19,7 +19,7 @@ runs the command. POP3 and LMTP have no tags: faults act at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from twisted.internet.defer import ensureDeferred
 
@@ -36,16 +36,14 @@ _TERMINAL = frozenset({kinds.RESPOND, kinds.CLOSE_AT})
 _INJECT = frozenset({kinds.INJECT_EXISTS, kinds.INJECT_EXPUNGE})
 
 
-def _pieces(data: bytes) -> list[bytes]:
+def pieces(data: bytes) -> Iterator[bytes]:
     """``data`` cut after every LF: each piece holds at most one line end."""
-    out = []
     start = 0
     while start < len(data):
         end = data.find(b"\n", start)
         end = len(data) if end < 0 else end + 1
-        out.append(data[start:end])
+        yield data[start:end]
         start = end
-    return out
 
 
 class _LineStream:
@@ -86,15 +84,15 @@ class ClientFaults:
         if self.passthrough:
             self.tap.forward(data)
             return
-        pieces = _pieces(data)
-        for index, piece in enumerate(pieces):
+        offset = 0
+        for piece in pieces(data):
+            offset += len(piece)
             self._piece(piece)
-            rest = b"".join(pieces[index + 1:])
             if self.held is not None:
-                self.held += rest
+                self.held += data[offset:]
                 return
             if self.passthrough:
-                self.tap.forward(rest)
+                self.tap.forward(data[offset:])
                 return
 
     def _piece(self, piece: bytes) -> None:

@@ -33,9 +33,10 @@ STARTTLS; this keeps a server that does working through the wiretap.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.python.failure import Failure
@@ -43,7 +44,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
 from imapd.testing import faults as kinds
 from imapd.testing.faults import Fault, FaultPlan, StoreActions
-from imapd.testing.tap_input import ClientFaults
+from imapd.testing.tap_input import ClientFaults, pieces
 from imapd.testing.tap_output import ABORT, LOSE, Outbox
 from imapd.testing.stream import ClientStream, Line, ServerStream
 from imapd.testing.transcript import CLIENT, SERVER, Transcript
@@ -54,14 +55,8 @@ _UNDECIDED_LIMIT = 64 * 1024
 _INFLATE_PIECE = 64 * 1024
 
 
-def _pieces(data: bytes) -> Iterator[bytes]:
-    """``data`` cut after every LF: each piece holds at most one line end."""
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end + 1
-        yield data[start:end]
-        start = end
+_COMPRESS_WORD = re.compile(rb"COMPRESS", re.IGNORECASE)
+_WORD_TAIL = len(b"COMPRESS") - 1
 
 
 class _Decoder:
@@ -119,6 +114,7 @@ class TapProtocol(ProtocolWrapper):
         # client's octets after one are compressed if the answer is OK).
         self.switching: dict[str, str] = {}
         self.undecided: bytearray | None = None
+        self._client_tail = b""
         # delay(): the latency of every response, and one command's window.
         self.delay_all = max((f.seconds for f in self.faults if f.kind == kinds.DELAY
                               and f.command is None), default=None)
@@ -204,11 +200,16 @@ class TapProtocol(ProtocolWrapper):
         plain = self.client_in.decode(data)
         if plain is None:
             return
-        if self.tap.protocol != "imap" or self.client_in.inflater is not None:
+        # Cut at line ends only where a COMPRESS command may end (its word
+        # here, or begun at the end of the previous chunk), to find where
+        # its compressed octets would begin; else the chunk goes whole.
+        suspect = _COMPRESS_WORD.search(self._client_tail + plain) is not None
+        self._client_tail = plain[-_WORD_TAIL:]
+        if self.tap.protocol != "imap" or self.client_in.inflater is not None or not suspect:
             self._client_plain(plain)
             return
         offset = 0
-        for piece in _pieces(plain):
+        for piece in pieces(plain):
             offset += len(piece)
             self._client_plain(piece)
             if self.undecided is not None:  # the rest waits for the answer

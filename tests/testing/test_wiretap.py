@@ -59,6 +59,8 @@ class CompressingClient(RawClient):
         self.inflater = zlib.decompressobj(-15)
         self.deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
         self.compressing = True
+        # Octets read with the OK are already compressed (RFC 4978 §3).
+        self.buffer = self.inflater.decompress(self.buffer)
 
     def _received(self, chunk: bytes) -> bytes:
         if getattr(self, "compressing", False):
@@ -222,3 +224,25 @@ def test_starttls_waits_for_the_delayed_ok_and_the_tap_sees_plain_text(tmp_path:
         server.wait_closed(1)
         text = server.transcripts[0].text([PASSWORD])
         assert "-- STARTTLS: TLS started" in text and "C: b LOGIN alice ***" in text
+
+
+def test_commands_pipelined_compressed_right_after_compress(tmp_path: Path) -> None:
+    """RFC 4978 §3: the client's compressed octets start right after the
+    CRLF of COMPRESS, possibly in the same segment (here also with the word
+    cut between two sends): the transcript reads them inflated."""
+    with tapped(tmp_path) as server:
+        client = CompressingClient(*server.address)
+        client.line()
+        client.send(b"a LOGIN alice wonderland\r\n")
+        while not client.line().startswith(b"a "):
+            pass
+        deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+        compressed = deflater.compress(b"c NOOP\r\n") + deflater.flush(zlib.Z_SYNC_FLUSH)
+        client.sock.sendall(b"b COMPRE")
+        client.sock.sendall(b"SS DEFLATE\r\n" + compressed)
+        assert client.line().startswith(b"b OK ")
+        client.start_compression()
+        assert client.line() == b"c OK NOOP completed\r\n"
+        text = server.transcripts[0].text()
+        assert "C: b COMPRESS DEFLATE" in text and "C: c NOOP" in text
+        assert "S: c OK NOOP completed" in text
