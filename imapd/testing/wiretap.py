@@ -51,8 +51,8 @@ from imapd.testing.transcript import CLIENT, SERVER, Transcript
 
 # Octets of client input kept aside while a COMPRESS answer is awaited (a conforming client sends nothing meanwhile).
 _UNDECIDED_LIMIT = 64 * 1024
-# Inflated octets produced per decompress call (bounds a "bomb").
-_INFLATE_PIECE = 64 * 1024
+# Octets a direction may inflate to before the tap stops reading it.
+_INFLATE_BUDGET = 256 * 1024 * 1024
 
 
 _COMPRESS_WORD = re.compile(rb"COMPRESS", re.IGNORECASE)
@@ -61,28 +61,30 @@ _WORD_TAIL = len(b"COMPRESS") - 1
 
 class _Decoder:
     """One direction as the record sees it: plain, then (after COMPRESS)
-    inflated; opaque if the compressed stream turns out broken."""
+    inflated; opaque once the compressed stream turns out broken or has
+    inflated to ``_INFLATE_BUDGET`` octets (a "decompression bomb" sent
+    through the tap costs the tap bounded work; the server has its own
+    defence, ``imapd.net.compress``)."""
 
     def __init__(self) -> None:
         self.inflater: Any = None
         self.opaque = False
-        self.spent = 0  # inflated octets so far (the record is bounded anyway)
+        self.spent = 0  # octets inflated so far
 
     def decode(self, data: bytes) -> bytes | None:
         if self.opaque:
             return None
         if self.inflater is None:
             return data
-        out = bytearray()
         try:
-            chunk = self.inflater.decompress(data, _INFLATE_PIECE)
-            out += chunk
-            while self.inflater.unconsumed_tail and len(out) < 4 * _INFLATE_PIECE:
-                out += self.inflater.decompress(self.inflater.unconsumed_tail, _INFLATE_PIECE)
+            out: bytes = self.inflater.decompress(data, _INFLATE_BUDGET - self.spent)
         except zlib.error:
             self.opaque = True
             return None
-        return bytes(out)
+        self.spent += len(out)
+        if self.inflater.unconsumed_tail or self.spent >= _INFLATE_BUDGET:
+            self.opaque = True
+        return out
 
 
 class TapProtocol(ProtocolWrapper):
@@ -185,6 +187,13 @@ class TapProtocol(ProtocolWrapper):
             else:
                 transport.resumeProducing()
 
+    def _decode(self, decoder: _Decoder, data: bytes, side: str) -> bytes | None:
+        was = decoder.opaque
+        plain = decoder.decode(data)
+        if decoder.opaque and not was:
+            self.note(f"the {side}'s compressed octets are no longer shown (broken or too many)")
+        return plain
+
     # --- the record of the client's octets --------------------------------------------
 
     def _observe_client(self, data: bytes) -> None:
@@ -197,7 +206,7 @@ class TapProtocol(ProtocolWrapper):
                 return
             self.client_in.opaque = True
             self.undecided = None
-        plain = self.client_in.decode(data)
+        plain = self._decode(self.client_in, data, "client")
         if plain is None:
             return
         # Cut at line ends only where a COMPRESS command may end (its word
@@ -234,7 +243,7 @@ class TapProtocol(ProtocolWrapper):
         then queued in the outbox, which sends it when it may."""
         if not data or self.outbox is None or self.is_cut:
             return
-        plain = self.server_out.decode(data)
+        plain = self._decode(self.server_out, data, "server")
         release = self._release_time()
         close = self._follow_server(plain) if plain is not None else False
         record = None if plain == data else (plain or b"")

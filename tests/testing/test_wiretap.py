@@ -246,3 +246,28 @@ def test_commands_pipelined_compressed_right_after_compress(tmp_path: Path) -> N
         text = server.transcripts[0].text()
         assert "C: b COMPRESS DEFLATE" in text and "C: c NOOP" in text
         assert "S: c OK NOOP completed" in text
+
+
+def test_a_big_compressed_answer_is_recorded_whole(tmp_path: Path) -> None:
+    """One compressed write may inflate to megabytes: the record follows
+    (an inflater limited per write would lose the rest of the stream)."""
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 450  # both ways under MAX_KEPT
+    with tapped(tmp_path) as server:
+        client = CompressingClient(*server.address)
+        client.line()
+        client.send(b"a LOGIN alice wonderland\r\nb COMPRESS DEFLATE\r\n")
+        while not client.line().startswith(b"b "):
+            pass
+        client.start_compression()
+        client.send(b"c APPEND INBOX {%d+}\r\n%s\r\nd SELECT INBOX\r\ne FETCH 1 BODY[]\r\n" % (len(body), body))
+        while not client.line().startswith(b"e "):
+            pass
+        client.send(b"f LOGOUT\r\n")
+        while not client.line().startswith(b"f "):
+            pass
+        server.wait_closed(1)
+        transcript = server.transcripts[0]
+        server_octets = b"".join(d for who, _, d in transcript.entries if who == "S")
+        assert server_octets.count(b"x" * 998) == 450
+        assert server_octets.endswith(b"f OK LOGOUT completed\r\n")
+        assert "no longer shown" not in transcript.text()
