@@ -2,7 +2,7 @@
 'imapd[testing]'``, a small project of their own, pytest (issue 19, "Done when").
 
 The project's files are the code blocks of docs/testing-clients.md: each
-Python block there follows a ``<!-- file: NAME -->`` line, and blocks with
+Python block there follows a caption line ``File `NAME`:``, and blocks with
 the same name are joined in order. So the documentation is what runs here,
 and a block that stops working fails this test. The project is:
 
@@ -51,18 +51,20 @@ SECRET = "wonderland"
 # The doc's script that runs `imapd conformance` against the kit's TestServer.
 CONFORMANCE_SCRIPT = "conformance_check.py"
 
-_MARKED = re.compile(r"^<!-- (?P<kind>file|output): (?P<name>[\w./-]+) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```$",
-                     re.MULTILINE | re.DOTALL)
+# A project file: the visible caption "File `NAME`:" right above its block; a
+# shown output: "<!-- output: TEST FILE -->" right above a text block.
+_MARKED = re.compile(r"^(?:File `(?P<file>[\w./-]+)`:|<!-- output: (?P<output>[\w./-]+) -->)\n"
+                     r"```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 _FENCE = re.compile(r"^```(?P<lang>\w+)\n", re.MULTILINE)
 
 
 def project_files(markdown: str) -> dict[str, str]:
     """The client author's project as docs/testing-clients.md shows it: name
-    -> text, every block marked ``<!-- file: NAME -->`` joined in order."""
+    -> text, every block captioned ``File `NAME`:`` joined in order."""
     files: dict[str, str] = {}
     for block in _MARKED.finditer(markdown):
-        if block["kind"] == "file":
-            name = block["name"]
+        if block["file"]:
+            name = block["file"]
             files[name] = files.get(name, "") + ("\n\n" if name in files else "") + block["body"]
     return files
 
@@ -70,7 +72,7 @@ def project_files(markdown: str) -> dict[str, str]:
 def shown_outputs(markdown: str) -> list[tuple[str, str]]:
     """(test file, excerpt) for every block marked ``<!-- output: FILE -->``:
     what the doc says pytest prints for that file's tests."""
-    return [(block["name"], block["body"]) for block in _MARKED.finditer(markdown) if block["kind"] == "output"]
+    return [(block["output"], block["body"]) for block in _MARKED.finditer(markdown) if block["output"]]
 
 
 def unchecked_blocks(markdown: str) -> list[str]:
