@@ -47,13 +47,46 @@ def pieces(data: bytes) -> Iterator[bytes]:
 
 
 class _LineStream:
-    """POP3 and LMTP: lines only (RFC 1939 §3, RFC 5321 §2.3.8); a line's
-    command is its first word."""
+    """POP3 and LMTP: lines (RFC 1939 §3, RFC 5321 §2.3.8), a line's command
+    its first word; for LMTP also the octets of a BDAT chunk (RFC 3030 §2),
+    given as literal data after the BDAT line. Lines are kept whole up to
+    ``MAX_LINE`` octets (the rest of a longer one is dropped)."""
+
+    def __init__(self, lmtp: bool) -> None:
+        self.lmtp = lmtp
+        self.buffer = bytearray()
+        self.octets = 0  # of a BDAT chunk, still to come
 
     def feed(self, data: bytes) -> list[Line | LiteralData]:
-        if not data.endswith(b"\n"):
-            return []
-        return [Line(data.rstrip(b"\r\n"), True)]
+        events: list[Line | LiteralData] = []
+        while data:
+            if self.octets:
+                take = data[:self.octets]
+                self.octets -= len(take)
+                data = data[len(take):]
+                events.append(LiteralData(take, last=self.octets == 0))
+                continue
+            end = data.find(b"\n")
+            if end < 0:
+                self.buffer += data[:max(0, MAX_LINE + 1 - len(self.buffer))]
+                break
+            self.buffer += data[:max(0, min(end, MAX_LINE + 1 - len(self.buffer)))]
+            data = data[end + 1:]
+            text = bytes(self.buffer).rstrip(b"\r")
+            self.buffer.clear()
+            size = _bdat_size(text) if self.lmtp else None
+            events.append(Line(text[:MAX_LINE], True, literal=size, sync=False,
+                               truncated=len(text) > MAX_LINE))
+            self.octets = size or 0
+        return events
+
+
+def _bdat_size(text: bytes) -> int | None:
+    """The chunk size of an LMTP ``BDAT n [LAST]`` line (RFC 3030 §2)."""
+    words = text.split()
+    if len(words) >= 2 and words[0].upper() == b"BDAT" and words[1].isdigit() and len(words[1]) <= 20:
+        return int(words[1])
+    return None
 
 
 class ClientFaults:
@@ -65,7 +98,7 @@ class ClientFaults:
         self.lmtp = tap.tap.protocol == "lmtp"
         self.faults = [f for f in faults if f.kind in COMMAND_FAULTS and f.command is not None]
         self.counts: dict[str, int] = {}
-        self.stream: Any = ClientStream() if self.imap else _LineStream()
+        self.stream: Any = ClientStream() if self.imap else _LineStream(self.lmtp)
         self.pending = bytearray()     # an unfinished first line, kept back
         self.expect_first = True       # the next line starts a command
         self.swallowing = False        # the rest of an answered command: dropped
@@ -98,14 +131,18 @@ class ClientFaults:
     def _piece(self, piece: bytes) -> None:
         events = self.stream.feed(piece)
         self.pending += piece
-        line = next((e for e in reversed(events) if isinstance(e, Line)), None)
+        if not self.imap and any(isinstance(e, LiteralData) and e.last for e in events):
+            self._chunk_ended(events)
+        line = next((e for e in events if isinstance(e, Line)), None)
         if line is None:
             if self.swallowing:
                 self.pending.clear()
-            elif not self.expect_first or len(self.pending) > MAX_LINE:
+            elif not self.expect_first or len(self.pending) > MAX_LINE or piece.endswith(b"\n"):
+                # (an LF with no line: the end of an over-long one, dropped)
                 self._flush()
             return
-        was_first, self.expect_first = self.expect_first, line.literal is None
+        was_first = self.expect_first
+        self.expect_first = line.literal is None or (not self.imap and line.literal == 0)
         if self.swallowing:
             self.pending.clear()
             self.swallowing = line.literal is not None
@@ -117,6 +154,18 @@ class ClientFaults:
             if self.lmtp and self.in_data and line.text == b".":
                 self.in_data = False
             self._flush()
+
+    def _chunk_ended(self, events: list[Line | LiteralData]) -> None:
+        """LMTP: a BDAT chunk's last octets are in this piece; what follows
+        them is a new command (RFC 3030 §2). The chunk's octets go on (or,
+        answered by a fault, are dropped) before that command is judged."""
+        size = sum(len(e.data) for e in events if isinstance(e, LiteralData))
+        head = bytes(self.pending[:size])
+        del self.pending[:size]
+        if not self.swallowing:
+            self.tap.forward(head)
+        self.swallowing = False
+        self.expect_first = True
 
     def _verb(self, line: Line) -> str:
         if self.imap:
@@ -204,7 +253,7 @@ class ClientFaults:
         a synchronizing literal the answer replaces the ``+`` (§7.5), and a
         non-synchronizing one's octets (RFC 7888) are dropped."""
         self.tap.note(f"fault respond {fault.command}: {fault.status} {fault.text}")
-        self.swallowing = line.literal is not None and not line.sync
+        self.swallowing = line.literal is not None and not line.sync and (self.imap or line.literal > 0)
         if line.literal is not None and line.sync:
             self.expect_first = True
             self.stream = ClientStream()  # no literal follows a refused announcement

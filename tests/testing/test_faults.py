@@ -364,3 +364,45 @@ def test_lmtp_respond_and_message_lines_are_not_commands(tmp_path: Path) -> None
         lmtp = server.taps["lmtp"].transcripts[0].text()
         assert "S: 451 4.3.0 try later" in lmtp and "C: RCPT TO:<x@example.org>" in lmtp
         assert messages(server) == 1
+
+
+def smtp_reply(client: RawClient) -> bytes:
+    """One (possibly multi-line) SMTP reply, its lines joined."""
+    lines = [client.line()]
+    while lines[-1][3:4] == b"-":
+        lines.append(client.line())
+    return b"".join(lines)
+
+
+def test_lmtp_bdat_octets_are_not_commands_and_an_answered_chunk_is_dropped(tmp_path: Path) -> None:
+    """RFC 3030 §2: after ``BDAT n`` come n octets, whatever they hold. The
+    first chunk (holding "QUIT") is delivered; the second BDAT is answered
+    by the fault and its octets never reach the server."""
+    plan = [faults.close_at("QUIT", protocol="lmtp"),
+            faults.respond("BDAT", "NO", "chunk refused", occurrence=2, protocol="lmtp")]
+    message = b"Subject: bdat\r\n\r\nQUIT\r\nRSET\r\n"
+    with tapped(tmp_path, plan, lmtp=True) as server:
+        client = RawClient(server.host, server.ports["lmtp"])
+        assert smtp_reply(client).startswith(b"220 ")
+        client.send(b"LHLO test\r\n")
+        assert b"CHUNKING" in smtp_reply(client)
+        client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<alice>\r\n")
+        assert smtp_reply(client).startswith(b"250") and smtp_reply(client).startswith(b"250")
+        client.send(b"BDAT %d LAST\r\n%s" % (len(message), message))
+        assert smtp_reply(client).startswith(b"250")  # per recipient (RFC 2033 §4.2)
+        client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<alice>\r\n")
+        smtp_reply(client), smtp_reply(client)
+        client.send(b"BDAT %d LAST\r\n%sNOOP\r\n" % (len(message), message))
+        assert client.line() == b"451 4.3.0 chunk refused\r\n"
+        assert client.line().startswith(b"250")  # NOOP: the chunk was dropped whole
+        assert messages(server) == 1
+
+
+def test_a_command_cut_between_segments_is_still_recognised(tmp_path: Path) -> None:
+    with tapped(tmp_path, [faults.respond("STAT", "NO", "busy", protocol="pop3")], pop3=True) as server:
+        client = RawClient(server.host, server.ports["pop3"])
+        assert client.line().startswith(b"+OK")
+        client.send(b"USER alice\r\nPASS wonderland\r\nST")
+        assert client.line().startswith(b"+OK") and client.line().startswith(b"+OK")
+        client.send(b"AT\r\n")
+        assert client.line() == b"-ERR busy\r\n"
