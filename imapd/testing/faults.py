@@ -54,8 +54,10 @@ of everything) still are.
 Every constructor takes ``protocol=`` (``"imap"``, ``"pop3"``, ``"lmtp"``)
 and ``connection=`` (only the n-th connection of that protocol, counted
 from 1; None: all). ``command`` is compared with the command name, case
-insensitively: ``"FETCH"``, ``"UID FETCH"`` for IMAP; the first word for
-POP3 and LMTP (``"RETR"``, ``"DATA"``). ``occurrence``: the n-th time that
+insensitively: ``"FETCH"``, ``"UID FETCH"`` for IMAP (two different
+commands: ``"FETCH"`` does not match ``UID FETCH``); the first word for
+POP3 and LMTP (``"RETR"``, ``"DATA"``, ``"BDAT"``; message lines after
+354 and BDAT chunk octets are never taken for commands). ``occurrence``: the n-th time that
 command is sent on a connection (counted per connection, from 1).
 """
 
