@@ -35,7 +35,9 @@ from imapd.imap.commands import condstore, esearch
 from imapd.imap.session import contexts as search_contexts
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.select import selected_view
-from imapd.imap.commands.search_eval import Candidate, Evaluator, index_narrowing, uses_modseq
+from imapd.imap.commands.search_eval import (
+    Candidate, Evaluator, index_narrowing, matches_everything, uses_modseq,
+)
 from imapd.core.errors import ImapError
 from imapd.message import MessageInfo, analyze, casemap
 from imapd.message.infocache import decode_info
@@ -117,12 +119,13 @@ async def _matching(
     by_uid = {record.uid: record for record in records}
     matched: list[Candidate] = []
     undecided: list[Candidate] = []
+    everything = matches_everything(cmd.criteria)
     for seq, uid in enumerate(uids, start=1):
         record = by_uid.get(uid)
         if record is None:
             continue  # ruled out by the index, or expunged by another session
         candidate = Candidate(seq, record, view.is_recent(uid))
-        verdict = evaluator.evaluate(cmd.criteria, candidate)
+        verdict = True if everything else evaluator.evaluate(cmd.criteria, candidate)
         if verdict is None:
             undecided.append(candidate)
         elif verdict:

@@ -85,3 +85,15 @@ def test_answers_are_the_same_with_all_some_and_no_facts(
     assert _answers(mailbox) == with_facts
     assert _drop_facts(server, "1") == len(MESSAGES) - len(MESSAGES) // 2
     assert _answers(mailbox) == with_facts
+
+
+def test_only_all_matches_everything() -> None:
+    """SORT/THREAD/SEARCH ALL skip the per-message evaluation (issue 18)."""
+    from imapd.imap.commands.search_eval import matches_everything
+    from imapd.imap.wire.commands import SearchAll, SearchAnd, SearchFlag, SearchNot, SearchOr
+
+    assert matches_everything(SearchAll())
+    assert matches_everything(SearchAnd((SearchAll(), SearchAnd((SearchAll(),)))))
+    assert not matches_everything(SearchAnd((SearchAll(), SearchFlag("\\Seen", True))))
+    assert not matches_everything(SearchNot(SearchAll()))
+    assert not matches_everything(SearchOr(SearchAll(), SearchAll()))
