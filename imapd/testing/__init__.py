@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from imapd.testing.seeding import SeedError
     from imapd.testing.server import MailUser, ServerNotRunning, TestServer
     from imapd.testing.users import TestUsers
+    from imapd.testing.checks import CHECKS, CheckInfo, CheckSuite, ClientProtocolError, Violation
+    from imapd.testing.faults import (
+        Fault, FaultPlan, close_after_bytes, close_at, delay, inject_exists, inject_expunge,
+        respond, throttle,
+    )
+    from imapd.testing.transcript import Transcript
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -38,6 +44,21 @@ _EXPORTS = {
     "MailboxNotFound": "imapd.testing.inspect",
     "SeedError": "imapd.testing.seeding",
     "TestUsers": "imapd.testing.users",
+    "CHECKS": "imapd.testing.checks",
+    "CheckInfo": "imapd.testing.checks",
+    "CheckSuite": "imapd.testing.checks",
+    "ClientProtocolError": "imapd.testing.checks",
+    "Violation": "imapd.testing.checks",
+    "Fault": "imapd.testing.faults",
+    "FaultPlan": "imapd.testing.faults",
+    "close_after_bytes": "imapd.testing.faults",
+    "close_at": "imapd.testing.faults",
+    "delay": "imapd.testing.faults",
+    "respond": "imapd.testing.faults",
+    "inject_exists": "imapd.testing.faults",
+    "inject_expunge": "imapd.testing.faults",
+    "throttle": "imapd.testing.faults",
+    "Transcript": "imapd.testing.transcript",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -55,6 +55,11 @@ from imapd.testing.checks_catalogue import (
 )
 from imapd.testing.checks_connection import ConnectionChecker
 
+# Shown under the public module's name in tracebacks and reprs (a client
+# author imports them from here; checks_catalogue is how the code is split).
+for _public in (CheckInfo, ClientProtocolError, Violation, ConnectionChecker):
+    _public.__module__ = __name__
+
 # Violations kept per suite; more are counted, not listed (each check reports
 # at most 5 times per connection, so only a long session-scoped server with
 # many faulty connections gets here; clear() between tests starts over).

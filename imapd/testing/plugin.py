@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 DEFAULT_USER = "user"
 DEFAULT_PASSWORD = "secret"
 SECTION = "imapd transcript"
+CHECKS_SECTION = "imapd strict checks"
 MARKERS = (
     "imapd(backend='memory', pop3=False, lmtp=False, options=None): how the imap_server "
     "fixture's server is built (imapd.testing.TestServer's keyword arguments)",
@@ -163,34 +164,44 @@ def mailbox(mail_user: MailUser) -> Callable[..., list[int]]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """After a test body that passed: the strict checks' verdict on the
     connections it made (``ClientProtocolError`` fails the test)."""
+    __tracebackhide__ = True  # the user reads the violations, not the kit's frames
     result = yield
     for watched in item.stash.get(_WATCHED, []):
-        _raise_new_violations(watched)
+        new = _new_violations(watched)
+        if new:
+            from imapd.testing.checks import ClientProtocolError
+
+            raise ClientProtocolError(new)
     return result
 
 
-def _raise_new_violations(watched: _Watched) -> None:
-    from imapd.testing.checks import ClientProtocolError
+def _new_violations(watched: _Watched) -> list[Any]:
+    """The violations the strict checks found since the test began."""
     from imapd.testing.reactor import call_sync
 
     checks = watched.server.checks
     if checks is None:
-        return
-    if watched.first_violation == 0:
-        call_sync(checks.raise_if_violated)
-        return
-    new = call_sync(lambda: list(checks.violations))[watched.first_violation:]
-    if new:
-        raise ClientProtocolError(new)
+        return []
+    return call_sync(lambda: list(checks.violations))[watched.first_violation:]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test's report gets the transcripts of its servers."""
+    """A failed test's report gets the transcripts of its servers, and,
+    when the test failed for another reason (often the client's own error
+    about the server's BAD), the strict checks' findings too: they usually
+    say why the server answered BAD."""
     report: pytest.TestReport = yield
     watched = item.stash.get(_WATCHED, [])
     if report.failed and watched:
+        from imapd.testing.checks import ClientProtocolError
+
+        failed_strictly = call.excinfo is not None and call.excinfo.errisinstance(
+            ClientProtocolError)
+        found = [] if failed_strictly else [v for w in watched for v in _new_violations(w)]
+        if found:
+            report.sections.append((CHECKS_SECTION, str(ClientProtocolError(found))))
         text = _transcripts(watched)
         if text:
             report.sections.append((SECTION, text))

@@ -154,3 +154,46 @@ def test_importing_the_plugin_starts_no_reactor() -> None:
             "assert 'twisted.internet.reactor' not in sys.modules, 'reactor imported'; "
             "assert 'imapd.testing.server' not in sys.modules, 'server imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+BODY_FAILS_AFTER_A_MISTAKE = '''
+import imaplib
+
+
+def test_client_error_hides_the_reason(imap_server, mail_user):
+    mail_user.seed("INBOX", b"Subject: one\\r\\n\\r\\nx\\r\\n")
+    with imaplib.IMAP4(*imap_server.address) as client:
+        client.login(mail_user.name, mail_user.password)
+        client.select("INBOX")
+        client.fetch("99", "(FLAGS)")  # 1 message: BAD, and imaplib raises
+
+
+def test_strict_failure_alone(imap_server, mail_user):
+    mail_user.seed("INBOX", b"Subject: one\\r\\n\\r\\nx\\r\\n")
+    with imaplib.IMAP4(*imap_server.address) as client:
+        client.login(mail_user.name, mail_user.password)
+        client.select("INBOX")
+        try:
+            client.fetch("99", "(FLAGS)")
+        except imaplib.IMAP4.error:
+            pass  # the client copes with the BAD; the strict check still fails the test
+'''
+
+
+def test_strict_findings_are_reported_when_the_test_failed_for_another_reason(
+        pytester: pytest.Pytester) -> None:
+    """A client that raises on the server's BAD fails the test with its own
+    error; the report still says which protocol rule the client broke, and
+    a strict failure's traceback shows the violations, not the kit's frames."""
+    result = _run(pytester, BODY_FAILS_AFTER_A_MISTAKE)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    first = output[output.index("_ test_client_error_hides_the_reason _"):
+                   output.index("_ test_strict_failure_alone _")]
+    assert "Invalid message sequence number 99" in first  # the client's own error
+    assert "- imapd strict checks -" in first and "RFC 3501" in first
+    second = output[output.index("_ test_strict_failure_alone _"):]
+    assert "imapd.testing.checks.ClientProtocolError" in second or "ClientProtocolError" in second
+    assert "- imapd strict checks -" not in second  # said once, as the failure itself
+    for kit_frame in ("testing/plugin.py", "testing/reactor.py", "checks_catalogue"):
+        assert kit_frame not in second, kit_frame
