@@ -170,6 +170,11 @@ def runner_config(options: ConformanceOptions) -> RunnerConfig:
 def select_scripts(options: ConformanceOptions) -> list[tuple[str, Path]]:
     """(suite, path) of every script to run, in order; UsageError when ``--only`` names none."""
     sets = [] if options["no-own-scripts"] else [("own", OWN_SCRIPTS_DIR)]
+    if not options["no-own-scripts"] and not OWN_SCRIPTS_DIR.is_dir():
+        # An install without the package data (a broken build or packaging).
+        raise usage.UsageError(
+            f"the own scripts are not installed ({OWN_SCRIPTS_DIR} is missing); "
+            "reinstall imapd, or give --no-own-scripts --scripts DIR")
     sets += [(directory, Path(directory)) for directory in options["scripts"]]
     chosen = [(suite, path) for suite, directory in sets for path in list_script_files(directory)]
     if options["only"]:

@@ -210,3 +210,16 @@ def test_against_dovecot_over_tls(tmp_path: Path) -> None:
     assert {name for name, (word, _) in table.items() if word == "skip"} == DOVECOT_SKIPS
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == str(len(DOVECOT_FAILS))
+
+
+def test_missing_own_scripts_is_one_line_and_status_2(
+        conformance_config: RunnerConfig, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An install without the package data (seen when a build dropped it):
+    one line that says what is missing and what to do, not a traceback."""
+    import imapd.cli_conformance as command
+
+    monkeypatch.setattr(command, "OWN_SCRIPTS_DIR", tmp_path / "scripts")
+    status, out, err = run_main(capsys, *target(conformance_config), "--password", "pass")
+    assert (status, out) == (2, "")
+    assert err.startswith("imapd conformance: the own scripts are not installed (") and err.count("\n") == 1
