@@ -127,9 +127,10 @@ class Outbox:
 
     def unregister(self) -> None:
         self.producer = None
-        self.real_paused = False
+        self.real_paused = False  # no resume will come for a producer gone
         if not self.closed:
             self.transport.unregisterProducer()
+            self.pump()
 
     def steer(self) -> None:
         """Pause or resume the server's producer as the queue and the real
@@ -174,7 +175,7 @@ class Outbox:
         burst = max(1.0, self.rate * _BURST_SECONDS)
         self._tokens = min(burst, self._tokens + (now - self._last_tick) * self.rate)
         self._last_tick = now
-        size = min(wanted, int(self._tokens))
+        size = min(wanted, int(self._tokens + 1e-6))  # float sums: 99.99999 is 100
         if size == 0:
             self._wake(max(_MIN_TICK, (1 - self._tokens) / self.rate))
         self._tokens -= size

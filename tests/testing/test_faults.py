@@ -241,7 +241,7 @@ def test_delay_holds_one_commands_answer(tmp_path: Path) -> None:
     with tapped(tmp_path, [faults.delay(0.6, "NOOP")]) as server:
         client = imap(server)
         assert timed(client.noop) >= 0.6
-        assert timed(lambda: client.select("INBOX")) < timed(client.noop) + 5  # still answered
+        assert client.select("INBOX")[0] == "OK"
         text = server.transcripts[0].text()
         assert "-- fault delay: the answer to" in text
 
