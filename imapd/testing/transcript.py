@@ -193,7 +193,10 @@ class _Renderer:
         if direction == CLIENT and self.hide_literal:
             self.hide_literal = False
             return [f"{direction}: ***"]
-        return [self._show(direction, piece.rstrip(b"\r")) for piece in data.split(b"\n") if piece]
+        pieces = data.split(b"\n")
+        if pieces[-1] == b"":
+            pieces.pop()  # what follows the last line end; a blank line inside stays
+        return [self._show(direction, piece.rstrip(b"\r")) for piece in pieces]
 
     def _client_line(self, line: Line) -> bytes:
         if line.first:

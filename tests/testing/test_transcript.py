@@ -138,3 +138,15 @@ def test_bytes_that_are_not_utf8_are_shown_escaped() -> None:
     transcript = Transcript("imap", 1, "p")
     transcript.record("C", 0.0, b"a SEARCH TEXT \xff\xfe\r\n")
     assert transcript.text() == "C: a SEARCH TEXT \\xff\\xfe"
+
+
+def test_a_literal_with_bare_lf_lines_keeps_its_blank_line() -> None:
+    """The blank line between header and body is the message's structure;
+    a client sending bare LF (a common client bug) must see it in the record."""
+    transcript = Transcript("imap", 1, "p")
+    transcript.record("C", 0.0, b"a1 APPEND INBOX {13}\r\n")
+    transcript.record("S", 0.1, b"+ go\r\n")
+    transcript.record("C", 0.2, b"Subject: x\n\nb\r\n")
+    assert transcript.text().splitlines() == [
+        "C: a1 APPEND INBOX {13}", "S: + go", "C: Subject: x", "C: ", "C: b", "C: ",
+    ]
