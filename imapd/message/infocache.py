@@ -9,10 +9,15 @@ and a pure function of the bytes, so the bytes themselves are the key: no
 invalidation is needed, a stale entry cannot exist. Bounded by the bytes of
 the keys it holds (a decoded analysis takes about four times its JSON), and
 large analyses (messages with very many parts) are never kept.
+
+Two threads use the one memo: the reactor thread (FETCH, SEARCH) and the
+SQLite engine's indexing thread (the full-text texts of an APPEND). Its
+bookkeeping is under a lock; the decoding itself, the costly part, is not.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from imapd.message.model import MessageInfo
@@ -31,21 +36,25 @@ class InfoCache:
         self._budget = budget_bytes
         self._held = 0
         self._entries: OrderedDict[bytes, MessageInfo] = OrderedDict()
+        self._lock = threading.Lock()
 
     def decode(self, meta: bytes) -> MessageInfo:
         """``MessageInfo.from_bytes(meta)``, from the memo when possible;
         ValueError as ``from_bytes`` (failures are not remembered)."""
-        found = self._entries.get(meta)
-        if found is not None:
-            self._entries.move_to_end(meta)
-            return found
+        with self._lock:
+            found = self._entries.get(meta)
+            if found is not None:
+                self._entries.move_to_end(meta)
+                return found
         info = MessageInfo.from_bytes(meta)
         if len(meta) <= MAX_ENTRY_BYTES:
-            self._entries[meta] = info
-            self._held += len(meta)
-            while self._held > self._budget:
-                old, _ = self._entries.popitem(last=False)
-                self._held -= len(old)
+            with self._lock:
+                if meta not in self._entries:  # another thread may have put it there meanwhile
+                    self._entries[meta] = info
+                    self._held += len(meta)
+                while self._held > self._budget:
+                    old, _ = self._entries.popitem(last=False)
+                    self._held -= len(old)
         return info
 
     def __len__(self) -> int:

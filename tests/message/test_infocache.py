@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 
 from imapd.message import MessageInfo, analyze
@@ -67,3 +70,38 @@ def test_foreign_data_raises_and_is_not_remembered() -> None:
     with pytest.raises(ValueError):
         cache.decode(b'{"v": 999}')
     assert len(cache) == 0
+
+
+def _metas(count: int) -> list[bytes]:
+    return [analyze(b"Subject: m%d\r\n\r\nbody %d\r\n" % (n, n)).to_bytes() for n in range(count)]
+
+
+def test_threads_sharing_the_memo_never_break_it() -> None:
+    """The reactor thread (FETCH, SEARCH) and the indexing thread (FTS
+    texts at APPEND) decode through the one process-wide memo; a budget
+    that evicts on almost every miss makes the threads' moves, inserts and
+    evictions interleave."""
+    metas = _metas(40)
+    cache = InfoCache(budget_bytes=len(metas[0]) * 8)
+    errors: list[BaseException] = []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+
+    def hammer(offset: int) -> None:
+        try:
+            for n in range(20_000):
+                cache.decode(metas[(n * 7 + offset) % len(metas)])
+        except BaseException as error:  # noqa: BLE001 - the failure under test
+            errors.append(error)
+
+    try:
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert cache.held_bytes == sum(len(m) for m in cache._entries)  # noqa: SLF001
+    assert cache.held_bytes <= len(metas[0]) * 8 + max(map(len, metas))
