@@ -81,9 +81,9 @@ def test_db_commands_and_users_on_postgres(empty_url: str) -> None:
     assert (version.returncode, version.stderr.count("no imapd schema")) == (1, 1)
     refused = user("list", "--store", empty_url)
     assert refused.returncode == 2 and "imapd db init" in refused.stderr
-    assert run_cli("db", "init", "--store", empty_url).stdout.endswith("schema version 2\n")
-    assert run_cli("db", "migrate", "--store", empty_url).stdout.endswith("schema version 2\n")
-    assert run_cli("db", "version", "--store", empty_url).stdout.endswith("schema version 2\n")
+    assert run_cli("db", "init", "--store", empty_url).stdout.endswith("schema version 3\n")
+    assert run_cli("db", "migrate", "--store", empty_url).stdout.endswith("schema version 3\n")
+    assert run_cli("db", "version", "--store", empty_url).stdout.endswith("schema version 3\n")
     added = user("add", "alice", "--password-stdin", "--argon2", CHEAP_ARGON2,
                  "--store", empty_url, stdin="wonderland\n")
     assert added.returncode == 0, added.stderr

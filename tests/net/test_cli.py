@@ -136,10 +136,10 @@ def test_db_commands_on_sqlite(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no store at" in missing.stderr
     assert not (tmp_path / "d").exists()  # version creates nothing
     init = run_cli("db", "init", "--data", data)
-    assert "schema version 4" in init.stdout and "creates and upgrades it" in init.stdout
+    assert "schema version 5" in init.stdout and "creates and upgrades it" in init.stdout
     assert run_cli("db", "migrate", "--data", data).returncode == 0
     version = run_cli("db", "version", "--data", data)
-    assert version.stdout.endswith("mail.sqlite3: schema version 4\n")
+    assert version.stdout.endswith("mail.sqlite3: schema version 5\n")
     assert run_cli("db", check=False).returncode == 2
 
 
