@@ -420,9 +420,9 @@ class LineConnection(Protocol):
 
     # --- pacing one long command (issue 13) -------------------------------------------
 
-    def pace(self) -> Deferred[None] | None:
-        """The running command's yield point between two units of its work
-        (a message of ``FETCH 1:*``; ``CommandContext.pace``): None to go
+    def pace(self, units: int = 1) -> Deferred[None] | None:
+        """The running command's yield point after ``units`` units of its
+        work (a message of ``FETCH 1:*``; ``CommandContext.pace``): None to go
         on at once. Otherwise a Deferred to await first, which fires
 
         * once the client has read its output, while the writer is ``busy``
@@ -437,7 +437,7 @@ class LineConnection(Protocol):
         closing (BYE sent): the command stops instead of producing for nobody."""
         if self._closing:
             return fail(self.closed_error())
-        self._budget.spend_command()
+        self._budget.spend_command(units)
         if not self._budget.exhausted and not self._output.busy:
             return None
         self._flush_batch()  # what it sent so far goes out before it waits

@@ -106,8 +106,8 @@ class TurnBudget:
     def exhausted(self) -> bool:
         return self.commands <= 0 or self.octets <= 0 or self._timer() >= self._deadline
 
-    def spend_command(self) -> None:
-        self.commands -= 1
+    def spend_command(self, count: int = 1) -> None:
+        self.commands -= count
 
     def spend_octets(self, count: int) -> None:
         self.octets -= count

@@ -109,7 +109,8 @@ class CommandContext:
     # Set by the server: a long command's yield point (see ``pace``): None
     # to go on at once, else something to await first. None: no pacing
     # (unit contexts), ``pace`` then only waits for the output (``flush``).
-    pacer: Callable[[], Awaitable[None] | None] | None = None
+    # Called with the number of units done since the last call.
+    pacer: Callable[[int], Awaitable[None] | None] | None = None
     # Set by the server: start a coroutine of this session outside the
     # running command (IDLE's push after a doorbell, RFC 2177); the result
     # finishes with it and never fails (errors are logged). None: no pushes.
@@ -140,9 +141,12 @@ class CommandContext:
         if waiter is not None:
             await waiter
 
-    async def pace(self) -> None:
+    async def pace(self, units: int = 1) -> None:
         """Call between two units of a loop whose length the client chooses
-        (a message of ``FETCH 1:*``, ``SEARCH``, ``STORE``): returns at once
+        (a message of ``FETCH 1:*``, ``SEARCH``, ``STORE``), or after
+        ``units`` cheap ones done in a batch (SORT keys ``units`` messages
+        of microseconds each between two calls: the slice's budget counts
+        them all, one call's overhead is paid per batch): returns at once
         while this connection's share of the reactor turn lasts, else after
         other connections had their turn (one connection's big command must
         not stall everyone: issue 13), and only while the client's unread
@@ -152,7 +156,7 @@ class CommandContext:
         if self.pacer is None:
             await self.flush()
             return
-        waiter = self.pacer()
+        waiter = self.pacer(units)
         if waiter is not None:
             await waiter
 
