@@ -43,7 +43,7 @@ from imapd.message.basesubject import base_subject
 from imapd.message.casemap import fold
 from imapd.message.headers import decode_8bit, first_values
 from imapd.message.model import EnvelopeData, MessageInfo
-from imapd.message.sortkeys import KeyValue, StoredFacts, display_key, mailbox_key
+from imapd.message.sortkeys import RECORD_KEYS, KeyValue, StoredFacts, display_key, mailbox_key
 from imapd.message.threading import ThreadMessage, parent_ids, parse_msg_ids
 
 VERSION = 1
@@ -60,6 +60,12 @@ _HAS_THREAD_DATE = 2  # differs from sort_date (else equal to it)
 _IS_REPLY = 4
 _HAS_MESSAGE_ID = 8
 _NO_THREAD_DATE = 16  # THREAD found no date where SORT did
+
+
+class NeedsRecord(ValueError):
+    """A key needs the message's record (internal date, size), which the
+    caller did not read: it reads the record and asks again. A ValueError,
+    so callers that fall back on any unusable facts do so here too."""
 
 
 class SortFacts(NamedTuple):
@@ -252,11 +258,13 @@ _STRING_AT: Final = {
 
 
 def blob_key_values(
-    program: Sequence[SortCriterion], record: StoredFacts, blob: bytes,
+    program: Sequence[SortCriterion], record: StoredFacts | None, blob: bytes,
 ) -> tuple[KeyValue, ...]:
     """``key_values(program, record, decode(blob))`` reading only the parts
     of ``blob`` the keys need (SORT (DATE) over 100,000 messages: one
-    ``unpack_from`` each, no string decoded). ValueError as ``decode``."""
+    ``unpack_from`` each, no string decoded). ValueError as ``decode``, and
+    ``NeedsRecord`` when ``record`` is None (not read: SORT ALL) and a key
+    needs it (ARRIVAL, SIZE, DATE of a message without a Date)."""
     if not blob or blob[0] != VERSION:
         raise ValueError("unsupported sort facts version")
     try:
@@ -266,13 +274,13 @@ def blob_key_values(
     values: list[KeyValue] = []
     for criterion in program:
         key = criterion.key
-        if key is SortKey.DATE:
-            values.append(head[2] if head[1] & _HAS_SORT_DATE
+        if key is SortKey.DATE and head[1] & _HAS_SORT_DATE:
+            values.append(head[2])
+        elif key in RECORD_KEYS or key is SortKey.DATE:
+            if record is None:
+                raise NeedsRecord(key.name)
+            values.append(record.size if key is SortKey.SIZE
                           else record.internal_date.timestamp())
-        elif key is SortKey.ARRIVAL:
-            values.append(record.internal_date.timestamp())
-        elif key is SortKey.SIZE:
-            values.append(record.size)
         else:
             index = _STRING_AT[key]
             start = _HEAD.size + 4 * head[11] + sum(head[4:4 + index])
@@ -287,10 +295,13 @@ def blob_key_values(
 
 
 def blob_thread_message(
-    number: int, order: int, internal_date: datetime.datetime, blob: bytes, with_ids: bool,
+    number: int, order: int, internal_date: datetime.datetime | None, blob: bytes,
+    with_ids: bool,
 ) -> ThreadMessage:
     """``thread_message(..., decode(blob), with_ids)`` reading only what
-    threading needs (no address key is decoded). ValueError as ``decode``."""
+    threading needs (no address key is decoded). ValueError as ``decode``;
+    ``NeedsRecord`` when the sent date is the internal date (RFC 5256
+    §2.2) and ``internal_date`` is None (not read: THREAD ALL)."""
     if not blob or blob[0] != VERSION:
         raise ValueError("unsupported sort facts version")
     try:
@@ -304,6 +315,8 @@ def blob_thread_message(
         sent = thread_at
     elif flags & _HAS_SORT_DATE and not flags & _NO_THREAD_DATE:
         sent = sort_at
+    elif internal_date is None:
+        raise NeedsRecord("internal date")
     else:
         sent = internal_date.timestamp()  # RFC 5256 §2.2
     if not with_ids:

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from imapd.message.threading import (
     MAX_REFERENCE_OCTETS, ThreadMessage, ThreadNode, format_threads, ordered_subject, parent_ids, parse_msg_ids,
-    references,
+    references, references_text,
 )
 
 
@@ -265,6 +265,26 @@ def test_references_properties(raw: list[tuple[str | None, list[str], str, bool,
     assert numbers == list(range(1, len(messages) + 1))  # each exactly once
     assert refs_text(_inputs(raw)) == text  # deterministic
     _well_formed(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MESSAGES)
+def test_references_text_is_the_formatted_trees(
+    raw: list[tuple[str | None, list[str], str, bool, int]],
+) -> None:
+    """THREAD's direct formatting (no ``ThreadNode`` per message, issue 18)
+    writes exactly what ``format_threads(references(...))`` writes."""
+    assert references_text(_inputs(raw)) == refs_text(_inputs(raw))
+
+
+def test_references_text_on_deep_chains_and_many_threads() -> None:
+    chain = [msg(n, f"c{n}@x", f"c{n - 1}@x" if n > 1 else "") for n in range(1, 3001)]
+    assert references_text(chain) == refs_text(chain)
+    assert references_text(chain[::-1]) == refs_text(chain[::-1])
+    many = [msg(n, f"m{n}@x", f"m{n // 3}@x" if n % 4 else "", subject=f"s{n % 7}",
+                reply=n % 2 == 0, sent=float(n % 5)) for n in range(1, 2001)]
+    assert references_text(many) == refs_text(many)
+    assert references_text([]) == b""
 
 
 @settings(max_examples=200, deadline=None)

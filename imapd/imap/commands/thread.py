@@ -1,11 +1,14 @@
 """THREAD and UID THREAD (RFC 5256 §3; response §4).
 
 The messages are those SEARCH would find with the same criteria (the search
-runs as in ``search``, paced the same way). For each match the handler needs
+runs as in ``search``, paced the same way); for ALL, the client's view
+names them and no store record is read, except for a message whose sent
+date is its internal date (``_matches``, ``_describe_late``). For each match the handler needs
 the base subject, the sent date and for REFERENCES Message-ID and the parent
 ids: the store kept them at delivery (``MailBackend.sort_facts``,
 ``imapd.message.sortfacts``), read ``FACTS_BATCH`` messages at a time and
-decoded in a few µs each, with ``ctx.pace`` between two messages.
+decoded in a few µs each, with ``ctx.pace`` after every ``PACE_EVERY``
+messages (each counted as a unit of the slice's budget).
 A message without stored facts (stored before the store kept them) is
 described as before: Subject and Date from the stored analysis's envelope
 (``meta``), and for REFERENCES the header block, read on its own (a first
@@ -27,12 +30,13 @@ i;unicode-casemap, the collation I18NLEVEL=1 makes the default (RFC 5255
 from __future__ import annotations
 
 import calendar
+import datetime
 import email.utils
 from typing import Sequence
 
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
 from imapd.imap.commands.search import BATCH_SIZE, _matching, check_charset
-from imapd.imap.commands.search_eval import Candidate
+from imapd.imap.commands.search_eval import matches_everything
 from imapd.imap.commands.select import selected_view
 from imapd.imap.session.view import SelectedView
 from imapd.imap.wire.commands import Search
@@ -45,7 +49,7 @@ from imapd.message.basesubject import base_subject
 from imapd.message.headers import decode_8bit, find_header_end, first_values
 from imapd.message.model import EnvelopeData, envelope_from_bytes
 from imapd.message.threading import (
-    ThreadMessage, format_threads, ordered_subject, parent_ids, parse_msg_ids, references,
+    ThreadMessage, format_threads, ordered_subject, parent_ids, parse_msg_ids, references_text,
 )
 
 #: Header bytes read per message for REFERENCES; a longer header is cut
@@ -58,6 +62,10 @@ THREAD_IN_WORKER_ABOVE = 2_000
 _ID_HEADERS = (b"message-id", b"references", b"in-reply-to")
 #: Messages whose stored facts are read at once.
 FACTS_BATCH = 2048
+#: A message to thread: (sequence number, UID, internal date if read).
+Entry = tuple[int, int, datetime.datetime | None]
+#: Messages described from their facts between two ``ctx.pace`` calls.
+PACE_EVERY = 256
 
 
 def sent_timestamp(date_header: bytes | None, record: MessageRecord) -> float:
@@ -101,8 +109,7 @@ async def _header_block(view: SelectedView, record: MessageRecord) -> bytes | No
 
 
 async def _describe(
-    view: SelectedView, candidate: Candidate, record: MessageRecord, number: int,
-    with_ids: bool,
+    view: SelectedView, seq: int, record: MessageRecord, number: int, with_ids: bool,
 ) -> ThreadMessage | None:
     """What threading needs of one message; None if it is gone meanwhile."""
     envelope = _envelope(record.meta)
@@ -116,7 +123,7 @@ async def _describe(
         block = raw[:min(info.root.body_start, MAX_HEADER_BYTES)]
     base = base_subject(envelope.subject)
     message = ThreadMessage(
-        number=number, order=candidate.seq,
+        number=number, order=seq,
         sent=sent_timestamp(envelope.date, record),
         subject=casemap.fold(base.text), is_reply=base.is_reply_or_forward,
     )
@@ -136,52 +143,81 @@ async def _describe(
 
 
 def _from_facts(
-    stored: dict[int, bytes], candidate: Candidate, uid_numbers: bool, with_ids: bool,
+    blob: bytes | None, entry: Entry, uid_numbers: bool, with_ids: bool,
 ) -> ThreadMessage | None:
     """The message from its stored facts; None when it has none (or
-    unreadable ones)."""
-    blob = stored.get(candidate.record.uid)
+    unreadable ones, or its record is needed and was not read)."""
     if blob is None:
         return None
-    number = candidate.record.uid if uid_numbers else candidate.seq
+    seq, uid, internal_date = entry
     try:
         return sortfacts.blob_thread_message(
-            number, candidate.seq, candidate.record.internal_date, blob, with_ids)
-    except ValueError:
+            uid if uid_numbers else seq, seq, internal_date, blob, with_ids)
+    except ValueError:  # incl. NeedsRecord
         return None
 
 
 async def _describe_all(
-    ctx: CommandContext, view: SelectedView, matched: Sequence[Candidate], cmd: Thread,
+    ctx: CommandContext, view: SelectedView, matched: Sequence[Entry], cmd: Thread,
 ) -> list[ThreadMessage]:
     """The matches as ``ThreadMessage``, in sequence order, paced: from the
     stored facts, else (``_describe_slowly``) as before they existed."""
     with_ids = cmd.algorithm is ThreadAlgorithm.REFERENCES
-    described: list[ThreadMessage | Candidate] = []
-    missing: list[Candidate] = []
+    described: list[ThreadMessage | Entry] = []
+    missing: dict[int, bytes | None] = {}  # UID -> stored facts
     for start in range(0, len(matched), FACTS_BATCH):
         batch = matched[start:start + FACTS_BATCH]
-        stored = await view.watch.sort_facts([c.record.uid for c in batch])
-        for candidate in batch:
-            message = _from_facts(stored, candidate, cmd.uid, with_ids)
+        stored = await view.watch.sort_facts([uid for _, uid, _ in batch])
+        for index, entry in enumerate(batch, start=1):
+            blob = stored.get(entry[1])
+            message = _from_facts(blob, entry, cmd.uid, with_ids)
             if message is None:
-                missing.append(candidate)
-            described.append(candidate if message is None else message)
-            await ctx.pace()  # others' turn between two messages (issue 13)
+                missing[entry[1]] = blob
+            described.append(entry if message is None else message)
+            if index % PACE_EVERY == 0 or index == len(batch):
+                # Others' turn (issue 13), each message counted, one call
+                # per ``PACE_EVERY`` (a call per message: ~1 µs each).
+                await ctx.pace(index % PACE_EVERY or PACE_EVERY)
     if not missing:
         return [m for m in described if isinstance(m, ThreadMessage)]
-    slow = await _describe_slowly(ctx, view, missing, cmd.uid, with_ids)
+    late = await _describe_late(ctx, view, missing, described, cmd.uid, with_ids)
     result: list[ThreadMessage] = []
     for item in described:
         if isinstance(item, ThreadMessage):
             result.append(item)
-        elif item.record.uid in slow:
-            result.append(slow[item.record.uid])  # else expunged meanwhile
+        elif item[1] in late:
+            result.append(late[item[1]])  # else expunged meanwhile
     return result
 
 
+async def _describe_late(
+    ctx: CommandContext, view: SelectedView, missing: dict[int, bytes | None],
+    described: Sequence[ThreadMessage | Entry], uid_numbers: bool, with_ids: bool,
+) -> dict[int, ThreadMessage]:
+    """The messages the facts alone did not describe, by UID: those whose
+    record was not read (THREAD ALL) from their facts and record, the
+    others (no facts) as before facts existed. Gone messages are left out."""
+    entries = [item for item in described if not isinstance(item, ThreadMessage)]
+    unread = [uid for _, uid, date in entries if date is None]
+    records = await view.watch.fetch_records(unread) if unread else []
+    dates = {record.uid: record.internal_date for record in records}
+    late: dict[int, ThreadMessage] = {}
+    slow: list[Entry] = []
+    for seq, uid, date in entries:
+        date = dates.get(uid) if date is None else date
+        if date is None:
+            continue  # expunged meanwhile
+        message = _from_facts(missing[uid], (seq, uid, date), uid_numbers, with_ids)
+        if message is None:
+            slow.append((seq, uid, date))
+        else:
+            late[uid] = message
+    late.update(await _describe_slowly(ctx, view, slow, uid_numbers, with_ids))
+    return late
+
+
 async def _describe_slowly(
-    ctx: CommandContext, view: SelectedView, matched: Sequence[Candidate], uid_numbers: bool,
+    ctx: CommandContext, view: SelectedView, matched: Sequence[Entry], uid_numbers: bool,
     with_ids: bool,
 ) -> dict[int, ThreadMessage]:
     """Messages without stored facts, by UID, from their analyses and
@@ -189,14 +225,14 @@ async def _describe_slowly(
     described: dict[int, ThreadMessage] = {}
     for start in range(0, len(matched), BATCH_SIZE):
         batch = matched[start:start + BATCH_SIZE]
-        records = await view.watch.fetch_records([c.record.uid for c in batch], with_meta=True)
+        records = await view.watch.fetch_records([uid for _, uid, _ in batch], with_meta=True)
         by_uid = {record.uid: record for record in records}
-        for candidate in batch:
-            record = by_uid.get(candidate.record.uid)
+        for seq, uid, _ in batch:
+            record = by_uid.get(uid)
             if record is None:
                 continue  # expunged meanwhile
-            number = record.uid if uid_numbers else candidate.seq
-            message = await _describe(view, candidate, record, number, with_ids)
+            number = record.uid if uid_numbers else seq
+            message = await _describe(view, seq, record, number, with_ids)
             if message is not None:
                 described[record.uid] = message
             await ctx.pace()  # others' turn between two messages (issue 13)
@@ -206,7 +242,18 @@ async def _describe_slowly(
 def _thread_text(algorithm: ThreadAlgorithm, messages: list[ThreadMessage]) -> bytes:
     if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
         return format_threads(ordered_subject(messages))
-    return format_threads(references(messages))
+    return references_text(messages)
+
+
+async def _matches(ctx: CommandContext, view: SelectedView, cmd: Thread) -> list[Entry]:
+    """The messages to thread, in mailbox order. For ALL (RFC 5256 §3:
+    every message) the client's view names them without reading a record
+    (100,000 records were a large part of THREAD ALL, issue 18)."""
+    if matches_everything(cmd.criteria):
+        return [(seq, uid, None) for seq, uid in enumerate(view.uids, start=1)]
+    search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)
+    matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
+    return [(c.seq, c.record.uid, c.record.internal_date) for c in matched]
 
 
 async def handle_thread(cmd: Thread, ctx: CommandContext) -> Completion:
@@ -215,9 +262,7 @@ async def handle_thread(cmd: Thread, ctx: CommandContext) -> Completion:
     check_charset(cmd.charset)
     if cmd.uid:
         view.uid_mode = True  # later unsolicited FETCH carries UID (as SEARCH)
-    search = Search(cmd.tag, cmd.uid, cmd.charset, cmd.criteria)
-    matched = await _matching(ctx, view, search, frozenset(view.saved_uids))
-    messages = await _describe_all(ctx, view, matched, cmd)
+    messages = await _describe_all(ctx, view, await _matches(ctx, view, cmd), cmd)
     if len(messages) > THREAD_IN_WORKER_ABOVE:
         text = await ctx.runtime.in_thread(_thread_text, cmd.algorithm, messages)
     else:

@@ -5,6 +5,8 @@ the charset rule, syntax errors, the sent date's fallback."""
 from __future__ import annotations
 
 import datetime
+import re
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +124,33 @@ def test_long_header_and_missing_analysis(server: MailServer, client: Client) ->
         S: * THREAD (1)(2)(3)
         S: b OK THREAD completed
     """)
+
+
+def test_a_thread_over_many_messages_takes_several_turns(tmp_path: Path) -> None:
+    """THREAD ALL describes messages from their facts ``thread.PACE_EVERY``
+    at a time, each counted in the slice (``ctx.pace(units)``): a THREAD
+    over 1,000 messages still leaves other connections their turns."""
+    from imapd.net import pipeline
+    from tests.imap.commands.harness import message
+    from tests.imap.commands.test_pacing import one_turn
+
+    count = 1000
+    server = MailServer(tmp_path)
+    try:
+        server.append_many("INBOX", [message(n, f"subject {n:05d}") for n in range(count)])
+        client = server.connect()
+        client.ok("s SELECT INBOX")
+        client.conv.send(b"q THREAD ORDEREDSUBJECT UTF-8 ALL\r\n")
+        assert client.read() == b"", "the whole THREAD ran in one reactor turn"
+        turns, out = 0, b""
+        while b"q OK" not in out:
+            one_turn(server.clock)
+            turns += 1
+            out += client.read()
+            assert turns < count
+        assert out.endswith(b"q OK THREAD completed\r\n")
+        assert sorted(int(n) for n in re.findall(rb"\d+", out.split(b"\r\n")[0])) \
+            == list(range(1, count + 1))
+        assert turns >= count // pipeline.TURN_COMMANDS
+    finally:
+        server.close()
