@@ -345,7 +345,7 @@ def _merge_subjects(forest: _Forest, roots: list[int]) -> list[int]:
 def _sort_all(forest: _Forest, roots: list[int]) -> list[int]:
     """Step 6: sort every set of siblings by sent date, deepest first so a
     dummy is sorted by its already-sorted first child."""
-    stack = list(roots)
+    stack = [root for root in roots if forest.children[root]]  # a leaf has none to sort
     order: list[int] = []
     while stack:
         node = stack.pop()
@@ -400,8 +400,20 @@ def references_text(messages: Sequence[ThreadMessage]) -> bytes:
     out: list[bytes] = []
     # Work items: a container to write (its members), or literal bytes.
     stack: list[int | bytes] = []
-    for root in reversed(roots):
+    for root in roots:
+        if message[root] != _NONE and not children[root]:
+            out.append(b"(%d)" % numbers[message[root]])  # most threads: one message
+            continue
         stack += [b")", root, b"("]
+        _write_thread(stack, out, numbers, message, children)
+    return b"".join(out)
+
+
+def _write_thread(
+    stack: list[int | bytes], out: list[bytes], numbers: list[int], message: list[int],
+    children: list[dict[int, None]],
+) -> None:
+    """:func:`references_text` of one thread (on ``stack``), iteratively."""
     while stack:
         item = stack.pop()
         if isinstance(item, bytes):
@@ -419,7 +431,6 @@ def references_text(messages: Sequence[ThreadMessage]) -> bytes:
             out.append(b" ")
         for child in reversed(children[node]):
             stack += [b")", child, b"("]
-    return b"".join(out)
 
 
 # --- Response syntax (RFC 5256 §4) ------------------------------------------
