@@ -166,7 +166,7 @@ def test_restore_checks_the_backup_and_the_target(
         tmp_path: Path, pristine: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, backup_dir = make_backup(tmp_path, pristine)
     manifest = json.loads((backup_dir / "manifest.json").read_text())
-    assert manifest["schema_version"] == 4 and manifest["format"] == "imapd-backup/1"
+    assert manifest["schema_version"] == 5 and manifest["format"] == "imapd-backup/1"
     assert {f["path"] for f in manifest["files"]} == {
         "mail.sqlite3", "users.passwd", "users.scram",
         "tls/selfsigned-cert.pem", "tls/selfsigned-key.pem"}
