@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conformance import RunnerConfig
+from imapd.conformance import RunnerConfig
 from tests.support.server import running_server
 
 MAIN_USER, SECOND_USER, PASSWORD = "testuser", "user2", "pass"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from imapd.conformance.report import Outcome, Totals
-from tests.conformance import RunnerConfig, list_script_files, run_script_file
+from imapd.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.support.pinned_skips import Pin
 
 SHIPPED = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "imaptest"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from imapd.conformance.report import Outcome
-from tests.conformance import RunnerConfig, list_script_files, run_script_file
+from imapd.conformance import RunnerConfig, list_script_files, run_script_file
 from tests.conformance.conftest import MAIN_USER, PASSWORD, SECOND_USER
 from tests.conformance.test_scripts import OWN_SCRIPTS_DIR
 from tests.support.line_proxy import LineProxy, Mutation, Mutations

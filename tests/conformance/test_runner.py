@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from imapd.conformance.report import Outcome, Totals
-from tests.conformance import RunnerConfig, ScriptResult, run_script_file
-from tests.conformance.__main__ import main as cli_main
+from imapd.conformance import RunnerConfig, ScriptResult, run_script_file
 from tests.conformance.fakeserver import DEFER, DISCONNECT, FakeImapServer, Rule
 from tests.support.pinned_skips import Pin
 
@@ -451,22 +450,6 @@ def test_totals_in_imaptest_wording() -> None:
         "base protocol: 1/4 individual commands failed",
         "extensions: 0/3 individual commands failed",
     ]
-
-
-def test_command_line_runs_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "default.mbox").write_bytes(MBOX)
-    (tmp_path / "LICENSE").write_bytes(b"not a test\n")
-    (tmp_path / "good").write_bytes(b"\nok noop\n")
-    (tmp_path / "bad").write_bytes(b"\nok search all\n* search 1\n")
-    (tmp_path / "skip").write_bytes(b"capabilities: NOTIFY\n\nok noop\n")
-    with FakeImapServer(rules=[Rule(rb"search all", [b"* SEARCH 2", b"{tag} OK"])]) as fake:
-        status = cli_main(["--port", str(fake.port), "--timeout", "2", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert status == 1
-    assert "good: ok (2/2 command groups passed)" in out
-    assert "bad: FAILED" in out and "bad:3 " in out
-    assert "skip: skipped (server lacks capability NOTIFY" in out
-    assert "3 test groups: 1 failed, 1 skipped due to missing capabilities" in out
 
 
 def test_output_directive_expands_variables(tmp_path: Path) -> None:

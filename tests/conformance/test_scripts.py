@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from imapd.conformance.report import Outcome
-from tests.conformance import OWN_SCRIPTS_DIR, RunnerConfig, list_script_files, run_script_file
+from imapd.conformance import OWN_SCRIPTS_DIR, RunnerConfig, list_script_files, run_script_file
 from tests.support.pinned_skips import Pin, in_ci
 from tests.support.server import REPO_ROOT
 
