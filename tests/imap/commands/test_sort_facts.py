@@ -152,3 +152,19 @@ def test_sort_and_thread_all_leave_out_a_message_another_session_expunged(
     assert mailbox.ok("b SORT (DATE) UTF-8 1:*")[0] == expected
     threads = mailbox.ok("c THREAD REFERENCES UTF-8 ALL")[0]
     assert b" 2" not in threads and b"(2" not in threads, threads
+
+
+def test_sort_and_thread_all_of_an_empty_mailbox(client: Client) -> None:
+    """ALL without any message: the view-based path answers empty lists."""
+    client.ok("s SELECT INBOX")
+    client.transcript("""
+        C: a SORT (DATE) UTF-8 ALL
+        S: * SORT
+        S: a OK SORT completed
+        C: b THREAD REFERENCES UTF-8 ALL
+        S: * THREAD
+        S: b OK THREAD completed
+        C: c UID THREAD ORDEREDSUBJECT UTF-8 ALL
+        S: * THREAD
+        S: c OK UID THREAD completed
+    """)
