@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from bench.peers import _wait_for_port, free_port, stop_process
 from imapd.net.tls import generate_self_signed
@@ -100,8 +100,10 @@ def unavailable() -> str | None:
 
 @contextlib.contextmanager
 def running_dovecot(user: str = "olduser", password: str = "old-pass-1", *,
-                    tls: bool = False, prefix: str = "") -> Iterator[Dovecot]:
-    """Start Dovecot with one account; stop it and remove everything on exit.
+                    tls: bool = False, prefix: str = "",
+                    more_users: Mapping[str, str] | None = None) -> Iterator[Dovecot]:
+    """Start Dovecot with one account (and ``more_users``, name: password);
+    stop it and remove everything on exit.
     ``tls``: also STARTTLS on the IMAP port and implicit TLS on another one,
     with a new self-signed certificate. ``prefix``: the personal namespace's
     (RFC 2342), e.g. ``INBOX.`` as Courier and cPanel's Dovecot have it."""
@@ -112,7 +114,8 @@ def running_dovecot(user: str = "olduser", password: str = "old-pass-1", *,
         for name in ("run", "state", "home"):
             (root / name).mkdir()
         shutil.chown(root / "home", "nobody", "nogroup")
-        (root / "passwd").write_text(f"{user}:{password}\n")
+        accounts = {user: password, **(more_users or {})}
+        (root / "passwd").write_text("".join(f"{name}:{secret}\n" for name, secret in accounts.items()))
         port = free_port()
         imaps_port, certificate, ssl = None, None, "no"
         if tls:
