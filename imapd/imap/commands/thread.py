@@ -29,9 +29,7 @@ i;unicode-casemap, the collation I18NLEVEL=1 makes the default (RFC 5255
 
 from __future__ import annotations
 
-import calendar
 import datetime
-import email.utils
 from typing import Sequence
 
 from imapd.imap.commands.context import AnySpec, CommandContext, CommandSpec, Completion, SELECTED
@@ -46,7 +44,7 @@ from imapd.imap.wire.values import Atom
 from imapd.mail.records import MessageRecord
 from imapd.message import analyze, casemap, sortfacts
 from imapd.message.basesubject import base_subject
-from imapd.message.headers import decode_8bit, find_header_end, first_values
+from imapd.message.headers import find_header_end, first_values
 from imapd.message.model import EnvelopeData, envelope_from_bytes
 from imapd.message.threading import (
     ThreadMessage, format_threads, ordered_subject, parent_ids, parse_msg_ids, references_text,
@@ -71,14 +69,8 @@ PACE_EVERY = 256
 def sent_timestamp(date_header: bytes | None, record: MessageRecord) -> float:
     """Seconds since the epoch (UTC) of the Date header, else the internal
     date (RFC 5256 §2.2). A date without a zone is taken as UTC."""
-    if date_header is not None:
-        try:
-            parsed = email.utils.parsedate_tz(decode_8bit(date_header))
-            if parsed is not None:
-                return float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
-        except (ValueError, TypeError, OverflowError, IndexError):
-            pass
-    return record.internal_date.timestamp()
+    sent = sortfacts.thread_date(date_header)
+    return sent if sent is not None else record.internal_date.timestamp()
 
 
 def _envelope(meta: bytes) -> EnvelopeData | None:
