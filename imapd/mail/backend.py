@@ -337,6 +337,22 @@ class MailBackend(Protocol):
         remembered with the expunge's MODSEQ for ``changes_since``."""
         ...
 
+    async def store_and_expunge(
+        self, ref: MailboxRef, uids: Sequence[int], flags: Sequence[str],
+        expunge: Sequence[int],
+    ) -> list[int]:
+        """POP3's UPDATE state (RFC 1939 §6) in one atomic, durable step
+        (one commit, one sync): add ``flags`` (validated by the service) to
+        the existing messages among ``uids`` that are not also in
+        ``expunge``, and remove the existing messages among ``expunge``
+        whatever their flags (the caller marked exactly those: RFC 4315
+        §2.1 semantics, so a message flagged ``\\Deleted`` by someone else
+        stays). Messages whose flags change and those removed share one new
+        MODSEQ (none when nothing changed); the removed are remembered with
+        it for ``changes_since`` as an ``expunge`` would. Rings the
+        mailbox's subscribers once. Returns the UIDs removed, ascending."""
+        ...
+
     async def copy(
         self,
         ref: MailboxRef,

@@ -409,6 +409,18 @@ class MailboxWatch:
         """EXPUNGE (RFC 3501 §6.4.3) / UID EXPUNGE (RFC 4315 §2.1)."""
         return await self._backend.expunge(self._live(write=True), uids)
 
+    async def store_and_expunge(
+        self, uids: Sequence[int], flags: Sequence[str], expunge: Sequence[int]
+    ) -> list[int]:
+        """POP3's UPDATE state (RFC 1939 §6): add ``flags`` to ``uids`` and
+        remove exactly ``expunge`` in one durable commit
+        (``MailBackend.store_and_expunge``); other watches hear the flag
+        changes and expunges as from STORE and EXPUNGE. Returns the UIDs
+        removed. ``\\Recent`` or unknown system flags: InvalidFlag."""
+        ref = self._live(write=True)
+        check_flags(flags)
+        return await self._backend.store_and_expunge(ref, uids, flags, expunge)
+
     async def copy(self, uids: Sequence[int], target: str) -> CopyResult:
         """COPY (RFC 3501 §6.4.7) to the mailbox named ``target``
         (TargetMissing if it does not exist or is a placeholder)."""

@@ -12,9 +12,10 @@ USER/PASS and AUTH. Mail is read and changed through the mail core
   watch is read-write, so like Dovecot (default ``pop3_no_flag_updates =
   no``) a POP3 login takes the ``\\Recent`` claim of new messages;
 * DELE only marks; QUIT (the UPDATE state, RFC 1939 §6) stores ``\\Seen``
-  on retrieved messages (``seen_on_retr``), then ``\\Deleted`` on the
-  marked ones and expunges exactly those, each a durable commit, before
-  ``+OK``: IMAP sessions see the EXPUNGEs through the change feed at once.
+  on retrieved messages (``seen_on_retr``) and expunges exactly the marked
+  ones in one durable commit (``MailboxWatch.store_and_expunge``) before
+  ``+OK``: IMAP sessions see the FETCHes and EXPUNGEs through the change
+  feed at once.
   A connection that ends any other way changes nothing.
 """
 
@@ -30,7 +31,6 @@ from twisted.logger import Logger
 from imapd.core import telemetry
 from imapd.accounts.authenticator import Authenticator, Client, plaintext_allowed
 from imapd.mail.errors import MailError, StorageFull, Unavailable
-from imapd.mail.flags import FlagOp
 from imapd.mail.service import MailService
 from imapd.mail.watch import MailboxWatch
 from imapd.pop3 import replies as r
@@ -284,21 +284,20 @@ class Pop3Session:
     # --- the UPDATE state ------------------------------------------------------------
 
     async def update(self) -> None:
-        """RFC 1939 §6, see the module docstring. ``\\Deleted`` is set on
-        just the marked UIDs and only those are expunged (RFC 4315 §2.1 UID
-        EXPUNGE semantics), so messages an IMAP client flagged stay."""
+        """RFC 1939 §6, see the module docstring. Just the marked UIDs are
+        expunged (RFC 4315 §2.1 UID EXPUNGE semantics), so messages an IMAP
+        client flagged ``\\Deleted`` stay; ``\\Seen`` on the retrieved ones
+        and the expunge are one durable commit."""
         self.state = State.UPDATE
         watch, drop = self.watch, self.maildrop
         if watch is None or drop is None:
             return
         try:
             seen = drop.seen_uids() if self.settings.seen_on_retr else []
-            if seen:
-                await watch.store_flags(seen, FlagOp.ADD, ["\\Seen"])
             deleted = drop.deleted_uids()
-            if deleted:
-                await watch.store_flags(deleted, FlagOp.ADD, ["\\Deleted"])
-                await watch.expunge(deleted)
+            if seen or deleted:
+                # One commit (one fsync) for the whole UPDATE state.
+                await watch.store_and_expunge(seen, ["\\Seen"], deleted)
         finally:
             watch.close()
             self.watch = None

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from imapd.accounts.users import UserDatabase
+from imapd.core import telemetry
+from imapd.core.telemetry import NullTelemetry
 from imapd.mail.errors import StorageFull
 from tests.pop3.support import Rig, make_rig
 from tests.pop3.test_session import ONE, TWO, logged_in
@@ -168,6 +170,30 @@ def test_quit_when_the_store_fails_is_sys_temp_and_closes(
     async def full(*args: object, **kwargs: object) -> None:
         raise StorageFull("disk full")
 
-    monkeypatch.setattr(rig.session.watch, "store_flags", full)
+    monkeypatch.setattr(rig.session.watch, "store_and_expunge", full)
     assert rig.say(b"QUIT\r\n") == b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n"
     assert rig.last.close
+
+
+class Commits(NullTelemetry):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def committed(self, engine: str, seconds: float, changes: int) -> None:
+        self.count += 1
+
+
+def test_quit_is_one_commit(rig: Rig) -> None:
+    """RFC 1939 §6's UPDATE state, \\Seen and the expunge together, costs
+    one durable commit (it was three: \\Seen, \\Deleted, EXPUNGE)."""
+    uids = logged_in(rig)
+    rig.say(b"RETR 1\r\n")
+    rig.say(b"DELE 2\r\n")
+    counter = Commits()
+    previous = telemetry.install(counter)
+    try:
+        assert rig.say(b"QUIT\r\n") == b"+OK Logging out\r\n"
+    finally:
+        telemetry.install(previous)
+    assert counter.count == 1
+    assert rig.flags() == {uids[0]: ("\\Seen",)}

@@ -175,6 +175,15 @@ class YieldingBackend:
         await self._turn()
         return result
 
+    async def store_and_expunge(
+        self, ref: MailboxRef, uids: Sequence[int], flags: Sequence[str],
+        expunge: Sequence[int],
+    ) -> list[int]:
+        await self._turn()
+        result = await self.inner.store_and_expunge(ref, uids, flags, expunge)
+        await self._turn()
+        return result
+
     async def copy(
         self,
         ref: MailboxRef,

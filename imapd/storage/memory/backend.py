@@ -425,6 +425,32 @@ class MemoryBackend:
             self.data.ring(mailbox.id, modseq)
         return gone
 
+    async def store_and_expunge(
+        self, ref: MailboxRef, uids: Sequence[int], flags: Sequence[str],
+        expunge: Sequence[int],
+    ) -> list[int]:
+        """POP3's UPDATE (RFC 1939 §6): see the contract; one MODSEQ."""
+        mailbox = self._mailbox(ref)
+        bits, keywords = _split(flags)
+        pending: dict[str, str] = {}
+        keywords = _respell(mailbox, keywords, True, pending)
+        gone = [m.uid for m in _wanted(mailbox, expunge)]
+        updates: list[tuple[Message, int, tuple[str, ...]]] = []
+        for message in _wanted(mailbox, [u for u in uids if u not in set(gone)]):
+            new_bits, new_keywords = apply_op(FlagOp.ADD, (message.bits, message.keywords),
+                                              (bits, keywords))
+            if new_bits != message.bits or set(new_keywords) != set(message.keywords):
+                updates.append((message, new_bits, new_keywords))
+        mailbox.keywords.update(pending)
+        if not updates and not gone:
+            return []
+        modseq = mailbox.bump()
+        for message, new_bits, new_keywords in updates:
+            message.bits, message.keywords, message.modseq = new_bits, new_keywords, modseq
+        self._remove(mailbox, gone, modseq)
+        self.data.ring(mailbox.id, modseq)
+        return gone
+
     @staticmethod
     def _remove(mailbox: Mailbox, uids: Sequence[int], modseq: int | None = None) -> int:
         """Remove messages, remembering them as expunged at one MODSEQ."""

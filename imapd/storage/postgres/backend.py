@@ -350,6 +350,24 @@ class PostgresBackend:
 
         return await self.runner.write(write)
 
+    async def store_and_expunge(
+        self, ref: MailboxRef, uids: Sequence[int], flags: Sequence[str],
+        expunge: Sequence[int],
+    ) -> list[int]:
+        """POP3's UPDATE (RFC 1939 §6) in one transaction: one commit."""
+        self._check_open()
+        try:
+            given = split_flags(flags)
+        except Exception as error:
+            raise mail_error(error) from None
+
+        def write(conn: Conn) -> tuple[list[int], Rings]:
+            row = tree.mailbox(conn, ref, lock=True)
+            gone, modseq = msgs.store_and_expunge(conn, row, uids, given, expunge)
+            return gone, ([(row.id, modseq)] if modseq else [])
+
+        return await self.runner.write(write)
+
     async def copy(
         self,
         ref: MailboxRef,

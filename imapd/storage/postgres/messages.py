@@ -184,12 +184,15 @@ def store_flags(
     return StoreResult(plan.stamped(modseq), frozenset(plan.prior), tuple(plan.modified))
 
 
-def remove_messages(conn: Conn, mailbox_id: int, uids: Sequence[int]) -> int | None:
+def remove_messages(conn: Conn, mailbox_id: int, uids: Sequence[int],
+                    modseq: int | None = None) -> int | None:
     """Delete messages, remembering them as expunged at one new MODSEQ
-    (RFC 7162 §3.2.5.2); that MODSEQ, or None when there were none."""
+    (RFC 7162 §3.2.5.2), or at ``modseq`` when the caller has already
+    taken one for the same call; that MODSEQ, or None when there were none."""
     if not uids:
         return None
-    modseq = bump_modseq(conn, mailbox_id)
+    if modseq is None:
+        modseq = bump_modseq(conn, mailbox_id)
     bodies = [int(r[0]) for r in conn.execute(
         "DELETE FROM messages WHERE mailbox_id=%s AND uid = ANY(%s) RETURNING body_id",
         (mailbox_id, list(uids))).fetchall()]
@@ -207,6 +210,37 @@ def expunge(conn: Conn, row: MailboxRow, uids: Sequence[int] | None) -> list[int
     gone = [int(r[0]) for r in rows]
     remove_messages(conn, row.id, gone)
     return gone
+
+
+def store_and_expunge(
+    conn: Conn, row: MailboxRow, uids: Sequence[int],
+    given: tuple[int, tuple[str, ...]], expunge: Sequence[int],
+) -> tuple[list[int], int]:
+    """POP3's UPDATE (RFC 1939 §6, ``MailBackend.store_and_expunge``): add
+    the ``given`` flags to ``uids`` and remove ``expunge``, whatever their
+    flags, under one new MODSEQ. Returns the UIDs removed and that MODSEQ
+    (0 when nothing changed)."""
+    bits, keywords = given
+    keywords = map_keywords(conn, row.id, keywords, define=True)
+    gone = [int(r[0]) for r in uid_rows(
+        conn, "SELECT uid FROM messages WHERE mailbox_id=%s", row.id, expunge)]
+    removed = set(gone)
+    rows = uid_rows(conn, "SELECT uid, sysflags, keywords, modseq FROM messages "
+                    "WHERE mailbox_id=%s", row.id, [u for u in uids if u not in removed])
+    plan = plan_store(rows, FlagOp.ADD, bits, keywords, None)
+    if not plan.updates and not gone:
+        return [], 0
+    modseq = bump_modseq(conn, row.id)
+    if plan.updates:
+        updates = plan.updates
+        conn.execute(
+            "UPDATE messages m SET sysflags=u.bits, keywords=u.kw, modseq=%s "
+            "FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS u(uid, bits, kw) "
+            "WHERE m.mailbox_id=%s AND m.uid=u.uid",
+            (modseq, [u[0] for u in updates], [u[1] for u in updates],
+             [u[2] for u in updates], row.id))
+    remove_messages(conn, row.id, gone, modseq)
+    return gone, modseq
 
 
 def copy(

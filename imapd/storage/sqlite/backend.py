@@ -478,6 +478,23 @@ class SqliteBackend:
 
         return await self._write(write)
 
+    async def store_and_expunge(
+        self, ref: MailboxRef, uids: Sequence[int], flags: Sequence[str],
+        expunge: Sequence[int],
+    ) -> list[int]:
+        """POP3's UPDATE (RFC 1939 §6) as one write job: one commit."""
+        try:
+            given = split_flags(flags)
+        except Exception as error:
+            raise mail_error(error) from None
+
+        def write(conn: sqlite3.Connection) -> tuple[list[int], Rings]:
+            row = reads.mailbox(conn, ref)
+            gone, modseq = msgs.store_and_expunge(conn, row, uids, given, expunge)
+            return gone, ([(row.id, modseq)] if modseq else [])
+
+        return await self._write(write)
+
     async def copy(
         self,
         ref: MailboxRef,

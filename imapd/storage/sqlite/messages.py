@@ -192,12 +192,16 @@ def store_flags(
     return result, plan.prior
 
 
-def remove_messages(conn: sqlite3.Connection, mailbox_id: int, rows: list[Any]) -> int | None:
+def remove_messages(conn: sqlite3.Connection, mailbox_id: int, rows: list[Any],
+                    modseq: int | None = None) -> int | None:
     """Delete (uid, body_id) rows, remembering them as expunged at a new
-    MODSEQ (RFC 7162 §3.2.5.2). Returns that MODSEQ, or None if no rows."""
+    MODSEQ (RFC 7162 §3.2.5.2), or at ``modseq`` when the caller has
+    already taken one for the same call. Returns that MODSEQ, or None if no
+    rows."""
     if not rows:
         return None
-    modseq = bump_modseq(conn, mailbox_id)
+    if modseq is None:
+        modseq = bump_modseq(conn, mailbox_id)
     conn.executemany(
         "DELETE FROM messages WHERE mailbox_id=? AND uid=?", [(mailbox_id, r[0]) for r in rows]
     )
@@ -217,6 +221,35 @@ def expunge(conn: sqlite3.Connection, row: MailboxRow, uids: Sequence[int] | Non
     )
     remove_messages(conn, row.id, rows)
     return [int(r[0]) for r in rows]
+
+
+def store_and_expunge(
+    conn: sqlite3.Connection, row: MailboxRow, uids: Sequence[int],
+    given: tuple[int, tuple[str, ...]], expunge: Sequence[int],
+) -> tuple[list[int], int]:
+    """POP3's UPDATE (RFC 1939 §6, ``MailBackend.store_and_expunge``): add
+    the ``given`` flags to ``uids`` and remove ``expunge``, whatever their
+    flags, under one new MODSEQ. Returns the UIDs removed and that MODSEQ
+    (0 when nothing changed)."""
+    bits, keywords = given
+    keywords = map_keywords(conn, row.id, keywords, define=True)
+    gone = uid_filtered(conn, "SELECT uid, body_id FROM messages WHERE mailbox_id=?",
+                        row.id, expunge)
+    removed = {int(r[0]) for r in gone}
+    rows = uid_filtered(
+        conn, "SELECT uid, sysflags, keywords, modseq FROM messages WHERE mailbox_id=?",
+        row.id, [uid for uid in uids if uid not in removed],
+    )
+    plan = plan_store(rows, FlagOp.ADD, bits, keywords, None)
+    if not plan.updates and not gone:
+        return [], 0
+    modseq = bump_modseq(conn, row.id)
+    conn.executemany(
+        "UPDATE messages SET sysflags=?, keywords=?, modseq=? WHERE mailbox_id=? AND uid=?",
+        [(b, t, modseq, row.id, uid) for uid, b, t in plan.updates],
+    )
+    remove_messages(conn, row.id, gone, modseq)
+    return sorted(removed), modseq
 
 
 def copy(
