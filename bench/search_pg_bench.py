@@ -22,7 +22,8 @@ prints ``EXPLAIN (ANALYZE, BUFFERS)`` of the SQL ``fts.matches`` and
 ``fts.candidates`` send for the rare word, the subject, the sender
 and the common word, and times BODY's
 per-candidate reads against one batched query, and TEXT's query
-without parallel workers and with an index on ``messages(body_id)``. Prints the load average before
+without parallel workers and with an index on ``messages(body_id)``,
+and SORT/THREAD's facts reads. Prints the load average before
 and after: figures move with it.
 """
 
@@ -193,6 +194,34 @@ def alternatives(dsn: str, needle: str) -> None:
         conn.execute(b"DROP INDEX bench_messages_by_body")
 
 
+def facts_cost(dsn: str, batch: int = 2048) -> None:
+    """SORT/THREAD's facts reads (``MailBackend.sort_facts``, ``batch`` UIDs
+    a call as the commands do) over the whole mailbox, and the plan of one."""
+    from imapd.mail.backend import MailboxRef
+
+    [(mailbox_id, uidvalidity)] = sql(dsn, "SELECT id, uidvalidity FROM mailboxes WHERE name = 'INBOX'")
+    uids = [int(uid) for (uid,) in sql(
+        dsn, "SELECT uid FROM messages WHERE mailbox_id = %s ORDER BY uid", (mailbox_id,))]
+    mail_service = service(dsn)
+    ref = MailboxRef(int(mailbox_id), int(uidvalidity))
+
+    async def read_all() -> int:
+        found = 0
+        for first in range(0, len(uids), batch):
+            found += len(await mail_service.backend.sort_facts(ref, uids[first:first + batch]))
+        return found
+
+    start = time.perf_counter()
+    found = on_reactor(read_all)
+    print(f"\nsort_facts of {found} messages, {batch} a call: "
+          f"{(time.perf_counter() - start) * 1000:.1f} ms", flush=True)
+    on_reactor(mail_service.close)
+    query = ("SELECT m.uid, f.facts FROM messages m JOIN sort_facts f ON f.body_id = m.body_id "
+             "WHERE m.mailbox_id = %s AND m.uid = ANY(%s)")
+    for (line,) in sql(dsn, "EXPLAIN (ANALYZE, BUFFERS) " + query, (mailbox_id, uids[:batch])):
+        print("  " + (line if len(line) < 160 else line[:150] + " ..."))  # not the 2,048 UIDs
+
+
 def confirm_cost(dsn: str, needle: str) -> None:
     """What SEARCH BODY's confirmation costs on this engine: the evaluator
     reads each index candidate with ``read_message`` (its own round trips:
@@ -343,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                 explain(dsn, needle)
             confirm_cost(dsn, RARE_WORD)
             alternatives(dsn, RARE_WORD)
+            facts_cost(dsn)
         print(f"load between: {os.getloadavg()}", flush=True)
         for indexed in (True, False):
             rate = appends_per_second(pg.fresh()[0], args.append, indexed)
