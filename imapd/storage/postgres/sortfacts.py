@@ -20,11 +20,16 @@ from imapd.message.sortfacts import facts_for
 if TYPE_CHECKING:  # runner imports schema, which imports this module
     from imapd.storage.postgres.runner import Conn
 
+# The index on messages(body_id) serves the full-text lookups too: their
+# matches are bodies, joined back to the mailbox's messages; without it
+# PostgreSQL scanned all of a mailbox's messages for each SEARCH TEXT (a
+# 100,000-message mailbox: 24-38 ms of a 53 ms rare-word search).
 MIGRATION = """
 CREATE TABLE sort_facts(
     body_id BIGINT PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
     facts BYTEA NOT NULL
-)
+);
+CREATE INDEX messages_by_body ON messages(body_id)
 """
 
 
@@ -41,10 +46,14 @@ def read(conn: Conn, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
     """The stored facts of those ``uids`` that have them."""
     if not uids:
         return {}
+    # A correlated lookup by the primary key, not a join: for a batch of
+    # 2,048 UIDs the planner hashed the whole sort_facts table (every body
+    # of every user) once per batch, quadratic over a large mailbox.
     rows = conn.execute(
-        "SELECT m.uid, f.facts FROM messages m JOIN sort_facts f ON f.body_id = m.body_id "
-        "WHERE m.mailbox_id = %s AND m.uid = ANY(%s)", (mailbox_id, list(uids))).fetchall()
-    return {int(str(uid)): bytes(facts) for uid, facts in rows}
+        "SELECT m.uid, (SELECT f.facts FROM sort_facts f WHERE f.body_id = m.body_id) "
+        "FROM messages m WHERE m.mailbox_id = %s AND m.uid = ANY(%s)",
+        (mailbox_id, list(uids))).fetchall()
+    return {int(str(uid)): bytes(facts) for uid, facts in rows if facts is not None}
 
 
 Progress = Callable[[int, int], None]
