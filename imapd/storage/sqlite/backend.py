@@ -149,7 +149,7 @@ class SqliteBackend:
             checkpointer = Checkpointer(self.path + "-wal", int(lock_timeout * 1000))
             self.writer = ThreadedWriter(write_connection(), self._ring_all, hop, make_waiter,
                                          reconnect=write_connection, space=self.space,
-                                         checkpointer=checkpointer)
+                                         checkpointer=checkpointer, purge=fts.purge_gone)
             self.reader = ReadThread(self._connect(), hop, make_waiter, reconnect=self._connect)
             self._indexer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-index")
             self.poller = Poller(self._connect, self.sqlite_feed, hop, poll_interval)

@@ -27,7 +27,8 @@ Tables (all per-mailbox numbers are 64-bit; UIDs stay below 2**32):
 * ``body_fts``, ``body_unindexed`` (version 4): the full-text index of
   SEARCH's string keys (``imapd.storage.sqlite.fts``).
 * ``sort_facts`` (version 5): SORT and THREAD's facts of each body
-  (``imapd.storage.sqlite.sortfacts``).
+  (``imapd.storage.sqlite.sortfacts``); ``fts_gone`` (version 5): deleted
+  bodies whose index rows are still to be purged (``fts.purge_gone``).
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ CREATE TRIGGER usage_moved AFTER UPDATE OF mailbox_id, size ON messages
 END
 """,
     4: fts.MIGRATION,
-    5: sortfacts.MIGRATION,
+    # Unreleased, so it also defers the index's deletes (fts.GONE_MIGRATION).
+    5: sortfacts.MIGRATION + ";\n" + fts.GONE_MIGRATION,
 }
 
 

@@ -205,6 +205,7 @@ class ThreadedWriter:
         reconnect: Callable[[], Connection] | None = None,
         space: SpaceGuard | None = None,
         checkpointer: Checkpointer | None = None,
+        purge: Callable[[sqlite3.Connection], int] | None = None,
     ) -> None:
         # Told the committed state of the rung mailboxes (the poller's
         # detector), so the poller does not ring this process's own
@@ -214,6 +215,11 @@ class ThreadedWriter:
         self._reconnect = reconnect
         self.space = space
         self.checkpointer = checkpointer
+        # Deferred upkeep in transactions of its own, one step per empty
+        # queue (``fts.purge_gone``: the index rows of deleted bodies); due
+        # at start (a crash's leftovers) and after every commit.
+        self._purge = purge
+        self._purge_due = purge is not None
         self._ring_all = ring_all
         self._hop = hop
         self._make_waiter = make_waiter
@@ -273,6 +279,7 @@ class ThreadedWriter:
             self._hop(self._deliverer(batch))
             if committed and self.checkpointer is not None:
                 self._maintain(self.checkpointer.after_commit)
+            self._purge_due = self._purge is not None
             self._recycle_if_due()
         # Closed here, on this thread, after every other connection of the
         # backend: the last close checkpoints the WAL (writes and fsyncs),
@@ -286,16 +293,33 @@ class ThreadedWriter:
     def _idle_wait(self) -> float | None:
         """How long to wait for work before idle upkeep: the checkpoint of
         a changed WAL, or a look whether space returned for the reserve."""
+        if self._purge_due:
+            return 0
         waits = [1.0] if self.space is not None and self.space.short else []
         if self.checkpointer is not None and (wait := self.checkpointer.wait()) is not None:
             waits.append(wait)
         return min(waits, default=None)
 
     def _idle(self) -> None:
+        if self._purge_due and self._purge is not None:
+            self._purge_step(self._purge)
+            return
         if self.space is not None and self.space.short:
             self.space.ensure_reserve()
         if self.checkpointer is not None:
             self._maintain(self.checkpointer.idle)
+
+    def _purge_step(self, purge: Callable[[sqlite3.Connection], int]) -> None:
+        """One bounded purge transaction; the queue is looked at again before
+        the next, so client writes wait at most one step. A failure (e.g.
+        disk full) is logged and retried after the next commit."""
+        try:
+            self._purge_due = purge(self.conn) > 0
+        except Exception:
+            self._purge_due = False
+            log.exception("purging deleted bodies' search index rows failed")
+        if self._purge_due and self.checkpointer is not None:
+            self.checkpointer.dirty = True  # committed: the WAL grew
 
     def _maintain(self, step: Callable[[sqlite3.Connection], None]) -> None:
         """Upkeep between batches; a failure is logged, never kills the thread."""
