@@ -91,9 +91,11 @@ CREATE TRIGGER bodies_fts_gone AFTER DELETE ON bodies BEGIN
 END
 """
 # One purge transaction deletes at most this many bodies' rows, and stops
-# early past this many seconds: a client's write waits at most about that.
+# starting new ones past this many seconds: with the last body (~11 ms per
+# 50 KB) and the COMMIT a step holds the write lock ~45-65 ms (measured,
+# docs/benchmarks.md § POP3), which is what a client's write may wait.
 PURGE_BATCH = 20
-PURGE_SECONDS = 0.05
+PURGE_SECONDS = 0.035
 
 
 def _info(raw: bytes, meta: bytes) -> MessageInfo:
