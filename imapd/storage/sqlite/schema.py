@@ -213,14 +213,9 @@ def connect(data_dir: Path, check_same_thread: bool = True) -> Connection:
     return conn
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                        (name,)).fetchone() is not None
-
-
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION and _has_table(conn, "fts_gone"):
+    if version == SCHEMA_VERSION:
         return
     with write_transaction(conn):
         # Re-read under the write lock: another process may have just done it.
@@ -234,10 +229,6 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         while version < SCHEMA_VERSION:
             version += 1
             _run_script(conn, _MIGRATIONS[version])
-        # Version 5 stores made before it deferred the index's deletes
-        # (same day, unreleased): without the table every APPEND would fail.
-        if not _has_table(conn, "fts_gone"):
-            _run_script(conn, fts.GONE_MIGRATION)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

@@ -20,7 +20,7 @@ from imapd.mail.backend import MailboxRef
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem
 from imapd.message.casemap import fold
-from imapd.storage.sqlite import SqliteBackend, fts, schema, sortfacts
+from imapd.storage.sqlite import SqliteBackend, fts, schema
 from imapd.storage.sqlite.schema import DB_FILENAME
 from tests.storage.sqlite.backend_helpers import call, inbox, inline, run, threaded
 
@@ -192,26 +192,3 @@ def test_version_4_store_gets_the_deferred_trigger(tmp_path: Path) -> None:
         assert fts.purge_gone(conn) == 0
     finally:
         conn.close()
-
-
-def test_early_version_5_store_gets_the_deferred_trigger(tmp_path: Path) -> None:
-    # Version 5 as first committed (sort_facts only): opened, it is completed.
-    conn = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
-    schema._run_script(conn, schema._DDL)
-    for version in range(2, 5):
-        schema._run_script(conn, schema._MIGRATIONS[version])
-    schema._run_script(conn, sortfacts.MIGRATION)
-    conn.execute("PRAGMA user_version=5")
-    conn.close()
-    backend = inline(tmp_path)
-    try:
-        run(backend.ensure_user("u"))
-        box = run(backend.lookup("u", "INBOX"))
-        assert box is not None
-        run(backend.append(box.ref, [AppendItem(_raw("quokka"))]))
-        run(backend.store_flags(box.ref, [1], FlagOp.ADD, ["\\Deleted"]))
-        run(backend.expunge(box.ref))
-    finally:
-        run(backend.close())
-    assert _counts(tmp_path) == (1, 1, 1)
-    assert _purge_all(tmp_path) == 1
