@@ -313,6 +313,14 @@ class MailBackend(Protocol):
         the size; None if the message does not exist."""
         ...
 
+    async def read_messages(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole bytes of each existing message of ``uids``, by UID, from
+        one consistent read (one or two queries for the batch, not one per
+        message); messages that do not exist are left out. The caller bounds
+        the batch by the records' total size (the bytes are all in memory at
+        once). Never changes anything."""
+        ...
+
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
         """A streamable handle on the message's bytes from a consistent
         snapshot (an expunge meanwhile does not cut it short), or None."""

@@ -389,6 +389,22 @@ class MailboxWatch:
     ) -> bytes | None:
         return await self._backend.read_message(self._live(), uid, offset, length)
 
+    async def read_messages(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """``MailBackend.read_messages``: the whole bytes of the existing
+        ``uids``, by UID, in one call; the caller bounds the batch by size.
+        A backend (or a wrapper) without the method is asked one message at
+        a time, with the same answer."""
+        method = getattr(self._backend, "read_messages", None)
+        if method is None:
+            found: dict[int, bytes] = {}
+            for uid in uids:
+                raw = await self._backend.read_message(self._live(), uid, 0, None)
+                if raw is not None:
+                    found[uid] = raw
+            return found
+        result: dict[int, bytes] = await method(self._live(), uids)
+        return result
+
     async def open_message(self, uid: int) -> MessageBody | None:
         return await self._backend.open_message(self._live(), uid)
 

@@ -150,6 +150,12 @@ class YieldingBackend:
         await self._turn()
         return result
 
+    async def read_messages(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        await self._turn()
+        result = await self.inner.read_messages(ref, uids)
+        await self._turn()
+        return result
+
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
         await self._turn()
         result = await self.inner.open_message(ref, uid)

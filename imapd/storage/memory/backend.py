@@ -369,6 +369,9 @@ class MemoryBackend:
         end = size if length is None else min(size, start + max(length, 0))
         return message.data[start:end]
 
+    async def read_messages(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        return {m.uid: m.data for m in _wanted(self._mailbox(ref), uids)}
+
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
         message = self._mailbox(ref).messages.get(uid)
         if message is None:

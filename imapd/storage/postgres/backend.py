@@ -250,6 +250,10 @@ class PostgresBackend:
         return await self.runner.read(
             lambda conn: reads.read_message(conn, ref, uid, offset, length))
 
+    async def read_messages(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        self._check_open()
+        return await self.runner.read(lambda conn: reads.read_messages(conn, ref, uids))
+
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
         self._check_open()
         return await self.runner.read(lambda conn: reads.open_message(conn, ref, uid))

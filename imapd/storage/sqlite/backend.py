@@ -350,6 +350,9 @@ class SqliteBackend:
     ) -> bytes | None:
         return self._read(lambda conn: reads.read_message(conn, ref, uid, offset, length))
 
+    async def read_messages(self, ref: MailboxRef, uids: Sequence[int]) -> dict[int, bytes]:
+        return self._read(lambda conn: reads.read_messages(conn, ref, uids))
+
     async def open_message(self, ref: MailboxRef, uid: int) -> MessageBody | None:
         """Small bodies are read inline; a large one is copied to an
         anonymous spool file on the reader thread and streamed from there

@@ -139,6 +139,19 @@ def read_message(
     return msgs.read_body(conn, body_id, offset, end - offset)
 
 
+def read_messages(
+    conn: sqlite3.Connection, ref: MailboxRef, uids: Sequence[int]
+) -> dict[int, bytes]:
+    """``MailBackend.read_messages``: the whole bytes of the existing
+    ``uids`` in one query (a list of UIDs at a time), inside the caller's
+    read transaction; the caller bounds the batch's total size."""
+    check(conn, ref)
+    rows = msgs.uid_filtered(
+        conn, "SELECT uid, bodies.data FROM messages JOIN bodies ON bodies.id = "
+        "messages.body_id WHERE mailbox_id=?", ref.id, uids)
+    return {int(uid): bytes(data) for uid, data in rows}
+
+
 def small_body(
     conn: sqlite3.Connection, ref: MailboxRef, uid: int
 ) -> tuple[MessageBody | None, bool]:

@@ -5,7 +5,7 @@ keep SEARCH from reading message bytes it does not need."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -150,7 +150,15 @@ def counted_reads(server: MailServer, monkeypatch: pytest.MonkeyPatch) -> list[i
         reads.append(uid)
         return await original(sel, uid, offset, length)
 
+    # SEARCH reads small messages in batches: each UID of a batch counts.
+    batched = server.backend.read_messages
+
+    async def counting_batch(sel: Any, uids: Sequence[int]) -> dict[int, bytes]:
+        reads.extend(uids)
+        return await batched(sel, uids)
+
     monkeypatch.setattr(server.backend, "read_message", counting)
+    monkeypatch.setattr(server.backend, "read_messages", counting_batch)
     return reads
 
 
