@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 from imapd.mail.backend import AddMailbox, MailboxRef, RemoveMailbox, RenameMailbox
 from imapd.mail.flags import FlagOp
 from imapd.mail.records import AppendItem
-from imapd.storage.sqlite import SqliteBackend
+from imapd.storage.sqlite import SqliteBackend, fts
 from tests.storage.sqlite.backend_helpers import USER, call, inline, run, threaded
 
 MESSAGE = b"Subject: durable\r\n\r\nbody\r\n"
@@ -57,6 +57,12 @@ def steps(b: SqliteBackend, ref: MailboxRef) -> list[tuple[str, Callable[[], Awa
 
 
 def main(data_dir: Path, mark_dir: Path, mode: str) -> None:
+    # The writer's idle purge of expunged bodies' index rows (fts.purge_gone)
+    # is garbage collection after the acknowledgment, not part of any call:
+    # left on, its writes would land in whichever window is open when the
+    # writer goes idle (CI saw them in the expunge's, after its fsync). It is
+    # tested on its own (test_fts_gone.py).
+    fts.purge_gone = lambda conn: 0  # type: ignore[assignment]
     backend = threaded(data_dir) if mode == "threaded" else inline(data_dir)
     drive: Callable[[Callable[[], Awaitable[Any]]], Any] = (
         call if mode == "threaded" else (lambda fn: run(fn())))  # type: ignore[arg-type]
