@@ -56,6 +56,7 @@ from imapd.message.headers import split_fields
 from imapd.message.infocache import decode_info
 from imapd.message.model import MessageInfo
 from imapd.message.searchtext import ADDRESS_FIELDS, folded_header_texts, searchable_text
+from imapd.storage.sqlite.transactions import write_transaction
 
 # Bodies above this size are not indexed at APPEND (their decoding would hold
 # the store's one write lock too long); they stay candidates of every search.
@@ -163,8 +164,7 @@ def purge_gone(conn: sqlite3.Connection, batch: int = PURGE_BATCH,
         return 0
     started = time.monotonic()
     done = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         ids = [int(b) for (b,) in conn.execute(
             "SELECT body_id FROM fts_gone ORDER BY body_id LIMIT ?", (batch,))]
         for body_id in ids:
@@ -175,11 +175,6 @@ def purge_gone(conn: sqlite3.Connection, batch: int = PURGE_BATCH,
             done += 1
             if time.monotonic() - started > seconds:
                 break
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return done
 
 
@@ -273,18 +268,12 @@ def reindex(conn: sqlite3.Connection, progress: Progress | None = None) -> int:
     done = 0
     after = -1
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             ids = [int(b) for (b,) in conn.execute(
                 "SELECT body_id FROM body_unindexed WHERE body_id > ? ORDER BY body_id LIMIT ?",
                 (after, REINDEX_BATCH))]
             for body_id in ids:
                 _reindex_one(conn, body_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if not ids:
             return done
         after = ids[-1]

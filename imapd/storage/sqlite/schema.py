@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from imapd.storage.sqlite import fts, sortfacts
+# Re-exported: most of the engine imports them from here.
+from imapd.storage.sqlite.transactions import read_transaction as read_transaction
+from imapd.storage.sqlite.transactions import write_transaction as write_transaction
 
 DB_FILENAME = "mail.sqlite3"
 SCHEMA_VERSION = 5
@@ -245,29 +246,3 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             pending = ""
     if pending.strip(" \n;"):
         conn.execute(pending)
-
-
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT. Taking the write lock up front means a
-    transaction never fails half-way on a lock upgrade; other writers wait
-    up to the busy timeout. Any exception rolls back."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-@contextmanager
-def read_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A consistent snapshot for several reads (WAL readers never block)."""
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 from imapd.message.sortfacts import facts_for
 from imapd.storage.sqlite.messages import uid_filtered
+from imapd.storage.sqlite.transactions import write_transaction
 
 MIGRATION = """
 CREATE TABLE sort_facts(body_id INTEGER PRIMARY KEY, facts BLOB NOT NULL);
@@ -58,18 +59,12 @@ def reindex(conn: sqlite3.Connection, progress: Progress | None = None) -> int:
     done = 0
     after = -1
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             rows = conn.execute(
                 f"SELECT id, meta, data {missing} ORDER BY id LIMIT ?", (after, REINDEX_BATCH)
             ).fetchall()
             for body_id, meta, data in rows:
                 store(conn, int(body_id), facts_for(bytes(data), bytes(meta)))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if not rows:
             return done
         after = int(rows[-1][0])
