@@ -129,12 +129,7 @@ class MessageInfo:
     @classmethod
     def from_bytes(cls, data: bytes) -> MessageInfo:
         """Inverse of :meth:`to_bytes`; ValueError on foreign or corrupt data."""
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"message info is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
-            raise ValueError("unsupported message info version")
+        doc = _load_document(data)
         try:
             sent = doc.get("sent")
             return cls(
@@ -151,12 +146,7 @@ def envelope_from_bytes(data: bytes) -> EnvelopeData | None:
     blob (None when it has none): SORT and THREAD read nothing else, and
     skipping the parts halves the cost of :meth:`MessageInfo.from_bytes`.
     ValueError as ``from_bytes``."""
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"message info is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
-        raise ValueError("unsupported message info version")
+    doc = _load_document(data)
     try:
         root = doc["root"]
         if not isinstance(root, list) or len(root) != 18:
@@ -167,6 +157,19 @@ def envelope_from_bytes(data: bytes) -> EnvelopeData | None:
 
 
 # --- serialization helpers ----------------------------------------------------
+
+def _load_document(data: bytes) -> dict[str, Any]:
+    """The JSON object of a :meth:`MessageInfo.to_bytes` blob of this
+    format version; ValueError otherwise."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"message info is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION:
+        raise ValueError("unsupported message info version")
+    return doc
+
+
 # Parts are positional lists to keep the blob small; bytes are stored as
 # Latin-1 strings (a lossless byte <-> code point mapping).
 
